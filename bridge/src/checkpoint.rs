@@ -1,0 +1,155 @@
+//! The bridge's durable progress: the binlog position up to which every captured change is
+//! confirmed by the broker. Written atomically so a crash at any moment leaves either the old
+//! or the new checkpoint, never a torn file.
+
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A resumable position: always a transaction boundary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Binlog file and the position of the first event after the last finished transaction.
+    pub file: String,
+    pub pos: u64,
+    /// GTID of the last finished transaction, where the server writes GTIDs; recorded so an
+    /// operator can re-point the bridge at another server of the same replication topology.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtid: Option<String>,
+    /// The `seq` the next captured change will get: replaying from this position assigns the
+    /// same numbers again, which is what makes `seq` stable across restarts.
+    pub next_seq: u64,
+    /// When it was written (RFC 3339 UTC), for operators.
+    #[serde(default)]
+    pub saved_at: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error(
+        "cannot read checkpoint file {path}: {source}; fix its permissions, or move it away to \
+         start over from `source.start` (changes since it was written would then be missed)"
+    )]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "checkpoint file {path} is not a valid checkpoint ({message}); restore it from a backup, \
+         or move it away to start over from `source.start` (changes since it was written would \
+         then be missed)"
+    )]
+    Corrupt { path: PathBuf, message: String },
+    #[error("cannot write checkpoint file {path}: {source}; check free space and permissions of its directory")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckpointStore {
+    path: PathBuf,
+}
+
+impl CheckpointStore {
+    pub fn new(path: &Path) -> CheckpointStore {
+        CheckpointStore {
+            path: path.to_owned(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn load(&self) -> Result<Option<Checkpoint>, CheckpointError> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(CheckpointError::Read {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| CheckpointError::Corrupt {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Temp file, fsync, rename over the old one, fsync the directory: the rename is the commit.
+    pub fn save(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+        let write_err = |source| CheckpointError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let dir = match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&dir).map_err(write_err)?;
+        let mut tmp_name = self.path.file_name().unwrap_or_default().to_owned();
+        tmp_name.push(".tmp");
+        let tmp = dir.join(tmp_name);
+        let body = serde_json::to_vec_pretty(checkpoint).unwrap_or_default();
+        {
+            let mut file = File::create(&tmp).map_err(write_err)?;
+            file.write_all(&body).map_err(write_err)?;
+            file.write_all(b"\n").map_err(write_err)?;
+            file.sync_all().map_err(write_err)?;
+        }
+        fs::rename(&tmp, &self.path).map_err(write_err)?;
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(write_err)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("bridge-cp-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn saved_checkpoint_loads_back_and_leaves_no_temp_file() {
+        let dir = temp_dir("roundtrip");
+        let store = CheckpointStore::new(&dir.join("sub/cp.json"));
+        assert_eq!(store.load().unwrap(), None);
+        let cp = Checkpoint {
+            file: "binlog.000002".into(),
+            pos: 1234,
+            gtid: Some("0-1-9".into()),
+            next_seq: 77,
+            saved_at: "2026-01-01T00:00:00Z".into(),
+        };
+        store.save(&cp).unwrap();
+        store.save(&cp).unwrap();
+        assert_eq!(store.load().unwrap(), Some(cp));
+        assert!(!dir.join("sub/cp.json.tmp").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn corrupt_checkpoint_is_a_clear_error() {
+        let dir = temp_dir("corrupt");
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("cp.json");
+        fs::write(&path, "{not json").unwrap();
+        let err = CheckpointStore::new(&path).load().unwrap_err().to_string();
+        assert!(err.contains("not a valid checkpoint"), "{err}");
+        assert!(err.contains("cp.json"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,425 @@
+//! The bridge's TOML configuration: parsed strictly (unknown keys are errors, so a typo never
+//! silently falls back to a default) and validated before anything connects.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Environment variables that override secrets, so they need not sit in the file.
+pub const ENV_SOURCE_PASSWORD: &str = "BRIDGE_SOURCE_PASSWORD";
+pub const ENV_BROKER_URL: &str = "BRIDGE_BROKER_URL";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: key `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub capture: CaptureConfig,
+    #[serde(default)]
+    pub dedup: DedupConfig,
+    #[serde(default)]
+    pub broker: BrokerConfig,
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// Where the bridge starts reading when it has no checkpoint yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartPoint {
+    /// The server's current end of binlog: only changes made from now on.
+    End,
+    /// The oldest binlog the server still has.
+    Start,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    #[serde(default = "default_host")]
+    pub host: String,
+    #[serde(default = "default_mysql_port")]
+    pub port: u16,
+    pub user: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default = "default_server_id")]
+    pub server_id: u32,
+    #[serde(default = "default_source_heartbeat")]
+    pub heartbeat_secs: u64,
+    #[serde(default = "default_start")]
+    pub start: StartPoint,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureConfig {
+    #[serde(default)]
+    pub databases: Vec<String>,
+    #[serde(default)]
+    pub include_tables: Vec<String>,
+    #[serde(default)]
+    pub exclude_tables: Vec<String>,
+    #[serde(default)]
+    pub exclude_columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupConfig {
+    #[serde(default = "default_window_ms")]
+    pub window_ms: u64,
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    #[serde(default = "default_broker_url")]
+    pub url: String,
+    #[serde(default = "default_exchange")]
+    pub exchange: String,
+    #[serde(default = "default_confirm_window")]
+    pub confirm_window: usize,
+    #[serde(default = "default_broker_heartbeat")]
+    pub heartbeat_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    #[serde(default = "default_checkpoint_path")]
+    pub path: PathBuf,
+    #[serde(default = "default_checkpoint_interval")]
+    pub interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default = "default_log_format")]
+    pub format: LogFormat,
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+fn default_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_mysql_port() -> u16 {
+    3306
+}
+fn default_server_id() -> u32 {
+    4242
+}
+fn default_source_heartbeat() -> u64 {
+    5
+}
+fn default_start() -> StartPoint {
+    StartPoint::End
+}
+fn default_window_ms() -> u64 {
+    200
+}
+fn default_max_rows() -> usize {
+    10_000
+}
+fn default_max_bytes() -> usize {
+    16 * 1024 * 1024
+}
+fn default_broker_url() -> String {
+    "amqp://guest:guest@127.0.0.1:5672/%2f".into()
+}
+fn default_exchange() -> String {
+    "cdc.changes".into()
+}
+fn default_confirm_window() -> usize {
+    1000
+}
+fn default_broker_heartbeat() -> u64 {
+    10
+}
+fn default_checkpoint_path() -> PathBuf {
+    PathBuf::from("bridge.checkpoint.json")
+}
+fn default_checkpoint_interval() -> u64 {
+    500
+}
+fn default_log_format() -> LogFormat {
+    LogFormat::Text
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        DedupConfig {
+            window_ms: default_window_ms(),
+            max_rows: default_max_rows(),
+            max_bytes: default_max_bytes(),
+        }
+    }
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            url: default_broker_url(),
+            exchange: default_exchange(),
+            confirm_window: default_confirm_window(),
+            heartbeat_secs: default_broker_heartbeat(),
+        }
+    }
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig {
+            path: default_checkpoint_path(),
+            interval_ms: default_checkpoint_interval(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: default_log_format(),
+            level: default_log_level(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file; secrets come from the environment when set,
+    /// and a relative checkpoint path is taken relative to the config file's directory so the
+    /// bridge does not depend on the directory it was started from.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Config::parse(&text, path)?;
+        if let Ok(password) = std::env::var(ENV_SOURCE_PASSWORD) {
+            config.source.password = password;
+        }
+        if let Ok(url) = std::env::var(ENV_BROKER_URL) {
+            config.broker.url = url;
+        }
+        if config.checkpoint.path.is_relative() {
+            let base = path.parent().unwrap_or(Path::new("."));
+            config.checkpoint.path = base.join(&config.checkpoint.path);
+        }
+        Ok(config)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            message,
+        };
+        if self.source.user.is_empty() {
+            return Err(invalid(
+                "source.user",
+                "must name the replication user (it needs REPLICATION SLAVE, REPLICATION CLIENT \
+                 and SELECT)"
+                    .into(),
+            ));
+        }
+        if self.source.server_id == 0 {
+            return Err(invalid(
+                "source.server_id",
+                "must be a non-zero id that no other server or replica uses".into(),
+            ));
+        }
+        if self.source.heartbeat_secs == 0 || self.source.heartbeat_secs > 4_294_967 {
+            return Err(invalid(
+                "source.heartbeat_secs",
+                "must be between 1 and 4294967 seconds".into(),
+            ));
+        }
+        if self.capture.databases.is_empty() {
+            return Err(invalid(
+                "capture.databases",
+                "must list at least one database to capture".into(),
+            ));
+        }
+        for (key, entries, parts) in [
+            ("capture.include_tables", &self.capture.include_tables, 2),
+            ("capture.exclude_tables", &self.capture.exclude_tables, 2),
+            ("capture.exclude_columns", &self.capture.exclude_columns, 3),
+        ] {
+            for entry in entries {
+                let pieces: Vec<&str> = entry.split('.').collect();
+                if pieces.len() != parts || pieces.iter().any(|p| p.is_empty()) {
+                    let shape = if parts == 2 {
+                        "database.table"
+                    } else {
+                        "database.table.column"
+                    };
+                    return Err(invalid(
+                        key,
+                        format!("entry {entry:?} must have the form {shape}"),
+                    ));
+                }
+            }
+        }
+        if self.dedup.max_rows == 0 {
+            return Err(invalid("dedup.max_rows", "must be at least 1".into()));
+        }
+        if self.dedup.max_bytes < 1024 {
+            return Err(invalid("dedup.max_bytes", "must be at least 1024".into()));
+        }
+        if !(self.broker.url.starts_with("amqp://") || self.broker.url.starts_with("amqps://")) {
+            return Err(invalid(
+                "broker.url",
+                "must be an AMQP URL such as amqp://user:password@host:5672/%2f".into(),
+            ));
+        }
+        if self.broker.url.starts_with("amqps://") {
+            return Err(invalid(
+                "broker.url",
+                "amqps:// (TLS) is not supported by this build; use amqp:// on a trusted network \
+                 or a local TLS-terminating proxy"
+                    .into(),
+            ));
+        }
+        if self.broker.exchange.is_empty() {
+            return Err(invalid("broker.exchange", "must not be empty".into()));
+        }
+        if !(1..=65_535).contains(&self.broker.confirm_window) {
+            return Err(invalid(
+                "broker.confirm_window",
+                "must be between 1 and 65535 (100 or more for speed)".into(),
+            ));
+        }
+        if self.broker.heartbeat_secs == 0 {
+            return Err(invalid("broker.heartbeat_secs", "must be at least 1".into()));
+        }
+        if self.log.level.trim().is_empty() {
+            return Err(invalid("log.level", "must not be empty".into()));
+        }
+        Ok(())
+    }
+
+    pub fn dedup_window(&self) -> Duration {
+        Duration::from_millis(self.dedup.window_ms)
+    }
+}
+
+/// The broker URL with its password replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[source]
+user = "cdc"
+[capture]
+databases = ["app"]
+"#;
+
+    #[test]
+    fn minimal_config_gets_documented_defaults() {
+        let config = Config::parse(MINIMAL, Path::new("bridge.toml")).unwrap();
+        assert_eq!(config.source.port, 3306);
+        assert_eq!(config.dedup.window_ms, 200);
+        assert_eq!(config.broker.exchange, "cdc.changes");
+        assert_eq!(config.broker.confirm_window, 1000);
+        assert_eq!(config.source.start, StartPoint::End);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_file_and_key() {
+        let text = format!("{MINIMAL}\n[dedup]\nwindow = 5\n");
+        let err = Config::parse(&text, Path::new("conf/bridge.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("conf/bridge.toml"), "{err}");
+        assert!(err.contains("window"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let text = MINIMAL.replace("[\"app\"]", "[]");
+        let err = Config::parse(&text, Path::new("b.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("capture.databases"), "{err}");
+
+        let text = format!("{MINIMAL}\nexclude_columns = [\"app.t\"]\n");
+        let err = Config::parse(&text, Path::new("b.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("capture.exclude_columns"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_are_reported_with_their_key() {
+        let text = MINIMAL.replace("user = \"cdc\"", "user = \"cdc\"\nport = \"x\"");
+        let err = Config::parse(&text, Path::new("b.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("port"), "{err}");
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("amqp://guest:secret@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(redact_url("amqp://host/"), "amqp://host/");
+    }
+}

@@ -1,0 +1,17 @@
+//! The bridge: reads a MySQL/MariaDB binlog as a replica and publishes every captured row change
+//! to a RabbitMQ fanout exchange, confirmed, in order, resumable after any crash.
+//!
+//! Data path: [`source`] (binlog reader thread, decoding) -> [`pipeline`] (sequence numbers,
+//! sessions, checkpointing) -> [`dedup`] (coalescing) -> [`publisher`] (confirmed publishing).
+//! State lives in one place: the checkpoint file ([`checkpoint`]).
+
+pub mod capture_filter;
+pub mod checkpoint;
+pub mod config;
+pub mod dedup;
+pub mod pipeline;
+pub mod preflight;
+pub mod publisher;
+pub mod schema_catalog;
+pub mod source;
+pub mod time_format;

@@ -1,0 +1,498 @@
+//! The bridge's main loop: binlog source -> dedup buffer -> publisher, and the checkpoint that
+//! follows broker confirms.
+//!
+//! A *session* is one replication connection. It starts from the saved checkpoint, and when it
+//! ends (connection lost, stop requested, fatal error) everything it read is flushed and
+//! confirmed before the checkpoint is saved, so the next session (or the next process) resumes
+//! exactly there. Changes published after the checkpoint are published again by the next
+//! session, with the same `id` and `seq`: duplicates are possible, losses are not.
+
+use crate::capture_filter::CaptureFilter;
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
+use crate::config::{Config, StartPoint};
+use crate::dedup::{DedupBuffer, Released};
+use crate::preflight::{self, PreflightError};
+use crate::publisher::{properties, text_header, Outgoing, PublishError, Publisher};
+use crate::schema_catalog;
+use crate::source::{self, Boundary, CapturedRow, SourceError, SourceEvent, SourceParams, StartAt};
+use crate::time_format::{now_rfc3339, rfc3339_utc_millis, unix_millis_now};
+use change_message::{headers, Heartbeat, Message, RowChange, Source, CONTRACT_VERSION};
+use lapin::types::AMQPValue;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("cannot start the binlog reader thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// How many events the reader may run ahead of the publisher.
+const SOURCE_CHANNEL: usize = 4096;
+const STATS_EVERY: Duration = Duration::from_secs(30);
+
+enum SessionEnd {
+    Stopped,
+    SourceFailed(SourceError),
+}
+
+/// Runs until `stop` turns true (returns Ok) or a fatal error.
+pub async fn run(config: Config, stop: watch::Receiver<bool>) -> Result<(), BridgeError> {
+    let filter = Arc::new(CaptureFilter::new(&config.capture));
+    let store = CheckpointStore::new(&config.checkpoint.path);
+    let mut publisher = Publisher::new(
+        &config.broker.url,
+        &config.broker.exchange,
+        config.broker.confirm_window,
+        stop.clone(),
+    );
+    match publisher.connect().await {
+        Ok(()) => {}
+        Err(PublishError::Interrupted) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(exchange = %config.broker.exchange, "connected to the broker");
+
+    let mut backoff = Backoff::new();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let checkpoint = store.load()?;
+        let (facts, catalog) =
+            match preflight::run(&config.source, &filter, checkpoint.as_ref()).await {
+                Ok(found) => found,
+                Err(error) if error.is_retryable() => {
+                    tracing::warn!(%error, retry_in_s = backoff.peek().as_secs_f32(), "waiting for the database");
+                    if backoff.wait(&stop).await {
+                        break;
+                    }
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            };
+        let (start, next_seq, start_gtid) = match &checkpoint {
+            Some(cp) => {
+                tracing::info!(file = %cp.file, pos = cp.pos, next_seq = cp.next_seq, "resuming from checkpoint {}", store.path().display());
+                (
+                    StartAt::Position {
+                        file: cp.file.clone(),
+                        pos: cp.pos,
+                    },
+                    cp.next_seq,
+                    cp.gtid.clone(),
+                )
+            }
+            None => {
+                let start = match config.source.start {
+                    StartPoint::End => {
+                        tracing::warn!(checkpoint = %store.path().display(), "no checkpoint: starting at the CURRENT END of the binlog (source.start = \"end\"); changes made before now are not captured");
+                        StartAt::CurrentEnd
+                    }
+                    StartPoint::Start => {
+                        tracing::warn!(checkpoint = %store.path().display(), oldest = %facts.binlog_files[0], "no checkpoint: starting at the OLDEST binlog the server has (source.start = \"start\")");
+                        StartAt::OldestBinlog
+                    }
+                };
+                (start, 1, None)
+            }
+        };
+        tracing::info!(server = %facts.version, server_id = facts.server_id, "database checks passed");
+
+        let handle = tokio::runtime::Handle::current();
+        let lookup_config = config.source.clone();
+        let is_mariadb = facts.is_mariadb;
+        let params = SourceParams {
+            host: config.source.host.clone(),
+            port: config.source.port,
+            user: config.source.user.clone(),
+            password: config.source.password.clone(),
+            server_id: config.source.server_id,
+            heartbeat: Duration::from_secs(config.source.heartbeat_secs),
+            start,
+            start_gtid,
+            filter: filter.clone(),
+            catalog: catalog.tables,
+            lookup: Box::new(move |database, table| {
+                handle.block_on(async {
+                    let mut conn = preflight::connect(&lookup_config).await.ok()?;
+                    let found = schema_catalog::inspect(
+                        &mut conn,
+                        is_mariadb,
+                        &[database.to_string()],
+                        Some(table),
+                    )
+                    .await
+                    .ok()?;
+                    let _ = conn.disconnect().await;
+                    found.table(database, table).cloned()
+                })
+            }),
+        };
+        let mut session = Session {
+            config: &config,
+            publisher: &mut publisher,
+            store: &store,
+            dedup: DedupBuffer::new(
+                config.dedup_window(),
+                config.dedup.max_rows,
+                config.dedup.max_bytes,
+            ),
+            next_seq,
+            server_id: facts.server_id,
+            safe: checkpoint.clone(),
+            saved: checkpoint,
+            last_save: Instant::now(),
+            last_publish: Instant::now(),
+            last_boundary: None,
+            published: 0,
+        };
+        let end = session.run(params, stop.clone()).await?;
+        match end {
+            SessionEnd::Stopped => break,
+            SessionEnd::SourceFailed(error) if error.is_retryable() => {
+                tracing::error!(%error, retry_in_s = backoff.peek().as_secs_f32(), "binlog reading failed; reconnecting from the checkpoint");
+                if backoff.wait(&stop).await {
+                    break;
+                }
+            }
+            SessionEnd::SourceFailed(error) => return Err(error.into()),
+        }
+    }
+    publisher.close().await;
+    Ok(())
+}
+
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff {
+            next: Duration::from_millis(500),
+        }
+    }
+
+    fn peek(&self) -> Duration {
+        self.next
+    }
+
+    /// Sleeps; true when a stop was requested meanwhile.
+    async fn wait(&mut self, stop: &watch::Receiver<bool>) -> bool {
+        let mut stop = stop.clone();
+        let delay = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(30));
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => {}
+        }
+        let stopped = *stop.borrow();
+        stopped
+    }
+}
+
+struct Session<'a> {
+    config: &'a Config,
+    publisher: &'a mut Publisher,
+    store: &'a CheckpointStore,
+    dedup: DedupBuffer,
+    next_seq: u64,
+    server_id: u32,
+    /// Newest position whose changes are all confirmed.
+    safe: Option<Checkpoint>,
+    saved: Option<Checkpoint>,
+    last_save: Instant,
+    last_publish: Instant,
+    last_boundary: Option<Boundary>,
+    published: u64,
+}
+
+impl Session<'_> {
+    async fn run(
+        &mut self,
+        params: SourceParams,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<SessionEnd, BridgeError> {
+        let (tx, mut rx) = mpsc::channel(SOURCE_CHANNEL);
+        source::spawn(params, tx).map_err(BridgeError::Thread)?;
+        let watchdog = Duration::from_secs(self.config.source.heartbeat_secs * 3 + 5);
+        let heartbeat_every = Duration::from_secs(self.config.broker.heartbeat_secs);
+        let mut last_event = Instant::now();
+        let mut last_stats = Instant::now();
+        let mut ticker = tokio::time::interval(Duration::from_millis(250));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        let end = loop {
+            self.feed(false).await?;
+            let deadline = self.dedup.next_deadline().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                biased;
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        tracing::info!("stop requested: flushing, waiting for broker confirms, saving the checkpoint");
+                        break SessionEnd::Stopped;
+                    }
+                }
+                confirmed = self.publisher.next_confirmation(), if self.publisher.has_in_flight() => {
+                    if let Some(checkpoint) = confirmed? {
+                        self.safe = Some(checkpoint);
+                        self.save(false)?;
+                    }
+                }
+                event = rx.recv(), if self.dedup.has_room() => {
+                    last_event = Instant::now();
+                    match event {
+                        Some(SourceEvent::Row(row)) => self.push_row(*row),
+                        Some(SourceEvent::Boundary(boundary)) => {
+                            self.dedup.push_boundary(Checkpoint {
+                                file: boundary.file.to_string(),
+                                pos: boundary.pos,
+                                gtid: boundary.gtid.as_deref().map(str::to_string),
+                                next_seq: self.next_seq,
+                                saved_at: String::new(),
+                            });
+                            self.last_boundary = Some(boundary);
+                        }
+                        Some(SourceEvent::Alive) => {}
+                        Some(SourceEvent::Failed(error)) => break SessionEnd::SourceFailed(error),
+                        None => break SessionEnd::SourceFailed(SourceError::Lost {
+                            file: self.position().0,
+                            pos: self.position().1,
+                            message: "the binlog reader stopped".into(),
+                        }),
+                    }
+                }
+                _ = sleep_until(deadline), if deadline.is_some() => {}
+                _ = ticker.tick() => {
+                    if last_event.elapsed() > watchdog {
+                        let (file, pos) = self.position();
+                        break SessionEnd::SourceFailed(SourceError::Lost {
+                            file,
+                            pos,
+                            message: format!(
+                                "no event or server heartbeat for {}s (heartbeat every {}s): the connection is presumed dead",
+                                last_event.elapsed().as_secs(),
+                                self.config.source.heartbeat_secs
+                            ),
+                        });
+                    }
+                    if self.dedup.is_empty() && self.last_publish.elapsed() >= heartbeat_every && self.publisher.has_room() {
+                        self.publish_heartbeat().await?;
+                    }
+                    self.save(false)?;
+                    if last_stats.elapsed() >= STATS_EVERY {
+                        last_stats = Instant::now();
+                        self.log_stats();
+                    }
+                }
+            }
+        };
+        drop(rx);
+        self.wind_down().await?;
+        Ok(end)
+    }
+
+    fn position(&self) -> (String, u64) {
+        match (&self.last_boundary, &self.safe) {
+            (Some(b), _) => (b.file.to_string(), b.pos),
+            (None, Some(cp)) => (cp.file.clone(), cp.pos),
+            (None, None) => (String::new(), 0),
+        }
+    }
+
+    /// Publishes everything still buffered and waits for every confirm, then saves.
+    async fn wind_down(&mut self) -> Result<(), BridgeError> {
+        let result = async {
+            loop {
+                self.feed(true).await?;
+                if !self.publisher.has_in_flight() {
+                    break;
+                }
+                if let Some(checkpoint) = self.publisher.next_confirmation().await? {
+                    self.safe = Some(checkpoint);
+                }
+            }
+            Ok::<(), PublishError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => {}
+            Err(PublishError::Interrupted) => {
+                tracing::warn!(
+                    unconfirmed = self.publisher.unconfirmed(),
+                    "stopped while the broker was unreachable: unconfirmed changes will be published again on the next start"
+                );
+            }
+            Err(e) => {
+                self.save(true)?;
+                return Err(e.into());
+            }
+        }
+        self.save(true)?;
+        self.log_stats();
+        Ok(())
+    }
+
+    fn push_row(&mut self, row: CapturedRow) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let bytes = row.approx_bytes;
+        let change = RowChange {
+            version: CONTRACT_VERSION,
+            id: format!("{}:{}:{}:{}", row.file, row.pos, row.row, row.op.as_str()),
+            seq,
+            op: row.op,
+            database: row.database.to_string(),
+            table: row.table.to_string(),
+            key: row.key,
+            after: row.after,
+            before: row.before,
+            changed: row.changed,
+            binary_columns: row.binary_columns.to_vec(),
+            merged: 1,
+            source: Source {
+                server_id: self.server_id,
+                file: row.file.to_string(),
+                pos: row.pos,
+                row: row.row,
+                gtid: row.gtid.as_deref().map(str::to_string),
+                tx_index: row.tx_index,
+                commit_time: rfc3339_utc_millis(i64::from(row.commit_time) * 1000, 0),
+            },
+        };
+        self.dedup.push_change(change, bytes, Instant::now());
+    }
+
+    /// Moves released entries from the dedup buffer to the publisher while it has room.
+    async fn feed(&mut self, flush: bool) -> Result<(), PublishError> {
+        let now = Instant::now();
+        while self.publisher.has_room() {
+            match self.dedup.pop_ready(now, flush) {
+                Some(Released::Change(change)) => {
+                    let outgoing = encode_change(*change);
+                    self.publisher.publish(outgoing).await?;
+                    self.published += 1;
+                    self.last_publish = now;
+                }
+                Some(Released::Boundary(checkpoint)) => self.publisher.push_marker(checkpoint),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish_heartbeat(&mut self) -> Result<(), PublishError> {
+        let (file, pos) = self.position();
+        let now_ms = unix_millis_now();
+        let heartbeat = Heartbeat {
+            version: CONTRACT_VERSION,
+            id: format!("heartbeat:{now_ms}"),
+            seq: self.next_seq.saturating_sub(1),
+            time: now_rfc3339(),
+            file,
+            pos,
+        };
+        let props = properties(&heartbeat.id, "heartbeat", &[], (now_ms / 1000) as u64);
+        let body = Message::Heartbeat(heartbeat).to_vec();
+        self.publisher
+            .publish(Outgoing {
+                body: Arc::new(body),
+                properties: props,
+            })
+            .await?;
+        self.last_publish = Instant::now();
+        Ok(())
+    }
+
+    /// Saves the newest confirmed position, at most every `checkpoint.interval_ms` unless forced.
+    fn save(&mut self, force: bool) -> Result<(), CheckpointError> {
+        let Some(safe) = &self.safe else {
+            return Ok(());
+        };
+        let unchanged = self
+            .saved
+            .as_ref()
+            .is_some_and(|s| s.file == safe.file && s.pos == safe.pos && s.next_seq == safe.next_seq);
+        if unchanged {
+            return Ok(());
+        }
+        if !force && self.last_save.elapsed() < Duration::from_millis(self.config.checkpoint.interval_ms) {
+            return Ok(());
+        }
+        let mut checkpoint = safe.clone();
+        checkpoint.saved_at = now_rfc3339();
+        self.store.save(&checkpoint)?;
+        tracing::debug!(file = %checkpoint.file, pos = checkpoint.pos, "checkpoint saved");
+        self.saved = Some(checkpoint);
+        self.last_save = Instant::now();
+        Ok(())
+    }
+
+    fn log_stats(&self) {
+        let stats = self.dedup.stats();
+        let saved_pct = if stats.received == 0 {
+            0.0
+        } else {
+            stats.merged as f64 * 100.0 / stats.received as f64
+        };
+        let (file, pos) = self.position();
+        let stall = self.publisher.stall();
+        tracing::info!(
+            changes_read = stats.received,
+            dedup_merged = stats.merged,
+            dedup_saved_pct = format!("{saved_pct:.1}"),
+            published = self.published,
+            confirmed = self.publisher.confirmed,
+            unconfirmed = self.publisher.unconfirmed(),
+            read_file = %file,
+            read_pos = pos,
+            checkpoint_pos = self.saved.as_ref().map(|c| c.pos).unwrap_or(0),
+            "bridge progress"
+        );
+        if let Some((waited, reason)) = stall {
+            if waited > Duration::from_secs(10) {
+                tracing::error!(
+                    waited_s = waited.as_secs(),
+                    blocked = reason.as_deref().unwrap_or("no"),
+                    "the broker has not confirmed anything for a while"
+                );
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn encode_change(change: RowChange) -> Outgoing {
+    let timestamp = (unix_millis_now() / 1000) as u64;
+    let props = properties(
+        &change.id,
+        "change",
+        &[
+            (headers::DATABASE, text_header(&change.database)),
+            (headers::TABLE, text_header(&change.table)),
+            (headers::OPERATION, text_header(change.op.as_str())),
+            (headers::SEQ, AMQPValue::LongLongInt(change.seq as i64)),
+        ],
+        timestamp,
+    );
+    Outgoing {
+        body: Arc::new(Message::Change(change).to_vec()),
+        properties: props,
+    }
+}

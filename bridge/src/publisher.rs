@@ -1,0 +1,351 @@
+//! Publishes to the fanout exchange on one channel with pipelined publisher confirms.
+//!
+//! Every message stays in `in_flight` until the broker confirms it, in publishing order, with
+//! checkpoint markers between them. A marker reaches the head only once everything published
+//! before it is confirmed: that is the moment its position may be saved. When the connection
+//! fails, everything still in `in_flight` is published again, in the same order, on a new
+//! connection (duplicates are allowed, losses are not).
+
+use crate::checkpoint::Checkpoint;
+use crate::config::redact_url;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Event, ExchangeKind,
+    PublisherConfirm,
+};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(
+        "the broker returned a message as unroutable: no queue is bound to exchange `{exchange}`, \
+         so the change would be dropped. Publishing stopped; bind at least one queue (add a \
+         partner) and restart the bridge"
+    )]
+    Unroutable { exchange: String },
+    #[error("stopped while waiting for the broker")]
+    Interrupted,
+}
+
+/// A message ready to publish; its body is kept until confirmed so it can be sent again.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub body: Arc<Vec<u8>>,
+    pub properties: BasicProperties,
+}
+
+enum InFlight {
+    Message {
+        message: Outgoing,
+        confirm: Option<PublisherConfirm>,
+    },
+    Marker(Checkpoint),
+}
+
+struct Link {
+    connection: Connection,
+    channel: Channel,
+}
+
+pub struct Publisher {
+    url: String,
+    exchange: String,
+    window: usize,
+    link: Option<Link>,
+    in_flight: VecDeque<InFlight>,
+    unconfirmed: usize,
+    stop: watch::Receiver<bool>,
+    /// When the head of `in_flight` last moved, to report stalls (e.g. a blocked broker).
+    last_progress: Instant,
+    blocked: Arc<std::sync::Mutex<Option<String>>>,
+    /// Publishes confirmed so far.
+    pub confirmed: u64,
+}
+
+/// Builds the AMQP properties of a change or heartbeat message.
+pub fn properties(
+    id: &str,
+    kind: &str,
+    headers: &[(&str, AMQPValue)],
+    timestamp: u64,
+) -> BasicProperties {
+    let mut table = FieldTable::default();
+    for (name, value) in headers {
+        table.insert(ShortString::from(*name), value.clone());
+    }
+    BasicProperties::default()
+        .with_content_type(ShortString::from(change_message::CONTENT_TYPE))
+        .with_delivery_mode(2)
+        .with_message_id(ShortString::from(id))
+        .with_type(ShortString::from(kind))
+        .with_timestamp(timestamp)
+        .with_headers(table)
+}
+
+pub fn text_header(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}
+
+impl Publisher {
+    pub fn new(url: &str, exchange: &str, window: usize, stop: watch::Receiver<bool>) -> Publisher {
+        Publisher {
+            url: url.to_string(),
+            exchange: exchange.to_string(),
+            window,
+            link: None,
+            in_flight: VecDeque::new(),
+            unconfirmed: 0,
+            stop,
+            last_progress: Instant::now(),
+            blocked: Arc::new(std::sync::Mutex::new(None)),
+            confirmed: 0,
+        }
+    }
+
+    pub fn has_room(&self) -> bool {
+        self.unconfirmed < self.window
+    }
+
+    pub fn has_in_flight(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+
+    pub fn unconfirmed(&self) -> usize {
+        self.unconfirmed
+    }
+
+    /// How long the oldest unconfirmed message has waited, and why if the broker said.
+    pub fn stall(&self) -> Option<(Duration, Option<String>)> {
+        if self.unconfirmed == 0 {
+            return None;
+        }
+        let reason = self.blocked.lock().ok().and_then(|b| b.clone());
+        Some((self.last_progress.elapsed(), reason))
+    }
+
+    async fn open_link(&self) -> Result<Link, lapin::Error> {
+        let properties = ConnectionProperties::default()
+            .with_connection_name(LongString::from("cdc-bridge"));
+        let connection = Connection::connect(&self.url, properties).await?;
+        let blocked = self.blocked.clone();
+        let mut events = connection.events_listener();
+        tokio::spawn(async move {
+            use futures_lite::StreamExt;
+            while let Some(event) = events.next().await {
+                match event {
+                    Event::ConnectionBlocked(reason) => {
+                        tracing::error!(
+                            %reason,
+                            "the broker BLOCKED publishing (resource alarm: disk or memory). No \
+                             change can be published until an operator frees disk space or \
+                             memory on the broker"
+                        );
+                        if let Ok(mut b) = blocked.lock() {
+                            *b = Some(reason);
+                        }
+                    }
+                    Event::ConnectionUnblocked => {
+                        tracing::warn!("the broker unblocked publishing");
+                        if let Ok(mut b) = blocked.lock() {
+                            *b = None;
+                        }
+                    }
+                    Event::Error(error) => {
+                        tracing::warn!(%error, "broker connection error");
+                    }
+                    _ => {}
+                }
+            }
+        });
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        channel
+            .exchange_declare(
+                ShortString::from(self.exchange.as_str()),
+                ExchangeKind::Fanout,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(Link {
+            connection,
+            channel,
+        })
+    }
+
+    /// Connects (or reconnects) with capped exponential backoff, saying what it waits for, then
+    /// publishes everything unconfirmed again in order.
+    pub async fn connect(&mut self) -> Result<(), PublishError> {
+        if let Some(link) = self.link.take() {
+            let _ = link.connection.close(200, ShortString::from("reconnecting")).await;
+        }
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 0u32;
+        loop {
+            if *self.stop.borrow() {
+                return Err(PublishError::Interrupted);
+            }
+            attempt += 1;
+            match self.open_link().await {
+                Ok(link) => {
+                    if attempt > 1 {
+                        tracing::info!(attempt, "connected to the broker again");
+                    }
+                    self.link = Some(link);
+                    match self.republish().await {
+                        Ok(()) => return Ok(()),
+                        Err(error) => {
+                            tracing::warn!(%error, "publishing again after reconnect failed; retrying");
+                            self.link = None;
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        broker = %redact_url(&self.url),
+                        exchange = %self.exchange,
+                        attempt,
+                        retry_in_ms = delay.as_millis() as u64,
+                        %error,
+                        "waiting for the broker"
+                    );
+                }
+            }
+            let jitter = Duration::from_millis(fastrand::u64(0..=delay.as_millis() as u64 / 4));
+            let mut stop = self.stop.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(delay + jitter) => {}
+                _ = stop.changed() => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    async fn republish(&mut self) -> Result<(), lapin::Error> {
+        let Some(link) = &self.link else {
+            return Ok(());
+        };
+        let mut count = 0usize;
+        for entry in self.in_flight.iter_mut() {
+            if let InFlight::Message { message, confirm } = entry {
+                *confirm = Some(send(&link.channel, &self.exchange, message).await?);
+                count += 1;
+            }
+        }
+        if count > 0 {
+            tracing::info!(count, "published unconfirmed messages again after reconnecting");
+        }
+        self.last_progress = Instant::now();
+        Ok(())
+    }
+
+    /// Queues a message and sends it; the caller checks `has_room` first to bound memory.
+    pub async fn publish(&mut self, message: Outgoing) -> Result<(), PublishError> {
+        self.unconfirmed += 1;
+        if self.unconfirmed == 1 {
+            self.last_progress = Instant::now();
+        }
+        let sent = match &self.link {
+            Some(link) => send(&link.channel, &self.exchange, &message).await.ok(),
+            None => None,
+        };
+        let failed = sent.is_none();
+        self.in_flight.push_back(InFlight::Message {
+            message,
+            confirm: sent,
+        });
+        if failed {
+            // The reconnect publishes this one too, with everything before it.
+            self.connect().await?;
+        }
+        Ok(())
+    }
+
+    pub fn push_marker(&mut self, checkpoint: Checkpoint) {
+        match self.in_flight.back_mut() {
+            Some(InFlight::Marker(last)) => *last = checkpoint,
+            _ => self.in_flight.push_back(InFlight::Marker(checkpoint)),
+        }
+    }
+
+    /// Waits for the head of the queue to be confirmed. Returns a checkpoint when one becomes
+    /// safe to save. Cancel-safe: an interrupted wait leaves the queue as it was.
+    pub async fn next_confirmation(&mut self) -> Result<Option<Checkpoint>, PublishError> {
+        loop {
+            let outcome = match self.in_flight.front_mut() {
+                None => return Ok(None),
+                Some(InFlight::Marker(_)) => None,
+                Some(InFlight::Message { confirm, .. }) => match confirm {
+                    Some(pending) => Some(pending.await),
+                    None => {
+                        // Never sent (the link was down): reconnecting sends it.
+                        self.connect().await?;
+                        continue;
+                    }
+                },
+            };
+            match outcome {
+                None => {
+                    if let Some(InFlight::Marker(checkpoint)) = self.in_flight.pop_front() {
+                        return Ok(Some(checkpoint));
+                    }
+                }
+                Some(Ok(Confirmation::Ack(None))) | Some(Ok(Confirmation::NotRequested)) => {
+                    self.in_flight.pop_front();
+                    self.unconfirmed -= 1;
+                    self.confirmed += 1;
+                    self.last_progress = Instant::now();
+                    return Ok(None);
+                }
+                Some(Ok(Confirmation::Ack(Some(_)))) => {
+                    return Err(PublishError::Unroutable {
+                        exchange: self.exchange.clone(),
+                    });
+                }
+                Some(Ok(Confirmation::Nack(_))) => {
+                    tracing::warn!("the broker refused (nack) a message; reconnecting to publish it and every later one again in order");
+                    self.connect().await?;
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(%error, unconfirmed = self.unconfirmed, "lost the broker connection; reconnecting");
+                    self.connect().await?;
+                }
+            }
+        }
+    }
+
+    pub async fn close(&mut self) {
+        if let Some(link) = self.link.take() {
+            let _ = link.channel.close(200, ShortString::from("bye")).await;
+            let _ = link.connection.close(200, ShortString::from("bye")).await;
+        }
+    }
+}
+
+async fn send(
+    channel: &Channel,
+    exchange: &str,
+    message: &Outgoing,
+) -> Result<PublisherConfirm, lapin::Error> {
+    channel
+        .basic_publish(
+            ShortString::from(exchange),
+            ShortString::from(""),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            &message.body,
+            message.properties.clone(),
+        )
+        .await
+}

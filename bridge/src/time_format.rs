@@ -1,0 +1,90 @@
+//! Calendar arithmetic for turning epoch times into RFC 3339 text, kept here so the message
+//! contract does not depend on a date library for three functions.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Civil date (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` for milliseconds since the epoch; `fraction_digits` (0..=3)
+/// fractional digits are written, never more than the source had.
+pub fn rfc3339_utc_millis(millis: i64, fraction_digits: u32) -> String {
+    let secs = millis.div_euclid(1000);
+    let ms = millis.rem_euclid(1000);
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    let mut text = format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    );
+    push_fraction(&mut text, ms as u32, fraction_digits);
+    text.push('Z');
+    text
+}
+
+/// Appends `.ddd` cut to `digits` digits (0 to 3) of a millisecond value.
+pub fn push_fraction(text: &mut String, millis: u32, digits: u32) {
+    let digits = digits.min(3);
+    if digits > 0 {
+        let value = millis / 10u32.pow(3 - digits);
+        text.push('.');
+        text.push_str(&format!("{value:0width$}", width = digits as usize));
+    }
+}
+
+pub fn unix_millis_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub fn now_rfc3339() -> String {
+    rfc3339_utc_millis(unix_millis_now(), 3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_and_leap_days_format_correctly() {
+        assert_eq!(rfc3339_utc_millis(0, 0), "1970-01-01T00:00:00Z");
+        // 2024-02-29T12:34:56.789Z
+        assert_eq!(
+            rfc3339_utc_millis(1_709_210_096_789, 3),
+            "2024-02-29T12:34:56.789Z"
+        );
+        assert_eq!(
+            rfc3339_utc_millis(1_709_210_096_789, 2),
+            "2024-02-29T12:34:56.78Z"
+        );
+        assert_eq!(
+            rfc3339_utc_millis(-1_000, 0),
+            "1969-12-31T23:59:59Z"
+        );
+    }
+
+    #[test]
+    fn far_dates_are_exact() {
+        // 2038-01-19T03:14:08Z, one second past the 32-bit limit
+        assert_eq!(
+            rfc3339_utc_millis(2_147_483_648_000, 0),
+            "2038-01-19T03:14:08Z"
+        );
+        assert_eq!(civil_from_days(-719_468), (0, 3, 1));
+    }
+}

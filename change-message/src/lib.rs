@@ -1,0 +1,259 @@
+//! The change message: the one contract between the bridge, which produces it from the binlog,
+//! and the pusher, which turns it into partner API calls.
+//!
+//! Both sides depend on this crate so that the JSON on the wire has exactly one definition. The
+//! README documents the same format for consumers written in other languages; change both
+//! together, and bump [`CONTRACT_VERSION`] for any change a consumer could notice.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Version of the JSON layout. A consumer refuses messages whose version it does not know.
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// AMQP content type of every message.
+pub const CONTENT_TYPE: &str = "application/json";
+
+/// AMQP header names the bridge sets so that operators (and broker-side filters) can see what a
+/// message is about without parsing its body.
+pub mod headers {
+    pub const DATABASE: &str = "x-database";
+    pub const TABLE: &str = "x-table";
+    pub const OPERATION: &str = "x-operation";
+    pub const SEQ: &str = "x-seq";
+}
+
+/// A column name to value map in table column order.
+pub type Row = Map<String, Value>;
+
+/// Everything that travels from the bridge to the pusher.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Message {
+    /// One row change (possibly several changes of the same row coalesced into one).
+    Change(RowChange),
+    /// Sent when the source is idle so consumers can tell the bridge is alive and how far it read.
+    Heartbeat(Heartbeat),
+}
+
+/// What happened to the row.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Insert => "insert",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+        }
+    }
+}
+
+/// One row change.
+///
+/// `seq` orders changes: a larger `seq` is a newer state. It is assigned to every row change the
+/// bridge captures, in binlog order, and is stable across bridge restarts, so a consumer that
+/// remembers the highest `seq` it applied per record can drop redelivered duplicates and stale
+/// states alike.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct RowChange {
+    pub version: u32,
+    /// Stable identity of the newest change this message carries: the same change published again
+    /// (after a crash or a broker reconnect) has the same id.
+    pub id: String,
+    pub seq: u64,
+    pub op: Operation,
+    pub database: String,
+    pub table: String,
+    /// Primary-key columns and their values, in key order.
+    pub key: Row,
+    /// Full row image after the change (insert, update).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Row>,
+    /// Full row image before the change (update, delete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Row>,
+    /// Columns whose value differs between `before` and `after` (updates only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<String>,
+    /// Columns whose values are base64 text of binary data (BLOB, BINARY, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binary_columns: Vec<String>,
+    /// How many captured row changes this message stands for (1 unless coalesced).
+    pub merged: u32,
+    pub source: Source,
+}
+
+/// Where a change came from in the source database's binlog.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Source {
+    /// `server_id` of the database server that wrote the binlog.
+    pub server_id: u32,
+    /// Binlog file and the position of the rows event that carried the change.
+    pub file: String,
+    pub pos: u64,
+    /// Index of the row inside its rows event.
+    pub row: u32,
+    /// GTID of the transaction, where the server uses GTIDs (MariaDB `domain-server-seq`,
+    /// MySQL `uuid:n`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtid: Option<String>,
+    /// Order of this change inside its transaction, from 0.
+    pub tx_index: u32,
+    /// Commit time of the transaction, RFC 3339 UTC, second precision (the binlog's own precision).
+    pub commit_time: String,
+}
+
+/// Liveness and progress signal.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Heartbeat {
+    pub version: u32,
+    pub id: String,
+    /// The highest `seq` assigned so far; the next change will carry a larger one.
+    pub seq: u64,
+    /// When the heartbeat was produced, RFC 3339 UTC.
+    pub time: String,
+    /// The binlog position the bridge has read up to.
+    pub file: String,
+    pub pos: u64,
+}
+
+impl Message {
+    /// Parses a message body, refusing contract versions this build does not understand.
+    pub fn from_slice(body: &[u8]) -> Result<Message, ContractError> {
+        let message: Message = serde_json::from_slice(body).map_err(ContractError::Json)?;
+        let version = match &message {
+            Message::Change(change) => change.version,
+            Message::Heartbeat(heartbeat) => heartbeat.version,
+        };
+        if version != CONTRACT_VERSION {
+            return Err(ContractError::UnknownVersion(version));
+        }
+        Ok(message)
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        // Serializing these types cannot fail: every map key is a string and no value is a
+        // non-finite float (serde_json turns those into null).
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+impl RowChange {
+    /// Identity of the record this change is about: database, table and primary key. Two changes
+    /// of the same record always have equal keys, whatever their operation.
+    pub fn record_key(&self) -> String {
+        format!(
+            "{}.{}/{}",
+            self.database,
+            self.table,
+            Value::Object(self.key.clone())
+        )
+    }
+
+    /// The newest known state of the row: `after` for inserts and updates, `before` for deletes.
+    pub fn latest_image(&self) -> Option<&Row> {
+        match self.op {
+            Operation::Delete => self.before.as_ref(),
+            Operation::Insert | Operation::Update => self.after.as_ref(),
+        }
+    }
+}
+
+/// Why a message body could not be read as a change message.
+#[derive(Debug)]
+pub enum ContractError {
+    Json(serde_json::Error),
+    UnknownVersion(u32),
+}
+
+impl std::fmt::Display for ContractError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ContractError::Json(e) => write!(f, "not a change message: {e}"),
+            ContractError::UnknownVersion(v) => write!(
+                f,
+                "change message version {v} is not understood by this build (it reads version \
+                 {CONTRACT_VERSION}): upgrade the consumer"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ContractError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> RowChange {
+        let mut key = Row::new();
+        key.insert("id".into(), json!(7));
+        RowChange {
+            version: CONTRACT_VERSION,
+            id: "1-binlog.000001-400-0".into(),
+            seq: 42,
+            op: Operation::Update,
+            database: "ocpi".into(),
+            table: "locations".into(),
+            key,
+            after: Some(json!({"id": 7, "name": "b"}).as_object().cloned().unwrap()),
+            before: Some(json!({"id": 7, "name": "a"}).as_object().cloned().unwrap()),
+            changed: vec!["name".into()],
+            binary_columns: vec![],
+            merged: 1,
+            source: Source {
+                server_id: 1,
+                file: "binlog.000001".into(),
+                pos: 400,
+                row: 0,
+                gtid: Some("0-1-5".into()),
+                tx_index: 0,
+                commit_time: "2026-01-01T00:00:00Z".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn change_round_trips_through_json_with_its_type_tag() {
+        let message = Message::Change(sample());
+        let body = message.to_vec();
+        let text = String::from_utf8(body.clone()).unwrap();
+        assert!(text.starts_with(r#"{"type":"change","version":1"#), "{text}");
+        assert_eq!(Message::from_slice(&body).unwrap(), message);
+    }
+
+    #[test]
+    fn row_images_keep_column_order() {
+        let body = Message::Change(sample()).to_vec();
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.contains(r#""after":{"id":7,"name":"b"}"#), "{text}");
+    }
+
+    #[test]
+    fn unknown_versions_are_refused() {
+        let mut change = sample();
+        change.version = 99;
+        let body = Message::Change(change).to_vec();
+        assert!(matches!(
+            Message::from_slice(&body),
+            Err(ContractError::UnknownVersion(99))
+        ));
+    }
+
+    #[test]
+    fn record_key_ignores_the_operation() {
+        let a = sample();
+        let mut b = sample();
+        b.op = Operation::Delete;
+        assert_eq!(a.record_key(), b.record_key());
+        assert_eq!(a.record_key(), r#"ocpi.locations/{"id":7}"#);
+    }
+}

@@ -1,0 +1,181 @@
+//! The bridge configuration file, as a struct with every key, rendered to TOML.
+//!
+//! ```ignore
+//! let toml = bridge_config(db.port(), &rabbit::shared_amqp_url(), &exchange)
+//!     .with(|c| c.source.start = "start".into())
+//!     .to_toml();
+//! ```
+
+use std::fmt;
+
+#[derive(Clone, Debug)]
+pub struct BridgeConfig {
+    pub source: SourceConfig,
+    pub capture: CaptureConfig,
+    pub dedup: DedupConfig,
+    pub broker: BrokerConfig,
+    pub checkpoint: CheckpointConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct SourceConfig {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// `None` leaves the key out (the bridge then reads env `BRIDGE_SOURCE_PASSWORD`).
+    pub password: Option<String>,
+    pub server_id: u32,
+    pub heartbeat_secs: u64,
+    /// Where to begin without a checkpoint: `"end"` or `"start"`.
+    pub start: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct CaptureConfig {
+    pub databases: Vec<String>,
+    /// `"db.table"` entries; empty = every table of `databases`.
+    pub include_tables: Vec<String>,
+    pub exclude_tables: Vec<String>,
+    /// `"db.table.column"` entries.
+    pub exclude_columns: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DedupConfig {
+    pub window_ms: u64,
+    pub max_rows: u64,
+    pub max_bytes: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    pub url: String,
+    pub exchange: String,
+    pub confirm_window: u32,
+    pub heartbeat_secs: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct CheckpointConfig {
+    /// Relative paths are relative to the config file's directory.
+    pub path: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// `"text"` or `"json"`.
+    pub format: String,
+    pub level: String,
+}
+
+impl Default for BridgeConfig {
+    /// The documented example values.
+    fn default() -> Self {
+        BridgeConfig {
+            source: SourceConfig {
+                host: "127.0.0.1".into(),
+                port: 3306,
+                user: crate::mariadb::CDC_USER.into(),
+                password: Some(crate::mariadb::CDC_PASSWORD.into()),
+                server_id: 4242,
+                heartbeat_secs: 5,
+                start: "end".into(),
+            },
+            capture: CaptureConfig {
+                databases: vec![crate::mariadb::APP_DATABASE.into()],
+                include_tables: Vec::new(),
+                exclude_tables: Vec::new(),
+                exclude_columns: Vec::new(),
+            },
+            dedup: DedupConfig {
+                window_ms: 0,
+                max_rows: 10_000,
+                max_bytes: 16 * 1024 * 1024,
+            },
+            broker: BrokerConfig {
+                url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+                exchange: "cdc.changes".into(),
+                confirm_window: 1000,
+                heartbeat_secs: 10,
+            },
+            checkpoint: CheckpointConfig {
+                path: "bridge.checkpoint.json".into(),
+            },
+            log: LogConfig {
+                format: "text".into(),
+                level: "info".into(),
+            },
+        }
+    }
+}
+
+/// The default config pointed at a test's MariaDB port, broker URL and exchange.
+pub fn bridge_config(db_port: u16, amqp_url: &str, exchange: &str) -> BridgeConfig {
+    let mut config = BridgeConfig::default();
+    config.source.port = db_port;
+    config.broker.url = amqp_url.to_string();
+    config.broker.exchange = exchange.to_string();
+    config
+}
+
+impl BridgeConfig {
+    /// Applies `change` and returns the config, for one-expression overrides.
+    pub fn with(mut self, change: impl FnOnce(&mut BridgeConfig)) -> BridgeConfig {
+        change(&mut self);
+        self
+    }
+
+    /// The TOML text of the config file.
+    pub fn to_toml(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// A TOML basic string. JSON string escapes are a subset of TOML's, so serde_json does it.
+fn s(value: &str) -> String {
+    serde_json::to_string(value).expect("strings serialize")
+}
+
+fn list(values: &[String]) -> String {
+    let items: Vec<String> = values.iter().map(|v| s(v)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+impl fmt::Display for BridgeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let src = &self.source;
+        writeln!(f, "[source]")?;
+        writeln!(f, "host = {}", s(&src.host))?;
+        writeln!(f, "port = {}", src.port)?;
+        writeln!(f, "user = {}", s(&src.user))?;
+        if let Some(password) = &src.password {
+            writeln!(f, "password = {}", s(password))?;
+        }
+        writeln!(f, "server_id = {}", src.server_id)?;
+        writeln!(f, "heartbeat_secs = {}", src.heartbeat_secs)?;
+        writeln!(f, "start = {}", s(&src.start))?;
+        let cap = &self.capture;
+        writeln!(f, "\n[capture]")?;
+        writeln!(f, "databases = {}", list(&cap.databases))?;
+        writeln!(f, "include_tables = {}", list(&cap.include_tables))?;
+        writeln!(f, "exclude_tables = {}", list(&cap.exclude_tables))?;
+        writeln!(f, "exclude_columns = {}", list(&cap.exclude_columns))?;
+        let d = &self.dedup;
+        writeln!(f, "\n[dedup]")?;
+        writeln!(f, "window_ms = {}", d.window_ms)?;
+        writeln!(f, "max_rows = {}", d.max_rows)?;
+        writeln!(f, "max_bytes = {}", d.max_bytes)?;
+        let b = &self.broker;
+        writeln!(f, "\n[broker]")?;
+        writeln!(f, "url = {}", s(&b.url))?;
+        writeln!(f, "exchange = {}", s(&b.exchange))?;
+        writeln!(f, "confirm_window = {}", b.confirm_window)?;
+        writeln!(f, "heartbeat_secs = {}", b.heartbeat_secs)?;
+        writeln!(f, "\n[checkpoint]")?;
+        writeln!(f, "path = {}", s(&self.checkpoint.path))?;
+        writeln!(f, "\n[log]")?;
+        writeln!(f, "format = {}", s(&self.log.format))?;
+        writeln!(f, "level = {}", s(&self.log.level))
+    }
+}

@@ -1,0 +1,25 @@
+//! Test harness for end-to-end tests: private MariaDB servers with the binlog on, RabbitMQ (the
+//! shared broker or private nodes), the bridge binary as a child process, and its config file.
+//!
+//! Everything panics with a clear message on failure: this is test code. Servers and bridges keep
+//! their files under `<workspace>/target/test-servers/`; a passing test removes them, a failing
+//! one keeps them and prints where they are.
+
+pub mod bridge_process;
+pub mod config;
+pub mod mariadb;
+pub mod rabbit;
+pub mod util;
+
+pub use bridge_process::{bridge_bin, BridgeProcess};
+pub use config::{
+    bridge_config, BridgeConfig, BrokerConfig, CaptureConfig, CheckpointConfig, DedupConfig,
+    LogConfig, SourceConfig,
+};
+pub use mariadb::{MariaDb, MariaDbOptions, APP_DATABASE, CDC_PASSWORD, CDC_USER};
+pub use rabbit::{
+    declare_bound_queue, declare_exchange, delete_exchange, delete_queue, drain, drain_changes,
+    drain_received, publish_bodies, publish_messages, purge_queue, queue_len, shared_amqp_url,
+    unique_name, RabbitNode, Received,
+};
+pub use util::{free_port, test_servers_dir, workspace_root};

@@ -1,0 +1,583 @@
+//! RabbitMQ: the shared broker on 127.0.0.1:5672, private nodes for tests that stop the broker,
+//! and async helpers (lapin) to declare, drain, count and delete.
+
+use std::future::poll_fn;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use change_message::{Message, RowChange};
+use futures_core::Stream;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+
+use crate::util::{
+    cleanup_dir, find_program, free_port_with_offsets, fresh_dir, next_counter, pid_alive,
+    running_as_root, send_signal, tail,
+};
+
+/// The shared broker every test may use (each with its own [`unique_name`]s):
+/// `amqp://guest:guest@127.0.0.1:5672/%2f`, or env `TEST_AMQP_URL`.
+pub fn shared_amqp_url() -> String {
+    std::env::var("TEST_AMQP_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
+}
+
+/// `prefix-<pid>-<counter>-<random>`: exchange and queue names that no other test (in this or a
+/// parallel test process) uses.
+pub fn unique_name(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}-{:04x}",
+        std::process::id(),
+        next_counter(),
+        fastrand::u16(..)
+    )
+}
+
+/// Opens a connection (panics with the URL on failure).
+pub async fn connect(url: &str) -> Connection {
+    Connection::connect(
+        url,
+        ConnectionProperties::default().with_connection_name("system-tests".into()),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot connect to RabbitMQ at {url}: {e}"))
+}
+
+async fn channel(conn: &Connection) -> Channel {
+    conn.create_channel()
+        .await
+        .unwrap_or_else(|e| panic!("cannot open a RabbitMQ channel: {e}"))
+}
+
+async fn close(conn: Connection) {
+    let _ = conn.close(200, "OK".into()).await;
+}
+
+/// Declares a durable fanout exchange (idempotent).
+pub async fn declare_exchange(url: &str, exchange: &str) {
+    let conn = connect(url).await;
+    let ch = channel(&conn).await;
+    declare_fanout(&ch, exchange).await;
+    close(conn).await;
+}
+
+async fn declare_fanout(ch: &Channel, exchange: &str) {
+    ch.exchange_declare(
+        exchange.into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot declare fanout exchange {exchange:?}: {e}"));
+}
+
+/// Declares a durable fanout exchange (idempotent) and a durable classic queue bound to it.
+pub async fn declare_bound_queue(url: &str, exchange: &str, queue: &str) {
+    let conn = connect(url).await;
+    let ch = channel(&conn).await;
+    declare_fanout(&ch, exchange).await;
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), AMQPValue::LongString("classic".into()));
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        },
+        args,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot declare queue {queue:?}: {e}"));
+    ch.queue_bind(
+        queue.into(),
+        exchange.into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot bind queue {queue:?} to {exchange:?}: {e}"));
+    close(conn).await;
+}
+
+/// One message taken from a queue, with what the broker said about it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub message: Message,
+    pub body: Vec<u8>,
+    pub properties: BasicProperties,
+    pub redelivered: bool,
+}
+
+impl Received {
+    /// A header value as text (string or integer headers), e.g. `header("x-table")`.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let headers = self.properties.headers().as_ref()?;
+        let value = headers.inner().get(name)?;
+        Some(match value {
+            AMQPValue::LongString(s) => s.to_string(),
+            AMQPValue::ShortString(s) => s.as_str().to_string(),
+            AMQPValue::LongLongInt(i) => i.to_string(),
+            AMQPValue::LongInt(i) => i.to_string(),
+            AMQPValue::LongUInt(i) => i.to_string(),
+            AMQPValue::ShortInt(i) => i.to_string(),
+            AMQPValue::ShortUInt(i) => i.to_string(),
+            other => format!("{other:?}"),
+        })
+    }
+}
+
+/// Consumes and acks messages from `queue` until `expected_changes` change messages have arrived
+/// or `timeout` passes; returns everything received (heartbeats included, they do not count),
+/// with properties. Messages prefetched beyond the count are returned to the queue unacked.
+/// Panics on a body that is not a change message.
+pub async fn drain_received(
+    url: &str,
+    queue: &str,
+    expected_changes: usize,
+    timeout: Duration,
+) -> Vec<Received> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut received = Vec::new();
+    if expected_changes == 0 {
+        return received;
+    }
+    let conn = connect(url).await;
+    let ch = channel(&conn).await;
+    ch.basic_qos(200, BasicQosOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("basic.qos: {e}"));
+    let mut consumer = ch
+        .basic_consume(
+            queue.into(),
+            unique_name("drain").as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cannot consume from queue {queue:?}: {e}"));
+    let mut changes = 0;
+    while changes < expected_changes {
+        let next = poll_fn(|cx| Pin::new(&mut consumer).poll_next(cx));
+        let delivery = match tokio::time::timeout_at(deadline, next).await {
+            Err(_) => break,
+            Ok(None) => panic!("consumer on queue {queue:?} ended (channel closed?)"),
+            Ok(Some(Err(e))) => panic!("consuming from queue {queue:?}: {e}"),
+            Ok(Some(Ok(delivery))) => delivery,
+        };
+        let message = Message::from_slice(&delivery.data).unwrap_or_else(|e| {
+            panic!(
+                "queue {queue:?} delivered something that is not a change message ({e}): {}",
+                String::from_utf8_lossy(&delivery.data)
+            )
+        });
+        let acked = delivery
+            .ack(BasicAckOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("ack on queue {queue:?}: {e}"));
+        assert!(acked, "ack on queue {queue:?} was not accepted (channel closed)");
+        if matches!(message, Message::Change(_)) {
+            changes += 1;
+        }
+        received.push(Received {
+            message,
+            body: delivery.data,
+            properties: delivery.properties,
+            redelivered: delivery.redelivered,
+        });
+    }
+    drop(consumer);
+    let _ = ch.close(200, "OK".into()).await;
+    close(conn).await;
+    received
+}
+
+/// [`drain_received`] without the properties: change messages and heartbeats, in queue order.
+pub async fn drain(url: &str, queue: &str, expected: usize, timeout: Duration) -> Vec<Message> {
+    drain_received(url, queue, expected, timeout)
+        .await
+        .into_iter()
+        .map(|r| r.message)
+        .collect()
+}
+
+/// [`drain`] keeping only the row changes (heartbeats are consumed and dropped).
+pub async fn drain_changes(
+    url: &str,
+    queue: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<RowChange> {
+    drain(url, queue, expected, timeout)
+        .await
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Change(c) => Some(c),
+            Message::Heartbeat(_) => None,
+        })
+        .collect()
+}
+
+/// Number of messages ready in `queue` (passive declare; unacked messages are not counted).
+pub async fn queue_len(url: &str, queue: &str) -> u32 {
+    let conn = connect(url).await;
+    let ch = channel(&conn).await;
+    let q = ch
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("queue {queue:?} cannot be inspected: {e}"));
+    close(conn).await;
+    q.message_count()
+}
+
+/// Removes every ready message from `queue`; returns how many.
+pub async fn purge_queue(url: &str, queue: &str) -> u32 {
+    let conn = connect(url).await;
+    let ch = channel(&conn).await;
+    let n = ch
+        .queue_purge(queue.into(), QueuePurgeOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("cannot purge queue {queue:?}: {e}"));
+    close(conn).await;
+    n
+}
+
+/// Deletes a queue (no error if it does not exist).
+pub async fn delete_queue(url: &str, queue: &str) {
+    let conn = connect(url).await;
+    let ch = channel(&conn).await;
+    ch.queue_delete(queue.into(), QueueDeleteOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("cannot delete queue {queue:?}: {e}"));
+    close(conn).await;
+}
+
+/// Deletes an exchange (no error if it does not exist).
+pub async fn delete_exchange(url: &str, exchange: &str) {
+    let conn = connect(url).await;
+    let ch = channel(&conn).await;
+    ch.exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("cannot delete exchange {exchange:?}: {e}"));
+    close(conn).await;
+}
+
+/// Publishes raw bodies to `exchange` as persistent JSON messages with publisher confirms (the
+/// way the bridge does; for pusher tests). Panics on a nack or a return.
+pub async fn publish_bodies(url: &str, exchange: &str, bodies: &[Vec<u8>]) {
+    let conn = connect(url).await;
+    let ch = channel(&conn).await;
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("confirm.select: {e}"));
+    let mut confirms = Vec::with_capacity(bodies.len());
+    for body in bodies {
+        let confirm = ch
+            .basic_publish(
+                exchange.into(),
+                "".into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                body,
+                BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_content_type(change_message::CONTENT_TYPE.into()),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("publish to {exchange:?}: {e}"));
+        confirms.push(confirm);
+        if confirms.len() >= 500 {
+            for c in confirms.drain(..) {
+                check_confirm(exchange, c.await);
+            }
+        }
+    }
+    for c in confirms {
+        check_confirm(exchange, c.await);
+    }
+    close(conn).await;
+}
+
+fn check_confirm(exchange: &str, confirmation: lapin::Result<Confirmation>) {
+    match confirmation {
+        Ok(Confirmation::Ack(None)) => {}
+        Ok(Confirmation::Ack(Some(ret))) => {
+            panic!("publish to {exchange:?} was returned (no queue bound?): {ret:?}")
+        }
+        Ok(other) => panic!("publish to {exchange:?} not acked: {other:?}"),
+        Err(e) => panic!("publish to {exchange:?}: {e}"),
+    }
+}
+
+/// Publishes change messages (see [`publish_bodies`]).
+pub async fn publish_messages(url: &str, exchange: &str, messages: &[Message]) {
+    let bodies: Vec<Vec<u8>> = messages.iter().map(Message::to_vec).collect();
+    publish_bodies(url, exchange, &bodies).await;
+}
+
+const RABBIT_READY_TIMEOUT: Duration = Duration::from_secs(90);
+const RABBIT_STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A private RabbitMQ node (own name, port, mnesia and log directories) for tests that stop,
+/// restart or kill the broker. Stopped, and its directory removed unless the test failed, on drop.
+///
+/// Needs root (the Debian scripts run the node as user `rabbitmq`) and the system erlang cookie;
+/// the first start takes several seconds.
+pub struct RabbitNode {
+    dir: PathBuf,
+    port: u16,
+    node: String,
+    running: bool,
+}
+
+impl RabbitNode {
+    /// Starts a node on a free port (its distribution port, port + 20000, is free too).
+    pub fn start() -> RabbitNode {
+        let dir = fresh_dir("rabbit");
+        // Ephemeral ports start at 32768: stay below so that port + 20000 is a valid port and
+        // unlikely to be taken by outgoing connections.
+        let port = free_port_with_offsets(20_000..32_000, &[20_000]);
+        let node = format!("t{port}@localhost");
+        std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("write enabled_plugins");
+        std::fs::write(
+            dir.join("rabbitmq.conf"),
+            "loopback_users = none\n",
+        )
+        .expect("write rabbitmq.conf");
+        for sub in ["mnesia", "log"] {
+            std::fs::create_dir_all(dir.join(sub)).expect("create rabbit subdirectory");
+        }
+        if running_as_root() {
+            let status = Command::new("chown")
+                .args(["-R", "rabbitmq:rabbitmq"])
+                .arg(&dir)
+                .status()
+                .expect("run chown");
+            assert!(status.success(), "chown -R rabbitmq:rabbitmq {} failed", dir.display());
+        }
+        let mut node = RabbitNode {
+            dir,
+            port,
+            node,
+            running: false,
+        };
+        node.launch();
+        node
+    }
+
+    /// `amqp://guest:guest@127.0.0.1:PORT/%2f` (guest may connect: loopback_users = none).
+    pub fn amqp_url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Erlang node name, `t<PORT>@localhost` (for `rabbitmqctl -n`).
+    pub fn node_name(&self) -> &str {
+        &self.node
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The node's main log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("log").join(format!("{}.log", self.node))
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.dir.join("rabbit.pid")
+    }
+
+    /// The node's OS pid, when its pid file names a live process.
+    pub fn pid(&self) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(self.pid_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        pid_alive(pid).then_some(pid)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.pid().is_some()
+    }
+
+    /// Runs `rabbitmqctl -n NODE <args>`, returning (success, combined output).
+    pub fn rabbitmqctl(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(find_program("rabbitmqctl"))
+            .arg("-n")
+            .arg(&self.node)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("cannot run rabbitmqctl");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    /// Stops the node cleanly (`rabbitmqctl -n NODE stop`) and waits until its process is gone.
+    pub fn stop(&mut self) {
+        if let Err(e) = self.try_stop(RABBIT_STOP_TIMEOUT) {
+            panic!("{e}");
+        }
+    }
+
+    fn try_stop(&mut self, timeout: Duration) -> Result<(), String> {
+        let Some(pid) = self.pid() else {
+            self.running = false;
+            return Ok(());
+        };
+        let started = Instant::now();
+        let (ok, out) = self.rabbitmqctl(&["stop", &self.pid_file().display().to_string()]);
+        while pid_alive(pid) {
+            if started.elapsed() > timeout {
+                send_signal(pid, "KILL");
+                self.running = false;
+                return Err(format!(
+                    "RabbitMQ node {} did not stop within {timeout:?} (rabbitmqctl stop: ok={ok}, \
+                     {out}); killed it",
+                    self.node
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.running = false;
+        Ok(())
+    }
+
+    /// SIGKILL: the broker disappears without closing connections.
+    pub fn kill(&mut self) {
+        if let Some(pid) = self.pid() {
+            send_signal(pid, "KILL");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while pid_alive(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.running = false;
+    }
+
+    /// Starts the node again (same name, port and data: durable queues and persistent messages
+    /// survive).
+    pub fn start_again(&mut self) {
+        assert!(!self.is_running(), "RabbitMQ node {} is still running", self.node);
+        self.launch();
+    }
+
+    fn launch(&mut self) {
+        let dir = self.dir.display().to_string();
+        let startup_log = self.dir.join("startup.log");
+        let out = Command::new(find_program("rabbitmq-server"))
+            .arg("-detached")
+            .env("RABBITMQ_NODENAME", &self.node)
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", (u32::from(self.port) + 20_000).to_string())
+            .env("RABBITMQ_MNESIA_BASE", format!("{dir}/mnesia"))
+            .env("RABBITMQ_LOG_BASE", format!("{dir}/log"))
+            .env("RABBITMQ_PID_FILE", format!("{dir}/rabbit.pid"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", format!("{dir}/enabled_plugins"))
+            .env("RABBITMQ_CONFIG_FILE", format!("{dir}/rabbitmq"))
+            .env("RABBITMQ_ADVANCED_CONFIG_FILE", format!("{dir}/advanced.config"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("cannot run rabbitmq-server");
+        let _ = std::fs::write(&startup_log, [&out.stdout[..], &out.stderr[..]].concat());
+        assert!(
+            out.status.success(),
+            "rabbitmq-server -detached failed ({}) for node {}:\n{}",
+            out.status,
+            self.node,
+            tail(&startup_log, 40)
+        );
+        self.running = true;
+        let started = Instant::now();
+        let mut saw_pid = false;
+        loop {
+            if amqp_answers(self.port) {
+                return;
+            }
+            match self.pid() {
+                Some(_) => saw_pid = true,
+                None if saw_pid => panic!(
+                    "RabbitMQ node {} died while starting. Tail of {}:\n{}\nstartup output:\n{}",
+                    self.node,
+                    self.log_path().display(),
+                    tail(&self.log_path(), 40),
+                    tail(&startup_log, 20)
+                ),
+                None => {}
+            }
+            if started.elapsed() > RABBIT_READY_TIMEOUT {
+                panic!(
+                    "RabbitMQ node {} not accepting AMQP on port {} after {RABBIT_READY_TIMEOUT:?}. \
+                     Tail of {}:\n{}\nstartup output:\n{}",
+                    self.node,
+                    self.port,
+                    self.log_path().display(),
+                    tail(&self.log_path(), 40),
+                    tail(&startup_log, 20)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// True when the port answers an AMQP 0-9-1 protocol header with a method frame
+/// (Connection.Start): the broker is serving clients, not merely listening.
+fn amqp_answers(port: u16) -> bool {
+    let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr.into(), Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream.write_all(b"AMQP\x00\x00\x09\x01").is_err() {
+        return false;
+    }
+    let mut first = [0u8; 1];
+    matches!(stream.read_exact(&mut first), Ok(()) if first[0] == 1)
+}
+
+impl Drop for RabbitNode {
+    fn drop(&mut self) {
+        if self.running || self.is_running() {
+            if let Err(e) = self.try_stop(Duration::from_secs(30)) {
+                eprintln!("[system-tests] {e}");
+            }
+        }
+        cleanup_dir(&self.dir, "RabbitMQ node");
+    }
+}
