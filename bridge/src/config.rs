@@ -334,7 +334,10 @@ impl Config {
             ));
         }
         if self.broker.heartbeat_secs == 0 {
-            return Err(invalid("broker.heartbeat_secs", "must be at least 1".into()));
+            return Err(invalid(
+                "broker.heartbeat_secs",
+                "must be at least 1".into(),
+            ));
         }
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "must not be empty".into()));
@@ -412,6 +415,28 @@ databases = ["app"]
             .unwrap_err()
             .to_string();
         assert!(err.contains("port"), "{err}");
+    }
+
+    #[test]
+    fn shipped_example_config_is_valid_and_documents_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/bridge.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let shipped = Config::parse(&text, &path).unwrap();
+        let minimal = Config::parse(MINIMAL, Path::new("b.toml")).unwrap();
+        assert_eq!(
+            format!("{:?}", shipped.dedup),
+            format!("{:?}", minimal.dedup)
+        );
+        assert_eq!(
+            format!("{:?}", shipped.broker),
+            format!("{:?}", minimal.broker)
+        );
+        assert_eq!(
+            format!("{:?}", shipped.checkpoint),
+            format!("{:?}", minimal.checkpoint)
+        );
+        assert_eq!(shipped.source.server_id, minimal.source.server_id);
+        assert_eq!(shipped.source.heartbeat_secs, minimal.source.heartbeat_secs);
     }
 
     #[test]

@@ -239,7 +239,13 @@ mod tests {
         v.as_object().cloned().unwrap()
     }
 
-    fn change(seq: u64, id: i64, op: Operation, before: Option<i64>, after: Option<i64>) -> RowChange {
+    fn change(
+        seq: u64,
+        id: i64,
+        op: Operation,
+        before: Option<i64>,
+        after: Option<i64>,
+    ) -> RowChange {
         let image = |x: i64| row(json!({"id": id, "v": x, "k": 1}));
         RowChange {
             version: CONTRACT_VERSION,
@@ -354,7 +360,12 @@ mod tests {
 
     #[test]
     fn impossible_pairs_are_not_merged() {
-        for (a, b) in [(Insert, Insert), (Delete, Delete), (Delete, Update), (Update, Insert)] {
+        for (a, b) in [
+            (Insert, Insert),
+            (Delete, Delete),
+            (Delete, Update),
+            (Update, Insert),
+        ] {
             let mut older = change(1, 7, a, Some(1), Some(1));
             let newer = change(2, 7, b, Some(1), Some(2));
             assert!(merge(&mut older, newer).is_err(), "{a:?}+{b:?}");
@@ -381,7 +392,13 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(buffer.stats(), DedupStats { received: 3, merged: 1 });
+        assert_eq!(
+            buffer.stats(),
+            DedupStats {
+                received: 3,
+                merged: 1
+            }
+        );
     }
 
     #[test]
@@ -389,7 +406,10 @@ mod tests {
         let mut buffer = DedupBuffer::new(Duration::from_secs(60), 100, 1 << 20);
         let now = Instant::now();
         buffer.push_change(change(1, 7, Update, Some(0), Some(1)), 10, now);
-        assert!(matches!(buffer.pop_ready(now, true), Some(Released::Change(_))));
+        assert!(matches!(
+            buffer.pop_ready(now, true),
+            Some(Released::Change(_))
+        ));
         buffer.push_change(change(2, 8, Update, Some(0), Some(1)), 10, now);
         buffer.push_change(change(3, 7, Update, Some(1), Some(2)), 10, now);
         let seqs: Vec<u64> = drain(&mut buffer)
@@ -411,8 +431,14 @@ mod tests {
         // the boundary waits behind the change until the window passes
         assert_eq!(buffer.pop_ready(now, false), None);
         let later = now + Duration::from_secs(61);
-        assert!(matches!(buffer.pop_ready(later, false), Some(Released::Change(_))));
-        assert!(matches!(buffer.pop_ready(later, false), Some(Released::Boundary(_))));
+        assert!(matches!(
+            buffer.pop_ready(later, false),
+            Some(Released::Change(_))
+        ));
+        assert!(matches!(
+            buffer.pop_ready(later, false),
+            Some(Released::Boundary(_))
+        ));
     }
 
     #[test]
@@ -423,7 +449,11 @@ mod tests {
         assert!(buffer.has_room());
         buffer.push_change(change(2, 2, Update, Some(0), Some(1)), 10, now);
         assert!(!buffer.has_room());
-        assert_eq!(buffer.pop_ready(now, false), None, "at the bound, not over it");
+        assert_eq!(
+            buffer.pop_ready(now, false),
+            None,
+            "at the bound, not over it"
+        );
         buffer.push_change(change(3, 3, Update, Some(0), Some(1)), 10, now);
         assert!(matches!(buffer.pop_ready(now, false), Some(Released::Change(c)) if c.seq == 1));
     }
@@ -434,7 +464,10 @@ mod tests {
         let now = Instant::now();
         buffer.push_change(change(1, 1, Update, Some(0), Some(1)), 600, now);
         buffer.push_change(change(2, 1, Update, Some(1), Some(2)), 300, now);
-        assert!(buffer.has_room(), "merged entry is accounted at its new size");
+        assert!(
+            buffer.has_room(),
+            "merged entry is accounted at its new size"
+        );
         buffer.push_change(change(3, 2, Update, Some(0), Some(1)), 800, now);
         assert!(!buffer.has_room());
     }
@@ -460,7 +493,11 @@ mod tests {
         let mut buffer = DedupBuffer::new(Duration::from_secs(60), 100, 1 << 20);
         let now = Instant::now();
         for seq in 1..=50 {
-            buffer.push_change(change(seq, 7, Update, Some(seq as i64 - 1), Some(seq as i64)), 10, now);
+            buffer.push_change(
+                change(seq, 7, Update, Some(seq as i64 - 1), Some(seq as i64)),
+                10,
+                now,
+            );
         }
         let out = drain(&mut buffer);
         let c = only_change(&out);

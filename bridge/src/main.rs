@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "bridge", version, about = "MySQL/MariaDB binlog to RabbitMQ change bridge")]
+#[command(
+    name = "bridge",
+    version,
+    about = "MySQL/MariaDB binlog to RabbitMQ change bridge"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,8 +34,9 @@ enum Command {
 
 fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
+    // lapin logs every returned message in full at WARN; the bridge reports them itself.
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .or_else(|_| EnvFilter::try_new(format!("{},lapin=error", config.log.level)))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match config.log.format {
@@ -43,13 +48,14 @@ fn init_logging(config: &Config) {
 async fn run(config: Config) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
         let mut requests = 0;
         loop {
             tokio::select! {
@@ -74,7 +80,8 @@ async fn check(config: Config) -> anyhow::Result<()> {
     let filter = bridge::capture_filter::CaptureFilter::new(&config.capture);
     let store = bridge::checkpoint::CheckpointStore::new(&config.checkpoint.path);
     let checkpoint = store.load()?;
-    let (facts, catalog) = bridge::preflight::run(&config.source, &filter, checkpoint.as_ref()).await?;
+    let (facts, catalog) =
+        bridge::preflight::run(&config.source, &filter, checkpoint.as_ref()).await?;
     let captured = catalog
         .tables
         .keys()
@@ -90,11 +97,22 @@ async fn check(config: Config) -> anyhow::Result<()> {
     );
     lapin::Connection::connect(&config.broker.url, lapin::ConnectionProperties::default())
         .await
-        .with_context(|| format!("broker {} is not reachable", bridge::config::redact_url(&config.broker.url)))?;
+        .with_context(|| {
+            format!(
+                "broker {} is not reachable",
+                bridge::config::redact_url(&config.broker.url)
+            )
+        })?;
     println!("broker OK");
     match checkpoint {
-        Some(cp) => println!("checkpoint: {}:{} (next seq {})", cp.file, cp.pos, cp.next_seq),
-        None => println!("no checkpoint yet: will start at source.start = {:?}", config.source.start),
+        Some(cp) => println!(
+            "checkpoint: {}:{} (next seq {})",
+            cp.file, cp.pos, cp.next_seq
+        ),
+        None => println!(
+            "no checkpoint yet: will start at source.start = {:?}",
+            config.source.start
+        ),
     }
     Ok(())
 }
@@ -110,7 +128,10 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -127,7 +148,6 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "bridge stopped");
-            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

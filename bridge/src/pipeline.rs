@@ -68,18 +68,19 @@ pub async fn run(config: Config, stop: watch::Receiver<bool>) -> Result<(), Brid
             break;
         }
         let checkpoint = store.load()?;
-        let (facts, catalog) =
-            match preflight::run(&config.source, &filter, checkpoint.as_ref()).await {
-                Ok(found) => found,
-                Err(error) if error.is_retryable() => {
-                    tracing::warn!(%error, retry_in_s = backoff.peek().as_secs_f32(), "waiting for the database");
-                    if backoff.wait(&stop).await {
-                        break;
-                    }
-                    continue;
+        let (facts, catalog) = match preflight::run(&config.source, &filter, checkpoint.as_ref())
+            .await
+        {
+            Ok(found) => found,
+            Err(error) if error.is_retryable() => {
+                tracing::warn!(%error, retry_in_s = backoff.peek().as_secs_f32(), "waiting for the database");
+                if backoff.wait(&stop).await {
+                    break;
                 }
-                Err(error) => return Err(error.into()),
-            };
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
         let (start, next_seq, start_gtid) = match &checkpoint {
             Some(cp) => {
                 tracing::info!(file = %cp.file, pos = cp.pos, next_seq = cp.next_seq, "resuming from checkpoint {}", store.path().display());
@@ -234,7 +235,10 @@ impl Session<'_> {
 
         let end = loop {
             self.feed(false).await?;
-            let deadline = self.dedup.next_deadline().map(tokio::time::Instant::from_std);
+            let deadline = self
+                .dedup
+                .next_deadline()
+                .map(tokio::time::Instant::from_std);
             tokio::select! {
                 biased;
                 changed = stop.changed() => {
@@ -419,14 +423,15 @@ impl Session<'_> {
         let Some(safe) = &self.safe else {
             return Ok(());
         };
-        let unchanged = self
-            .saved
-            .as_ref()
-            .is_some_and(|s| s.file == safe.file && s.pos == safe.pos && s.next_seq == safe.next_seq);
+        let unchanged = self.saved.as_ref().is_some_and(|s| {
+            s.file == safe.file && s.pos == safe.pos && s.next_seq == safe.next_seq
+        });
         if unchanged {
             return Ok(());
         }
-        if !force && self.last_save.elapsed() < Duration::from_millis(self.config.checkpoint.interval_ms) {
+        if !force
+            && self.last_save.elapsed() < Duration::from_millis(self.config.checkpoint.interval_ms)
+        {
             return Ok(());
         }
         let mut checkpoint = safe.clone();

@@ -244,7 +244,12 @@ pub async fn run(
     }
     if !has_global_privilege(
         &grants,
-        &["REPLICATION CLIENT", "BINLOG MONITOR", "SUPER", "REPLICA MONITOR"],
+        &[
+            "REPLICATION CLIENT",
+            "BINLOG MONITOR",
+            "SUPER",
+            "REPLICA MONITOR",
+        ],
     ) {
         return Err(PreflightError::MissingGrant {
             user: source.user.clone(),
@@ -364,6 +369,9 @@ mod tests {
             oldest: "binlog.000004".into(),
         }
         .to_string();
-        assert!(text.contains("purged") && text.contains("initial sync"), "{text}");
+        assert!(
+            text.contains("purged") && text.contains("initial sync"),
+            "{text}"
+        );
     }
 }

@@ -128,8 +128,8 @@ impl Publisher {
     }
 
     async fn open_link(&self) -> Result<Link, lapin::Error> {
-        let properties = ConnectionProperties::default()
-            .with_connection_name(LongString::from("cdc-bridge"));
+        let properties =
+            ConnectionProperties::default().with_connection_name(LongString::from("cdc-bridge"));
         let connection = Connection::connect(&self.url, properties).await?;
         let blocked = self.blocked.clone();
         let mut events = connection.events_listener();
@@ -186,7 +186,10 @@ impl Publisher {
     /// publishes everything unconfirmed again in order.
     pub async fn connect(&mut self) -> Result<(), PublishError> {
         if let Some(link) = self.link.take() {
-            let _ = link.connection.close(200, ShortString::from("reconnecting")).await;
+            let _ = link
+                .connection
+                .close(200, ShortString::from("reconnecting"))
+                .await;
         }
         let mut delay = Duration::from_millis(200);
         let mut attempt = 0u32;
@@ -242,7 +245,10 @@ impl Publisher {
             }
         }
         if count > 0 {
-            tracing::info!(count, "published unconfirmed messages again after reconnecting");
+            tracing::info!(
+                count,
+                "published unconfirmed messages again after reconnecting"
+            );
         }
         self.last_progress = Instant::now();
         Ok(())

@@ -67,7 +67,10 @@ impl SchemaCatalog {
 
 /// Extracts the column name from MariaDB's JSON check clause ``json_valid(`doc`)``.
 fn json_check_column(clause: &str) -> Option<String> {
-    let inner = clause.trim().strip_prefix("json_valid(")?.strip_suffix(')')?;
+    let inner = clause
+        .trim()
+        .strip_prefix("json_valid(")?
+        .strip_suffix(')')?;
     Some(inner.trim().trim_matches('`').to_string())
 }
 
@@ -92,10 +95,7 @@ pub async fn inspect(
             )
             .await?;
         for (table, column, data_type, charset, column_key) in rows {
-            let entry = catalog
-                .tables
-                .entry((database.clone(), table))
-                .or_default();
+            let entry = catalog.tables.entry((database.clone(), table)).or_default();
             if column_key == "PRI" {
                 entry.has_primary_key = true;
             }
@@ -105,7 +105,7 @@ pub async fn inspect(
                     is_json: data_type == "json",
                     data_type,
                     charset,
-                    },
+                },
             ));
         }
         if is_mariadb {
@@ -139,7 +139,10 @@ mod tests {
 
     #[test]
     fn json_check_clause_names_its_column() {
-        assert_eq!(json_check_column("json_valid(`doc`)").as_deref(), Some("doc"));
+        assert_eq!(
+            json_check_column("json_valid(`doc`)").as_deref(),
+            Some("doc")
+        );
         assert_eq!(json_check_column("`a` > 0"), None);
     }
 
@@ -152,7 +155,9 @@ mod tests {
         };
         assert!(col("varchar", Some("latin1")).unreadable_reason().is_some());
         assert!(col("varbinary", None).unreadable_reason().is_some());
-        assert!(col("varchar", Some("utf8mb4")).unreadable_reason().is_none());
+        assert!(col("varchar", Some("utf8mb4"))
+            .unreadable_reason()
+            .is_none());
         assert!(col("blob", None).unreadable_reason().is_none());
         assert!(col("int", None).unreadable_reason().is_none());
     }

@@ -72,10 +72,7 @@ mod tests {
             rfc3339_utc_millis(1_709_210_096_789, 2),
             "2024-02-29T12:34:56.78Z"
         );
-        assert_eq!(
-            rfc3339_utc_millis(-1_000, 0),
-            "1969-12-31T23:59:59Z"
-        );
+        assert_eq!(rfc3339_utc_millis(-1_000, 0), "1969-12-31T23:59:59Z");
     }
 
     #[test]

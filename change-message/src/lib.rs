@@ -226,7 +226,10 @@ mod tests {
         let message = Message::Change(sample());
         let body = message.to_vec();
         let text = String::from_utf8(body.clone()).unwrap();
-        assert!(text.starts_with(r#"{"type":"change","version":1"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"type":"change","version":1"#),
+            "{text}"
+        );
         assert_eq!(Message::from_slice(&body).unwrap(), message);
     }
 

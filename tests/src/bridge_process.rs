@@ -42,7 +42,10 @@ pub fn bridge_bin() -> PathBuf {
         if bin.is_file() {
             Ok(bin)
         } else {
-            Err(format!("built the bridge but {} does not exist", bin.display()))
+            Err(format!(
+                "built the bridge but {} does not exist",
+                bin.display()
+            ))
         }
     });
     match result {
@@ -90,7 +93,11 @@ impl BridgeProcess {
     /// Runs `bridge <args> --config <file>` on a fresh config directory to completion (for
     /// commands and configurations the bridge should refuse), returning its exit status and
     /// combined stdout+stderr. Panics (after killing it) if it is still running after `timeout`.
-    pub fn run_to_exit(config_toml: &str, args: &[&str], timeout: Duration) -> (ExitStatus, String) {
+    pub fn run_to_exit(
+        config_toml: &str,
+        args: &[&str],
+        timeout: Duration,
+    ) -> (ExitStatus, String) {
         BridgeProcess::run_to_exit_with_env(config_toml, args, &[], timeout)
     }
 
@@ -122,8 +129,8 @@ impl BridgeProcess {
         }
         let mut child = cmd.spawn().expect("cannot spawn the bridge");
         let status = wait_child(&mut child, timeout);
-        let output = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap_or_default())
-            .into_owned();
+        let output =
+            String::from_utf8_lossy(&std::fs::read(&log_path).unwrap_or_default()).into_owned();
         let Some(status) = status else {
             let _ = child.kill();
             let _ = child.wait();
@@ -152,9 +159,8 @@ impl BridgeProcess {
 
     /// Replaces the config file (takes effect at the next [`BridgeProcess::restart`]).
     pub fn write_config(&self, config_toml: &str) {
-        std::fs::write(self.config_path(), config_toml).unwrap_or_else(|e| {
-            panic!("cannot write {}: {e}", self.config_path().display())
-        });
+        std::fs::write(self.config_path(), config_toml)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", self.config_path().display()));
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -244,13 +250,17 @@ impl BridgeProcess {
                 );
             }
         }
-        self.status.expect("the bridge was started, so it has an exit status")
+        self.status
+            .expect("the bridge was started, so it has an exit status")
     }
 
     /// Starts the bridge again in the same directory with the same config file and environment
     /// (checkpoint and log carry over). Panics if it is still running.
     pub fn restart(&mut self) {
-        assert!(!self.is_running(), "the bridge is still running: terminate or kill it first");
+        assert!(
+            !self.is_running(),
+            "the bridge is still running: terminate or kill it first"
+        );
         self.spawn();
     }
 

@@ -1,9 +1,14 @@
 //! The bridge configuration file, as a struct with every key, rendered to TOML.
 //!
-//! ```ignore
-//! let toml = bridge_config(db.port(), &rabbit::shared_amqp_url(), &exchange)
+//! ```no_run
+//! use system_tests::{bridge_config, shared_amqp_url, unique_name, BridgeProcess, MariaDb};
+//!
+//! let db = MariaDb::start();
+//! let exchange = unique_name("cdc");
+//! let toml = bridge_config(db.port(), &shared_amqp_url(), &exchange)
 //!     .with(|c| c.source.start = "start".into())
 //!     .to_toml();
+//! let bridge = BridgeProcess::start(&toml);
 //! ```
 
 use std::fmt;

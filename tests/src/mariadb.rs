@@ -80,7 +80,10 @@ impl MariaDb {
             match db.spawn_and_wait() {
                 Ok(()) => break,
                 Err(log) if attempt < attempts && port_clash(&log) => {
-                    eprintln!("[system-tests] mariadbd could not bind port {}; retrying", db.port);
+                    eprintln!(
+                        "[system-tests] mariadbd could not bind port {}; retrying",
+                        db.port
+                    );
                 }
                 Err(log) => panic!(
                     "MariaDB in {} did not start (port {}):\n{log}",
@@ -155,7 +158,10 @@ impl MariaDb {
     /// any statement fails. Synchronous: fine to call from async tests too.
     pub fn exec(&self, sql: &str) {
         if let Err(e) = self.cli(Some(APP_DATABASE), sql) {
-            panic!("SQL failed on MariaDB port {}: {e}\n--- script ---\n{sql}", self.port);
+            panic!(
+                "SQL failed on MariaDB port {}: {e}\n--- script ---\n{sql}",
+                self.port
+            );
         }
     }
 
@@ -165,7 +171,10 @@ impl MariaDb {
     pub fn query(&self, sql: &str) -> String {
         match self.cli(Some(APP_DATABASE), sql) {
             Ok(out) => out.trim_end_matches('\n').to_string(),
-            Err(e) => panic!("SQL failed on MariaDB port {}: {e}\n--- script ---\n{sql}", self.port),
+            Err(e) => panic!(
+                "SQL failed on MariaDB port {}: {e}\n--- script ---\n{sql}",
+                self.port
+            ),
         }
     }
 
@@ -193,9 +202,10 @@ impl MariaDb {
     /// A mysql_async pool connected as root to database `app` (checked with one connection).
     pub async fn pool(&self) -> mysql_async::Pool {
         let pool = mysql_async::Pool::new(self.root_url().as_str());
-        let conn = pool.get_conn().await.unwrap_or_else(|e| {
-            panic!("cannot connect to MariaDB at {}: {e}", self.root_url())
-        });
+        let conn = pool
+            .get_conn()
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to MariaDB at {}: {e}", self.root_url()));
         drop(conn);
         pool
     }
@@ -265,7 +275,9 @@ impl MariaDb {
              server-id=1\n\
              user=root\n\
              skip-name-resolve\n\
-             innodb_buffer_pool_size=64M\n",
+             innodb_buffer_pool_size=64M\n\
+             character-set-server=utf8mb4\n\
+             collation-server=utf8mb4_general_ci\n",
             port = self.port
         );
         if o.log_bin {
@@ -311,7 +323,11 @@ impl MariaDb {
             .open(self.log_path())
             .expect("open mariadbd.log");
         let mut log2 = log.try_clone().expect("clone log file handle");
-        let _ = writeln!(log2, "---- [system-tests] starting mariadbd on port {} ----", self.port);
+        let _ = writeln!(
+            log2,
+            "---- [system-tests] starting mariadbd on port {} ----",
+            self.port
+        );
         let child = Command::new(find_program("mariadbd"))
             .arg(format!("--defaults-file={}", self.cnf_path().display()))
             .stdin(Stdio::null())
@@ -364,7 +380,9 @@ impl MariaDb {
                  GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO '{CDC_USER}'@'{host}';\n"
             ));
         }
-        sql.push_str(&format!("FLUSH PRIVILEGES;\nCREATE DATABASE {APP_DATABASE};\n"));
+        sql.push_str(&format!(
+            "FLUSH PRIVILEGES;\nCREATE DATABASE {APP_DATABASE};\n"
+        ));
         if let Err(e) = self.cli(None, &sql) {
             panic!("setting up users on MariaDB port {}: {e}", self.port);
         }

@@ -17,7 +17,9 @@ use lapin::options::{
     QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
 
 use crate::util::{
     cleanup_dir, find_program, free_port_with_offsets, fresh_dir, next_counter, pid_alive,
@@ -92,7 +94,10 @@ pub async fn declare_bound_queue(url: &str, exchange: &str, queue: &str) {
     let ch = channel(&conn).await;
     declare_fanout(&ch, exchange).await;
     let mut args = FieldTable::default();
-    args.insert("x-queue-type".into(), AMQPValue::LongString("classic".into()));
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("classic".into()),
+    );
     ch.queue_declare(
         queue.into(),
         QueueDeclareOptions {
@@ -190,7 +195,10 @@ pub async fn drain_received(
             .ack(BasicAckOptions::default())
             .await
             .unwrap_or_else(|e| panic!("ack on queue {queue:?}: {e}"));
-        assert!(acked, "ack on queue {queue:?} was not accepted (channel closed)");
+        assert!(
+            acked,
+            "ack on queue {queue:?} was not accepted (channel closed)"
+        );
         if matches!(message, Message::Change(_)) {
             changes += 1;
         }
@@ -363,11 +371,8 @@ impl RabbitNode {
         let port = free_port_with_offsets(20_000..32_000, &[20_000]);
         let node = format!("t{port}@localhost");
         std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("write enabled_plugins");
-        std::fs::write(
-            dir.join("rabbitmq.conf"),
-            "loopback_users = none\n",
-        )
-        .expect("write rabbitmq.conf");
+        std::fs::write(dir.join("rabbitmq.conf"), "loopback_users = none\n")
+            .expect("write rabbitmq.conf");
         for sub in ["mnesia", "log"] {
             std::fs::create_dir_all(dir.join(sub)).expect("create rabbit subdirectory");
         }
@@ -377,7 +382,11 @@ impl RabbitNode {
                 .arg(&dir)
                 .status()
                 .expect("run chown");
-            assert!(status.success(), "chown -R rabbitmq:rabbitmq {} failed", dir.display());
+            assert!(
+                status.success(),
+                "chown -R rabbitmq:rabbitmq {} failed",
+                dir.display()
+            );
         }
         let mut node = RabbitNode {
             dir,
@@ -492,7 +501,11 @@ impl RabbitNode {
     /// Starts the node again (same name, port and data: durable queues and persistent messages
     /// survive).
     pub fn start_again(&mut self) {
-        assert!(!self.is_running(), "RabbitMQ node {} is still running", self.node);
+        assert!(
+            !self.is_running(),
+            "RabbitMQ node {} is still running",
+            self.node
+        );
         self.launch();
     }
 
@@ -504,13 +517,22 @@ impl RabbitNode {
             .env("RABBITMQ_NODENAME", &self.node)
             .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
             .env("RABBITMQ_NODE_PORT", self.port.to_string())
-            .env("RABBITMQ_DIST_PORT", (u32::from(self.port) + 20_000).to_string())
+            .env(
+                "RABBITMQ_DIST_PORT",
+                (u32::from(self.port) + 20_000).to_string(),
+            )
             .env("RABBITMQ_MNESIA_BASE", format!("{dir}/mnesia"))
             .env("RABBITMQ_LOG_BASE", format!("{dir}/log"))
             .env("RABBITMQ_PID_FILE", format!("{dir}/rabbit.pid"))
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", format!("{dir}/enabled_plugins"))
+            .env(
+                "RABBITMQ_ENABLED_PLUGINS_FILE",
+                format!("{dir}/enabled_plugins"),
+            )
             .env("RABBITMQ_CONFIG_FILE", format!("{dir}/rabbitmq"))
-            .env("RABBITMQ_ADVANCED_CONFIG_FILE", format!("{dir}/advanced.config"))
+            .env(
+                "RABBITMQ_ADVANCED_CONFIG_FILE",
+                format!("{dir}/advanced.config"),
+            )
             .stdin(Stdio::null())
             .output()
             .expect("cannot run rabbitmq-server");

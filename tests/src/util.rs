@@ -33,11 +33,7 @@ pub fn next_counter() -> u64 {
 
 /// A new empty directory `target/test-servers/<kind>-<pid>-<counter>`.
 pub fn fresh_dir(kind: &str) -> PathBuf {
-    let dir = test_servers_dir().join(format!(
-        "{kind}-{}-{}",
-        std::process::id(),
-        next_counter()
-    ));
+    let dir = test_servers_dir().join(format!("{kind}-{}-{}", std::process::id(), next_counter()));
     if dir.exists() {
         // Left over by an earlier process that had the same pid.
         std::fs::remove_dir_all(&dir)
@@ -113,7 +109,13 @@ pub fn tail(path: &Path, lines: usize) -> String {
 /// lacks (mariadbd and rabbitmq-server live in /usr/sbin on Debian).
 pub fn find_program(name: &str) -> PathBuf {
     let path_var = std::env::var_os("PATH").unwrap_or_default();
-    let extra = ["/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/bin", "/usr/local/bin"];
+    let extra = [
+        "/usr/sbin",
+        "/usr/local/sbin",
+        "/sbin",
+        "/usr/bin",
+        "/usr/local/bin",
+    ];
     let candidates = std::env::split_paths(&path_var).chain(extra.iter().map(PathBuf::from));
     for dir in candidates {
         let candidate = dir.join(name);
@@ -172,7 +174,9 @@ pub fn pid_alive(pid: u32) -> bool {
 /// The effective user id of this process.
 pub fn running_as_root() -> bool {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 /// Removes a server's directory after a passing test, keeps it (and says where) after a failure.

@@ -42,17 +42,27 @@ async fn mariadb_has_the_binlog_on_and_a_cdc_user() {
     );
     assert_eq!(
         db.query_rows("SELECT id, name FROM t ORDER BY id"),
-        vec![vec!["1".to_string(), "b".into()], vec!["2".into(), "é".into()]]
+        vec![
+            vec!["1".to_string(), "b".into()],
+            vec!["2".into(), "é".into()]
+        ]
     );
 
     // The replication user over TCP, as the bridge connects.
     let cdc = mysql_async::Pool::new(db.cdc_url().as_str());
     let mut conn = cdc.get_conn().await.expect("cdc can connect over TCP");
-    let user: String = conn.query_first("SELECT CURRENT_USER()").await.unwrap().unwrap();
+    let user: String = conn
+        .query_first("SELECT CURRENT_USER()")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(user.starts_with("cdc@"), "{user}");
     let status: Vec<mysql_async::Row> = conn.query("SHOW MASTER STATUS").await.unwrap();
     assert_eq!(status.len(), 1, "cdc can read the binlog position");
-    let names: Vec<String> = conn.query("SELECT name FROM app.t ORDER BY id").await.unwrap();
+    let names: Vec<String> = conn
+        .query("SELECT name FROM app.t ORDER BY id")
+        .await
+        .unwrap();
     assert_eq!(names, vec!["b", "é"]);
     drop(conn);
     cdc.disconnect().await.unwrap();
@@ -110,7 +120,9 @@ async fn shared_rabbit_declares_counts_drains_and_deletes() {
     assert_eq!(got[0].message, heartbeat);
     assert_eq!(got[0].properties.delivery_mode(), &Some(2));
     assert_eq!(queue_len(&url, &queue).await, 0);
-    assert!(drain(&url, &queue, 1, Duration::from_millis(200)).await.is_empty());
+    assert!(drain(&url, &queue, 1, Duration::from_millis(200))
+        .await
+        .is_empty());
 
     delete_queue(&url, &queue).await;
     delete_exchange(&url, &exchange).await;
@@ -135,7 +147,7 @@ fn private_rabbit_node_starts_stops_and_keeps_durable_queues() {
     });
     rt.block_on(async {
         declare_bound_queue(&url, &exchange, &queue).await;
-        publish_messages(&url, &exchange, &[heartbeat.clone()]).await;
+        publish_messages(&url, &exchange, std::slice::from_ref(&heartbeat)).await;
         assert_eq!(queue_len(&url, &queue).await, 1);
     });
 
@@ -199,5 +211,8 @@ fn bridge_binary_builds_and_runs() {
     let config = bridge_config(1, &shared_amqp_url(), "unused").to_toml();
     let (status, output) =
         BridgeProcess::run_to_exit(&config, &["--help"], Duration::from_secs(60));
-    assert!(status.code().is_some(), "exited normally: {status:?}\n{output}");
+    assert!(
+        status.code().is_some(),
+        "exited normally: {status:?}\n{output}"
+    );
 }

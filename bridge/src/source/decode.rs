@@ -9,7 +9,10 @@ use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColumnDecoder {
-    Integer { bits: u32, unsigned: bool },
+    Integer {
+        bits: u32,
+        unsigned: bool,
+    },
     Float,
     Decimal,
     /// Character data in a UTF-8 compatible charset.
@@ -27,9 +30,15 @@ pub enum ColumnDecoder {
     Bit,
     Year,
     Date,
-    Time { fsp: u16 },
-    DateTime { fsp: u16 },
-    Timestamp { fsp: u16 },
+    Time {
+        fsp: u16,
+    },
+    DateTime {
+        fsp: u16,
+    },
+    Timestamp {
+        fsp: u16,
+    },
 }
 
 /// Why one cell could not be turned into a value. Always fatal for a captured table: skipping
@@ -146,16 +155,17 @@ impl ColumnDecoder {
                 .unwrap_or(Value::Null),
             (ColumnDecoder::Decimal, MySqlValue::Decimal(text)) => Value::String(text),
             (ColumnDecoder::Text, MySqlValue::String(text)) => Value::String(text),
-            (ColumnDecoder::Text, MySqlValue::Blob(bytes)) => Value::String(
-                String::from_utf8(bytes).map_err(|_| DecodeError::NotUtf8)?,
-            ),
+            (ColumnDecoder::Text, MySqlValue::Blob(bytes)) => {
+                Value::String(String::from_utf8(bytes).map_err(|_| DecodeError::NotUtf8)?)
+            }
             (ColumnDecoder::Binary, MySqlValue::Blob(bytes)) => base64(&bytes),
             (ColumnDecoder::Binary, MySqlValue::String(text)) => base64(text.as_bytes()),
-            (ColumnDecoder::TextOrBinary, MySqlValue::Blob(bytes)) => match String::from_utf8(bytes)
-            {
-                Ok(text) => Value::String(text),
-                Err(e) => base64(e.as_bytes()),
-            },
+            (ColumnDecoder::TextOrBinary, MySqlValue::Blob(bytes)) => {
+                match String::from_utf8(bytes) {
+                    Ok(text) => Value::String(text),
+                    Err(e) => base64(e.as_bytes()),
+                }
+            }
             (ColumnDecoder::JsonText, MySqlValue::Blob(bytes)) => {
                 let text = String::from_utf8(bytes).map_err(|_| DecodeError::NotUtf8)?;
                 serde_json::from_str(&text).map_err(|e| DecodeError::BadJsonText(e.to_string()))?
@@ -188,12 +198,10 @@ impl ColumnDecoder {
                 Value::String(members.join(","))
             }
             (ColumnDecoder::Bit, MySqlValue::Bit(bits)) => {
-                // The reader hands the bits least significant first.
+                // The reader hands the bits most significant first (BIT(n) has n <= 64).
                 let number = bits
                     .iter()
-                    .enumerate()
-                    .filter(|(i, &b)| b && *i < 64)
-                    .fold(0u64, |acc, (i, _)| acc | (1u64 << i));
+                    .fold(0u64, |acc, &bit| (acc << 1) | u64::from(bit));
                 Value::from(number)
             }
             (ColumnDecoder::Year, MySqlValue::Year(year)) => {
@@ -242,14 +250,24 @@ mod tests {
 
     #[test]
     fn signed_integers_are_sign_extended_and_unsigned_kept() {
-        assert_eq!(int(8, false).decode(MySqlValue::TinyInt(0xFF)).unwrap(), json!(-1));
-        assert_eq!(int(8, true).decode(MySqlValue::TinyInt(0xFF)).unwrap(), json!(255));
         assert_eq!(
-            int(32, false).decode(MySqlValue::Int(4_294_967_291)).unwrap(),
+            int(8, false).decode(MySqlValue::TinyInt(0xFF)).unwrap(),
+            json!(-1)
+        );
+        assert_eq!(
+            int(8, true).decode(MySqlValue::TinyInt(0xFF)).unwrap(),
+            json!(255)
+        );
+        assert_eq!(
+            int(32, false)
+                .decode(MySqlValue::Int(4_294_967_291))
+                .unwrap(),
             json!(-5)
         );
         assert_eq!(
-            int(24, false).decode(MySqlValue::MediumInt(0x80_0000)).unwrap(),
+            int(24, false)
+                .decode(MySqlValue::MediumInt(0x80_0000))
+                .unwrap(),
             json!(-8_388_608)
         );
         assert_eq!(
@@ -257,7 +275,9 @@ mod tests {
             json!(18_446_744_073_709_551_615u64)
         );
         assert_eq!(
-            int(64, false).decode(MySqlValue::BigInt(1u64 << 63)).unwrap(),
+            int(64, false)
+                .decode(MySqlValue::BigInt(1u64 << 63))
+                .unwrap(),
             json!(i64::MIN)
         );
     }
@@ -336,22 +356,33 @@ mod tests {
 
     #[test]
     fn bits_and_years_are_numbers() {
-        // b'101' = 5, least significant bit first
+        // BIT(4) b'0101' = 5, most significant bit first
         assert_eq!(
             ColumnDecoder::Bit
-                .decode(MySqlValue::Bit(vec![true, false, true, false]))
+                .decode(MySqlValue::Bit(vec![false, true, false, true]))
                 .unwrap(),
             json!(5)
         );
-        assert_eq!(ColumnDecoder::Year.decode(MySqlValue::Year(2024)).unwrap(), json!(2024));
-        assert_eq!(ColumnDecoder::Year.decode(MySqlValue::Year(1900)).unwrap(), json!(0));
+        assert_eq!(
+            ColumnDecoder::Year.decode(MySqlValue::Year(2024)).unwrap(),
+            json!(2024)
+        );
+        assert_eq!(
+            ColumnDecoder::Year.decode(MySqlValue::Year(1900)).unwrap(),
+            json!(0)
+        );
     }
 
     #[test]
     fn floats_keep_their_short_decimal_form() {
-        assert_eq!(ColumnDecoder::Float.decode(MySqlValue::Float(1.1)).unwrap(), json!(1.1));
         assert_eq!(
-            ColumnDecoder::Float.decode(MySqlValue::Double(-2.5e-10)).unwrap(),
+            ColumnDecoder::Float.decode(MySqlValue::Float(1.1)).unwrap(),
+            json!(1.1)
+        );
+        assert_eq!(
+            ColumnDecoder::Float
+                .decode(MySqlValue::Double(-2.5e-10))
+                .unwrap(),
             json!(-2.5e-10)
         );
     }

@@ -269,7 +269,9 @@ impl Reader {
     /// Reads until a failure (returned) or until the receiver is gone (`None`).
     fn run(&mut self, address: &str, tx: &mpsc::Sender<SourceEvent>) -> Option<SourceError> {
         let binlog = match &self.params.start {
-            StartAt::Position { file, pos } => BinlogOptions::from_position(file.clone(), *pos as u32),
+            StartAt::Position { file, pos } => {
+                BinlogOptions::from_position(file.clone(), *pos as u32)
+            }
             StartAt::OldestBinlog => BinlogOptions::from_start(),
             StartAt::CurrentEnd => BinlogOptions::from_end(),
         };
@@ -344,8 +346,8 @@ impl Reader {
         event: BinlogEvent,
         tx: &mpsc::Sender<SourceEvent>,
     ) -> Result<bool, SourceError> {
-        let event_pos = u64::from(header.next_event_position)
-            .saturating_sub(u64::from(header.event_length));
+        let event_pos =
+            u64::from(header.next_event_position).saturating_sub(u64::from(header.event_length));
         if let BinlogEvent::RotateEvent(rotate) = &event {
             self.file = Arc::from(rotate.binlog_filename.as_str());
             self.pos = rotate.binlog_position;
@@ -406,7 +408,12 @@ impl Reader {
                 self.remember_table(map, event_pos)?;
             }
             BinlogEvent::WriteRowsEvent(e) => {
-                return self.emit_rows(e.table_id, event_pos, tx, e.rows.into_iter().map(|r| (None, Some(r))));
+                return self.emit_rows(
+                    e.table_id,
+                    event_pos,
+                    tx,
+                    e.rows.into_iter().map(|r| (None, Some(r))),
+                );
             }
             BinlogEvent::UpdateRowsEvent(e) => {
                 return self.emit_rows(
@@ -419,7 +426,12 @@ impl Reader {
                 );
             }
             BinlogEvent::DeleteRowsEvent(e) => {
-                return self.emit_rows(e.table_id, event_pos, tx, e.rows.into_iter().map(|r| (Some(r), None)));
+                return self.emit_rows(
+                    e.table_id,
+                    event_pos,
+                    tx,
+                    e.rows.into_iter().map(|r| (Some(r), None)),
+                );
             }
             BinlogEvent::HeartbeatEvent(_) => {
                 return Ok(self.send(tx, SourceEvent::Alive));
@@ -467,12 +479,16 @@ impl Reader {
                     self.params.catalog.insert(key.clone(), found);
                 }
             }
-            let schema = TableSchema::from_table_map(&map, &self.params.filter, self.params.catalog.get(&key))
-                .map_err(|source| SourceError::Schema {
-                    file: self.file.to_string(),
-                    pos: event_pos,
-                    source,
-                })?;
+            let schema = TableSchema::from_table_map(
+                &map,
+                &self.params.filter,
+                self.params.catalog.get(&key),
+            )
+            .map_err(|source| SourceError::Schema {
+                file: self.file.to_string(),
+                pos: event_pos,
+                source,
+            })?;
             Some(Arc::new(schema))
         } else {
             None
@@ -604,12 +620,10 @@ impl Reader {
     fn on_error(&mut self, error: CdcError) -> Result<bool, SourceError> {
         let decode_problem = match &error {
             CdcError::FromUtf8Error(_) | CdcError::Utf8Error(_) => Some(DecodeError::NotUtf8),
-            CdcError::String(s) if s.contains("negative TIME") => {
-                Some(DecodeError::Mismatch {
-                    expected: "time",
-                    found: "negative time",
-                })
-            }
+            CdcError::String(s) if s.contains("negative TIME") => Some(DecodeError::Mismatch {
+                expected: "time",
+                found: "negative time",
+            }),
             _ => None,
         };
         let message = cdc_error_text(&error);
@@ -650,9 +664,9 @@ impl Reader {
             }
             Some(schema) => {
                 let suspects = match problem {
-                    DecodeError::NotUtf8 => {
-                        schema.columns_matching(|d| matches!(d, ColumnDecoder::Text | ColumnDecoder::Binary))
-                    }
+                    DecodeError::NotUtf8 => schema.columns_matching(|d| {
+                        matches!(d, ColumnDecoder::Text | ColumnDecoder::Binary)
+                    }),
                     _ => schema.columns_matching(|d| matches!(d, ColumnDecoder::Time { .. })),
                 };
                 let columns = if suspects.is_empty() {
@@ -680,7 +694,10 @@ fn key_of(schema: &TableSchema, image: &Row) -> Row {
         .iter()
         .map(|&i| {
             let name = &schema.columns[i].name;
-            (name.clone(), image.get(name).cloned().unwrap_or(Value::Null))
+            (
+                name.clone(),
+                image.get(name).cloned().unwrap_or(Value::Null),
+            )
         })
         .collect()
 }
@@ -693,8 +710,20 @@ fn split_change(
     after: Option<(Row, usize)>,
 ) -> Vec<SplitChange> {
     match (before, after) {
-        (None, Some(after)) => vec![(Operation::Insert, key_of(schema, &after.0), None, Some(after), Vec::new())],
-        (Some(before), None) => vec![(Operation::Delete, key_of(schema, &before.0), Some(before), None, Vec::new())],
+        (None, Some(after)) => vec![(
+            Operation::Insert,
+            key_of(schema, &after.0),
+            None,
+            Some(after),
+            Vec::new(),
+        )],
+        (Some(before), None) => vec![(
+            Operation::Delete,
+            key_of(schema, &before.0),
+            Some(before),
+            None,
+            Vec::new(),
+        )],
         (Some(before), Some(after)) => {
             let old_key = key_of(schema, &before.0);
             let new_key = key_of(schema, &after.0);
@@ -705,7 +734,13 @@ fn split_change(
                 ];
             }
             let changed = changed_columns(&before.0, &after.0);
-            vec![(Operation::Update, new_key, Some(before), Some(after), changed)]
+            vec![(
+                Operation::Update,
+                new_key,
+                Some(before),
+                Some(after),
+                changed,
+            )]
         }
         (None, None) => Vec::new(),
     }

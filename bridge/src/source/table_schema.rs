@@ -82,7 +82,9 @@ pub enum SchemaError {
         table: String,
         column: String,
     },
-    #[error("table {database}.{table}: column type code {code} of column `{column}` is not supported")]
+    #[error(
+        "table {database}.{table}: column type code {code} of column `{column}` is not supported"
+    )]
     UnsupportedType {
         database: String,
         table: String,
@@ -109,7 +111,14 @@ pub(crate) fn real_type(code: u8, metadata: u16) -> u8 {
 fn is_numeric(code: u8) -> bool {
     matches!(
         code,
-        t::TINY | t::SHORT | t::INT24 | t::LONG | t::LONGLONG | t::FLOAT | t::DOUBLE | t::NEWDECIMAL
+        t::TINY
+            | t::SHORT
+            | t::INT24
+            | t::LONG
+            | t::LONGLONG
+            | t::FLOAT
+            | t::DOUBLE
+            | t::NEWDECIMAL
     )
 }
 
@@ -129,7 +138,9 @@ impl TableSchema {
                 database: database.clone(),
                 table: table.clone(),
             })?;
-        let signedness = metadata.and_then(|m| m.signedness.clone()).unwrap_or_default();
+        let signedness = metadata
+            .and_then(|m| m.signedness.clone())
+            .unwrap_or_default();
         let enum_values = metadata
             .and_then(|m| m.enum_string_values.clone())
             .unwrap_or_default();
