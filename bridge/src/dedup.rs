@@ -71,7 +71,7 @@ pub struct DedupBuffer {
 }
 
 /// Merges `newer` into `older` when a rule allows it; gives `newer` back otherwise.
-pub fn merge(older: &mut RowChange, newer: RowChange) -> Result<(), RowChange> {
+pub fn merge(older: &mut RowChange, newer: Box<RowChange>) -> Result<(), Box<RowChange>> {
     use Operation::*;
     let (op, before, after) = match (older.op, newer.op) {
         (Insert, Update) => (Insert, None, newer.after),
@@ -129,9 +129,10 @@ impl DedupBuffer {
 
     pub fn push_change(&mut self, change: RowChange, bytes: usize, now: Instant) {
         self.stats.received += u64::from(change.merged);
+        let change = Box::new(change);
         if self.window.is_zero() {
             self.entries.push_back(Entry::Change {
-                change: Box::new(change),
+                change,
                 record: String::new(),
                 bytes,
                 since: now,
@@ -170,7 +171,7 @@ impl DedupBuffer {
         let index = self.first + self.entries.len() as u64;
         self.open.insert(record.clone(), index);
         self.entries.push_back(Entry::Change {
-            change: Box::new(change),
+            change,
             record,
             bytes,
             since: now,
@@ -311,7 +312,7 @@ mod tests {
     #[test]
     fn insert_then_update_is_an_insert_of_the_newest_image() {
         let mut older = change(1, 7, Insert, None, Some(1));
-        merge(&mut older, change(2, 7, Update, Some(1), Some(2))).unwrap();
+        merge(&mut older, Box::new(change(2, 7, Update, Some(1), Some(2)))).unwrap();
         assert_eq!(older.op, Insert);
         assert_eq!(older.after.as_ref().unwrap()["v"], json!(2));
         assert!(older.before.is_none());
@@ -321,13 +322,13 @@ mod tests {
     #[test]
     fn update_then_update_keeps_first_before_and_last_after() {
         let mut older = change(1, 7, Update, Some(1), Some(2));
-        merge(&mut older, change(2, 7, Update, Some(2), Some(3))).unwrap();
+        merge(&mut older, Box::new(change(2, 7, Update, Some(2), Some(3)))).unwrap();
         assert_eq!(older.op, Update);
         assert_eq!(older.before.as_ref().unwrap()["v"], json!(1));
         assert_eq!(older.after.as_ref().unwrap()["v"], json!(3));
         assert_eq!(older.changed, vec!["v".to_string()]);
         // changed back: no column differs any more
-        merge(&mut older, change(3, 7, Update, Some(3), Some(1))).unwrap();
+        merge(&mut older, Box::new(change(3, 7, Update, Some(3), Some(1)))).unwrap();
         assert!(older.changed.is_empty());
         assert_eq!(older.merged, 3);
     }
@@ -335,7 +336,7 @@ mod tests {
     #[test]
     fn update_then_delete_is_a_delete_with_the_last_image() {
         let mut older = change(1, 7, Update, Some(1), Some(2));
-        merge(&mut older, change(2, 7, Delete, Some(2), None)).unwrap();
+        merge(&mut older, Box::new(change(2, 7, Delete, Some(2), None))).unwrap();
         assert_eq!(older.op, Delete);
         assert_eq!(older.before.as_ref().unwrap()["v"], json!(2));
         assert!(older.after.is_none());
@@ -344,7 +345,7 @@ mod tests {
     #[test]
     fn insert_then_delete_is_still_published_as_a_delete() {
         let mut older = change(1, 7, Insert, None, Some(1));
-        merge(&mut older, change(2, 7, Delete, Some(1), None)).unwrap();
+        merge(&mut older, Box::new(change(2, 7, Delete, Some(1), None))).unwrap();
         assert_eq!(older.op, Delete);
         assert_eq!(older.before.as_ref().unwrap()["v"], json!(1));
     }
@@ -352,7 +353,7 @@ mod tests {
     #[test]
     fn delete_then_insert_is_an_insert_of_the_new_row() {
         let mut older = change(1, 7, Delete, Some(1), None);
-        merge(&mut older, change(2, 7, Insert, None, Some(5))).unwrap();
+        merge(&mut older, Box::new(change(2, 7, Insert, None, Some(5)))).unwrap();
         assert_eq!(older.op, Insert);
         assert_eq!(older.after.as_ref().unwrap()["v"], json!(5));
         assert!(older.before.is_none());
@@ -368,7 +369,7 @@ mod tests {
         ] {
             let mut older = change(1, 7, a, Some(1), Some(1));
             let newer = change(2, 7, b, Some(1), Some(2));
-            assert!(merge(&mut older, newer).is_err(), "{a:?}+{b:?}");
+            assert!(merge(&mut older, Box::new(newer)).is_err(), "{a:?}+{b:?}");
             assert_eq!(older.seq, 1);
         }
     }

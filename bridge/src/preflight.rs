@@ -278,7 +278,7 @@ pub async fn run(
         return Err(PreflightError::NoBinlogFiles);
     }
     if let Some(cp) = checkpoint {
-        if !binlog_files.iter().any(|f| *f == cp.file) {
+        if !binlog_files.contains(&cp.file) {
             return Err(PreflightError::BinlogPurged {
                 file: cp.file.clone(),
                 oldest: binlog_files[0].clone(),

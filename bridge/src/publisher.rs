@@ -40,7 +40,7 @@ pub struct Outgoing {
 
 enum InFlight {
     Message {
-        message: Outgoing,
+        message: Box<Outgoing>,
         confirm: Option<PublisherConfirm>,
     },
     Marker(Checkpoint),
@@ -266,7 +266,7 @@ impl Publisher {
         };
         let failed = sent.is_none();
         self.in_flight.push_back(InFlight::Message {
-            message,
+            message: Box::new(message),
             confirm: sent,
         });
         if failed {

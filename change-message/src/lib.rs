@@ -27,6 +27,9 @@ pub mod headers {
 pub type Row = Map<String, Value>;
 
 /// Everything that travels from the bridge to the pusher.
+// Heartbeats are rare and short-lived; boxing the common variant would cost an allocation per
+// change for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Message {

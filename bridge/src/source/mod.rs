@@ -82,20 +82,8 @@ pub enum SourceError {
     },
     #[error("the database server ended replication: {message}{hint}")]
     Server { message: String, hint: String },
-    #[error(
-        "cannot decode a row of captured table {database}.{table} in the rows event at binlog \
-         {file}:{pos}: {cause} (column {columns}). The bridge stops rather than skip the change; \
-         {fix}"
-    )]
-    Undecodable {
-        database: String,
-        table: String,
-        columns: String,
-        file: String,
-        pos: u64,
-        cause: String,
-        fix: String,
-    },
+    #[error("{0}")]
+    Undecodable(Box<Undecodable>),
     #[error("binlog {file}:{pos}: {source}")]
     Schema {
         file: String,
@@ -119,6 +107,22 @@ pub enum SourceError {
         pos: u64,
         message: String,
     },
+}
+
+/// A row of a captured table that could not be decoded: always fatal, never skipped.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot decode a row of captured table {database}.{table} in the rows event at binlog \
+     {file}:{pos}: {cause} (column {columns}). The bridge stops rather than skip the change; {fix}"
+)]
+pub struct Undecodable {
+    pub database: String,
+    pub table: String,
+    pub columns: String,
+    pub file: String,
+    pub pos: u64,
+    pub cause: String,
+    pub fix: String,
 }
 
 impl SourceError {
@@ -604,7 +608,7 @@ impl Reader {
             }
             _ => "report this value's column type; exclude the table to go on without it",
         };
-        SourceError::Undecodable {
+        SourceError::Undecodable(Box::new(Undecodable {
             database: schema.database.clone(),
             table: schema.table.clone(),
             columns: columns.to_string(),
@@ -612,7 +616,7 @@ impl Reader {
             pos: event_pos,
             cause,
             fix: fix.to_string(),
-        }
+        }))
     }
 
     /// A read error: the connection failed, or mysql_cdc could not parse an event. The latter
@@ -783,5 +787,52 @@ fn server_error_hint(message: &str) -> String {
         "; choose a source.server_id no other replica uses".into()
     } else {
         String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_that_hide_rows_are_refused_by_type() {
+        assert!(unreadable_event(40)
+            .unwrap()
+            .1
+            .contains("binlog_transaction_compression=OFF"));
+        assert!(unreadable_event(39).is_some());
+        assert!(unreadable_event(169)
+            .unwrap()
+            .1
+            .contains("log_bin_compress"));
+        // table map, rows v1/v2, xid, gtid: readable
+        for code in [19u8, 23, 24, 25, 30, 31, 32, 16, 162, 163] {
+            assert!(unreadable_event(code).is_none(), "{code}");
+        }
+    }
+
+    #[test]
+    fn purged_binlog_server_errors_explain_the_resync() {
+        let hint = server_error_hint(
+            "Event stream error. ErrorPacket { error_code: 1236, error_message: \"Could not find first log file name in binary log index file\" }",
+        );
+        assert!(
+            hint.contains("purged") && hint.contains("initial sync"),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn changed_columns_lists_only_differing_values() {
+        let before = json!({"id": 1, "a": 1, "b": "x"})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let after = json!({"id": 1, "a": 2, "b": "x"})
+            .as_object()
+            .cloned()
+            .unwrap();
+        assert_eq!(changed_columns(&before, &after), vec!["a".to_string()]);
     }
 }
