@@ -278,6 +278,11 @@ impl Session<'_> {
                 }
                 _ = sleep_until(deadline), if deadline.is_some() => {}
                 _ = ticker.tick() => {
+                    // Silence only counts while we are listening: with the buffer full, or
+                    // events waiting in the channel, the reader is blocked by us, not dead.
+                    if !self.dedup.has_room() || !rx.is_empty() {
+                        last_event = Instant::now();
+                    }
                     if last_event.elapsed() > watchdog {
                         let (file, pos) = self.position();
                         break SessionEnd::SourceFailed(SourceError::Lost {

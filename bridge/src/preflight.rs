@@ -63,11 +63,6 @@ pub enum PreflightError {
          among the server and all its replicas"
     )]
     ServerIdClash(u32),
-    #[error(
-        "source.server_id {0} is already used by a replica connected to this server; choose an id \
-         no other replica uses (two replicas with one id disconnect each other)"
-    )]
-    ReplicaIdClash(u32),
     #[error("captured tables cannot be read from the binlog:\n{0}")]
     UnreadableColumns(String),
     #[error("captured tables have no primary key (records could not be told apart):\n{0}\nadd a primary key, or list them in capture.exclude_tables")]
@@ -257,13 +252,20 @@ pub async fn run(
         });
     }
 
-    // Another replica registered with our id: the server would disconnect one of us at random.
-    // (SHOW SLAVE HOSTS needs REPLICATION MASTER ADMIN on MariaDB; skip when not allowed.)
+    // Another replica registered with our id: the server disconnects one of the two whenever
+    // the other connects. Only a warning: the registration of this bridge's own previous
+    // connection (a crash a moment ago, a reconnect) lingers until the server notices it is gone.
+    // (SHOW SLAVE HOSTS needs REPLICATION MASTER ADMIN on MariaDB; skipped when not allowed.)
     if let Ok(rows) = conn.query::<mysql_async::Row, _>("SHOW SLAVE HOSTS").await {
         for row in rows {
             let id: Option<u32> = row.get(0);
             if id == Some(source.server_id) {
-                return Err(PreflightError::ReplicaIdClash(source.server_id));
+                tracing::warn!(
+                    server_id = source.server_id,
+                    "a replica with this bridge's source.server_id is registered on the server; \
+                     unless it is this bridge's own previous connection, give one of them \
+                     another id, or they will keep disconnecting each other"
+                );
             }
         }
     }

@@ -275,11 +275,18 @@ impl MariaDb {
              server-id=1\n\
              user=root\n\
              skip-name-resolve\n\
+             tmpdir={dir}/tmp\n\
              innodb_buffer_pool_size=64M\n\
              character-set-server=utf8mb4\n\
              collation-server=utf8mb4_general_ci\n",
             port = self.port
         );
+        // A private tmpdir: mariadbd deletes every `#sql*` file in its tmpdir when it starts, so
+        // servers sharing /tmp delete each other's temporary tables (mariadb-install-db then
+        // fails with "Error on delete of '/tmp/#sql-temptable-...'").
+        let tmp = self.dir.join("tmp");
+        std::fs::create_dir_all(&tmp)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", tmp.display()));
         if o.log_bin {
             cnf.push_str(&format!("log-bin={dir}/data/binlog\n"));
         }

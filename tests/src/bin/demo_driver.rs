@@ -166,7 +166,7 @@ async fn run(
             while !stop.load(Ordering::Relaxed) {
                 tick.tick().await;
                 n += 1;
-                if n % 10 == 0 {
+                if n.is_multiple_of(10) {
                     conn.exec_drop(
                         format!("UPDATE {DB}.locations SET name = ?, last_updated = NOW(3) WHERE id = ?"),
                         (format!("Charging hub {} (rev {n})", n % LOCATIONS), format!("LOC{:04}", fastrand::usize(..LOCATIONS))),
