@@ -412,7 +412,14 @@ async fn raw_publish(
     }
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
-        "raw-publish: {count} x {size} B persistent, mandatory, window {window}, quorum queue: {elapsed:.2} s"
+        "raw-publish: {count} x {size} B persistent, mandatory, window {window}, quorum queue: \
+         {elapsed:.2} s, benchkit cpu {:.2} s ({})",
+        proc_cpu_secs(std::process::id()).unwrap_or(0.0),
+        thread_stats(std::process::id())
+            .iter()
+            .map(|(name, secs, switches)| format!("{name} {secs:.1} s/{switches} sleeps"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     if delete {
         let deleter = conn.create_channel().await?;
@@ -593,6 +600,53 @@ fn read_checkpoint(path: &Path) -> Option<(String, u64)> {
     Some((value["file"].as_str()?.to_string(), value["pos"].as_u64()?))
 }
 
+/// User + system CPU seconds used so far by a process (clock ticks of 1/100 s).
+fn proc_cpu_secs(pid: u32) -> Option<f64> {
+    proc_cpu_secs_at(&format!("/proc/{pid}/stat"))
+}
+
+fn proc_cpu_secs_at(path: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3 (state).
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// Per thread name of a process (threads of the same name summed), largest CPU first: CPU
+/// seconds and voluntary context switches (each one a sleep: waiting for work or a lock).
+fn thread_stats(pid: u32) -> Vec<(String, f64, u64)> {
+    let mut by_name: Vec<(String, f64, u64)> = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let Some(cpu) = proc_cpu_secs_at(&dir.join("stat").to_string_lossy()) else {
+            continue;
+        };
+        let switches = std::fs::read_to_string(dir.join("status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let name = name.trim().to_string();
+        match by_name.iter_mut().find(|(n, _, _)| *n == name) {
+            Some(entry) => {
+                entry.1 += cpu;
+                entry.2 += switches;
+            }
+            None => by_name.push((name, cpu, switches)),
+        }
+    }
+    by_name.sort_by(|a, b| b.1.total_cmp(&a.1));
+    by_name
+}
+
 /// A field of /proc/PID/status in MiB, `None` once the process is gone.
 fn proc_status_mb(pid: u32, field: &str) -> Option<f64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -624,8 +678,17 @@ async fn watch(
         let current = read_checkpoint(checkpoint);
         if current.as_ref().is_some_and(|c| *c >= target) {
             let hwm = proc_status_mb(pid, "VmHWM:").unwrap_or(0.0);
+            let cpu = proc_cpu_secs(pid).unwrap_or(0.0);
+            let threads: Vec<String> = thread_stats(pid)
+                .iter()
+                .map(|(name, secs, switches)| format!("{name} {secs:.1} s/{switches} sleeps"))
+                .collect();
+            eprintln!(
+                "watch: bridge cpu {cpu:.1} s in {elapsed:.1} s; by thread (cpu/voluntary context switches): {}",
+                threads.join(", ")
+            );
             println!(
-                "elapsed_s={elapsed:.3} peak_rss_mb={:.1} sampled_rss_mb={peak_rss:.1} hwm_mb={hwm:.1}",
+                "elapsed_s={elapsed:.3} peak_rss_mb={:.1} sampled_rss_mb={peak_rss:.1} hwm_mb={hwm:.1} bridge_cpu_s={cpu:.2}",
                 peak_rss.max(hwm)
             );
             return Ok(());
@@ -633,8 +696,9 @@ async fn watch(
         if last_report.elapsed() >= Duration::from_secs(5) {
             last_report = Instant::now();
             let (file, pos) = current.unwrap_or_default();
+            let cpu = proc_cpu_secs(pid).unwrap_or(0.0);
             eprintln!(
-                "watch: {elapsed:.1} s, checkpoint {file}:{pos} of {until_file}:{until_pos}, rss {rss:.1} MB"
+                "watch: {elapsed:.1} s, checkpoint {file}:{pos} of {until_file}:{until_pos}, rss {rss:.1} MB, bridge cpu {cpu:.1} s"
             );
         }
         if elapsed > timeout_secs as f64 {
@@ -683,7 +747,8 @@ async fn latency(
             FieldTable::default(),
         )
         .await?;
-    let samples: Arc<Mutex<Vec<i64>>> = Arc::default();
+    // (sent_us, latency_us) of every measured change.
+    let samples: Arc<Mutex<Vec<(i64, i64)>>> = Arc::default();
     let newest_seen = Arc::new(AtomicI64::new(0));
     let measure_from = Arc::new(AtomicI64::new(i64::MAX));
     let consumer_task = {
@@ -715,7 +780,7 @@ async fn latency(
                     samples
                         .lock()
                         .expect("samples lock")
-                        .push(received_us - sent_us);
+                        .push((sent_us, received_us - sent_us));
                 }
             }
         })
@@ -728,6 +793,7 @@ async fn latency(
     let total = u64::from(rate) * seconds;
     let (mut sent, mut measured_sent, mut last_sent_us) = (0u64, 0u64, 0i64);
     let mut late = 0u64;
+    let mut commit_us = Vec::with_capacity(total as usize);
     for i in 0..total {
         let due = started + period * i as u32;
         if due > tokio::time::Instant::now() {
@@ -742,6 +808,7 @@ async fn latency(
             (sent_us, id),
         )
         .await?;
+        commit_us.push(unix_micros() - sent_us);
         sent += 1;
         last_sent_us = sent_us;
         if sent_us >= measure_from.load(Ordering::SeqCst) {
@@ -758,27 +825,53 @@ async fn latency(
     let _ = amqp_conn.close(200, "bye".into()).await;
     conn.disconnect().await?;
 
-    let mut samples = std::mem::take(&mut *samples.lock().expect("samples lock"));
-    samples.sort_unstable();
-    if samples.is_empty() {
+    let measured = std::mem::take(&mut *samples.lock().expect("samples lock"));
+    if measured.is_empty() {
         bail!("no probe change arrived on queue {queue}: is the bridge running and capturing bench.probe?");
     }
-    let pick = |q: f64| {
-        let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
-        samples[rank - 1] as f64 / 1000.0
+    let mut samples: Vec<i64> = measured.iter().map(|(_, latency)| *latency).collect();
+    samples.sort_unstable();
+    let pick = |sorted: &[i64], q: f64| {
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1] as f64 / 1000.0
     };
+    commit_us.sort_unstable();
     eprintln!(
         "latency: sent {sent} updates in {send_secs:.2} s ({:.0}/s, {late} more than 10 ms late); \
-         {measured_sent} after the {warmup_secs} s warm-up, {} of them received",
+         {measured_sent} after the {warmup_secs} s warm-up, {} of them received; the UPDATE \
+         (autocommit) itself took p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
         sent as f64 / send_secs,
-        samples.len()
+        samples.len(),
+        pick(&commit_us, 0.5),
+        pick(&commit_us, 0.99),
+        pick(&commit_us, 1.0),
     );
+    // Seconds whose p99 exceeds 50 ms: tells a steady delay from a few stalls.
+    let mut by_second: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+    for (sent_us, latency) in &measured {
+        by_second
+            .entry((sent_us - start_us) / 1_000_000)
+            .or_default()
+            .push(*latency);
+    }
+    for (second, mut latencies) in by_second {
+        latencies.sort_unstable();
+        if pick(&latencies, 0.99) > 50.0 {
+            eprintln!(
+                "latency: second {second}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples)",
+                pick(&latencies, 0.5),
+                pick(&latencies, 0.99),
+                pick(&latencies, 1.0),
+                latencies.len()
+            );
+        }
+    }
     println!(
         "p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} max_ms={:.3} samples={} missing={}",
-        pick(0.50),
-        pick(0.90),
-        pick(0.99),
-        pick(1.0),
+        pick(&samples, 0.50),
+        pick(&samples, 0.90),
+        pick(&samples, 0.99),
+        pick(&samples, 1.0),
         samples.len(),
         measured_sent.saturating_sub(samples.len() as u64)
     );

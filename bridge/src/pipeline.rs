@@ -233,19 +233,29 @@ impl Session<'_> {
         let mut ticker = tokio::time::interval(Duration::from_millis(250));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
+        // Created once: re-arming these futures on every pass costs more than the work itself.
+        let stopped = async {
+            loop {
+                if stop.changed().await.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        };
+        tokio::pin!(stopped);
+
         let end = loop {
             self.feed(false).await?;
+            // A due deadline only helps when the publisher can take what it releases.
             let deadline = self
                 .dedup
                 .next_deadline()
+                .filter(|_| self.publisher.has_room())
                 .map(tokio::time::Instant::from_std);
             tokio::select! {
                 biased;
-                changed = stop.changed() => {
-                    if changed.is_err() || *stop.borrow() {
-                        tracing::info!("stop requested: flushing, waiting for broker confirms, saving the checkpoint");
-                        break SessionEnd::Stopped;
-                    }
+                _ = &mut stopped => {
+                    tracing::info!("stop requested: flushing, waiting for broker confirms, saving the checkpoint");
+                    break SessionEnd::Stopped;
                 }
                 confirmed = self.publisher.next_confirmation(), if self.publisher.has_in_flight() => {
                     if let Some(checkpoint) = confirmed? {
@@ -255,25 +265,27 @@ impl Session<'_> {
                 }
                 event = rx.recv(), if self.dedup.has_room() => {
                     last_event = Instant::now();
-                    match event {
-                        Some(SourceEvent::Row(row)) => self.push_row(*row),
-                        Some(SourceEvent::Boundary(boundary)) => {
-                            self.dedup.push_boundary(Checkpoint {
-                                file: boundary.file.to_string(),
-                                pos: boundary.pos,
-                                gtid: boundary.gtid.as_deref().map(str::to_string),
-                                next_seq: self.next_seq,
-                                saved_at: String::new(),
-                            });
-                            self.last_boundary = Some(boundary);
+                    if let Some(end) = self.handle_event(event) {
+                        break end;
+                    }
+                    // Take what is already waiting in one go.
+                    let mut end = None;
+                    for _ in 0..512 {
+                        if !self.dedup.has_room() {
+                            break;
                         }
-                        Some(SourceEvent::Alive) => {}
-                        Some(SourceEvent::Failed(error)) => break SessionEnd::SourceFailed(error),
-                        None => break SessionEnd::SourceFailed(SourceError::Lost {
-                            file: self.position().0,
-                            pos: self.position().1,
-                            message: "the binlog reader stopped".into(),
-                        }),
+                        match rx.try_recv() {
+                            Ok(event) => {
+                                if let Some(e) = self.handle_event(Some(event)) {
+                                    end = Some(e);
+                                    break;
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if let Some(end) = end {
+                        break end;
                     }
                 }
                 _ = sleep_until(deadline), if deadline.is_some() => {}
@@ -309,6 +321,34 @@ impl Session<'_> {
         drop(rx);
         self.wind_down().await?;
         Ok(end)
+    }
+
+    /// Takes one event from the reader; returns how the session ends if it does.
+    fn handle_event(&mut self, event: Option<SourceEvent>) -> Option<SessionEnd> {
+        match event {
+            Some(SourceEvent::Row(row)) => self.push_row(*row),
+            Some(SourceEvent::Boundary(boundary)) => {
+                self.dedup.push_boundary(Checkpoint {
+                    file: boundary.file.to_string(),
+                    pos: boundary.pos,
+                    gtid: boundary.gtid.as_deref().map(str::to_string),
+                    next_seq: self.next_seq,
+                    saved_at: String::new(),
+                });
+                self.last_boundary = Some(boundary);
+            }
+            Some(SourceEvent::Alive) => {}
+            Some(SourceEvent::Failed(error)) => return Some(SessionEnd::SourceFailed(error)),
+            None => {
+                let (file, pos) = self.position();
+                return Some(SessionEnd::SourceFailed(SourceError::Lost {
+                    file,
+                    pos,
+                    message: "the binlog reader stopped".into(),
+                }));
+            }
+        }
+        None
     }
 
     fn position(&self) -> (String, u64) {

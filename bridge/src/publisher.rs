@@ -283,26 +283,43 @@ impl Publisher {
         }
     }
 
-    /// Waits for the head of the queue to be confirmed. Returns a checkpoint when one becomes
-    /// safe to save. Cancel-safe: an interrupted wait leaves the queue as it was.
+    /// Waits for the head of the queue to be confirmed, then takes every later confirmation that
+    /// is already in, without waiting again. Returns the newest checkpoint that became safe to
+    /// save, if any. Cancel-safe: it only waits while nothing has been taken yet.
     pub async fn next_confirmation(&mut self) -> Result<Option<Checkpoint>, PublishError> {
+        let mut reached = None;
+        let mut progressed = false;
         loop {
+            let may_wait = !progressed && reached.is_none();
             let outcome = match self.in_flight.front_mut() {
-                None => return Ok(None),
+                None => return Ok(reached),
                 Some(InFlight::Marker(_)) => None,
-                Some(InFlight::Message { confirm, .. }) => match confirm {
-                    Some(pending) => Some(pending.await),
-                    None => {
-                        // Never sent (the link was down): reconnecting sends it.
-                        self.connect().await?;
-                        continue;
+                Some(InFlight::Message {
+                    confirm: Some(pending),
+                    ..
+                }) => {
+                    if may_wait {
+                        Some(pending.await)
+                    } else {
+                        match futures_lite::future::poll_once(pending).await {
+                            Some(result) => Some(result),
+                            None => return Ok(reached),
+                        }
                     }
-                },
+                }
+                Some(InFlight::Message { confirm: None, .. }) => {
+                    if !may_wait {
+                        return Ok(reached);
+                    }
+                    // Never sent (the link was down): reconnecting sends it.
+                    self.connect().await?;
+                    continue;
+                }
             };
             match outcome {
                 None => {
                     if let Some(InFlight::Marker(checkpoint)) = self.in_flight.pop_front() {
-                        return Ok(Some(checkpoint));
+                        reached = Some(checkpoint);
                     }
                 }
                 Some(Ok(Confirmation::Ack(None))) | Some(Ok(Confirmation::NotRequested)) => {
@@ -310,7 +327,7 @@ impl Publisher {
                     self.unconfirmed -= 1;
                     self.confirmed += 1;
                     self.last_progress = Instant::now();
-                    return Ok(None);
+                    progressed = true;
                 }
                 Some(Ok(Confirmation::Ack(Some(_)))) => {
                     return Err(PublishError::Unroutable {
