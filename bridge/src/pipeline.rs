@@ -157,7 +157,11 @@ pub async fn run(config: Config, stop: watch::Receiver<bool>) -> Result<(), Brid
             last_boundary: None,
             published: 0,
         };
+        let session_started = Instant::now();
         let end = session.run(params, stop.clone()).await?;
+        if session_started.elapsed() > Duration::from_secs(60) {
+            backoff = Backoff::new();
+        }
         match end {
             SessionEnd::Stopped => break,
             SessionEnd::SourceFailed(error) if error.is_retryable() => {
@@ -244,6 +248,14 @@ impl Session<'_> {
         tokio::pin!(stopped);
 
         let end = loop {
+            // Outside `select!`: a reconnect must never be cancelled half-way.
+            if self.publisher.needs_reconnect() {
+                match self.publisher.connect().await {
+                    Ok(()) => {}
+                    Err(PublishError::Interrupted) => break SessionEnd::Stopped,
+                    Err(e) => return Err(e.into()),
+                }
+            }
             self.feed(false).await?;
             // A due deadline only helps when the publisher can take what it releases.
             let deadline = self
@@ -257,7 +269,7 @@ impl Session<'_> {
                     tracing::info!("stop requested: flushing, waiting for broker confirms, saving the checkpoint");
                     break SessionEnd::Stopped;
                 }
-                confirmed = self.publisher.next_confirmation(), if self.publisher.has_in_flight() => {
+                confirmed = self.publisher.next_confirmation(), if self.publisher.has_in_flight() && !self.publisher.needs_reconnect() => {
                     if let Some(checkpoint) = confirmed? {
                         self.safe = Some(checkpoint);
                         self.save(false)?;
@@ -363,6 +375,9 @@ impl Session<'_> {
     async fn wind_down(&mut self) -> Result<(), BridgeError> {
         let result = async {
             loop {
+                if self.publisher.needs_reconnect() {
+                    self.publisher.connect().await?;
+                }
                 self.feed(true).await?;
                 if !self.publisher.has_in_flight() {
                     break;
@@ -425,7 +440,7 @@ impl Session<'_> {
     /// Moves released entries from the dedup buffer to the publisher while it has room.
     async fn feed(&mut self, flush: bool) -> Result<(), PublishError> {
         let now = Instant::now();
-        while self.publisher.has_room() {
+        while self.publisher.has_room() && !self.publisher.needs_reconnect() {
             match self.dedup.pop_ready(now, flush) {
                 Some(Released::Change(change)) => {
                     let outgoing = encode_change(*change);
@@ -474,7 +489,11 @@ impl Session<'_> {
         if unchanged {
             return Ok(());
         }
+        // The first checkpoint is written at once: until it exists, a crash would restart
+        // from `source.start` and miss what happened meanwhile.
+        let first = self.saved.is_none();
         if !force
+            && !first
             && self.last_save.elapsed() < Duration::from_millis(self.config.checkpoint.interval_ms)
         {
             return Ok(());

@@ -161,6 +161,19 @@ impl Publisher {
                 }
             }
         });
+        match self.open_channel(&connection).await {
+            Ok(channel) => Ok(Link {
+                connection,
+                channel,
+            }),
+            Err(error) => {
+                close_quietly(&connection).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn open_channel(&self, connection: &Connection) -> Result<Channel, lapin::Error> {
         let channel = connection.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
@@ -176,20 +189,22 @@ impl Publisher {
                 FieldTable::default(),
             )
             .await?;
-        Ok(Link {
-            connection,
-            channel,
-        })
+        Ok(channel)
+    }
+
+    /// True after a failed publish or confirm: `connect` must run before anything else moves.
+    pub fn needs_reconnect(&self) -> bool {
+        self.link.is_none()
     }
 
     /// Connects (or reconnects) with capped exponential backoff, saying what it waits for, then
     /// publishes everything unconfirmed again in order.
+    ///
+    /// Never call it from a `select!` branch: it must run to completion, or the backoff state
+    /// and half-open connections are lost.
     pub async fn connect(&mut self) -> Result<(), PublishError> {
         if let Some(link) = self.link.take() {
-            let _ = link
-                .connection
-                .close(200, ShortString::from("reconnecting"))
-                .await;
+            close_quietly(&link.connection).await;
         }
         let mut delay = Duration::from_millis(200);
         let mut attempt = 0u32;
@@ -208,7 +223,9 @@ impl Publisher {
                         Ok(()) => return Ok(()),
                         Err(error) => {
                             tracing::warn!(%error, "publishing again after reconnect failed; retrying");
-                            self.link = None;
+                            if let Some(link) = self.link.take() {
+                                close_quietly(&link.connection).await;
+                            }
                         }
                     }
                 }
@@ -254,7 +271,8 @@ impl Publisher {
         Ok(())
     }
 
-    /// Queues a message and sends it; the caller checks `has_room` first to bound memory.
+    /// Queues a message and sends it; the caller checks `has_room` first to bound memory. When
+    /// the link is down the message waits in the queue for `connect`.
     pub async fn publish(&mut self, message: Outgoing) -> Result<(), PublishError> {
         self.unconfirmed += 1;
         if self.unconfirmed == 1 {
@@ -264,16 +282,21 @@ impl Publisher {
             Some(link) => send(&link.channel, &self.exchange, &message).await.ok(),
             None => None,
         };
-        let failed = sent.is_none();
+        if sent.is_none() {
+            // The reconnect publishes this one too, with everything before it.
+            self.mark_broken().await;
+        }
         self.in_flight.push_back(InFlight::Message {
             message: Box::new(message),
             confirm: sent,
         });
-        if failed {
-            // The reconnect publishes this one too, with everything before it.
-            self.connect().await?;
-        }
         Ok(())
+    }
+
+    async fn mark_broken(&mut self) {
+        if let Some(link) = self.link.take() {
+            close_quietly(&link.connection).await;
+        }
     }
 
     pub fn push_marker(&mut self, checkpoint: Checkpoint) {
@@ -285,7 +308,8 @@ impl Publisher {
 
     /// Waits for the head of the queue to be confirmed, then takes every later confirmation that
     /// is already in, without waiting again. Returns the newest checkpoint that became safe to
-    /// save, if any. Cancel-safe: it only waits while nothing has been taken yet.
+    /// save, if any. Cancel-safe: it only waits while nothing has been taken yet, and a failure
+    /// only marks the link broken (see `needs_reconnect`); reconnecting is the caller's next step.
     pub async fn next_confirmation(&mut self) -> Result<Option<Checkpoint>, PublishError> {
         let mut reached = None;
         let mut progressed = false;
@@ -308,12 +332,8 @@ impl Publisher {
                     }
                 }
                 Some(InFlight::Message { confirm: None, .. }) => {
-                    if !may_wait {
-                        return Ok(reached);
-                    }
-                    // Never sent (the link was down): reconnecting sends it.
-                    self.connect().await?;
-                    continue;
+                    // Never sent (the link was down): `connect` sends it.
+                    return Ok(reached);
                 }
             };
             match outcome {
@@ -336,12 +356,25 @@ impl Publisher {
                 }
                 Some(Ok(Confirmation::Nack(_))) => {
                     tracing::warn!("the broker refused (nack) a message; reconnecting to publish it and every later one again in order");
-                    self.connect().await?;
+                    self.forget_confirms();
+                    self.mark_broken().await;
+                    return Ok(reached);
                 }
                 Some(Err(error)) => {
                     tracing::warn!(%error, unconfirmed = self.unconfirmed, "lost the broker connection; reconnecting");
-                    self.connect().await?;
+                    self.forget_confirms();
+                    self.mark_broken().await;
+                    return Ok(reached);
                 }
+            }
+        }
+    }
+
+    /// Drops the confirm futures of a dead link, so a finished future is never polled again.
+    fn forget_confirms(&mut self) {
+        for entry in self.in_flight.iter_mut() {
+            if let InFlight::Message { confirm, .. } = entry {
+                *confirm = None;
             }
         }
     }
@@ -352,6 +385,12 @@ impl Publisher {
             let _ = link.connection.close(200, ShortString::from("bye")).await;
         }
     }
+}
+
+/// Closes a connection without waiting long: a dead broker never answers the close.
+async fn close_quietly(connection: &Connection) {
+    let close = connection.close(200, ShortString::from("reconnecting"));
+    let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
 }
 
 async fn send(
