@@ -13,8 +13,9 @@ pub struct Checkpoint {
     /// Binlog file and the position of the first event after the last finished transaction.
     pub file: String,
     pub pos: u64,
-    /// GTID of the last finished transaction, where the server writes GTIDs; recorded so an
-    /// operator can re-point the bridge at another server of the same replication topology.
+    /// The server's GTID state at this position (MariaDB GTID list `0-1-42`, MySQL GTID set
+    /// `uuid:1-42`), where the server uses GTIDs: the same position in terms that survive a
+    /// failover to another server of the replication topology.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gtid: Option<String>,
     /// The `seq` the next captured change will get: replaying from this position assigns the

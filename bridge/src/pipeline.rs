@@ -14,6 +14,7 @@ use crate::dedup::{DedupBuffer, Released};
 use crate::preflight::{self, PreflightError};
 use crate::publisher::{properties, text_header, Outgoing, PublishError, Publisher};
 use crate::schema_catalog;
+use crate::source::gtid::GtidState;
 use crate::source::{self, Boundary, CapturedRow, SourceError, SourceEvent, SourceParams, StartAt};
 use crate::time_format::{now_rfc3339, rfc3339_utc_millis, unix_millis_now};
 use change_message::{headers, Heartbeat, Message, RowChange, Source, CONTRACT_VERSION};
@@ -90,7 +91,9 @@ pub async fn run(config: Config, stop: watch::Receiver<bool>) -> Result<(), Brid
                         pos: cp.pos,
                     },
                     cp.next_seq,
-                    cp.gtid.clone(),
+                    cp.gtid
+                        .as_deref()
+                        .and_then(|g| parse_gtid_state(facts.is_mariadb, g)),
                 )
             }
             None => {
@@ -104,7 +107,16 @@ pub async fn run(config: Config, stop: watch::Receiver<bool>) -> Result<(), Brid
                         StartAt::OldestBinlog
                     }
                 };
-                (start, 1, None)
+                // From the end: the server's state now. From the start: the GTID list (or
+                // previous-GTIDs) event that opens the first binlog file supplies it.
+                let gtid = match config.source.start {
+                    StartPoint::End => facts
+                        .gtid_position
+                        .as_deref()
+                        .and_then(|g| parse_gtid_state(facts.is_mariadb, g)),
+                    StartPoint::Start => None,
+                };
+                (start, 1, gtid)
             }
         };
         tracing::info!(server = %facts.version, server_id = facts.server_id, "database checks passed");
@@ -175,6 +187,21 @@ pub async fn run(config: Config, stop: watch::Receiver<bool>) -> Result<(), Brid
     }
     publisher.close().await;
     Ok(())
+}
+
+fn parse_gtid_state(is_mariadb: bool, text: &str) -> Option<GtidState> {
+    let parsed = if is_mariadb {
+        GtidState::parse_mariadb(text)
+    } else {
+        GtidState::parse_mysql(text)
+    };
+    match parsed {
+        Ok(state) => Some(state),
+        Err(error) => {
+            tracing::warn!(%error, "GTID state not tracked; checkpoints keep file and position only");
+            None
+        }
+    }
 }
 
 struct Backoff {

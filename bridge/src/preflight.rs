@@ -93,6 +93,9 @@ pub struct ServerFacts {
     pub is_mariadb: bool,
     pub server_id: u32,
     pub binlog_files: Vec<String>,
+    /// The server's current GTID state (MariaDB `gtid_binlog_pos`, MySQL `gtid_executed` when
+    /// `gtid_mode` is on), read just before replication starts.
+    pub gtid_position: Option<String>,
 }
 
 pub fn connection_opts(source: &SourceConfig) -> mysql_async::Opts {
@@ -288,6 +291,14 @@ pub async fn run(
         }
     }
 
+    let gtid_position = if is_mariadb {
+        variable(&mut conn, "gtid_binlog_pos").await?
+    } else if variable(&mut conn, "gtid_mode").await?.as_deref() == Some("ON") {
+        variable(&mut conn, "gtid_executed").await?
+    } else {
+        None
+    };
+
     let databases: Vec<String> = filter.databases().cloned().collect();
     let catalog = schema_catalog::inspect(&mut conn, is_mariadb, &databases, None)
         .await
@@ -334,6 +345,7 @@ pub async fn run(
             is_mariadb,
             server_id,
             binlog_files,
+            gtid_position,
         },
         catalog,
     ))

@@ -1169,6 +1169,11 @@ async fn checkpoint_advances_while_captured_tables_are_idle() {
     assert_eq!(checkpoint_pos(&file), Some(end_after));
     let checkpoint = read_checkpoint(&path).unwrap();
     assert_eq!(checkpoint["next_seq"], json!(1), "no change was captured");
+    assert_eq!(
+        checkpoint["gtid"],
+        json!(s.db.query_value("SELECT @@gtid_binlog_pos")),
+        "the checkpoint names the same position as the server's GTID state"
+    );
     assert_eq!(queue_len(&s.url, &s.queue).await, 0, "nothing is published");
     stop_cleanly(&mut bridge);
     assert!(drain(&s.url, &s.queue, usize::MAX, QUIET).await.is_empty());

@@ -4,6 +4,7 @@
 //! filling memory.
 
 pub mod decode;
+pub mod gtid;
 pub mod mysql_json;
 pub mod table_schema;
 
@@ -11,6 +12,7 @@ use crate::capture_filter::CaptureFilter;
 use crate::schema_catalog::TableCatalog;
 use change_message::{Operation, Row};
 use decode::{ColumnDecoder, DecodeError};
+use gtid::GtidState;
 use mysql_cdc::binlog_client::BinlogClient;
 use mysql_cdc::binlog_options::BinlogOptions;
 use mysql_cdc::errors::Error as CdcError;
@@ -56,6 +58,7 @@ pub struct CapturedRow {
 pub struct Boundary {
     pub file: Arc<str>,
     pub pos: u64,
+    /// The server's GTID state here (MariaDB GTID list, MySQL GTID set), when known.
     pub gtid: Option<Arc<str>>,
 }
 
@@ -151,9 +154,8 @@ pub struct SourceParams {
     pub server_id: u32,
     pub heartbeat: Duration,
     pub start: StartAt,
-    /// The GTID of the transaction before `start`, carried into the first boundary so a
-    /// checkpoint never loses it.
-    pub start_gtid: Option<String>,
+    /// The GTID state at `start`, when known; kept up to date from there.
+    pub start_gtid: Option<GtidState>,
     pub filter: Arc<CaptureFilter>,
     pub catalog: HashMap<(String, String), TableCatalog>,
     pub lookup: CatalogLookup,
@@ -206,7 +208,11 @@ struct Reader {
     in_transaction: bool,
     /// MariaDB marks DDL transactions "standalone": a GTID event then one query, no XID.
     standalone: bool,
+    /// GTID of the transaction being read.
     gtid: Option<Arc<str>>,
+    /// GTID state after the last finished transaction, and its text.
+    gtid_state: Option<GtidState>,
+    gtid_text: Option<Arc<str>>,
     tx_index: u32,
     tx_time: u32,
     tables: HashMap<u64, CachedTable>,
@@ -255,14 +261,19 @@ impl Reader {
             StartAt::Position { file, pos } => (Arc::from(file.as_str()), *pos),
             _ => (Arc::from(""), 0),
         };
-        let gtid = params.start_gtid.as_deref().map(Arc::from);
+        let gtid_state = params.start_gtid.clone();
+        let gtid_text = gtid_state
+            .as_ref()
+            .map(|g| Arc::from(g.to_string().as_str()));
         Reader {
             params,
             file,
             pos,
             in_transaction: false,
             standalone: false,
-            gtid,
+            gtid: None,
+            gtid_state,
+            gtid_text,
             tx_index: 0,
             tx_time: 0,
             tables: HashMap::new(),
@@ -339,8 +350,31 @@ impl Reader {
         SourceEvent::Boundary(Boundary {
             file: self.file.clone(),
             pos: self.pos,
-            gtid: self.gtid.clone(),
+            gtid: self.gtid_text.clone(),
         })
+    }
+
+    /// A transaction finished: fold its GTID into the state the next boundary reports.
+    fn commit(&mut self) {
+        self.in_transaction = false;
+        self.standalone = false;
+        if let (Some(state), Some(gtid)) = (self.gtid_state.as_mut(), self.gtid.take()) {
+            match state.observe(&gtid) {
+                Ok(()) => self.gtid_text = Some(Arc::from(state.to_string().as_str())),
+                Err(error) => {
+                    tracing::warn!(%error, "GTID state no longer tracked; checkpoints keep file and position only");
+                    self.gtid_state = None;
+                    self.gtid_text = None;
+                }
+            }
+        }
+    }
+
+    fn adopt_gtid_state(&mut self, state: GtidState) {
+        if !self.in_transaction {
+            self.gtid_text = Some(Arc::from(state.to_string().as_str()));
+            self.gtid_state = Some(state);
+        }
     }
 
     /// Handles one event; `Ok(false)` when the receiver is gone.
@@ -397,15 +431,24 @@ impl Reader {
                 {
                     // COMMIT of a non-transactional engine, or DDL: the statement is the
                     // whole transaction.
-                    self.in_transaction = false;
-                    self.standalone = false;
+                    self.commit();
                     return Ok(self.send(tx, self.boundary()));
                 }
             }
             BinlogEvent::XidEvent(_) => {
-                self.in_transaction = false;
-                self.standalone = false;
+                self.commit();
                 return Ok(self.send(tx, self.boundary()));
+            }
+            // The state at the start of each binlog file, authoritative for what follows.
+            BinlogEvent::MariaDbGtidListEvent(e) => {
+                if let Ok(state) = GtidState::parse_mariadb(&e.gtid_list.to_string()) {
+                    self.adopt_gtid_state(state);
+                }
+            }
+            BinlogEvent::MySqlPrevGtidsEvent(e) => {
+                if let Ok(state) = GtidState::parse_mysql(&e.gtid_set.to_string()) {
+                    self.adopt_gtid_state(state);
+                }
             }
             BinlogEvent::TableMapEvent(map) => {
                 self.last_table_id = Some(map.table_id);
