@@ -8,6 +8,7 @@
 pub mod bridge_process;
 pub mod config;
 pub mod mariadb;
+pub mod ocpi_partner;
 pub mod rabbit;
 pub mod util;
 
@@ -17,6 +18,7 @@ pub use config::{
     LogConfig, SourceConfig,
 };
 pub use mariadb::{MariaDb, MariaDbOptions, APP_DATABASE, CDC_PASSWORD, CDC_USER};
+pub use ocpi_partner::{Mode, OcpiPartner, PartnerOptions, PartnerVersion, RecordedRequest};
 pub use rabbit::{
     declare_bound_queue, declare_exchange, delete_exchange, delete_queue, drain, drain_changes,
     drain_received, publish_bodies, publish_messages, purge_queue, queue_len, shared_amqp_url,

@@ -1,0 +1,739 @@
+//! The mapping file: parsing (strict: unknown keys are errors) and validation.
+//!
+//! Every error names the file, the `[[table]]` entry and the key, and says what to write instead.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::Path;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use super::{Module, ObjectKind, OcpiVersion};
+
+/// All table mappings of one file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappingConfig {
+    /// Where the mapping was read from (for messages).
+    pub origin: String,
+    pub tables: Vec<TableMapping>,
+}
+
+/// How one table's rows become OCPI objects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableMapping {
+    /// Database of the table, as in change messages.
+    pub database: String,
+    /// Table name, as in change messages.
+    pub table: String,
+    pub module: Module,
+    /// Columns whose values form the object's URL after the module endpoint, in order
+    /// (`country_code`, `party_id`, then the object ids). For CDRs: the record's identity only.
+    pub path: Vec<String>,
+    pub update: UpdateMode,
+    pub body: Body,
+    pub soft_delete: Option<SoftDelete>,
+}
+
+/// How updates are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpdateMode {
+    /// The full object (replaces the partner's copy).
+    Put,
+    /// The changed fields plus `last_updated`.
+    Patch,
+}
+
+/// Where the OCPI object comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    /// A JSON column holding the whole object, sent as is.
+    Column(String),
+    /// Field by field, in file order.
+    Fields(Vec<FieldMapping>),
+}
+
+/// One OCPI field of the object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldMapping {
+    /// The field's name as written in the file, dots for nesting: `coordinates.latitude`.
+    pub name: String,
+    /// `name` split at the dots.
+    pub path: Vec<String>,
+    pub source: FieldSource,
+    /// The OCPI versions the field is sent to; `None`: all.
+    pub versions: Option<Vec<OcpiVersion>>,
+}
+
+impl FieldMapping {
+    /// Whether the field is sent to partners of `version`.
+    pub fn applies_to(&self, version: OcpiVersion) -> bool {
+        self.versions.as_ref().is_none_or(|v| v.contains(&version))
+    }
+
+    /// The column the field reads, if any.
+    pub fn column(&self) -> Option<&str> {
+        match &self.source {
+            FieldSource::Column { column, .. } => Some(column),
+            FieldSource::Value(_) => None,
+        }
+    }
+}
+
+/// Where a field's value comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldSource {
+    /// A column of the row, optionally converted.
+    Column {
+        column: String,
+        conversion: Option<Conversion>,
+    },
+    /// A constant.
+    Value(Value),
+}
+
+/// How a column value becomes an OCPI value (`as = "..."`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Conversion {
+    /// Text: numbers in their decimal form (DECIMAL digits kept), booleans as true/false.
+    String,
+    /// A JSON number: DECIMAL text parsed, numbers as they are.
+    Number,
+    /// A whole JSON number; DECIMAL text with a zero fraction ("11000.00") accepted.
+    Integer,
+    /// true/false from a boolean, a 0/non-zero integer (TINYINT), or "0"/"1"/"true"/"false".
+    Bool,
+    /// A JSON value: text parsed as JSON, JSON values as they are.
+    Json,
+    /// RFC 3339 UTC with `Z`: DATETIME (taken as UTC), TIMESTAMP, DATE, or text with an offset.
+    Datetime,
+    /// A JSON array of strings from a SET value ("A,B" -> ["A","B"]); arrays as they are.
+    List,
+}
+
+impl Conversion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Conversion::String => "string",
+            Conversion::Number => "number",
+            Conversion::Integer => "integer",
+            Conversion::Bool => "bool",
+            Conversion::Json => "json",
+            Conversion::Datetime => "datetime",
+            Conversion::List => "list",
+        }
+    }
+}
+
+impl fmt::Display for Conversion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A soft-delete column: when the row's value equals `value`, the row is removed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SoftDelete {
+    pub column: String,
+    /// Compared with the column's JSON value; a boolean also matches the TINYINT 1/0.
+    pub value: Value,
+}
+
+impl SoftDelete {
+    /// Whether a column value means "deleted".
+    pub fn matches(&self, actual: &Value) -> bool {
+        if actual == &self.value {
+            return true;
+        }
+        match (&self.value, actual) {
+            (Value::Bool(b), Value::Number(n)) | (Value::Number(n), Value::Bool(b)) => {
+                n.as_i64() == Some(i64::from(*b))
+            }
+            (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+            // DECIMAL and BIT-as-text columns arrive as strings.
+            (Value::Number(n), Value::String(s)) | (Value::String(s), Value::Number(n)) => {
+                s.trim().parse::<f64>().ok() == n.as_f64()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Why a mapping file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("mapping file {file}: cannot read it: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not TOML, or a key or value of the wrong kind; the message names line, column and key.
+    #[error("mapping file {file}: {message}")]
+    Parse { file: String, message: String },
+    /// Parsed, but not a usable mapping.
+    #[error("mapping file {file}: {entry}: key `{key}`: {problem}")]
+    Invalid {
+        file: String,
+        /// `[[table]] #2 (ocpi.evses)`.
+        entry: String,
+        key: String,
+        problem: String,
+    },
+}
+
+impl MappingConfig {
+    /// Reads and validates a mapping file.
+    pub fn load(path: impl AsRef<Path>) -> Result<MappingConfig, ConfigError> {
+        let path = path.as_ref();
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        MappingConfig::parse(&text, &file)
+    }
+
+    /// Parses and validates mapping text; `origin` names it in messages.
+    pub fn parse(text: &str, origin: &str) -> Result<MappingConfig, ConfigError> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        if raw.table.is_empty() {
+            return Err(ConfigError::Invalid {
+                file: origin.to_string(),
+                entry: "file".into(),
+                key: "table".into(),
+                problem: "no [[table]] entries: the file maps nothing".into(),
+            });
+        }
+        let mut tables = Vec::with_capacity(raw.table.len());
+        let mut seen = HashSet::new();
+        for (index, raw_table) in raw.table.into_iter().enumerate() {
+            let entry = format!("[[table]] #{} ({})", index + 1, raw_table.table);
+            let invalid = |key: &str, problem: String| ConfigError::Invalid {
+                file: origin.to_string(),
+                entry: entry.clone(),
+                key: key.to_string(),
+                problem,
+            };
+            let mapping = validate(raw_table, &invalid)?;
+            if !seen.insert(mapping.qualified_name()) {
+                return Err(invalid(
+                    "table",
+                    format!(
+                        "`{}` is mapped twice: keep one [[table]] per table",
+                        mapping.qualified_name()
+                    ),
+                ));
+            }
+            tables.push(mapping);
+        }
+        Ok(MappingConfig {
+            origin: origin.to_string(),
+            tables,
+        })
+    }
+
+    /// The mapping of `database.table`, if the file has one.
+    pub fn get(&self, database: &str, table: &str) -> Option<&TableMapping> {
+        self.tables
+            .iter()
+            .find(|t| t.database == database && t.table == table)
+    }
+
+    /// The mapping of the change's table, if the file has one.
+    pub fn for_change(&self, change: &change_message::RowChange) -> Option<&TableMapping> {
+        self.get(&change.database, &change.table)
+    }
+}
+
+impl TableMapping {
+    /// `database.table`.
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.database, self.table)
+    }
+
+    /// Which OCPI object the rows are.
+    pub fn object(&self) -> ObjectKind {
+        object_kind(self.module, self.path.len())
+    }
+
+    /// Every column the mapping reads (path, body column or field columns, soft-delete
+    /// column), once each, in file order.
+    pub fn columns(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = self.path.iter().map(String::as_str).collect();
+        match &self.body {
+            Body::Column(c) => all.push(c),
+            Body::Fields(fields) => all.extend(fields.iter().filter_map(FieldMapping::column)),
+        }
+        if let Some(sd) = &self.soft_delete {
+            all.push(&sd.column);
+        }
+        let mut out: Vec<&str> = Vec::with_capacity(all.len());
+        for c in all {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// The fields sent to partners of `version` (all of them for a body column: `None`).
+    pub fn fields_for(&self, version: OcpiVersion) -> Option<Vec<&FieldMapping>> {
+        match &self.body {
+            Body::Column(_) => None,
+            Body::Fields(fields) => Some(fields.iter().filter(|f| f.applies_to(version)).collect()),
+        }
+    }
+}
+
+fn object_kind(module: Module, depth: usize) -> ObjectKind {
+    match module {
+        Module::Locations => match depth {
+            0..=3 => ObjectKind::Location,
+            4 => ObjectKind::Evse,
+            _ => ObjectKind::Connector,
+        },
+        Module::Sessions => ObjectKind::Session,
+        Module::Cdrs => ObjectKind::Cdr,
+        Module::Tariffs => ObjectKind::Tariff,
+        Module::Tokens => ObjectKind::Token,
+    }
+}
+
+// ---- raw file layout -------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    table: Vec<RawTable>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    table: String,
+    module: Module,
+    path: String,
+    #[serde(default)]
+    update: Option<UpdateMode>,
+    #[serde(default)]
+    body_column: Option<String>,
+    #[serde(default)]
+    fields: Option<RawFields>,
+    #[serde(default)]
+    soft_delete: Option<RawSoftDelete>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSoftDelete {
+    column: String,
+    value: toml::Value,
+}
+
+/// `[table.fields]` in file order.
+struct RawFields(Vec<(String, RawField)>);
+
+impl<'de> Deserialize<'de> for RawFields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = RawFields;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a table of OCPI field = column name or { column = ..., as = ... }")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawFields, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, RawField>()? {
+                    out.push((k, v));
+                }
+                Ok(RawFields(out))
+            }
+        }
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+/// `uid = "uid"` or `status = { column = "status", as = "string" }` or `publish = { value = true }`.
+enum RawField {
+    Column(String),
+    Spec(RawFieldSpec),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFieldSpec {
+    #[serde(default)]
+    column: Option<String>,
+    #[serde(default)]
+    value: Option<toml::Value>,
+    #[serde(default, rename = "as")]
+    conversion: Option<Conversion>,
+    #[serde(default)]
+    versions: Option<Vec<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl<'de> Visitor<'de> for FieldVisitor {
+            type Value = RawField;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "a column name (\"uid\") or a table ({ column = \"...\", as = \"...\", \
+                     versions = [...] } or { value = ... })",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawField, E> {
+                Ok(RawField::Column(v.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawField, A::Error> {
+                RawFieldSpec::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawField::Spec)
+            }
+        }
+        deserializer.deserialize_any(FieldVisitor)
+    }
+}
+
+// ---- validation ------------------------------------------------------------------------------
+
+const VERSIONS: [OcpiVersion; 2] = [OcpiVersion::V211, OcpiVersion::V221];
+
+fn validate(
+    raw: RawTable,
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<TableMapping, ConfigError> {
+    let (database, table) = match raw.table.split_once('.') {
+        Some((d, t)) if !d.is_empty() && !t.is_empty() && !t.contains('.') => {
+            (d.to_string(), t.to_string())
+        }
+        _ => {
+            return Err(invalid(
+                "table",
+                format!(
+                    "{:?} is not `database.table` (as in the change messages' database and \
+                     table)",
+                    raw.table
+                ),
+            ))
+        }
+    };
+    let module = raw.module;
+    let path = parse_path(&raw.path).map_err(|p| invalid("path", p))?;
+    let depth_ok = match module {
+        Module::Locations => (3..=5).contains(&path.len()),
+        _ => path.len() == 3,
+    };
+    if !depth_ok {
+        let wanted = match module {
+            Module::Locations => {
+                "3, 4 or 5 placeholders: /{cc}/{pid}/{location_id} (Location), \
+                 .../{evse_uid} (EVSE) or .../{evse_uid}/{connector_id} (Connector)"
+            }
+            Module::Cdrs => {
+                "3 placeholders /{country_code}/{party_id}/{id}: the CDR's identity (CDRs are \
+                 POSTed without ids in the URL; the path names the record in logs)"
+            }
+            _ => "3 placeholders: /{country_code}/{party_id}/{id}",
+        };
+        return Err(invalid(
+            "path",
+            format!(
+                "{:?} has {} placeholder(s); module {module} needs {wanted}",
+                raw.path,
+                path.len()
+            ),
+        ));
+    }
+    let object = object_kind(module, path.len());
+
+    let update = match (module, raw.update) {
+        (Module::Cdrs, Some(_)) => {
+            return Err(invalid(
+                "update",
+                "CDRs are never updated (a CDR is immutable; corrections are credit CDRs, new \
+                 rows): remove the key"
+                    .into(),
+            ))
+        }
+        (Module::Tariffs, Some(UpdateMode::Patch)) => {
+            return Err(invalid(
+                "update",
+                "OCPI 2.2.1 Tariffs have no PATCH: use \"put\"".into(),
+            ))
+        }
+        (_, Some(mode)) => mode,
+        (_, None) => UpdateMode::Put,
+    };
+
+    let body = match (raw.body_column, raw.fields) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "body_column",
+                "give either body_column (a JSON column holding the whole object) or \
+                 [table.fields], not both"
+                    .into(),
+            ))
+        }
+        (None, None) => {
+            return Err(invalid(
+                "fields",
+                "missing: give body_column (a JSON column holding the whole object) or a \
+                 [table.fields] table"
+                    .into(),
+            ))
+        }
+        (Some(column), None) => {
+            check_column_name(&column).map_err(|p| invalid("body_column", p))?;
+            Body::Column(column)
+        }
+        (None, Some(fields)) => Body::Fields(validate_fields(fields, object, invalid)?),
+    };
+
+    let soft_delete = match raw.soft_delete {
+        None => None,
+        Some(sd) => {
+            match object {
+                ObjectKind::Cdr => {
+                    return Err(invalid(
+                        "soft_delete",
+                        "a CDR cannot be removed in OCPI (it is corrected by a credit CDR): \
+                         remove [table.soft_delete]"
+                            .into(),
+                    ))
+                }
+                ObjectKind::Location | ObjectKind::Connector => {
+                    return Err(invalid(
+                        "soft_delete",
+                        format!(
+                            "OCPI has no removal of a {object} (only EVSEs are removed, by \
+                             status REMOVED): remove [table.soft_delete]; unpublish a Location \
+                             with publish = false"
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+            check_column_name(&sd.column).map_err(|p| invalid("soft_delete.column", p))?;
+            let value = toml_to_json(sd.value);
+            if value.is_array() || value.is_object() {
+                return Err(invalid(
+                    "soft_delete.value",
+                    "must be a single value (number, string or boolean)".into(),
+                ));
+            }
+            Some(SoftDelete {
+                column: sd.column,
+                value,
+            })
+        }
+    };
+
+    Ok(TableMapping {
+        database,
+        table,
+        module,
+        path,
+        update,
+        body,
+        soft_delete,
+    })
+}
+
+fn parse_path(path: &str) -> Result<Vec<String>, String> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(format!(
+            "{path:?} must start with '/': e.g. \"/{{country_code}}/{{party_id}}/{{id}}\""
+        ));
+    };
+    let mut columns = Vec::new();
+    for segment in rest.split('/') {
+        let Some(column) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) else {
+            return Err(format!(
+                "segment {segment:?} of {path:?} is not a {{column}} placeholder: every segment \
+                 names the column whose value goes there"
+            ));
+        };
+        check_column_name(column)
+            .map_err(|p| format!("placeholder {segment:?} of {path:?}: {p}"))?;
+        columns.push(column.to_string());
+    }
+    Ok(columns)
+}
+
+fn check_column_name(column: &str) -> Result<(), String> {
+    if column.trim().is_empty() {
+        return Err("the column name is empty".into());
+    }
+    if column.contains(['{', '}', '/']) || column.trim() != column {
+        return Err(format!("{column:?} is not a column name"));
+    }
+    Ok(())
+}
+
+fn validate_fields(
+    raw: RawFields,
+    object: ObjectKind,
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Vec<FieldMapping>, ConfigError> {
+    let mut fields: Vec<FieldMapping> = Vec::with_capacity(raw.0.len());
+    for (name, raw_field) in raw.0 {
+        let key = format!("fields.\"{name}\"");
+        let path: Vec<String> = name.split('.').map(str::to_string).collect();
+        if path
+            .iter()
+            .any(|s| s.is_empty() || s.contains(char::is_whitespace))
+        {
+            return Err(invalid(
+                &key,
+                "not an OCPI field name: dot-separated names without blanks, e.g. \
+                 \"coordinates.latitude\""
+                    .into(),
+            ));
+        }
+        let (source, versions) = match raw_field {
+            RawField::Column(column) => {
+                check_column_name(&column).map_err(|p| invalid(&key, p))?;
+                (
+                    FieldSource::Column {
+                        column,
+                        conversion: None,
+                    },
+                    None,
+                )
+            }
+            RawField::Spec(spec) => {
+                let source = match (spec.column, spec.value, spec.conversion) {
+                    (Some(_), Some(_), _) => {
+                        return Err(invalid(&key, "give `column` or `value`, not both".into()))
+                    }
+                    (None, None, _) => {
+                        return Err(invalid(
+                            &key,
+                            "give `column = \"...\"` (a column of the row) or `value = ...` \
+                             (a constant)"
+                                .into(),
+                        ))
+                    }
+                    (None, Some(_), Some(_)) => {
+                        return Err(invalid(
+                            &format!("{key}.as"),
+                            "`as` converts column values; write the constant `value` as \
+                             the JSON type it must have"
+                                .into(),
+                        ))
+                    }
+                    (Some(column), None, conversion) => {
+                        check_column_name(&column)
+                            .map_err(|p| invalid(&format!("{key}.column"), p))?;
+                        FieldSource::Column { column, conversion }
+                    }
+                    (None, Some(value), None) => FieldSource::Value(toml_to_json(value)),
+                };
+                let versions = match spec.versions {
+                    None => None,
+                    Some(list) => {
+                        if list.is_empty() {
+                            return Err(invalid(
+                                &format!("{key}.versions"),
+                                "empty: list the OCPI versions the field is sent to, e.g. \
+                                 [\"2.2.1\"], or remove the key to send it to all"
+                                    .into(),
+                            ));
+                        }
+                        let mut parsed = Vec::with_capacity(list.len());
+                        for v in list {
+                            parsed.push(
+                                v.parse::<OcpiVersion>()
+                                    .map_err(|p| invalid(&format!("{key}.versions"), p))?,
+                            );
+                        }
+                        Some(parsed)
+                    }
+                };
+                (source, versions)
+            }
+        };
+        let field = FieldMapping {
+            name,
+            path,
+            source,
+            versions,
+        };
+        for other in &fields {
+            let (short, long) = if other.path.len() <= field.path.len() {
+                (&other.path, &field.path)
+            } else {
+                (&field.path, &other.path)
+            };
+            let nested = long.starts_with(short);
+            let shared = VERSIONS
+                .iter()
+                .any(|v| other.applies_to(*v) && field.applies_to(*v));
+            if nested && shared {
+                return Err(invalid(
+                    &key,
+                    format!(
+                        "clashes with field \"{}\": one would overwrite the other in the same \
+                         object (give them disjoint `versions` if they are for different OCPI \
+                         versions)",
+                        other.name
+                    ),
+                ));
+            }
+        }
+        fields.push(field);
+    }
+
+    for version in VERSIONS {
+        let has = |name: &str| {
+            fields
+                .iter()
+                .any(|f| f.applies_to(version) && f.path.len() == 1 && f.path[0] == name)
+        };
+        if !has("last_updated") {
+            return Err(invalid(
+                "fields.last_updated",
+                format!(
+                    "missing for OCPI {version}: every OCPI object and every PATCH carries \
+                     last_updated; map it, e.g. last_updated = {{ column = \"last_updated\", \
+                     as = \"datetime\" }}"
+                ),
+            ));
+        }
+        if object == ObjectKind::Token && version == OcpiVersion::V221 && !has("type") {
+            return Err(invalid(
+                "fields.type",
+                "missing for OCPI 2.2.1: a Token is addressed by uid and type (?type=...); \
+                 map its type"
+                    .into(),
+            ));
+        }
+    }
+    Ok(fields)
+}
+
+/// TOML constants as JSON; TOML date-times become their RFC 3339 text.
+pub(crate) fn toml_to_json(value: toml::Value) -> Value {
+    match value {
+        toml::Value::String(s) => Value::String(s),
+        toml::Value::Integer(i) => Value::from(i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(a) => Value::Array(a.into_iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => {
+            Value::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect())
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! OCPI transport: talking to a partner's OCPI API.
+//!
+//! - [`classify`]: what an answer means (success, transient, rejected, partner-level);
+//! - [`client`]: one HTTP client per partner, with the headers of its OCPI version;
+//! - [`discovery`]: from the partner's versions URL to its module endpoint URLs.
+
+pub mod classify;
+pub mod client;
+pub mod discovery;
+
+use std::fmt;
+use std::str::FromStr;
+
+pub use classify::{classify, Outcome};
+pub use client::{join_url, ClientConfig, OcpiClient, OcpiError, TokenEncoding};
+pub use discovery::{discover, DiscoveryError, Endpoints};
+/// The HTTP method type [`OcpiClient::send`] takes.
+pub use reqwest::Method;
+
+/// The OCPI versions this crate speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OcpiVersion {
+    /// OCPI 2.1.1: plain token, no request/correlation ids, no routing headers, no roles.
+    V211,
+    /// OCPI 2.2.1: request/correlation ids, routing headers, SENDER/RECEIVER roles.
+    V221,
+}
+
+impl OcpiVersion {
+    /// The version string as OCPI writes it: "2.1.1" or "2.2.1".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OcpiVersion::V211 => "2.1.1",
+            OcpiVersion::V221 => "2.2.1",
+        }
+    }
+}
+
+impl fmt::Display for OcpiVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OcpiVersion {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "2.1.1" => Ok(OcpiVersion::V211),
+            "2.2.1" => Ok(OcpiVersion::V221),
+            other => Err(format!(
+                "unsupported OCPI version {other:?}: use \"2.1.1\" or \"2.2.1\""
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_round_trip_through_their_ocpi_strings() {
+        for v in [OcpiVersion::V211, OcpiVersion::V221] {
+            assert_eq!(v.as_str().parse::<OcpiVersion>().unwrap(), v);
+            assert_eq!(v.to_string(), v.as_str());
+        }
+        let err = "2.2".parse::<OcpiVersion>().unwrap_err();
+        assert!(err.contains("\"2.2\"") && err.contains("2.2.1"), "{err}");
+    }
+}

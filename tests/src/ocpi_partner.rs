@@ -1,0 +1,1426 @@
+//! An in-process OCPI partner for tests: a receiver (eMSP side for locations, sessions, CDRs and
+//! tariffs; CPO side for tokens) on 127.0.0.1 at a random port, speaking OCPI 2.2.1 or 2.1.1.
+//!
+//! It behaves like a strict but real receiver:
+//! - `GET /ocpi/versions` and `GET /ocpi/{version}/details` (2.2.1: each module is listed first as
+//!   a SENDER endpoint under `/ocpi/{version}/sender/...`, which answers 404, then as a RECEIVER
+//!   endpoint; a pusher that takes the first entry instead of the RECEIVER one is caught);
+//! - receiver endpoints: locations (PUT/PATCH at location, EVSE and connector depth; a child
+//!   update bumps the parents' `last_updated`), sessions (PUT/PATCH; PATCH appends
+//!   `charging_periods`), cdrs (POST only; answers 201 with a `Location` header naming
+//!   `{cdrs}/{id}`; every POST is kept, so duplicates are visible), tariffs (PUT, DELETE; 2.1.1
+//!   also PATCH), tokens (PUT/PATCH with `?type=`, RFID when absent). GET on an object URL
+//!   returns it;
+//! - checks `Authorization: Token ...` (401 on mismatch), for 2.2.1 module requests the
+//!   `X-Request-ID`, `X-Correlation-ID` and four `OCPI-from/to-*` headers (OCPI 2001 when one is
+//!   missing; echoes the two ids), `last_updated` on every PUT and PATCH (OCPI 2001 when missing),
+//!   ids in the body against the URL (case-insensitively, as CiString), and, unless turned off,
+//!   rejects a PUT or PATCH whose `last_updated` is older than the stored object's with OCPI 2001
+//!   "older than stored" (ocpi/ocpi issue 281). Note that an EVSE or connector update bumps the
+//!   location's `last_updated`, so a later location PUT with an older `last_updated` is rejected
+//!   too, as a real receiver with that check would;
+//! - answers envelopes `{data, status_code, status_message, timestamp}`.
+//!
+//! Every request is recorded in arrival order (also those refused or misbehaved on).
+//! Misbehaviour on command, for the next N requests or until cleared: see [`Mode`]. Requests
+//! that a mode answers are not applied, except [`Mode::Slow`] (applied, then answered late) and
+//! [`Mode::NoLocationHeader`]. [`OcpiPartner::go_down`] closes the listener and every open
+//! connection (connection refused from then on); [`OcpiPartner::come_back`] listens on the same
+//! port again with the stored state intact.
+//!
+//! Stored objects are keyed by their ids upper-cased and joined with '/': locations, sessions
+//! and tariffs `CC/PID/ID`, tokens `CC/PID/UID/TYPE`, CDRs `ID`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::Response;
+use axum::{Extension, Router};
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{watch, Notify};
+use tokio::task::{JoinHandle, JoinSet};
+
+/// The OCPI version the partner speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartnerVersion {
+    /// OCPI 2.1.1: no roles, no request ids, no routing headers.
+    V211,
+    /// OCPI 2.2.1.
+    V221,
+}
+
+impl PartnerVersion {
+    /// "2.1.1" or "2.2.1".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartnerVersion::V211 => "2.1.1",
+            PartnerVersion::V221 => "2.2.1",
+        }
+    }
+}
+
+/// How the partner is set up.
+#[derive(Debug, Clone)]
+pub struct PartnerOptions {
+    /// The one version it offers.
+    pub version: PartnerVersion,
+    /// The credentials token it expects.
+    pub token: String,
+    /// Expect `Token base64(token)` (else `Token token`).
+    pub expect_base64_token: bool,
+    /// Modules it receives: any of "locations", "sessions", "cdrs", "tariffs", "tokens".
+    pub modules: Vec<&'static str>,
+    /// Publish endpoint URLs with a trailing '/'; a POST to the CDRs endpoint without it is
+    /// answered with a 307 redirect to the published URL.
+    pub trailing_slash_urls: bool,
+    /// Reject a PUT/PATCH whose `last_updated` is older than the stored object's (OCPI 2001).
+    pub reject_older: bool,
+    /// For 2.2.1 module requests, require X-Request-ID, X-Correlation-ID and the four routing
+    /// headers (OCPI 2001 when one is missing).
+    pub require_221_headers: bool,
+}
+
+impl PartnerOptions {
+    /// A 2.2.1 receiver of all five modules expecting a Base64-encoded token.
+    pub fn v221() -> Self {
+        Self {
+            version: PartnerVersion::V221,
+            token: "partner-token-221".into(),
+            expect_base64_token: true,
+            modules: ALL_MODULES.to_vec(),
+            trailing_slash_urls: false,
+            reject_older: true,
+            require_221_headers: true,
+        }
+    }
+
+    /// A 2.1.1 receiver of all five modules expecting the token as is.
+    pub fn v211() -> Self {
+        Self {
+            version: PartnerVersion::V211,
+            token: "partner-token-211".into(),
+            expect_base64_token: false,
+            ..Self::v221()
+        }
+    }
+}
+
+impl Default for PartnerOptions {
+    fn default() -> Self {
+        Self::v221()
+    }
+}
+
+/// Every module the double can receive.
+pub const ALL_MODULES: [&str; 5] = ["locations", "sessions", "cdrs", "tariffs", "tokens"];
+
+/// Misbehaviour on command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Answer this HTTP status with a non-OCPI body: a web framework's JSON validation error for
+    /// 422, plain text for 401/403, an HTML error page otherwise.
+    Http(u16),
+    /// Answer this HTTP status with an OCPI envelope carrying `ocpi` as status_code.
+    HttpEnvelope {
+        /// The HTTP status.
+        http: u16,
+        /// The OCPI status_code.
+        ocpi: u32,
+    },
+    /// HTTP 200 with an OCPI envelope carrying this status_code (2001, 3000, 3001, 4002, ...).
+    Ocpi(u32),
+    /// Apply the request normally, then wait this long before answering.
+    Slow(Duration),
+    /// Close the connection without answering.
+    DropConnection,
+    /// HTTP 200 with a body that is not JSON (text and binary bytes).
+    Garbage,
+    /// HTTP 200 with an (otherwise valid) envelope of about this many bytes.
+    HugeBody(usize),
+    /// HTTP 429 with `Retry-After: {retry_after_secs}`.
+    TooManyRequests {
+        /// The Retry-After value in seconds.
+        retry_after_secs: u64,
+    },
+    /// Answer with this redirect status (301, 302, 303, 307, 308) to the same URL under
+    /// `/redirected`, which is served like the original.
+    Redirect(u16),
+    /// Redirect (307) every request to the same URL again, forever.
+    RedirectLoop,
+    /// Apply CDR POSTs normally but answer without a `Location` header.
+    NoLocationHeader,
+}
+
+/// One request as the partner received it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// Arrival order, from 0.
+    pub seq: usize,
+    /// "GET", "PUT", "PATCH", "POST", "DELETE", ...
+    pub method: String,
+    /// The path as received (percent-encoded).
+    pub path: String,
+    /// The query string, when there was one.
+    pub query: Option<String>,
+    /// Header names lower-cased, values as text (lossy), in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// The body as JSON, when it was JSON.
+    pub body: Option<Value>,
+    /// The raw body bytes.
+    pub raw_body: Vec<u8>,
+    /// When it arrived.
+    pub at: SystemTime,
+}
+
+impl RecordedRequest {
+    /// The first value of a header (name case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+struct ActiveMode {
+    mode: Mode,
+    remaining: Option<usize>,
+}
+
+#[derive(Default)]
+struct Store {
+    requests: Vec<RecordedRequest>,
+    /// module -> key -> object
+    objects: HashMap<&'static str, BTreeMap<String, Value>>,
+    cdrs: Vec<Value>,
+    mode: Option<ActiveMode>,
+}
+
+struct Shared {
+    options: PartnerOptions,
+    base_url: String,
+    reject_older: AtomicBool,
+    store: Mutex<Store>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn version(&self) -> &'static str {
+        self.options.version.as_str()
+    }
+
+    /// The published RECEIVER URL of a module.
+    fn module_url(&self, module: &str) -> String {
+        let mut url = format!("{}/ocpi/{}/{module}", self.base_url, self.version());
+        if self.options.trailing_slash_urls {
+            url.push('/');
+        }
+        url
+    }
+}
+
+struct Running {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// The running partner. Dropping it stops the server.
+pub struct OcpiPartner {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    running: Mutex<Option<Running>>,
+}
+
+impl OcpiPartner {
+    /// Starts the partner on 127.0.0.1 at a port the kernel picks.
+    pub async fn start(options: PartnerOptions) -> OcpiPartner {
+        let listener = listen("127.0.0.1:0".parse().expect("an address"))
+            .unwrap_or_else(|e| panic!("OCPI partner: cannot listen on 127.0.0.1: {e}"));
+        let addr = listener
+            .local_addr()
+            .expect("a bound listener has an address");
+        let shared = Arc::new(Shared {
+            base_url: format!("http://{addr}"),
+            reject_older: AtomicBool::new(options.reject_older),
+            options,
+            store: Mutex::new(Store::default()),
+        });
+        let partner = OcpiPartner {
+            shared,
+            addr,
+            running: Mutex::new(None),
+        };
+        partner.spawn(listener);
+        partner
+    }
+
+    fn spawn(&self, listener: TcpListener) {
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(serve(listener, self.shared.clone(), stop_rx));
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some(Running { stop, task });
+    }
+
+    /// `http://127.0.0.1:{port}`.
+    pub fn base_url(&self) -> String {
+        self.shared.base_url.clone()
+    }
+
+    /// `http://127.0.0.1:{port}/ocpi/versions`.
+    pub fn versions_url(&self) -> String {
+        format!("{}/ocpi/versions", self.shared.base_url)
+    }
+
+    /// The RECEIVER URL the partner publishes for a module (with a trailing '/' when so set).
+    pub fn module_url(&self, module: &str) -> String {
+        self.shared.module_url(module)
+    }
+
+    /// The options it was started with.
+    pub fn options(&self) -> &PartnerOptions {
+        &self.shared.options
+    }
+
+    /// Every request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// Forgets the recorded requests (stored objects stay).
+    pub fn clear_requests(&self) {
+        self.shared.lock().requests.clear();
+    }
+
+    /// Waits until at least `count` requests were received, and returns them all. Panics after
+    /// `timeout` with what did arrive.
+    pub async fn wait_for_requests(&self, count: usize, timeout: Duration) -> Vec<RecordedRequest> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let requests = self.requests();
+            if requests.len() >= count {
+                return requests;
+            }
+            if Instant::now() >= deadline {
+                let seen: Vec<String> = requests
+                    .iter()
+                    .map(|r| format!("{} {}", r.method, r.path))
+                    .collect();
+                panic!(
+                    "OCPI partner: expected {count} requests within {timeout:?}, got {}: {seen:?}",
+                    requests.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// A stored object by its URL ids (case-insensitive): locations `[cc, pid, location_id]`,
+    /// `[.., evse_uid]` or `[.., evse_uid, connector_id]`; sessions and tariffs
+    /// `[cc, pid, id]`; tokens `[cc, pid, uid]` (type RFID) or `[cc, pid, uid, type]`; cdrs
+    /// `[id]` (the latest CDR POSTed with that id).
+    pub fn object(&self, module: &str, path_ids: &[&str]) -> Option<Value> {
+        let store = self.shared.lock();
+        let map = store.objects.get(module)?;
+        match (module, path_ids.len()) {
+            ("locations", 3..=5) => {
+                let location = map.get(&key(&path_ids[..3]))?;
+                let Some(evse_uid) = path_ids.get(3) else {
+                    return Some(location.clone());
+                };
+                let evse = find_child(location, "evses", "uid", evse_uid)?;
+                let Some(connector_id) = path_ids.get(4) else {
+                    return Some(evse.clone());
+                };
+                find_child(evse, "connectors", "id", connector_id).cloned()
+            }
+            ("tokens", 3) => map
+                .get(&key(&[path_ids[0], path_ids[1], path_ids[2], "RFID"]))
+                .cloned(),
+            _ => map.get(&key(path_ids)).cloned(),
+        }
+    }
+
+    /// Every stored object of a module, by key (see the module documentation).
+    pub fn objects(&self, module: &str) -> HashMap<String, Value> {
+        self.shared
+            .lock()
+            .objects
+            .get(module)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every CDR POSTed and accepted, in order, duplicates included.
+    pub fn cdrs(&self) -> Vec<Value> {
+        self.shared.lock().cdrs.clone()
+    }
+
+    /// Misbehave on every request from now on, until [`OcpiPartner::clear_mode`].
+    pub fn set_mode(&self, mode: Mode) {
+        self.shared.lock().mode = Some(ActiveMode {
+            mode,
+            remaining: None,
+        });
+    }
+
+    /// Misbehave on the next `requests` requests only (any request counts, discovery included).
+    pub fn set_mode_for(&self, mode: Mode, requests: usize) {
+        self.shared.lock().mode = Some(ActiveMode {
+            mode,
+            remaining: Some(requests),
+        });
+    }
+
+    /// Behave again.
+    pub fn clear_mode(&self) {
+        self.shared.lock().mode = None;
+    }
+
+    /// Turns the "older than stored" check (ocpi/ocpi issue 281) on or off.
+    pub fn set_reject_older(&self, on: bool) {
+        self.shared.reject_older.store(on, Ordering::SeqCst);
+    }
+
+    /// Stops listening and closes every open connection: from now on connecting is refused.
+    /// Stored state and recorded requests stay.
+    pub async fn go_down(&self) {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(running) = running {
+            let _ = running.stop.send(true);
+            let _ = running.task.await;
+        }
+    }
+
+    /// Listens again on the same port (after [`OcpiPartner::go_down`]).
+    pub async fn come_back(&self) {
+        if self.is_up() {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match listen(self.addr) {
+                Ok(listener) => break listener,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!("OCPI partner: port {} not free yet: {e}", self.addr);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("OCPI partner: cannot listen on {} again: {e}", self.addr),
+            }
+        };
+        self.spawn(listener);
+    }
+
+    /// True while listening.
+    pub fn is_up(&self) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+}
+
+impl Drop for OcpiPartner {
+    fn drop(&mut self) {
+        if let Some(running) = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = running.stop.send(true);
+            running.task.abort();
+        }
+    }
+}
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Closes the connection it belongs to when notified.
+#[derive(Clone)]
+struct ConnectionKill(Arc<Notify>);
+
+async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let router = Router::new().fallback(handle).with_state(shared);
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let kill = Arc::new(Notify::new());
+                let service = hyper_util::service::TowerToHyperService::new(
+                    router.clone().layer(Extension(ConnectionKill(kill.clone()))),
+                );
+                connections.spawn(async move {
+                    let connection = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                    tokio::select! {
+                        _ = connection => {}
+                        _ = kill.notified() => {}
+                    }
+                });
+                while connections.try_join_next().is_some() {}
+            }
+        }
+    }
+    drop(listener);
+    connections.shutdown().await;
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    Extension(kill): Extension<ConnectionKill>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = RecordedRequest {
+        seq: 0,
+        method: method.to_string(),
+        path: uri.path().to_string(),
+        query: uri.query().map(str::to_string),
+        headers: headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: serde_json::from_slice(&body).ok(),
+        raw_body: body.to_vec(),
+        at: SystemTime::now(),
+    };
+    let mode = {
+        let mut store = shared.lock();
+        let seq = store.requests.len();
+        store.requests.push(RecordedRequest { seq, ..request });
+        take_mode(&mut store)
+    };
+    let mut response = match mode {
+        Some(Mode::DropConnection) => {
+            kill.0.notify_one();
+            return std::future::pending::<Response>().await;
+        }
+        Some(Mode::Slow(delay)) => {
+            let response = respond(&shared, &method, &uri, &headers, &body, false);
+            tokio::time::sleep(delay).await;
+            response
+        }
+        Some(Mode::NoLocationHeader) => respond(&shared, &method, &uri, &headers, &body, true),
+        Some(other) => misbehave(&shared, other, &uri),
+        None => respond(&shared, &method, &uri, &headers, &body, false),
+    };
+    if shared.options.version == PartnerVersion::V221 {
+        for name in ["x-request-id", "x-correlation-id"] {
+            if let Some(value) = headers.get(name) {
+                response.headers_mut().insert(name, value.clone());
+            }
+        }
+    }
+    response
+}
+
+fn take_mode(store: &mut Store) -> Option<Mode> {
+    let active = store.mode.as_mut()?;
+    let mode = active.mode.clone();
+    if let Some(remaining) = active.remaining.as_mut() {
+        *remaining = remaining.saturating_sub(1);
+        if *remaining == 0 {
+            store.mode = None;
+        }
+    }
+    Some(mode)
+}
+
+fn misbehave(shared: &Shared, mode: Mode, uri: &Uri) -> Response {
+    match mode {
+        Mode::Http(code) => {
+            let status = status(code);
+            match code {
+                422 => raw(
+                    status,
+                    "application/json",
+                    r#"{"detail":[{"loc":["body","last_updated"],"msg":"field required","type":"value_error.missing"}]}"#,
+                ),
+                401 | 403 => raw(status, "text/plain", status.canonical_reason().unwrap_or("")),
+                _ => raw(
+                    status,
+                    "text/html",
+                    format!(
+                        "<html>\n<head><title>{code} {reason}</title></head>\n<body>\n<center><h1>{code} {reason}</h1></center>\n<hr><center>nginx</center>\n</body>\n</html>\n",
+                        reason = status.canonical_reason().unwrap_or("Error")
+                    ),
+                ),
+            }
+        }
+        Mode::HttpEnvelope { http, ocpi } => {
+            envelope(status(http), ocpi, "error on command", Value::Null)
+        }
+        Mode::Ocpi(code) => envelope(StatusCode::OK, code, "error on command", Value::Null),
+        Mode::Garbage => {
+            let mut body = b"<<< this is not JSON >>> \x00\xff\xfe".to_vec();
+            body.extend((0u8..=255).rev());
+            raw(StatusCode::OK, "text/plain", body)
+        }
+        Mode::HugeBody(size) => {
+            let mut body = Vec::with_capacity(size + 64);
+            body.extend_from_slice(br#"{"status_code":1000,"status_message":""#);
+            body.resize(body.len() + size, b'x');
+            body.extend_from_slice(br#"","data":null}"#);
+            raw(StatusCode::OK, "application/json", body)
+        }
+        Mode::TooManyRequests { retry_after_secs } => {
+            let mut response = raw(StatusCode::TOO_MANY_REQUESTS, "text/plain", "slow down");
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            response
+        }
+        Mode::Redirect(code) => {
+            let target = format!(
+                "{}/redirected{}",
+                shared.base_url,
+                uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+            );
+            redirect(status(code), &target)
+        }
+        Mode::RedirectLoop => {
+            let target = format!(
+                "{}{}",
+                shared.base_url,
+                uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+            );
+            redirect(StatusCode::TEMPORARY_REDIRECT, &target)
+        }
+        Mode::Slow(_) | Mode::DropConnection | Mode::NoLocationHeader => {
+            unreachable!("handled by the caller")
+        }
+    }
+}
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or_else(|_| panic!("OCPI partner: {code} is no HTTP status"))
+}
+
+fn raw(status: StatusCode, content_type: &'static str, body: impl Into<Body>) -> Response {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn redirect(status: StatusCode, target: &str) -> Response {
+    let mut response = raw(status, "text/plain", "");
+    response.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(target).expect("a URL is a header value"),
+    );
+    response
+}
+
+fn envelope(status: StatusCode, code: u32, message: &str, data: Value) -> Response {
+    let body = json!({
+        "data": data,
+        "status_code": code,
+        "status_message": message,
+        "timestamp": format_rfc3339(SystemTime::now()),
+    });
+    raw(status, "application/json", body.to_string())
+}
+
+fn success(status: StatusCode, data: Value) -> Response {
+    envelope(status, 1000, "Success", data)
+}
+
+/// HTTP 200 with an OCPI error code (a request that reached the OCPI layer).
+fn ocpi_error(code: u32, message: impl AsRef<str>) -> Response {
+    envelope(StatusCode::OK, code, message.as_ref(), Value::Null)
+}
+
+/// The normal behaviour of a receiver.
+fn respond(
+    shared: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    no_location: bool,
+) -> Response {
+    let raw_path = uri.path();
+    let path = raw_path.strip_prefix("/redirected").unwrap_or(raw_path);
+    let trailing_slash = path.len() > 1 && path.ends_with('/');
+    let segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+
+    if !authorized(shared, headers) {
+        return envelope(
+            StatusCode::UNAUTHORIZED,
+            2000,
+            "Invalid or missing credentials token",
+            Value::Null,
+        );
+    }
+    let version = shared.version();
+    match segments.as_slice() {
+        ["ocpi", "versions"] => {
+            if method != Method::GET {
+                return raw(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only");
+            }
+            let mut url = format!("{}/ocpi/{version}/details", shared.base_url);
+            if shared.options.trailing_slash_urls {
+                url.push('/');
+            }
+            success(StatusCode::OK, json!([{"version": version, "url": url}]))
+        }
+        ["ocpi", v, "details"] if *v == version => {
+            if method != Method::GET {
+                return raw(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only");
+            }
+            success(StatusCode::OK, version_details(shared))
+        }
+        ["ocpi", v, "sender", ..] if *v == version => raw(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "this is a SENDER endpoint of the test partner: push to its RECEIVER endpoints",
+        ),
+        ["ocpi", v, module, ids @ ..] if *v == version => {
+            let Some(module) = shared.options.modules.iter().copied().find(|m| m == module) else {
+                return raw(StatusCode::NOT_FOUND, "text/plain", "no such module");
+            };
+            if version == "2.2.1" && shared.options.require_221_headers {
+                for name in [
+                    "x-request-id",
+                    "x-correlation-id",
+                    "ocpi-from-country-code",
+                    "ocpi-from-party-id",
+                    "ocpi-to-country-code",
+                    "ocpi-to-party-id",
+                ] {
+                    let present = headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| !v.trim().is_empty());
+                    if !present {
+                        return ocpi_error(2001, format!("missing header {name}"));
+                    }
+                }
+            }
+            let call = Call {
+                shared,
+                method,
+                ids,
+                query: uri.query(),
+                body,
+                trailing_slash,
+                raw_path,
+                no_location,
+            };
+            module_request(module, call)
+        }
+        _ => raw(StatusCode::NOT_FOUND, "text/plain", "no such endpoint"),
+    }
+}
+
+fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
+    let token = &shared.options.token;
+    let expected = if shared.options.expect_base64_token {
+        base64::engine::general_purpose::STANDARD.encode(token.as_bytes())
+    } else {
+        token.clone()
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Token {expected}"))
+}
+
+fn version_details(shared: &Shared) -> Value {
+    let version = shared.version();
+    let mut endpoints = Vec::new();
+    let v221 = shared.options.version == PartnerVersion::V221;
+    let credentials = format!("{}/ocpi/{version}/credentials", shared.base_url);
+    if v221 {
+        endpoints.push(json!({"identifier": "credentials", "role": "SENDER", "url": credentials}));
+    } else {
+        endpoints.push(json!({"identifier": "credentials", "url": credentials}));
+    }
+    for module in &shared.options.modules {
+        let url = shared.module_url(module);
+        if v221 {
+            let sender = format!("{}/ocpi/{version}/sender/{module}", shared.base_url);
+            endpoints.push(json!({"identifier": module, "role": "SENDER", "url": sender}));
+            endpoints.push(json!({"identifier": module, "role": "RECEIVER", "url": url}));
+        } else {
+            endpoints.push(json!({"identifier": module, "url": url}));
+        }
+    }
+    json!({"version": version, "endpoints": endpoints})
+}
+
+/// A refusal of a request that reached the OCPI layer (small, unlike a `Response`).
+struct Refusal {
+    status: StatusCode,
+    code: u32,
+    message: String,
+}
+
+impl Refusal {
+    /// HTTP 200 with an OCPI error code.
+    fn ocpi(code: u32, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::OK,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn respond(self) -> Response {
+        envelope(self.status, self.code, &self.message, Value::Null)
+    }
+}
+
+struct Call<'a> {
+    shared: &'a Shared,
+    method: &'a Method,
+    ids: &'a [&'a str],
+    query: Option<&'a str>,
+    body: &'a [u8],
+    trailing_slash: bool,
+    raw_path: &'a str,
+    no_location: bool,
+}
+
+impl Call<'_> {
+    /// The body as a JSON object with a readable `last_updated`, or the answer to give.
+    fn object_body(&self) -> Result<(Map<String, Value>, i128), Refusal> {
+        let value: Value = serde_json::from_slice(self.body).map_err(|e| Refusal {
+            status: StatusCode::BAD_REQUEST,
+            code: 2001,
+            message: format!("body is not valid JSON: {e}"),
+        })?;
+        let Value::Object(map) = value else {
+            return Err(Refusal::ocpi(2001, "body is not a JSON object"));
+        };
+        let Some(last_updated) = map.get("last_updated") else {
+            return Err(Refusal::ocpi(2001, "last_updated is required"));
+        };
+        let Some(at) = last_updated.as_str().and_then(parse_rfc3339) else {
+            return Err(Refusal::ocpi(
+                2001,
+                format!("last_updated {last_updated} is not an RFC 3339 date-time"),
+            ));
+        };
+        Ok((map, at))
+    }
+
+    fn reject_older(&self) -> bool {
+        self.shared.reject_older.load(Ordering::SeqCst)
+    }
+
+    /// OCPI 2001 when the new state is older than the stored one (and the check is on).
+    fn check_not_older(&self, stored: Option<&Value>, new_at: i128) -> Result<(), Refusal> {
+        if !self.reject_older() {
+            return Ok(());
+        }
+        let stored_at = stored
+            .and_then(|s| s.get("last_updated"))
+            .and_then(Value::as_str)
+            .and_then(parse_rfc3339);
+        match stored_at {
+            Some(stored_at) if new_at < stored_at => Err(Refusal::ocpi(
+                2001,
+                format!(
+                    "last_updated is older than stored ({})",
+                    stored
+                        .and_then(|s| s.get("last_updated"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The body's id field must match the id in the URL (case-insensitively), and for 2.2.1 the
+/// country_code/party_id fields, when present, must match the URL's.
+fn check_ids(
+    call: &Call<'_>,
+    body: &Map<String, Value>,
+    field: &str,
+    id: &str,
+) -> Result<(), Refusal> {
+    match body.get(field).and_then(Value::as_str) {
+        Some(found) if found.eq_ignore_ascii_case(id) => {}
+        Some(found) => {
+            return Err(Refusal::ocpi(
+                2001,
+                format!("{field} {found:?} in the body does not match {id:?} in the URL"),
+            ))
+        }
+        None => return Err(Refusal::ocpi(2001, format!("{field} is required"))),
+    }
+    if call.ids.len() >= 2 {
+        for (field, expected) in [("country_code", call.ids[0]), ("party_id", call.ids[1])] {
+            if let Some(found) = body.get(field).and_then(Value::as_str) {
+                if !found.eq_ignore_ascii_case(expected) {
+                    return Err(Refusal::ocpi(
+                        2001,
+                        format!(
+                            "{field} {found:?} in the body does not match {expected:?} in the URL"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn module_request(module: &'static str, call: Call<'_>) -> Response {
+    let method = call.method.clone();
+    let ids = call.ids;
+    match (module, ids.len()) {
+        ("cdrs", 0) => match method {
+            Method::POST => post_cdr(&call),
+            _ => raw(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "POST only"),
+        },
+        ("cdrs", 1) if method == Method::GET => {
+            let store = call.shared.lock();
+            match store.objects.get("cdrs").and_then(|m| m.get(&key(ids))) {
+                Some(cdr) => success(StatusCode::OK, cdr.clone()),
+                None => envelope(StatusCode::NOT_FOUND, 2001, "unknown CDR", Value::Null),
+            }
+        }
+        ("locations", 3..=5) => locations(&call),
+        ("sessions" | "tariffs" | "tokens", 3) => flat_object(module, &call),
+        _ => raw(StatusCode::NOT_FOUND, "text/plain", "no such object URL"),
+    }
+}
+
+fn post_cdr(call: &Call<'_>) -> Response {
+    if call.shared.options.trailing_slash_urls && !call.trailing_slash {
+        let target = format!("{}{}/", call.shared.base_url, call.raw_path);
+        return redirect(StatusCode::TEMPORARY_REDIRECT, &target);
+    }
+    let value: Value = match serde_json::from_slice(call.body) {
+        Ok(v) => v,
+        Err(e) => {
+            return envelope(
+                StatusCode::BAD_REQUEST,
+                2001,
+                &format!("body is not valid JSON: {e}"),
+                Value::Null,
+            )
+        }
+    };
+    let Some(id) = value.get("id").and_then(Value::as_str).map(str::to_string) else {
+        return ocpi_error(2001, "id is required");
+    };
+    if value
+        .get("last_updated")
+        .and_then(Value::as_str)
+        .and_then(parse_rfc3339)
+        .is_none()
+    {
+        return ocpi_error(2001, "last_updated is required (RFC 3339)");
+    }
+    {
+        let mut store = call.shared.lock();
+        store.cdrs.push(value.clone());
+        store
+            .objects
+            .entry("cdrs")
+            .or_default()
+            .insert(key(&[&id]), value);
+    }
+    let mut response = success(StatusCode::CREATED, Value::Null);
+    if !call.no_location {
+        let location = format!(
+            "{}/{}",
+            call.shared.module_url("cdrs").trim_end_matches('/'),
+            percent_encoding::utf8_percent_encode(&id, ID_SEGMENT)
+        );
+        response.headers_mut().insert(
+            header::LOCATION,
+            HeaderValue::from_str(&location).expect("an encoded URL is a header value"),
+        );
+    }
+    response
+}
+
+fn locations(call: &Call<'_>) -> Response {
+    let ids = call.ids;
+    let location_key = key(&ids[..3]);
+    let mut store = call.shared.lock();
+    let map = store.objects.entry("locations").or_default();
+    if *call.method == Method::GET {
+        let found = map.get(&location_key).and_then(|loc| match ids.len() {
+            3 => Some(loc),
+            4 => find_child(loc, "evses", "uid", ids[3]),
+            _ => find_child(
+                find_child(loc, "evses", "uid", ids[3])?,
+                "connectors",
+                "id",
+                ids[4],
+            ),
+        });
+        return match found {
+            Some(v) => success(StatusCode::OK, v.clone()),
+            None => envelope(StatusCode::NOT_FOUND, 2003, "Unknown Location", Value::Null),
+        };
+    }
+    let patch = match *call.method {
+        Method::PUT => false,
+        Method::PATCH => true,
+        _ => {
+            return raw(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                "PUT, PATCH or GET",
+            )
+        }
+    };
+    let (body, at) = match call.object_body() {
+        Ok(b) => b,
+        Err(refusal) => return refusal.respond(),
+    };
+    if ids.len() == 3 {
+        let stored = map.get(&location_key);
+        if let Err(refusal) = call.check_not_older(stored, at) {
+            return refusal.respond();
+        }
+        if patch {
+            let Some(stored) = map.get_mut(&location_key) else {
+                return ocpi_error(2003, "Unknown Location");
+            };
+            merge(stored, body, false);
+            return success(StatusCode::OK, Value::Null);
+        }
+        if let Err(refusal) = check_ids(call, &body, "id", ids[2]) {
+            return refusal.respond();
+        }
+        let created = map.insert(location_key, Value::Object(body)).is_none();
+        return success(created_or_ok(created), Value::Null);
+    }
+    let Some(location) = map.get_mut(&location_key) else {
+        return ocpi_error(2003, "Unknown Location");
+    };
+    let last_updated = body.get("last_updated").cloned().unwrap_or(Value::Null);
+    let created;
+    {
+        let evses = children(location, "evses");
+        let evse_index = evses.iter().position(|e| id_matches(e, "uid", ids[3]));
+        if ids.len() == 4 {
+            let stored = evse_index.map(|i| &evses[i]);
+            if let Err(refusal) = call.check_not_older(stored, at) {
+                return refusal.respond();
+            }
+            match (patch, evse_index) {
+                (true, None) => return ocpi_error(2003, "Unknown EVSE"),
+                (true, Some(i)) => {
+                    merge(&mut evses[i], body, false);
+                    created = false;
+                }
+                (false, _) => {
+                    if let Err(refusal) = check_ids(call, &body, "uid", ids[3]) {
+                        return refusal.respond();
+                    }
+                    created = replace_or_push(evses, evse_index, Value::Object(body));
+                }
+            }
+        } else {
+            let Some(evse_index) = evse_index else {
+                return ocpi_error(2003, "Unknown EVSE");
+            };
+            let evse = &mut evses[evse_index];
+            let connectors = children(evse, "connectors");
+            let connector_index = connectors.iter().position(|c| id_matches(c, "id", ids[4]));
+            let stored = connector_index.map(|i| &connectors[i]);
+            if let Err(refusal) = call.check_not_older(stored, at) {
+                return refusal.respond();
+            }
+            match (patch, connector_index) {
+                (true, None) => return ocpi_error(2003, "Unknown Connector"),
+                (true, Some(i)) => {
+                    merge(&mut connectors[i], body, false);
+                    created = false;
+                }
+                (false, _) => {
+                    if let Err(refusal) = check_ids(call, &body, "id", ids[4]) {
+                        return refusal.respond();
+                    }
+                    created = replace_or_push(connectors, connector_index, Value::Object(body));
+                }
+            }
+            bump_last_updated(evse, &last_updated);
+        }
+    }
+    bump_last_updated(location, &last_updated);
+    success(created_or_ok(created), Value::Null)
+}
+
+fn flat_object(module: &'static str, call: &Call<'_>) -> Response {
+    let ids = call.ids;
+    let token_type = if module == "tokens" {
+        query_param(call.query, "type").unwrap_or_else(|| "RFID".to_string())
+    } else {
+        String::new()
+    };
+    let object_key = if module == "tokens" {
+        key(&[ids[0], ids[1], ids[2], &token_type])
+    } else {
+        key(ids)
+    };
+    let unknown = match module {
+        "tokens" => (2004, "Unknown Token"),
+        "sessions" => (2001, "Unknown Session"),
+        _ => (2001, "Unknown Tariff"),
+    };
+    let v211 = call.shared.options.version == PartnerVersion::V211;
+    let mut store = call.shared.lock();
+    let map = store.objects.entry(module).or_default();
+    let allowed = match (module, call.method.clone()) {
+        (_, Method::GET | Method::PUT) => true,
+        ("sessions" | "tokens", Method::PATCH) => true,
+        ("tariffs", Method::PATCH) => v211,
+        ("tariffs", Method::DELETE) => true,
+        _ => false,
+    };
+    if !allowed {
+        return raw(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            format!("{} not allowed on {module}", call.method),
+        );
+    }
+    match *call.method {
+        Method::GET => match map.get(&object_key) {
+            Some(v) => success(StatusCode::OK, v.clone()),
+            None => envelope(StatusCode::NOT_FOUND, unknown.0, unknown.1, Value::Null),
+        },
+        Method::DELETE => match map.remove(&object_key) {
+            Some(_) => success(StatusCode::OK, Value::Null),
+            None => ocpi_error(unknown.0, unknown.1),
+        },
+        _ => {
+            let patch = *call.method == Method::PATCH;
+            let (body, at) = match call.object_body() {
+                Ok(b) => b,
+                Err(refusal) => return refusal.respond(),
+            };
+            if let Err(refusal) = call.check_not_older(map.get(&object_key), at) {
+                return refusal.respond();
+            }
+            if patch {
+                let Some(stored) = map.get_mut(&object_key) else {
+                    return ocpi_error(unknown.0, unknown.1);
+                };
+                merge(stored, body, module == "sessions");
+                return success(StatusCode::OK, Value::Null);
+            }
+            let id_field = if module == "tokens" { "uid" } else { "id" };
+            if let Err(refusal) = check_ids(call, &body, id_field, ids[2]) {
+                return refusal.respond();
+            }
+            if module == "tokens" {
+                if let Some(body_type) = body.get("type").and_then(Value::as_str) {
+                    if !body_type.eq_ignore_ascii_case(&token_type) {
+                        return ocpi_error(
+                            2001,
+                            format!(
+                                "type {body_type:?} in the body does not match ?type={token_type}"
+                            ),
+                        );
+                    }
+                }
+            }
+            let created = map.insert(object_key, Value::Object(body)).is_none();
+            success(created_or_ok(created), Value::Null)
+        }
+    }
+}
+
+/// What the partner percent-encodes in an id it puts into a URL.
+const ID_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'*');
+
+fn created_or_ok(created: bool) -> StatusCode {
+    if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+/// Ids upper-cased (CiString) and joined with '/'.
+fn key(ids: &[&str]) -> String {
+    ids.iter()
+        .map(|s| s.to_uppercase())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn id_matches(object: &Value, field: &str, id: &str) -> bool {
+    object
+        .get(field)
+        .and_then(Value::as_str)
+        .is_some_and(|v| v.eq_ignore_ascii_case(id))
+}
+
+fn find_child<'a>(parent: &'a Value, list: &str, field: &str, id: &str) -> Option<&'a Value> {
+    parent
+        .get(list)?
+        .as_array()?
+        .iter()
+        .find(|c| id_matches(c, field, id))
+}
+
+/// The child list of an object, created empty when missing or not a list.
+fn children<'a>(parent: &'a mut Value, list: &str) -> &'a mut Vec<Value> {
+    let object = parent
+        .as_object_mut()
+        .expect("stored objects are JSON objects");
+    let entry = object.entry(list).or_insert_with(|| json!([]));
+    if !entry.is_array() {
+        *entry = json!([]);
+    }
+    entry.as_array_mut().expect("just made a list")
+}
+
+fn replace_or_push(list: &mut Vec<Value>, index: Option<usize>, value: Value) -> bool {
+    match index {
+        Some(i) => {
+            list[i] = value;
+            false
+        }
+        None => {
+            list.push(value);
+            true
+        }
+    }
+}
+
+/// Top-level fields of `patch` replace the stored ones; with `append_periods`,
+/// `charging_periods` are appended instead (Session PATCH).
+fn merge(stored: &mut Value, patch: Map<String, Value>, append_periods: bool) {
+    let Some(object) = stored.as_object_mut() else {
+        return;
+    };
+    for (field, value) in patch {
+        if append_periods && field == "charging_periods" {
+            if let (Some(Value::Array(existing)), Value::Array(new)) =
+                (object.get_mut("charging_periods"), &value)
+            {
+                existing.extend(new.iter().cloned());
+                continue;
+            }
+        }
+        object.insert(field, value);
+    }
+}
+
+/// A parent's `last_updated` becomes the child's when that is newer.
+fn bump_last_updated(parent: &mut Value, child_last_updated: &Value) {
+    let Some(child_at) = child_last_updated.as_str().and_then(parse_rfc3339) else {
+        return;
+    };
+    let parent_at = parent
+        .get("last_updated")
+        .and_then(Value::as_str)
+        .and_then(parse_rfc3339);
+    if parent_at.is_none_or(|p| p < child_at) {
+        if let Some(object) = parent.as_object_mut() {
+            object.insert("last_updated".into(), child_last_updated.clone());
+        }
+    }
+}
+
+/// Nanoseconds since the epoch of an RFC 3339 date-time ("2015-06-29T20:39:09Z", fractions and
+/// offsets allowed; no zone at all is read as UTC, as 2.1.1 examples have it).
+pub fn parse_rfc3339(text: &str) -> Option<i128> {
+    let b = text.trim().as_bytes();
+    let digits = |from: usize, to: usize| -> Option<i64> {
+        let part = b.get(from..to)?;
+        if !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(part).ok()?.parse().ok()
+    };
+    let sep = |at: usize, allowed: &[u8]| b.get(at).is_some_and(|c| allowed.contains(c));
+    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt ") && sep(13, b":") && sep(16, b":")) {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 7)?, digits(8, 10)?);
+    let (hour, minute, second) = (digits(11, 13)?, digits(14, 16)?, digits(17, 19)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let mut rest = &b[19..];
+    let mut nanos: i128 = 0;
+    if rest.first() == Some(&b'.') {
+        let count = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if count == 0 {
+            return None;
+        }
+        for (i, c) in rest[1..=count].iter().enumerate() {
+            if i < 9 {
+                nanos = nanos * 10 + i128::from(c - b'0');
+            }
+        }
+        for _ in count..9 {
+            nanos *= 10;
+        }
+        rest = &rest[1 + count..];
+    }
+    let offset_secs: i64 = match rest {
+        [] | [b'Z'] | [b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let all = [*h1, *h2, *m1, *m2];
+            if !all.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let h = i64::from((h1 - b'0') * 10 + (h2 - b'0'));
+            let m = i64::from((m1 - b'0') * 10 + (m2 - b'0'));
+            let secs = h * 3600 + m * 60;
+            if *sign == b'+' {
+                secs
+            } else {
+                -secs
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
+    Some(i128::from(secs) * 1_000_000_000 + nanos)
+}
+
+/// "2024-05-01T12:00:00.123Z" (UTC, milliseconds).
+pub fn format_rfc3339(at: SystemTime) -> String {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs() as i64;
+    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        day_secs / 3600,
+        day_secs % 3600 / 60,
+        day_secs % 60,
+        since.subsec_millis()
+    )
+}
+
+// Howard Hinnant's days_from_civil / civil_from_days.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_parsing_orders_fractions_and_offsets_correctly() {
+        let a = parse_rfc3339("2015-06-29T20:39:09Z").unwrap();
+        let b = parse_rfc3339("2015-06-29T20:39:09.5Z").unwrap();
+        let c = parse_rfc3339("2015-06-29T22:39:10+02:00").unwrap();
+        assert!(a < b && b < c, "{a} {b} {c}");
+        assert_eq!(parse_rfc3339("2015-06-29T20:39:09"), Some(a));
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339("2000-03-01T00:00:00.000000001Z"),
+            Some(951_868_800_000_000_001)
+        );
+        for bad in [
+            "",
+            "2015-06-29",
+            "2015-13-01T00:00:00Z",
+            "2015-06-29T20:39:09+0200",
+            "x015-06-29T20:39:09Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn formatted_timestamps_parse_back() {
+        let now = SystemTime::now();
+        let text = format_rfc3339(now);
+        let parsed = parse_rfc3339(&text).unwrap();
+        let expected = now.duration_since(UNIX_EPOCH).unwrap().as_millis() as i128 * 1_000_000;
+        assert_eq!(parsed, expected, "{text}");
+        assert_eq!(format_rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+    }
+}
