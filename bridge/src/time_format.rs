@@ -1,21 +1,7 @@
-//! Calendar arithmetic for turning epoch times into RFC 3339 text, kept here so the message
-//! contract does not depend on a date library for three functions.
+//! Epoch times as RFC 3339 text (the day arithmetic lives with the message contract).
 
+use change_message::calendar::civil_from_days;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Civil date (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
 
 /// `YYYY-MM-DDTHH:MM:SS[.fff]Z` for milliseconds since the epoch; `fraction_digits` (0..=3)
 /// fractional digits are written, never more than the source had.
@@ -82,6 +68,5 @@ mod tests {
             rfc3339_utc_millis(2_147_483_648_000, 0),
             "2038-01-19T03:14:08Z"
         );
-        assert_eq!(civil_from_days(-719_468), (0, 3, 1));
     }
 }

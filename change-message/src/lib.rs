@@ -5,6 +5,8 @@
 //! README documents the same format for consumers written in other languages; change both
 //! together, and bump [`CONTRACT_VERSION`] for any change a consumer could notice.
 
+pub mod calendar;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
