@@ -461,6 +461,34 @@ async fn collect_until_complete(
     true
 }
 
+/// Receives until every committed change (the initial rows and what the writer committed) has
+/// arrived or three minutes passed, then checks the whole stream against the database. Returns
+/// the report and how many distinct changes were expected.
+async fn receive_and_check_every_change(
+    url: &str,
+    queue: &str,
+    received: &mut Vec<Received>,
+    initial: &[(i64, i64)],
+    committed: &[(i64, i64)],
+    bridge: &mut BridgeProcess,
+    db: &MariaDb,
+) -> (StreamReport, usize) {
+    let expected: HashSet<(i64, i64)> = initial.iter().chain(committed).copied().collect();
+    let complete = collect_until_complete(
+        url,
+        queue,
+        received,
+        &expected,
+        bridge,
+        Duration::from_secs(180),
+    )
+    .await;
+    eprintln!("complete: {complete}, {} messages received", received.len());
+    let report = check_stream(received, &expected, &items_in_db(db));
+    eprintln!("{report:?}");
+    (report, expected.len())
+}
+
 /// Rows of `items` as the change messages should show them, by id.
 fn items_in_db(db: &MariaDb) -> BTreeMap<i64, Value> {
     db.query_rows(&format!(
@@ -675,26 +703,18 @@ async fn kill_9_mid_stream_loses_nothing_and_resumes_from_the_checkpoint() {
 
     bridge.restart();
     let written = writer.await.expect("writer task");
-    let expected: HashSet<(i64, i64)> = initial
-        .iter()
-        .chain(written.committed.iter())
-        .copied()
-        .collect();
-    let complete = collect_until_complete(
+    let (report, expected) = receive_and_check_every_change(
         &url,
         &queue,
         &mut received,
-        &expected,
+        &initial,
+        &written.committed,
         &mut bridge,
-        Duration::from_secs(180),
+        &db,
     )
     .await;
-    eprintln!("complete: {complete}, {} messages received", received.len());
-    let report = check_stream(&received, &expected, &items_in_db(&db));
-    eprintln!("{report:?}");
     assert_eq!(
-        report.distinct,
-        expected.len(),
+        report.distinct, expected,
         "one message id per committed change"
     );
     assert_eq!(report.messages, report.distinct + report.duplicates);
@@ -737,7 +757,7 @@ async fn kill_9_mid_stream_loses_nothing_and_resumes_from_the_checkpoint() {
         }
     }
     assert!(
-        first_run < expected.len(),
+        first_run < expected,
         "the bridge had published everything before the kill: not mid-stream"
     );
     eprintln!(
@@ -1019,26 +1039,19 @@ async fn broker_outage_scenario(prefix: &str, outage: BrokerOutage) {
         (queued_at_stop as usize) < written.committed.len(),
         "the bridge had published everything before the broker stopped: not mid-stream"
     );
-    let expected: HashSet<(i64, i64)> = initial
-        .iter()
-        .chain(written.committed.iter())
-        .copied()
-        .collect();
     let mut received = Vec::new();
-    collect_until_complete(
+    let (report, expected) = receive_and_check_every_change(
         &url,
         &queue,
         &mut received,
-        &expected,
+        &initial,
+        &written.committed,
         &mut bridge,
-        Duration::from_secs(180),
+        &db,
     )
     .await;
-    let report = check_stream(&received, &expected, &items_in_db(&db));
-    eprintln!("{report:?}");
     assert_eq!(
-        report.distinct,
-        expected.len(),
+        report.distinct, expected,
         "one message id per committed change"
     );
     assert_eq!(report.messages, report.distinct + report.duplicates);
@@ -1131,26 +1144,19 @@ async fn database_restart_mid_stream_loses_nothing() {
         written_at_stop < written.committed.len(),
         "the database restart came after the writer had finished: not mid-stream"
     );
-    let expected: HashSet<(i64, i64)> = initial
-        .iter()
-        .chain(written.committed.iter())
-        .copied()
-        .collect();
     let mut received = Vec::new();
-    collect_until_complete(
+    let (report, expected) = receive_and_check_every_change(
         &url,
         &queue,
         &mut received,
-        &expected,
+        &initial,
+        &written.committed,
         &mut bridge,
-        Duration::from_secs(180),
+        &db,
     )
     .await;
-    let report = check_stream(&received, &expected, &items_in_db(&db));
-    eprintln!("{report:?}");
     assert_eq!(
-        report.distinct,
-        expected.len(),
+        report.distinct, expected,
         "one message id per committed change"
     );
     assert_eq!(report.messages, report.distinct + report.duplicates);
