@@ -1,5 +1,26 @@
 //! The pusher: drains partner queues and delivers each change to the partner's OCPI API,
 //! acking a message only after the partner confirmed it.
+//!
+//! - [`config`]: the TOML configuration, one `[[partner]]` each;
+//! - [`topology`]: the partner queues, parking queues and exchanges, declared idempotently;
+//! - [`supervisor`]: the process: broker session, presence, which partners this pusher owns;
+//! - [`presence`] and [`assignment`]: who is alive, and the fair split of partners among them;
+//! - [`delivery`]: one partner's consume-push-ack loop, pauses and probes;
+//! - [`lanes`]: per-record order, concurrency across records, coalescing;
+//! - [`mapping`] and [`ocpi`]: from a change to an OCPI call, and the call itself;
+//! - [`parking`]: what cannot be delivered, kept with its reason;
+//! - [`cdr_ledger`]: the guard that keeps a CDR from being POSTed twice;
+//! - [`status`]: the `partners` listing.
 
+pub mod assignment;
+pub mod cdr_ledger;
+pub mod config;
+pub mod delivery;
+pub mod lanes;
 pub mod mapping;
 pub mod ocpi;
+pub mod parking;
+pub mod presence;
+pub mod status;
+pub mod supervisor;
+pub mod topology;

@@ -1,1 +1,133 @@
-fn main() {}
+//! `pusher` command line: `run` delivers partner queues to their OCPI APIs, `setup` declares
+//! the partners' queues, `partners` lists their backlog and status.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use pusher::config::{Config, LogFormat};
+
+#[derive(Parser)]
+#[command(
+    name = "pusher",
+    version,
+    about = "Delivers captured changes to OCPI partners"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Consume the partners' queues and push to them until SIGTERM/SIGINT.
+    Run {
+        /// Path of the pusher's TOML configuration.
+        #[arg(long, short, default_value = "config/pusher.toml")]
+        config: PathBuf,
+    },
+    /// Declare every partner's queue (bound to the bridge's exchange) and parking queue, then exit.
+    Setup {
+        #[arg(long, short, default_value = "config/pusher.toml")]
+        config: PathBuf,
+    },
+    /// List partners: backlog (ready, unacked), parked, active pusher, endpoint status.
+    Partners {
+        #[arg(long, short, default_value = "config/pusher.toml")]
+        config: PathBuf,
+        /// Print JSON (one array) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(format!("{},lapin=error", config.log.level)))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log.format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_ansi(false).init(),
+    }
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+    Config::load(path).with_context(|| format!("cannot use configuration {}", path.display()))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
+        let mut requests = 0;
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            requests += 1;
+            if requests == 1 {
+                tracing::info!("stop requested: finishing calls in flight");
+                let _ = stop_tx.send(true);
+            } else {
+                tracing::warn!(
+                    "second stop signal: exiting at once; unacked messages return to their queues"
+                );
+                std::process::exit(130);
+            }
+        }
+    });
+    pusher::supervisor::run(Arc::new(config), stop_rx).await?;
+    tracing::info!("pusher stopped cleanly");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => match load(&config) {
+            Ok(config) => {
+                init_logging(&config);
+                run(config).await
+            }
+            Err(e) => Err(e),
+        },
+        Command::Setup { config } => match load(&config) {
+            Ok(config) => pusher::supervisor::setup(&config).await,
+            Err(e) => Err(e),
+        },
+        Command::Partners { config, json } => match load(&config) {
+            Ok(config) => match pusher::status::partners(&config).await {
+                Ok(rows) if json => serde_json::to_string_pretty(&rows)
+                    .map(|text| println!("{text}"))
+                    .map_err(Into::into),
+                Ok(rows) => {
+                    print!("{}", pusher::status::render_table(&rows));
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("pusher: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

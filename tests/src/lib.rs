@@ -6,9 +6,12 @@
 //! one keeps them and prints where they are.
 
 pub mod bridge_process;
+pub mod changes;
 pub mod config;
 pub mod mariadb;
 pub mod ocpi_partner;
+pub mod pusher_config;
+pub mod pusher_process;
 pub mod rabbit;
 pub mod util;
 
@@ -18,6 +21,8 @@ pub use config::{
     LogConfig, SourceConfig,
 };
 pub use mariadb::{MariaDb, MariaDbOptions, APP_DATABASE, CDC_PASSWORD, CDC_USER};
+pub use pusher_config::{example_mapping_path, partner_entry, pusher_config, PartnerEntry, PusherConfig};
+pub use pusher_process::{pusher_bin, PusherProcess};
 pub use ocpi_partner::{Mode, OcpiPartner, PartnerOptions, PartnerVersion, RecordedRequest};
 pub use rabbit::{
     declare_bound_queue, declare_exchange, delete_exchange, delete_queue, drain, drain_changes,

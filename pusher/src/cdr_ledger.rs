@@ -1,0 +1,851 @@
+//! A durable, per-partner record of CDR POST attempts, so that a redelivered CDR is never POSTed
+//! twice.
+//!
+//! Why: every other OCPI object is sent with PUT, which is idempotent, so a message redelivered
+//! by RabbitMQ (the pusher stopped before its ack, the channel dropped, another pusher took over
+//! the partner) can simply be sent again. A CDR is sent with POST, and the partner creates a new
+//! CDR for every POST it receives: a second POST bills the driver twice. Whether a CDR already
+//! reached the partner therefore has to be known from something that survives a restart.
+//!
+//! How the pusher uses it:
+//! - before the POST it records the CDR as *attempted* and fsyncs; only then does it POST;
+//! - after the partner confirmed the POST it records the CDR as *delivered* (with the `Location`
+//!   the partner answered, if any), then acks the message;
+//! - a redelivered CDR whose state is *delivered* is acked without a POST;
+//! - a redelivered CDR whose state is *attempted* has an unknown outcome (the pusher stopped in
+//!   the middle of the call, or the call timed out after the request was sent): it is parked for
+//!   a person to check at the partner instead of risking a duplicate;
+//! - when a POST is known not to have reached the partner (the connection was refused), the
+//!   attempt is forgotten so a retry is allowed.
+//!
+//! Pushers that can take over a partner from each other must share the state directory
+//! (`pusher.state_dir`): a pusher that cannot see the ledger of the pusher before it would POST
+//! CDRs again. Only the pusher currently holding a partner opens that partner's ledger.
+//!
+//! The file is `<state_dir>/<partner>.cdr-ledger.jsonl`, JSON Lines, appended to and never edited
+//! in place; a later line for a key overrides earlier ones:
+//!
+//! ```text
+//! {"key":"<record key>","state":"attempted","at":"2024-05-01T12:00:00Z","location":null}
+//! {"key":"<record key>","state":"delivered","at":"2024-05-01T12:00:01Z","location":"https://..."}
+//! {"key":"<record key>","state":"cleared","at":"2024-05-01T12:00:02Z","location":null}
+//! ```
+//!
+//! A crash while appending leaves at most a torn last line; it is ignored (with a warning) and
+//! cut off when the ledger is opened. Entries older than the retention are dropped when the ledger
+//! is opened, by rewriting the file (temporary file, fsync, rename, fsync of the directory); the
+//! file is rewritten only when something was dropped or repaired.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use change_message::calendar::{civil_from_days, days_from_civil};
+use serde::{Deserialize, Serialize};
+
+/// File name suffix after the partner id.
+const FILE_SUFFIX: &str = ".cdr-ledger.jsonl";
+
+/// What the ledger knows about one CDR; decides whether a redelivered CDR may be POSTed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CdrState {
+    /// A POST was about to be sent (or was sent) and its outcome is unknown: do not POST again
+    /// without a person checking the partner's side.
+    Attempted {
+        /// When the attempt was recorded (second precision).
+        at: SystemTime,
+    },
+    /// The partner confirmed the POST: a redelivery is acked without sending anything.
+    Delivered {
+        /// When the delivery was recorded (second precision).
+        at: SystemTime,
+        /// The `Location` the partner answered with, kept so a person can find the CDR there.
+        location: Option<String>,
+    },
+}
+
+impl CdrState {
+    fn at(&self) -> SystemTime {
+        match self {
+            CdrState::Attempted { at } | CdrState::Delivered { at, .. } => *at,
+        }
+    }
+}
+
+/// Why the ledger could not be opened or written; each message names the file and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The partner id would not make a plain file name.
+    #[error(
+        "partner id {partner:?} cannot name a CDR ledger file: use a non-empty id without path \
+         separators that does not start with '.'"
+    )]
+    InvalidPartner {
+        /// The rejected partner id.
+        partner: String,
+    },
+    /// The state directory could not be created.
+    #[error(
+        "cannot create the CDR ledger directory {}: {source}; check that pusher.state_dir is \
+         writable by the pusher",
+        dir.display()
+    )]
+    CreateDir {
+        /// The directory.
+        dir: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The ledger file exists but could not be read or opened.
+    #[error(
+        "cannot open the CDR ledger {}: {source}; check that pusher.state_dir is readable and \
+         writable by the pusher",
+        path.display()
+    )]
+    Open {
+        /// The ledger file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A line before the last one is damaged: this is not a torn write from a crash, so the
+    /// ledger cannot be trusted and is not repaired automatically.
+    #[error(
+        "the CDR ledger {} is damaged at line {line}: {reason}; fix or delete that line, or move \
+         the file aside to start with an empty ledger (CDRs redelivered after that may be POSTed \
+         again, so check the partner's CDRs first)",
+        path.display()
+    )]
+    Garbled {
+        /// The ledger file.
+        path: PathBuf,
+        /// 1-based line number of the damaged line.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Writing the compacted ledger failed; the original file is left as it was.
+    #[error(
+        "cannot rewrite the CDR ledger {} while dropping old entries: {source}; check that \
+         pusher.state_dir is writable and the disk is not full",
+        path.display()
+    )]
+    Compact {
+        /// The ledger file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Appending or fsyncing an entry failed: the entry is not durable, so the caller must not
+    /// POST (or must not ack) on its strength.
+    #[error(
+        "cannot write to the CDR ledger {}: {source}; check that pusher.state_dir is writable and \
+         the disk is not full, then restart the pusher",
+        path.display()
+    )]
+    Write {
+        /// The ledger file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// An earlier write failed, so the end of the file is in an unknown state; further appends
+    /// could glue onto a torn line.
+    #[error(
+        "an earlier write to the CDR ledger {} failed; restart the pusher (reopening the ledger \
+         repairs a torn last line) before sending more CDRs",
+        path.display()
+    )]
+    Poisoned {
+        /// The ledger file.
+        path: PathBuf,
+    },
+}
+
+/// The durable CDR POST ledger of one partner. Used from one task at a time.
+#[derive(Debug)]
+pub struct CdrLedger {
+    path: PathBuf,
+    file: File,
+    entries: HashMap<String, CdrState>,
+    /// Set after a failed append: the file's tail is unknown until it is reopened.
+    poisoned: bool,
+}
+
+/// The `state` field of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum LineState {
+    Attempted,
+    Delivered,
+    Cleared,
+}
+
+/// One line of the file.
+#[derive(Debug, Serialize, Deserialize)]
+struct Line {
+    key: String,
+    state: LineState,
+    at: String,
+    #[serde(default)]
+    location: Option<String>,
+}
+
+impl CdrLedger {
+    /// Opens (or creates) the ledger of `partner` in `dir`, dropping entries older than
+    /// `retention` so the file does not grow without bound.
+    pub fn open(dir: &Path, partner: &str, retention: Duration) -> Result<CdrLedger, LedgerError> {
+        if partner.is_empty() || partner.starts_with('.') || partner.contains(['/', '\\', '\0']) {
+            return Err(LedgerError::InvalidPartner {
+                partner: partner.to_string(),
+            });
+        }
+        fs::create_dir_all(dir).map_err(|source| LedgerError::CreateDir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(format!("{partner}{FILE_SUFFIX}"));
+        let open_err = |source| LedgerError::Open {
+            path: path.clone(),
+            source,
+        };
+
+        let (bytes, existed) = match fs::read(&path) {
+            Ok(bytes) => (bytes, true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), false),
+            Err(e) => return Err(open_err(e)),
+        };
+        let parsed = parse(&path, &bytes)?;
+        let mut entries = parsed.entries;
+
+        let cutoff = SystemTime::now().checked_sub(retention);
+        let before = entries.len();
+        if let Some(cutoff) = cutoff {
+            entries.retain(|_, state| state.at() >= cutoff);
+        }
+        let dropped = before - entries.len();
+
+        if dropped > 0 || parsed.needs_repair {
+            if dropped > 0 {
+                tracing::info!(
+                    path = %path.display(),
+                    dropped,
+                    kept = entries.len(),
+                    "dropping CDR ledger entries older than the retention"
+                );
+            }
+            rewrite(dir, &path, &entries).map_err(|source| LedgerError::Compact {
+                path: path.clone(),
+                source,
+            })?;
+        }
+
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(open_err)?;
+        if !existed {
+            // The new file's directory entry must be durable before the first attempt is
+            // trusted, or a crash could lose the whole file along with its fsynced lines.
+            sync_dir(dir).map_err(open_err)?;
+        }
+        Ok(CdrLedger {
+            path,
+            file,
+            entries,
+            poisoned: false,
+        })
+    }
+
+    /// What is known about the CDR with this record key; `None`: it may be POSTed.
+    pub fn state(&self, key: &str) -> Option<CdrState> {
+        self.entries.get(key).cloned()
+    }
+
+    /// Durably records that a POST is about to be sent. The caller POSTs only after this
+    /// returned `Ok`, so a crash at any later point leaves the CDR marked as attempted.
+    pub fn record_attempt(&mut self, key: &str) -> Result<(), LedgerError> {
+        let at = now_seconds();
+        self.append(key, LineState::Attempted, None, at)?;
+        self.entries
+            .insert(key.to_string(), CdrState::Attempted { at });
+        Ok(())
+    }
+
+    /// Durably records that the partner confirmed the POST; call before acking the message.
+    pub fn record_delivered(
+        &mut self,
+        key: &str,
+        location: Option<&str>,
+    ) -> Result<(), LedgerError> {
+        let at = now_seconds();
+        self.append(key, LineState::Delivered, location, at)?;
+        self.entries.insert(
+            key.to_string(),
+            CdrState::Delivered {
+                at,
+                location: location.map(str::to_string),
+            },
+        );
+        Ok(())
+    }
+
+    /// Durably forgets a CDR whose POST is known not to have reached the partner (for example
+    /// the connection was refused), so that a retry is allowed.
+    pub fn forget(&mut self, key: &str) -> Result<(), LedgerError> {
+        let at = now_seconds();
+        self.append(key, LineState::Cleared, None, at)?;
+        self.entries.remove(key);
+        Ok(())
+    }
+
+    /// Number of CDRs with a state (attempted or delivered).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no CDR has a state.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The ledger file, for log messages that send a person to check it.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one line and fsyncs it; the in-memory state is only changed by the caller after
+    /// this succeeded.
+    fn append(
+        &mut self,
+        key: &str,
+        state: LineState,
+        location: Option<&str>,
+        at: SystemTime,
+    ) -> Result<(), LedgerError> {
+        if self.poisoned {
+            return Err(LedgerError::Poisoned {
+                path: self.path.clone(),
+            });
+        }
+        let text = line_text(key, state, location, at).map_err(|source| LedgerError::Write {
+            path: self.path.clone(),
+            source,
+        })?;
+        let result = self
+            .file
+            .write_all(text.as_bytes())
+            .and_then(|()| self.file.flush())
+            .and_then(|()| self.file.sync_data());
+        if let Err(source) = result {
+            // A partial line may now end the file, and after a failed fsync the page cache is
+            // not to be trusted: refuse further appends until the ledger is reopened.
+            self.poisoned = true;
+            return Err(LedgerError::Write {
+                path: self.path.clone(),
+                source,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One serialized line, newline included.
+fn line_text(
+    key: &str,
+    state: LineState,
+    location: Option<&str>,
+    at: SystemTime,
+) -> io::Result<String> {
+    let line = Line {
+        key: key.to_string(),
+        state,
+        at: format_rfc3339(at),
+        location: location.map(str::to_string),
+    };
+    let mut text = serde_json::to_string(&line).map_err(io::Error::other)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// The replayed content of a ledger file.
+struct Parsed {
+    entries: HashMap<String, CdrState>,
+    /// The file ends with a torn or garbled line (or without a newline) and must be rewritten
+    /// before appending, or the next line would be glued onto it.
+    needs_repair: bool,
+}
+
+fn parse(path: &Path, bytes: &[u8]) -> Result<Parsed, LedgerError> {
+    let mut entries = HashMap::new();
+    let mut needs_repair = !bytes.is_empty() && !bytes.ends_with(b"\n");
+    let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    let last_content = lines
+        .iter()
+        .rposition(|l| !l.iter().all(u8::is_ascii_whitespace));
+    for (index, raw) in lines.iter().enumerate() {
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let number = index + 1;
+        let (state, key, at, location) = match parse_line(raw) {
+            Ok(parts) => parts,
+            Err(reason) if Some(index) == last_content => {
+                tracing::warn!(
+                    path = %path.display(),
+                    line = number,
+                    reason = %reason,
+                    "ignoring a torn last line in the CDR ledger (left by a crash while writing); \
+                     it is cut off now"
+                );
+                needs_repair = true;
+                continue;
+            }
+            Err(reason) => {
+                return Err(LedgerError::Garbled {
+                    path: path.to_path_buf(),
+                    line: number,
+                    reason,
+                })
+            }
+        };
+        match state {
+            LineState::Attempted => {
+                entries.insert(key, CdrState::Attempted { at });
+            }
+            LineState::Delivered => {
+                entries.insert(key, CdrState::Delivered { at, location });
+            }
+            LineState::Cleared => {
+                entries.remove(&key);
+            }
+        }
+    }
+    Ok(Parsed {
+        entries,
+        needs_repair,
+    })
+}
+
+/// State, key, time and location of one line, or why it is not a valid line.
+fn parse_line(raw: &[u8]) -> Result<(LineState, String, SystemTime, Option<String>), String> {
+    let line: Line = serde_json::from_slice(raw).map_err(|e| format!("not a ledger entry: {e}"))?;
+    let at = parse_rfc3339(&line.at)
+        .ok_or_else(|| format!("invalid time {:?} (expected YYYY-MM-DDTHH:MM:SSZ)", line.at))?;
+    Ok((line.state, line.key, at, line.location))
+}
+
+/// Writes the entries to a temporary file and renames it over the ledger, so a crash leaves
+/// either the old or the new file, never a mix.
+fn rewrite(dir: &Path, path: &Path, entries: &HashMap<String, CdrState>) -> io::Result<()> {
+    let mut sorted: Vec<(&String, &CdrState)> = entries.iter().collect();
+    sorted.sort_by(|a, b| a.1.at().cmp(&b.1.at()).then_with(|| a.0.cmp(b.0)));
+    let mut text = String::new();
+    for (key, state) in sorted {
+        let line = match state {
+            CdrState::Attempted { at } => line_text(key, LineState::Attempted, None, *at)?,
+            CdrState::Delivered { at, location } => {
+                line_text(key, LineState::Delivered, location.as_deref(), *at)?
+            }
+        };
+        text.push_str(&line);
+    }
+    let mut tmp_name = path.as_os_str().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    sync_dir(dir)
+}
+
+/// Makes renames and new files in `dir` durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        // Directories cannot be opened for fsync here; renames are durable on their own.
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Now, cut to whole seconds so the state in memory equals the state read back from the file.
+fn now_seconds() -> SystemTime {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds).
+fn format_rfc3339(at: SystemTime) -> String {
+    let secs = match at.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    };
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction]Z`; the fraction is ignored.
+fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let b = text.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let rest = &b[19..];
+    let valid_rest = match rest {
+        [b'Z'] => true,
+        [b'.', digits @ .., b'Z'] => !digits.is_empty() && digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    if !valid_rest {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        let part = text.get(range)?;
+        if !part.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok()
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || day == 0 || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let days = days_from_civil(i64::from(year), month, day);
+    // Rejects days past the month's end (2023-02-30 would silently become March 2).
+    if civil_from_days(days) != (i64::from(year), month, day) {
+        return None;
+    }
+    // A leap second (:60) counts as :59; second precision is all the ledger needs.
+    let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second.min(59));
+    Some(match u64::try_from(secs) {
+        Ok(s) => UNIX_EPOCH + Duration::from_secs(s),
+        Err(_) => UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    /// A fresh directory under the system temp dir, removed when dropped.
+    struct TestDir(PathBuf);
+
+    impl TestDir {
+        fn new() -> TestDir {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir()
+                .join(format!("pusher-cdr-ledger-test-{}-{n}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            TestDir(dir)
+        }
+
+        fn file(&self, partner: &str) -> PathBuf {
+            self.0.join(format!("{partner}{FILE_SUFFIX}"))
+        }
+    }
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn line(key: &str, state: &str, at: &str) -> String {
+        format!("{{\"key\":\"{key}\",\"state\":\"{state}\",\"at\":\"{at}\",\"location\":null}}\n")
+    }
+
+    fn recent() -> String {
+        format_rfc3339(now_seconds())
+    }
+
+    #[test]
+    fn states_survive_reopen() {
+        let dir = TestDir::new();
+        let mut ledger = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        assert!(ledger.is_empty());
+        ledger.record_attempt("cdr-1").unwrap();
+        ledger.record_attempt("cdr-2").unwrap();
+        ledger
+            .record_delivered("cdr-2", Some("https://partner.example/cdrs/2"))
+            .unwrap();
+        let (one, two) = (ledger.state("cdr-1"), ledger.state("cdr-2"));
+        drop(ledger);
+
+        let reopened = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        assert_eq!(reopened.len(), 2);
+        assert_eq!(reopened.state("cdr-1"), one);
+        assert_eq!(reopened.state("cdr-2"), two);
+        assert!(matches!(one, Some(CdrState::Attempted { .. })));
+        assert!(matches!(
+            two,
+            Some(CdrState::Delivered { location: Some(ref l), .. }) if l == "https://partner.example/cdrs/2"
+        ));
+        assert_eq!(reopened.state("cdr-3"), None);
+        assert_eq!(reopened.path(), dir.file("acme"));
+    }
+
+    #[test]
+    fn delivered_overrides_attempted() {
+        let dir = TestDir::new();
+        let mut ledger = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        ledger.record_attempt("cdr-1").unwrap();
+        assert!(matches!(
+            ledger.state("cdr-1"),
+            Some(CdrState::Attempted { .. })
+        ));
+        ledger.record_delivered("cdr-1", None).unwrap();
+        assert!(matches!(
+            ledger.state("cdr-1"),
+            Some(CdrState::Delivered { location: None, .. })
+        ));
+        drop(ledger);
+        let reopened = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        assert!(matches!(
+            reopened.state("cdr-1"),
+            Some(CdrState::Delivered { location: None, .. })
+        ));
+        assert_eq!(reopened.len(), 1);
+    }
+
+    #[test]
+    fn forget_clears_the_state_and_survives_reopen() {
+        let dir = TestDir::new();
+        let mut ledger = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        ledger.record_attempt("cdr-1").unwrap();
+        ledger.record_attempt("cdr-2").unwrap();
+        ledger.forget("cdr-1").unwrap();
+        assert_eq!(ledger.state("cdr-1"), None);
+        assert_eq!(ledger.len(), 1);
+        drop(ledger);
+        let text = fs::read_to_string(dir.file("acme")).unwrap();
+        assert!(text.contains("\"state\":\"cleared\""), "{text}");
+
+        let mut reopened = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        assert_eq!(reopened.state("cdr-1"), None);
+        assert!(reopened.state("cdr-2").is_some());
+        // A forgotten CDR can be attempted again.
+        reopened.record_attempt("cdr-1").unwrap();
+        assert!(reopened.state("cdr-1").is_some());
+    }
+
+    #[test]
+    fn entries_older_than_retention_are_dropped_on_open_and_the_file_is_compacted() {
+        let dir = TestDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        let now = recent();
+        let content = [
+            line("old", "attempted", "2000-01-01T00:00:00Z"),
+            line("old", "delivered", "2000-01-01T00:00:05Z"),
+            line("fresh", "attempted", &now),
+            line("fresh", "delivered", &now),
+        ]
+        .concat();
+        fs::write(dir.file("acme"), &content).unwrap();
+
+        let ledger = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        assert_eq!(ledger.state("old"), None);
+        assert!(matches!(
+            ledger.state("fresh"),
+            Some(CdrState::Delivered { .. })
+        ));
+        let text = fs::read_to_string(dir.file("acme")).unwrap();
+        assert_eq!(text, line("fresh", "delivered", &now));
+        assert!(!dir.0.join(format!("acme{FILE_SUFFIX}.tmp")).exists());
+    }
+
+    #[test]
+    fn the_file_is_not_rewritten_when_nothing_is_dropped() {
+        let dir = TestDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        let now = recent();
+        let content = [
+            line("a", "attempted", &now),
+            line("a", "delivered", &now),
+            line("b", "attempted", &now),
+            line("b", "cleared", &now),
+        ]
+        .concat();
+        fs::write(dir.file("acme"), &content).unwrap();
+        let ledger = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        assert_eq!(ledger.len(), 1);
+        assert_eq!(fs::read_to_string(dir.file("acme")).unwrap(), content);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored_and_repaired() {
+        let dir = TestDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        let now = recent();
+        let good = line("a", "attempted", &now);
+        fs::write(
+            dir.file("acme"),
+            format!("{good}{{\"key\":\"b\",\"state\":\"attem"),
+        )
+        .unwrap();
+
+        let mut ledger = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        assert!(ledger.state("a").is_some());
+        assert_eq!(ledger.state("b"), None);
+        assert_eq!(fs::read_to_string(dir.file("acme")).unwrap(), good);
+
+        // New lines start on a fresh line, so the file stays readable.
+        ledger.record_attempt("c").unwrap();
+        drop(ledger);
+        let reopened = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        assert!(reopened.state("a").is_some());
+        assert!(reopened.state("c").is_some());
+    }
+
+    #[test]
+    fn a_zero_filled_last_line_is_ignored_and_repaired() {
+        let dir = TestDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        let good = line("a", "delivered", &recent());
+        let mut content = good.clone().into_bytes();
+        content.extend_from_slice(&[0; 40]);
+        content.push(b'\n');
+        fs::write(dir.file("acme"), &content).unwrap();
+
+        let ledger = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        assert_eq!(ledger.len(), 1);
+        assert_eq!(fs::read_to_string(dir.file("acme")).unwrap(), good);
+    }
+
+    #[test]
+    fn a_garbled_middle_line_is_an_error_naming_the_file_and_line() {
+        let dir = TestDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        let now = recent();
+        let content = format!(
+            "{}this is not json\n{}",
+            line("a", "attempted", &now),
+            line("b", "attempted", &now)
+        );
+        fs::write(dir.file("acme"), &content).unwrap();
+
+        let err = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap_err();
+        assert!(
+            matches!(err, LedgerError::Garbled { line: 2, .. }),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains(&dir.file("acme").display().to_string()),
+            "{message}"
+        );
+        assert!(message.contains("line 2"), "{message}");
+        assert!(message.contains("move the file aside"), "{message}");
+        // The damaged file is left untouched for a person to inspect.
+        assert_eq!(fs::read_to_string(dir.file("acme")).unwrap(), content);
+    }
+
+    #[test]
+    fn an_invalid_time_in_a_middle_line_is_an_error() {
+        let dir = TestDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        let now = recent();
+        let content = [
+            line("a", "attempted", "2024-02-30T00:00:00Z"),
+            line("b", "attempted", &now),
+        ]
+        .concat();
+        fs::write(dir.file("acme"), content).unwrap();
+        let err = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap_err();
+        assert!(
+            matches!(err, LedgerError::Garbled { line: 1, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn an_entry_is_in_the_file_when_record_returns() {
+        let dir = TestDir::new();
+        let mut ledger = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        ledger.record_attempt("cdr-1").unwrap();
+        // Read through a separate handle while the ledger is still open: nothing is buffered.
+        let text = fs::read_to_string(dir.file("acme")).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        assert!(text.starts_with("{\"key\":\"cdr-1\",\"state\":\"attempted\",\"at\":\""));
+        assert!(text.ends_with("Z\",\"location\":null}\n"), "{text}");
+        ledger
+            .record_delivered("cdr-1", Some("https://p.example/cdrs/1"))
+            .unwrap();
+        let text = fs::read_to_string(dir.file("acme")).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.ends_with("\"location\":\"https://p.example/cdrs/1\"}\n"));
+    }
+
+    #[test]
+    fn partner_ids_that_would_escape_the_directory_are_rejected() {
+        let dir = TestDir::new();
+        for partner in ["", "../acme", ".hidden", "a/b"] {
+            let err = CdrLedger::open(&dir.0, partner, DAY).unwrap_err();
+            assert!(matches!(err, LedgerError::InvalidPartner { .. }), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn times_round_trip_through_the_file_format() {
+        for text in [
+            "1970-01-01T00:00:00Z",
+            "2024-02-29T23:59:59Z",
+            "2099-12-31T12:00:00Z",
+        ] {
+            let at = parse_rfc3339(text).unwrap();
+            assert_eq!(format_rfc3339(at), text);
+        }
+        assert_eq!(
+            parse_rfc3339("2024-02-29T23:59:59.250Z"),
+            parse_rfc3339("2024-02-29T23:59:59Z")
+        );
+        for bad in [
+            "2024-13-01T00:00:00Z",
+            "2024-02-29 23:59:59Z",
+            "2024-02-29T23:59:59",
+            "",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_ledger_can_move_between_tasks() {
+        fn assert_send<T: Send>() {}
+        assert_send::<CdrLedger>();
+    }
+}

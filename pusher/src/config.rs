@@ -1,0 +1,799 @@
+//! The pusher's TOML configuration (`config/pusher.toml` documents every key): the broker, this
+//! pusher's identity and state, and one `[[partner]]` per OCPI partner. Parsed strictly (unknown
+//! keys are errors) and validated before anything connects; tokens come from the environment so
+//! they never sit in the file.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::mapping::{self, MappingConfig, Module, TableMapping};
+use crate::ocpi::{ClientConfig, OcpiVersion, TokenEncoding};
+
+/// Overrides `broker.url`, so a broker password need not sit in the file.
+pub const ENV_BROKER_URL: &str = "PUSHER_BROKER_URL";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error("config file {path}: partner `{partner}`: mapping: {source}")]
+    Mapping {
+        path: PathBuf,
+        partner: String,
+        source: Box<mapping::ConfigError>,
+    },
+}
+
+/// The whole configuration, validated; partners carry their loaded mapping and token.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub broker: BrokerConfig,
+    pub pusher: PusherSettings,
+    pub log: LogConfig,
+    pub partners: Vec<Arc<PartnerConfig>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    #[serde(default = "default_broker_url")]
+    pub url: String,
+    #[serde(default = "default_exchange")]
+    pub exchange: String,
+    #[serde(default = "default_queue_prefix")]
+    pub queue_prefix: String,
+    #[serde(default = "default_delivery_limit")]
+    pub delivery_limit: u32,
+    #[serde(default = "default_presence_exchange")]
+    pub presence_exchange: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PusherSettings {
+    /// This pusher's name among the running pushers; empty: host name and process id.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    #[serde(default = "default_presence_interval_ms")]
+    pub presence_interval_ms: u64,
+    #[serde(default = "default_presence_expiry_ms")]
+    pub presence_expiry_ms: u64,
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
+    #[serde(default = "default_cdr_ledger_days")]
+    pub cdr_ledger_days: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default = "default_log_format")]
+    pub format: LogFormat,
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+/// One partner, ready to use: mapping loaded, token read from the environment.
+#[derive(Clone)]
+pub struct PartnerConfig {
+    pub id: String,
+    pub version: OcpiVersion,
+    pub versions_url: String,
+    /// Name of the environment variable the token came from (for messages; never the token).
+    pub token_env: String,
+    pub token: String,
+    pub token_encoding: TokenEncoding,
+    pub our_country_code: String,
+    pub our_party_id: String,
+    pub country_code: String,
+    pub party_id: String,
+    pub mapping: Arc<MappingConfig>,
+    /// Qualified table names pushed to this partner (a subset of the mapping's tables).
+    pub tables: HashSet<String>,
+    /// The modules of those tables: each must be offered by the partner.
+    pub modules: Vec<Module>,
+    pub concurrency: usize,
+    pub prefetch: u16,
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub discovery_refresh: Duration,
+    pub retry: RetryPolicy,
+    /// Queue the bridge's exchange fills for this partner.
+    pub queue: String,
+    /// Queue of what this partner permanently refused, or what could not be sent.
+    pub parking_queue: String,
+}
+
+impl fmt::Debug for PartnerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartnerConfig")
+            .field("id", &self.id)
+            .field("version", &self.version)
+            .field("versions_url", &self.versions_url)
+            .field("token", &"***")
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartnerConfig {
+    /// The mapping of a table when this partner receives it.
+    pub fn table(&self, database: &str, table: &str) -> Option<&TableMapping> {
+        let mapping = self.mapping.get(database, table)?;
+        self.tables
+            .contains(&mapping.qualified_name())
+            .then_some(mapping)
+    }
+
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            version: self.version,
+            token: self.token.clone(),
+            token_encoding: self.token_encoding,
+            from_country_code: self.our_country_code.clone(),
+            from_party_id: self.our_party_id.clone(),
+            to_country_code: self.country_code.clone(),
+            to_party_id: self.party_id.clone(),
+            timeout: self.request_timeout,
+            connect_timeout: self.connect_timeout,
+        }
+    }
+}
+
+/// How failures are retried and when a partner counts as down.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// No success and only transient failures for this long: stop consuming, probe.
+    pub down_after: Duration,
+    pub probe_interval: Duration,
+    pub max_probe_interval: Duration,
+    /// A delivery held unacked this long goes back to the queue (channel recycled) before the
+    /// broker's consumer timeout closes the channel itself.
+    pub max_hold: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    broker: Option<BrokerConfig>,
+    #[serde(default)]
+    pusher: Option<PusherSettings>,
+    #[serde(default)]
+    log: Option<LogConfig>,
+    #[serde(default, rename = "partner")]
+    partners: Vec<RawPartner>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPartner {
+    id: String,
+    ocpi_version: String,
+    versions_url: String,
+    token_env: String,
+    #[serde(default = "default_token_encoding")]
+    token_encoding: String,
+    our_country_code: String,
+    our_party_id: String,
+    country_code: String,
+    party_id: String,
+    mapping: PathBuf,
+    #[serde(default)]
+    tables: Vec<String>,
+    #[serde(default)]
+    modules: Vec<Module>,
+    #[serde(default = "default_concurrency")]
+    concurrency: usize,
+    #[serde(default = "default_prefetch")]
+    prefetch: u16,
+    #[serde(default = "default_request_timeout_ms")]
+    request_timeout_ms: u64,
+    #[serde(default = "default_connect_timeout_ms")]
+    connect_timeout_ms: u64,
+    #[serde(default = "default_discovery_refresh_secs")]
+    discovery_refresh_secs: u64,
+    #[serde(default)]
+    retry: RawRetry,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    #[serde(default = "default_initial_backoff_ms")]
+    initial_backoff_ms: u64,
+    #[serde(default = "default_max_backoff_ms")]
+    max_backoff_ms: u64,
+    #[serde(default = "default_down_after_secs")]
+    down_after_secs: u64,
+    #[serde(default = "default_probe_interval_secs")]
+    probe_interval_secs: u64,
+    #[serde(default = "default_max_probe_interval_secs")]
+    max_probe_interval_secs: u64,
+    #[serde(default = "default_max_hold_secs")]
+    max_hold_secs: u64,
+}
+
+impl Default for RawRetry {
+    fn default() -> Self {
+        RawRetry {
+            initial_backoff_ms: default_initial_backoff_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
+            down_after_secs: default_down_after_secs(),
+            probe_interval_secs: default_probe_interval_secs(),
+            max_probe_interval_secs: default_max_probe_interval_secs(),
+            max_hold_secs: default_max_hold_secs(),
+        }
+    }
+}
+
+fn default_broker_url() -> String {
+    "amqp://guest:guest@127.0.0.1:5672/%2f".into()
+}
+fn default_exchange() -> String {
+    "cdc.changes".into()
+}
+fn default_queue_prefix() -> String {
+    "ocpi.".into()
+}
+fn default_delivery_limit() -> u32 {
+    50
+}
+fn default_presence_exchange() -> String {
+    "cdc.pushers".into()
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("pusher-state")
+}
+fn default_presence_interval_ms() -> u64 {
+    1000
+}
+fn default_presence_expiry_ms() -> u64 {
+    5000
+}
+fn default_shutdown_grace_ms() -> u64 {
+    10_000
+}
+fn default_cdr_ledger_days() -> u64 {
+    30
+}
+fn default_log_format() -> LogFormat {
+    LogFormat::Text
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_token_encoding() -> String {
+    "base64".into()
+}
+fn default_concurrency() -> usize {
+    16
+}
+fn default_prefetch() -> u16 {
+    500
+}
+fn default_request_timeout_ms() -> u64 {
+    10_000
+}
+fn default_connect_timeout_ms() -> u64 {
+    3_000
+}
+fn default_discovery_refresh_secs() -> u64 {
+    3600
+}
+fn default_initial_backoff_ms() -> u64 {
+    500
+}
+fn default_max_backoff_ms() -> u64 {
+    30_000
+}
+fn default_down_after_secs() -> u64 {
+    120
+}
+fn default_probe_interval_secs() -> u64 {
+    10
+}
+fn default_max_probe_interval_secs() -> u64 {
+    300
+}
+fn default_max_hold_secs() -> u64 {
+    1200
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            url: default_broker_url(),
+            exchange: default_exchange(),
+            queue_prefix: default_queue_prefix(),
+            delivery_limit: default_delivery_limit(),
+            presence_exchange: default_presence_exchange(),
+        }
+    }
+}
+
+impl Default for PusherSettings {
+    fn default() -> Self {
+        PusherSettings {
+            name: String::new(),
+            state_dir: default_state_dir(),
+            presence_interval_ms: default_presence_interval_ms(),
+            presence_expiry_ms: default_presence_expiry_ms(),
+            shutdown_grace_ms: default_shutdown_grace_ms(),
+            cdr_ledger_days: default_cdr_ledger_days(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: default_log_format(),
+            level: default_log_level(),
+        }
+    }
+}
+
+/// The broker closes a channel whose delivery stayed unacked for 30 minutes (its default
+/// `consumer_timeout`); `max_hold_secs` must stay clearly below it.
+const BROKER_CONSUMER_TIMEOUT_SECS: u64 = 30 * 60;
+
+impl Config {
+    /// Reads, parses and validates the file; relative paths in it are relative to its directory.
+    /// Tokens are read from the environment variables the partners name.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses `text` as if read from `path`; `env` looks up environment variables.
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let invalid = |key: String, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
+
+        let mut broker = raw.broker.unwrap_or_default();
+        if let Some(url) = env(ENV_BROKER_URL).filter(|u| !u.trim().is_empty()) {
+            broker.url = url;
+        }
+        if !broker.url.starts_with("amqp://") {
+            return Err(invalid(
+                "broker.url".into(),
+                format!(
+                    "{:?} is not an amqp:// URL (amqps:// is not supported by this build)",
+                    redact_url(&broker.url)
+                ),
+            ));
+        }
+        for (key, value) in [
+            ("broker.exchange", &broker.exchange),
+            ("broker.presence_exchange", &broker.presence_exchange),
+        ] {
+            if value.trim().is_empty() {
+                return Err(invalid(key.into(), "must not be empty".into()));
+            }
+        }
+        if broker.delivery_limit == 0 {
+            return Err(invalid(
+                "broker.delivery_limit".into(),
+                "must be at least 1 (how many times a message may be handed out before it is parked)"
+                    .into(),
+            ));
+        }
+
+        let mut pusher = raw.pusher.unwrap_or_default();
+        if pusher.state_dir.is_relative() {
+            pusher.state_dir = base.join(&pusher.state_dir);
+        }
+        if pusher.presence_interval_ms == 0
+            || pusher.presence_expiry_ms < 2 * pusher.presence_interval_ms
+        {
+            return Err(invalid(
+                "pusher.presence_expiry_ms".into(),
+                "must be at least twice pusher.presence_interval_ms (and the interval above 0)"
+                    .into(),
+            ));
+        }
+        let log = raw.log.unwrap_or_default();
+
+        if raw.partners.is_empty() {
+            return Err(invalid(
+                "partner".into(),
+                "no [[partner]] configured: add one per OCPI partner".into(),
+            ));
+        }
+        let mut ids = HashSet::new();
+        let mut partners = Vec::new();
+        for p in raw.partners {
+            let key = |name: &str| format!("partner `{}`: {name}", p.id);
+            if p.id.is_empty()
+                || p.id.len() > 64
+                || !p
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+            {
+                return Err(invalid(
+                    "partner.id".into(),
+                    format!(
+                        "{:?}: use 1-64 characters of a-z, 0-9, '-' and '_' (it names the partner's queues)",
+                        p.id
+                    ),
+                ));
+            }
+            if !ids.insert(p.id.clone()) {
+                return Err(invalid(
+                    "partner.id".into(),
+                    format!("{:?} is configured twice", p.id),
+                ));
+            }
+            let version: OcpiVersion = p
+                .ocpi_version
+                .parse()
+                .map_err(|e: String| invalid(key("ocpi_version"), e))?;
+            if !(p.versions_url.starts_with("http://") || p.versions_url.starts_with("https://")) {
+                return Err(invalid(
+                    key("versions_url"),
+                    format!("{:?} is not an http(s) URL", p.versions_url),
+                ));
+            }
+            let token = env(&p.token_env).unwrap_or_default();
+            if token.trim().is_empty() {
+                return Err(invalid(
+                    key("token_env"),
+                    format!(
+                        "environment variable {} is not set or empty: export the partner's OCPI token in it",
+                        p.token_env
+                    ),
+                ));
+            }
+            let token_encoding = match p.token_encoding.as_str() {
+                "base64" => TokenEncoding::Base64,
+                "plain" => TokenEncoding::Plain,
+                other => {
+                    return Err(invalid(
+                        key("token_encoding"),
+                        format!("{other:?}: use \"base64\" (OCPI 2.2.x) or \"plain\" (2.1.1 and many 2.2 systems)"),
+                    ))
+                }
+            };
+            for (name, value, len) in [
+                ("our_country_code", &p.our_country_code, 2),
+                ("country_code", &p.country_code, 2),
+                ("our_party_id", &p.our_party_id, 3),
+                ("party_id", &p.party_id, 3),
+            ] {
+                if value.chars().count() != len || !value.chars().all(|c| c.is_ascii_alphanumeric())
+                {
+                    return Err(invalid(
+                        key(name),
+                        format!("{value:?}: expected {len} letters or digits"),
+                    ));
+                }
+            }
+            let mapping_path = if p.mapping.is_relative() {
+                base.join(&p.mapping)
+            } else {
+                p.mapping.clone()
+            };
+            let mapping =
+                MappingConfig::load(&mapping_path).map_err(|source| ConfigError::Mapping {
+                    path: path.to_path_buf(),
+                    partner: p.id.clone(),
+                    source: Box::new(source),
+                })?;
+            let all: Vec<&TableMapping> = mapping.tables.iter().collect();
+            for t in &p.tables {
+                if !all.iter().any(|m| &m.qualified_name() == t) {
+                    return Err(invalid(
+                        key("tables"),
+                        format!(
+                            "{t:?} is not in the mapping file {}; mapped tables: {}",
+                            mapping_path.display(),
+                            all.iter()
+                                .map(|m| m.qualified_name())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+            }
+            let tables: HashSet<String> = all
+                .iter()
+                .filter(|m| p.tables.is_empty() || p.tables.contains(&m.qualified_name()))
+                .filter(|m| p.modules.is_empty() || p.modules.contains(&m.module))
+                .map(|m| m.qualified_name())
+                .collect();
+            if tables.is_empty() {
+                return Err(invalid(
+                    key("tables"),
+                    "no mapped table is left to push after `tables` and `modules`".into(),
+                ));
+            }
+            let mut modules: Vec<Module> = Vec::new();
+            for m in &all {
+                if tables.contains(&m.qualified_name()) && !modules.contains(&m.module) {
+                    modules.push(m.module);
+                }
+            }
+            if p.concurrency == 0 || p.concurrency > 1024 {
+                return Err(invalid(key("concurrency"), "must be 1..=1024".into()));
+            }
+            if (p.prefetch as usize) < p.concurrency {
+                return Err(invalid(
+                    key("prefetch"),
+                    format!(
+                        "{} is below concurrency {}: prefetch must be at least concurrency",
+                        p.prefetch, p.concurrency
+                    ),
+                ));
+            }
+            if p.request_timeout_ms == 0 || p.connect_timeout_ms == 0 {
+                return Err(invalid(
+                    key("request_timeout_ms"),
+                    "timeouts must be above 0".into(),
+                ));
+            }
+            let r = &p.retry;
+            if r.initial_backoff_ms == 0 || r.max_backoff_ms < r.initial_backoff_ms {
+                return Err(invalid(
+                    key("retry.max_backoff_ms"),
+                    "need 0 < initial_backoff_ms <= max_backoff_ms".into(),
+                ));
+            }
+            if r.probe_interval_secs == 0 || r.max_probe_interval_secs < r.probe_interval_secs {
+                return Err(invalid(
+                    key("retry.max_probe_interval_secs"),
+                    "need 0 < probe_interval_secs <= max_probe_interval_secs".into(),
+                ));
+            }
+            if r.max_hold_secs == 0 || r.max_hold_secs + 120 > BROKER_CONSUMER_TIMEOUT_SECS {
+                return Err(invalid(
+                    key("retry.max_hold_secs"),
+                    format!(
+                        "{}: must be between 1 and {} (two minutes below the broker's 30-minute consumer timeout)",
+                        r.max_hold_secs,
+                        BROKER_CONSUMER_TIMEOUT_SECS - 120
+                    ),
+                ));
+            }
+            if r.down_after_secs == 0 || r.down_after_secs >= r.max_hold_secs {
+                return Err(invalid(
+                    key("retry.down_after_secs"),
+                    "must be above 0 and below retry.max_hold_secs".into(),
+                ));
+            }
+            let queue = format!("{}{}", broker.queue_prefix, p.id);
+            partners.push(Arc::new(PartnerConfig {
+                parking_queue: format!("{queue}.parked"),
+                queue,
+                id: p.id,
+                version,
+                versions_url: p.versions_url,
+                token_env: p.token_env,
+                token,
+                token_encoding,
+                our_country_code: p.our_country_code,
+                our_party_id: p.our_party_id,
+                country_code: p.country_code,
+                party_id: p.party_id,
+                mapping: Arc::new(mapping),
+                tables,
+                modules,
+                concurrency: p.concurrency,
+                prefetch: p.prefetch,
+                request_timeout: Duration::from_millis(p.request_timeout_ms),
+                connect_timeout: Duration::from_millis(p.connect_timeout_ms),
+                discovery_refresh: Duration::from_secs(p.discovery_refresh_secs.max(1)),
+                retry: RetryPolicy {
+                    initial_backoff: Duration::from_millis(r.initial_backoff_ms),
+                    max_backoff: Duration::from_millis(r.max_backoff_ms),
+                    down_after: Duration::from_secs(r.down_after_secs),
+                    probe_interval: Duration::from_secs(r.probe_interval_secs),
+                    max_probe_interval: Duration::from_secs(r.max_probe_interval_secs),
+                    max_hold: Duration::from_secs(r.max_hold_secs),
+                },
+            }));
+        }
+        if pusher.name.trim().is_empty() {
+            pusher.name = default_pusher_name();
+        }
+        Ok(Config {
+            broker,
+            pusher,
+            log,
+            partners,
+        })
+    }
+
+    pub fn partner(&self, id: &str) -> Option<&Arc<PartnerConfig>> {
+        self.partners.iter().find(|p| p.id == id)
+    }
+}
+
+/// Host name and process id: unique among the pushers of a deployment, readable in listings.
+fn default_pusher_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "pusher".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// The URL with its password replaced by `***`, for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping_path() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/ocpi-example/mapping.toml")
+    }
+
+    fn partner_toml(extra: &str) -> String {
+        format!(
+            r#"
+[[partner]]
+id = "acme"
+ocpi_version = "2.2.1"
+versions_url = "http://127.0.0.1:9/versions"
+token_env = "ACME_TOKEN"
+our_country_code = "NL"
+our_party_id = "EXA"
+country_code = "DE"
+party_id = "ACM"
+mapping = "{}"
+{extra}
+"#,
+            mapping_path().display()
+        )
+    }
+
+    fn env_with_token(name: &str) -> Option<String> {
+        (name == "ACME_TOKEN").then(|| "secret-token".to_string())
+    }
+
+    #[test]
+    fn minimal_partner_gets_documented_defaults() {
+        let c =
+            Config::parse(&partner_toml(""), Path::new("/etc/p.toml"), &env_with_token).unwrap();
+        let p = &c.partners[0];
+        assert_eq!(p.queue, "ocpi.acme");
+        assert_eq!(p.parking_queue, "ocpi.acme.parked");
+        assert_eq!(p.concurrency, 16);
+        assert_eq!(p.token, "secret-token");
+        assert_eq!(p.token_encoding, TokenEncoding::Base64);
+        assert_eq!(p.tables.len(), 7);
+        assert_eq!(c.broker.exchange, "cdc.changes");
+        assert_eq!(c.pusher.state_dir, PathBuf::from("/etc/pusher-state"));
+        assert!(!format!("{p:?}").contains("secret-token"));
+    }
+
+    #[test]
+    fn missing_token_names_the_variable() {
+        let err = Config::parse(&partner_toml(""), Path::new("p.toml"), &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ACME_TOKEN") && err.contains("not set"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tables_and_modules_narrow_what_is_pushed() {
+        let c = Config::parse(
+            &partner_toml("modules = [\"tariffs\", \"cdrs\"]"),
+            Path::new("p.toml"),
+            &env_with_token,
+        )
+        .unwrap();
+        let p = &c.partners[0];
+        assert_eq!(p.modules.len(), 2);
+        assert!(p.table("ocpi", "tariffs").is_some());
+        assert!(p.table("ocpi", "locations").is_none());
+        let err = Config::parse(
+            &partner_toml("tables = [\"ocpi.nope\"]"),
+            Path::new("p.toml"),
+            &env_with_token,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("ocpi.nope") && err.contains("ocpi.locations"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_partner_and_key() {
+        for (extra, key) in [
+            ("concurrency = 0", "concurrency"),
+            ("prefetch = 4", "prefetch"),
+            ("token_encoding = \"hex\"", "token_encoding"),
+            ("[partner.retry]\nmax_hold_secs = 1790", "max_hold_secs"),
+            ("[partner.retry]\nbogus = 1", "bogus"),
+        ] {
+            let err = Config::parse(&partner_toml(extra), Path::new("p.toml"), &env_with_token)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{extra}: {err}");
+        }
+        let twice = format!("{}{}", partner_toml(""), partner_toml(""));
+        let err = Config::parse(&twice, Path::new("p.toml"), &env_with_token)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn shipped_example_config_is_valid() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/pusher.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let c =
+            Config::parse(&text, &path, &|n| (n != ENV_BROKER_URL).then(|| "t".into())).unwrap();
+        assert!(!c.partners.is_empty());
+    }
+
+    #[test]
+    fn broker_password_is_redacted() {
+        assert_eq!(
+            redact_url("amqp://u:pw@h:5672/%2f"),
+            "amqp://u:***@h:5672/%2f"
+        );
+    }
+}

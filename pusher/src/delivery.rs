@@ -1,0 +1,1084 @@
+//! One partner's delivery: consume its queue, turn each change into the OCPI call the mapping
+//! says, and acknowledge a message only once the partner confirmed it (or once it was parked
+//! with a confirmed publish).
+//!
+//! The worker cycles through three phases:
+//!
+//! 1. **Discover** the partner's endpoints. Until every configured module has an endpoint the
+//!    worker does not consume: a missing module pauses the partner (with an error naming it)
+//!    rather than parking its messages, because parked changes would have to be replayed in
+//!    order later and the module is usually missing by mistake. Discovery is retried with
+//!    backoff and repeated every `discovery_refresh_secs` and after a 404.
+//! 2. **Consume** with a prefetch window. Deliveries join per-record [`Lanes`]; up to
+//!    `concurrency` lanes have a call in flight. A transient failure keeps the messages unacked
+//!    and in place and retries the lane after a capped exponential backoff with jitter, taking
+//!    in the record's newer changes (coalesced: the newest state goes out once and every older
+//!    message is acked with it). A rejection parks the messages; a partner-level failure, or
+//!    only transient failures for `down_after_secs`, ends consuming.
+//! 3. **Pause** when the partner is down or refuses us: in-flight calls get the grace period,
+//!    the channel is closed so every unacked message returns to the head of the queue in order
+//!    (no nack loops, and well before the broker's 30-minute consumer timeout), and the partner
+//!    is probed (its versions URL) until it answers; then consuming resumes.
+//!
+//! A message held longer than `max_hold_secs` (one record failing while the rest flows) also
+//! recycles the channel, for the same reason.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use change_message::{Message, RowChange};
+use futures_lite::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::{FieldTable, ShortString};
+use lapin::Acker;
+use lapin::{Channel, Connection};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use crate::cdr_ledger::{CdrLedger, CdrState};
+use crate::config::{PartnerConfig, RetryPolicy};
+use crate::lanes::{coalesce, Added, Lanes, Pending, Raw};
+use crate::mapping::{self, render, Module};
+use crate::ocpi::{discover, join_url, Endpoints, OcpiClient, Outcome};
+use crate::parking::{now_rfc3339, Parker};
+use crate::presence::PartnerStatus;
+
+/// How many records' last pushed `seq` each partner remembers (about 100 bytes each).
+const REMEMBERED_RECORDS: usize = 100_000;
+/// A 404 triggers a new discovery at most this often.
+const REDISCOVERY_MIN_GAP: Duration = Duration::from_secs(30);
+
+/// Why a worker returned.
+#[derive(Debug)]
+pub enum WorkerExit {
+    /// Asked to stop; everything that succeeded was acked.
+    Stopped,
+    /// The broker connection is gone; the session reconnects.
+    ConnectionLost(String),
+}
+
+/// Everything a call needs, shared by the worker and its in-flight calls.
+struct Shared {
+    partner: Arc<PartnerConfig>,
+    client: OcpiClient,
+    endpoints: RwLock<Option<Arc<Endpoints>>>,
+    parker: Parker,
+    ledger: Option<tokio::sync::Mutex<CdrLedger>>,
+}
+
+pub struct Worker {
+    shared: Arc<Shared>,
+    connection: Arc<Connection>,
+    consumer_tag: String,
+    grace: Duration,
+    status: Arc<Mutex<PartnerStatus>>,
+    discovered_at: Option<Instant>,
+    pause: Option<Pause>,
+}
+
+/// Why the partner is not being consumed.
+#[derive(Debug, Clone)]
+enum Pause {
+    /// Only transient failures for `down_after`.
+    Down(String),
+    /// 401/403, OCPI 3001-3003: the partner refuses us as a whole.
+    PartnerLevel(String),
+    /// A configured module has no endpoint at the partner.
+    ModuleMissing(String),
+}
+
+impl Pause {
+    fn reason(&self) -> &str {
+        match self {
+            Pause::Down(r) | Pause::PartnerLevel(r) | Pause::ModuleMissing(r) => r,
+        }
+    }
+}
+
+enum End {
+    Stop,
+    Pause(Pause),
+    Recycle(String),
+    ChannelLost(String),
+}
+
+/// What one call (or park) came to.
+enum CallResult {
+    /// The partner holds the newest state of the batch (or nothing needed sending): ack all.
+    Delivered { seq: u64, note: Option<String> },
+    /// Every message of the batch is in the parking queue: ack all.
+    Parked { reason: String },
+    /// Try again later; the messages stay unacked.
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// The partner refuses us as a whole; the messages stay unacked.
+    PartnerLevel { reason: String },
+    /// The endpoint answered 404: discover again, then retry once.
+    EndpointGone { reason: String },
+    /// Cancelled before sending (pause or stop).
+    Aborted,
+}
+
+struct CallDone {
+    /// The record's lane; `None` for a delivery parked before joining a lane.
+    key: Option<String>,
+    batch: Vec<Pending>,
+    attempt: u32,
+    result: CallResult,
+}
+
+impl Worker {
+    pub fn new(
+        partner: Arc<PartnerConfig>,
+        connection: Arc<Connection>,
+        parker: Parker,
+        ledger: Option<CdrLedger>,
+        pusher_name: &str,
+        grace: Duration,
+        status: Arc<Mutex<PartnerStatus>>,
+    ) -> Result<Worker, crate::ocpi::OcpiError> {
+        let client = OcpiClient::new(partner.client_config())?;
+        Ok(Worker {
+            consumer_tag: format!("{pusher_name}/{}", partner.id),
+            shared: Arc::new(Shared {
+                partner,
+                client,
+                endpoints: RwLock::new(None),
+                parker,
+                ledger: ledger.map(tokio::sync::Mutex::new),
+            }),
+            connection,
+            grace,
+            status,
+            discovered_at: None,
+            pause: None,
+        })
+    }
+
+    fn partner(&self) -> &PartnerConfig {
+        &self.shared.partner
+    }
+
+    fn set_status(&self, f: impl FnOnce(&mut PartnerStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
+        }
+    }
+
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> WorkerExit {
+        loop {
+            if *stop.borrow() {
+                return WorkerExit::Stopped;
+            }
+            if !self.connection.status().connected() {
+                return WorkerExit::ConnectionLost("the broker connection closed".into());
+            }
+            if (self.pause.is_some() || self.discovered_at.is_none())
+                && !self.discover_until_ready(&mut stop).await
+            {
+                return WorkerExit::Stopped;
+            }
+            match self.consume(&mut stop).await {
+                End::Stop => {
+                    self.set_status(|s| s.state = "stopped".into());
+                    return WorkerExit::Stopped;
+                }
+                End::Pause(pause) => {
+                    tracing::error!(
+                        partner = %self.partner().id,
+                        reason = pause.reason(),
+                        "partner paused: stopped consuming; its messages wait in the queue, in \
+                         order; probing the partner until it answers"
+                    );
+                    self.set_status(|s| {
+                        s.state = "paused".into();
+                        s.reason = Some(pause.reason().to_string());
+                    });
+                    self.pause = Some(pause);
+                }
+                End::Recycle(why) => {
+                    tracing::info!(partner = %self.partner().id, why, "consuming again on a fresh channel");
+                }
+                End::ChannelLost(error) => {
+                    if !self.connection.status().connected() {
+                        return WorkerExit::ConnectionLost(error);
+                    }
+                    tracing::warn!(partner = %self.partner().id, %error, "channel lost; consuming again in 1 s");
+                    if wait_or_stop(Duration::from_secs(1), &mut stop).await {
+                        return WorkerExit::Stopped;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Discovers endpoints, retrying with backoff; false when stopped meanwhile.
+    async fn discover_until_ready(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+        let policy = self.partner().retry.clone();
+        let mut delay = policy.probe_interval;
+        let mut last_reason = String::new();
+        loop {
+            match self.discover_once().await {
+                Ok(()) => {
+                    if let Some(pause) = self.pause.take() {
+                        tracing::info!(
+                            partner = %self.partner().id,
+                            was = pause.reason(),
+                            "partner answers again: resuming"
+                        );
+                    }
+                    self.set_status(|s| s.reason = None);
+                    return true;
+                }
+                Err(pause) => {
+                    let reason = pause.reason().to_string();
+                    if reason != last_reason {
+                        match &pause {
+                            Pause::ModuleMissing(_) | Pause::PartnerLevel(_) => tracing::error!(
+                                partner = %self.partner().id,
+                                reason,
+                                retry_in_s = delay.as_secs(),
+                                "cannot push to partner"
+                            ),
+                            Pause::Down(_) => tracing::warn!(
+                                partner = %self.partner().id,
+                                reason,
+                                retry_in_s = delay.as_secs(),
+                                "partner endpoints unreachable"
+                            ),
+                        }
+                        last_reason = reason.clone();
+                    }
+                    let paused = self.pause.is_some();
+                    self.set_status(|s| {
+                        s.state = if paused { "paused" } else { "discovering" }.into();
+                        s.reason = Some(reason);
+                    });
+                    if self.pause.is_some() {
+                        self.pause = Some(pause);
+                    }
+                }
+            }
+            if wait_or_stop(delay, stop).await {
+                return false;
+            }
+            delay = (delay * 2).min(policy.max_probe_interval);
+        }
+    }
+
+    async fn discover_once(&mut self) -> Result<(), Pause> {
+        let partner = self.shared.partner.clone();
+        let found = discover(&self.shared.client, &partner.versions_url, partner.version).await;
+        let endpoints = match found {
+            Ok(e) => e,
+            Err(e) => {
+                let text = e.to_string();
+                self.set_status(|s| s.endpoint = format!("unreachable: {text}"));
+                return Err(if e.is_transient() {
+                    Pause::Down(text)
+                } else {
+                    Pause::PartnerLevel(text)
+                });
+            }
+        };
+        let missing: Vec<String> = partner
+            .modules
+            .iter()
+            .filter_map(|m| endpoints.require(m.identifier()).err())
+            .map(|e| e.to_string())
+            .collect();
+        if !missing.is_empty() {
+            let text = format!(
+                "{}; either remove the module from this partner's `modules`/`tables` in the \
+                 configuration or ask the partner to offer it; its messages wait in the queue \
+                 until then",
+                missing.join("; ")
+            );
+            self.set_status(|s| s.endpoint = format!("module missing: {text}"));
+            return Err(Pause::ModuleMissing(text));
+        }
+        let mut listed: Vec<&str> = endpoints.by_module.keys().map(String::as_str).collect();
+        listed.sort_unstable();
+        let summary = format!("ok ({}: {})", endpoints.version, listed.join(", "));
+        tracing::info!(partner = %partner.id, endpoints = %summary, "partner endpoints discovered");
+        self.set_status(|s| s.endpoint = summary);
+        if let Ok(mut slot) = self.shared.endpoints.write() {
+            *slot = Some(Arc::new(endpoints));
+        }
+        self.discovered_at = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn open_consumer(&self) -> Result<(Channel, lapin::Consumer), lapin::Error> {
+        let channel = self.connection.create_channel().await?;
+        channel
+            .basic_qos(self.partner().prefetch, BasicQosOptions::default())
+            .await?;
+        let consumer = channel
+            .basic_consume(
+                ShortString::from(self.partner().queue.as_str()),
+                ShortString::from(self.consumer_tag.as_str()),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok((channel, consumer))
+    }
+
+    async fn consume(&mut self, stop: &mut watch::Receiver<bool>) -> End {
+        let (channel, mut consumer) = match self.open_consumer().await {
+            Ok(c) => c,
+            Err(e) => {
+                return End::ChannelLost(format!("cannot consume {}: {e}", self.partner().queue))
+            }
+        };
+        tracing::info!(partner = %self.partner().id, queue = %self.partner().queue, "partner active: consuming");
+        self.set_status(|s| {
+            s.state = "consuming".into();
+            s.reason = None;
+        });
+        let mut run = Run {
+            lanes: Lanes::new(REMEMBERED_RECORDS),
+            held: BTreeMap::new(),
+            calls: JoinSet::new(),
+            cancel: watch::channel(false).0,
+            failing_since: None,
+            end: None,
+            deadline: None,
+        };
+        let concurrency = self.partner().concurrency;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if run.end.is_none() {
+                while run.calls.len() < concurrency {
+                    let Some((key, batch)) = run.lanes.next_ready() else {
+                        break;
+                    };
+                    self.spawn_call(&mut run, key, batch, 0, Duration::ZERO, true);
+                }
+            } else if run.calls.is_empty() {
+                break;
+            }
+            let deadline = run.deadline;
+            tokio::select! {
+                Some(joined) = run.calls.join_next(), if !run.calls.is_empty() => {
+                    match joined {
+                        Ok(done) => self.settle(&mut run, done).await,
+                        Err(e) => tracing::error!(partner = %self.partner().id, error = %e, "a call task failed; its messages stay unacked"),
+                    }
+                }
+                next = consumer.next(), if run.end.is_none() => match next {
+                    Some(Ok(delivery)) => self.accept(&mut run, delivery).await,
+                    Some(Err(e)) => run.finish(End::ChannelLost(e.to_string()), Duration::ZERO),
+                    None => run.finish(End::ChannelLost("the consumer was cancelled by the broker".into()), Duration::ZERO),
+                },
+                _ = stop.changed(), if run.end.is_none() => {
+                    tracing::info!(partner = %self.partner().id, in_flight = run.calls.len(), "stopping: finishing calls in flight");
+                    self.set_status(|s| s.state = "stopping".into());
+                    run.finish(End::Stop, self.grace);
+                }
+                _ = tick.tick() => {
+                    if run.end.is_none() {
+                        self.check_health(&mut run);
+                    }
+                    let (unacked, in_flight) = (run.held.len() as u64, run.calls.len() as u64);
+                    self.set_status(|s| { s.unacked = unacked; s.in_flight = in_flight; });
+                }
+                _ = sleep_until(deadline), if deadline.is_some() => {
+                    tracing::warn!(partner = %self.partner().id, abandoned = run.calls.len(), "calls still in flight at the end of the grace period: abandoned, their messages return to the queue");
+                    break;
+                }
+            }
+        }
+        run.calls.abort_all();
+        // Closing the channel returns every unacked delivery to the head of the queue, in order.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            channel.close(200, ShortString::from("pusher hands the partner back")),
+        )
+        .await;
+        self.set_status(|s| {
+            s.unacked = 0;
+            s.in_flight = 0;
+        });
+        run.end.unwrap_or(End::Stop)
+    }
+
+    /// Down for too long, a message held too long, endpoints due for a refresh.
+    fn check_health(&mut self, run: &mut Run) {
+        let now = Instant::now();
+        let policy = &self.shared.partner.retry;
+        if let Some(since) = run.failing_since {
+            if now.duration_since(since) >= policy.down_after {
+                let reason = format!(
+                    "no successful call for {} s, only transient failures",
+                    policy.down_after.as_secs()
+                );
+                run.finish(End::Pause(Pause::Down(reason)), self.grace);
+                return;
+            }
+        }
+        if let Some((_, (received, _))) = run.held.first_key_value() {
+            if now.duration_since(*received) >= policy.max_hold {
+                run.finish(
+                    End::Recycle(format!(
+                        "a message was held unacked for {} s (retry.max_hold_secs): returning \
+                         what this pusher holds to the queue before the broker's consumer timeout",
+                        policy.max_hold.as_secs()
+                    )),
+                    self.grace,
+                );
+                return;
+            }
+        }
+        if self
+            .discovered_at
+            .is_some_and(|at| now.duration_since(at) >= self.shared.partner.discovery_refresh)
+        {
+            run.finish(End::Recycle("periodic endpoint refresh".into()), self.grace);
+            self.discovered_at = None;
+        }
+    }
+
+    async fn accept(&mut self, run: &mut Run, delivery: lapin::message::Delivery) {
+        let tag = delivery.delivery_tag;
+        run.held
+            .insert(tag, (Instant::now(), delivery.acker.clone()));
+        let raw = Arc::new(Raw {
+            body: delivery.data,
+            properties: delivery.properties,
+        });
+        let partner = self.shared.partner.clone();
+        let change = match Message::from_slice(&raw.body) {
+            Err(e) => {
+                let reason = format!("not a change message: {e}");
+                return self.spawn_park(run, tag, raw, reason);
+            }
+            Ok(Message::Heartbeat(_)) => {
+                self.ack(run, &[tag]).await;
+                return;
+            }
+            Ok(Message::Change(change)) => change,
+        };
+        if change.key.is_empty() {
+            let reason = format!(
+                "change {} of `{}.{}` carries no primary key: its record cannot be addressed",
+                change.id, change.database, change.table
+            );
+            return self.spawn_park(run, tag, raw, reason);
+        }
+        let Some(mapping) = partner.mapping.get(&change.database, &change.table) else {
+            let reason = format!(
+                "no mapping for table `{}.{}` in {}: add a [[table]] for it, or stop capturing it \
+                 in the bridge",
+                change.database, change.table, partner.mapping.origin
+            );
+            return self.spawn_park(run, tag, raw, reason);
+        };
+        if !partner.tables.contains(&mapping.qualified_name()) {
+            tracing::debug!(partner = %partner.id, table = %mapping.qualified_name(), "not pushed to this partner: acknowledged");
+            self.ack(run, &[tag]).await;
+            return;
+        }
+        let one_at_a_time = mapping.module == Module::Cdrs;
+        let key = change.record_key();
+        let pending = Pending {
+            tag,
+            change: Arc::new(change),
+            raw,
+            redelivered: delivery.redelivered,
+            received: Instant::now(),
+        };
+        if let Added::Stale { pushed_seq } = run.lanes.add(&key, pending, one_at_a_time) {
+            tracing::debug!(partner = %partner.id, record = %key, pushed_seq, "older than what the partner holds: acknowledged unsent");
+            self.ack(run, &[tag]).await;
+        }
+    }
+
+    fn spawn_call(
+        &self,
+        run: &mut Run,
+        key: String,
+        batch: Vec<Pending>,
+        attempt: u32,
+        delay: Duration,
+        rediscover: bool,
+    ) {
+        let shared = self.shared.clone();
+        let mut cancel = run.cancel.subscribe();
+        run.calls.spawn(async move {
+            if !delay.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = cancel.wait_for(|c| *c) => {
+                        return CallDone { key: Some(key), batch, attempt, result: CallResult::Aborted };
+                    }
+                }
+            }
+            if *cancel.borrow() {
+                return CallDone {
+                    key: Some(key),
+                    batch,
+                    attempt,
+                    result: CallResult::Aborted,
+                };
+            }
+            let result = shared.push(&batch, rediscover).await;
+            CallDone {
+                key: Some(key),
+                batch,
+                attempt,
+                result,
+            }
+        });
+    }
+
+    fn spawn_park(&self, run: &mut Run, tag: u64, raw: Arc<Raw>, reason: String) {
+        let shared = self.shared.clone();
+        run.calls.spawn(async move {
+            let pending = Pending {
+                tag,
+                change: Arc::new(placeholder_change()),
+                raw,
+                redelivered: false,
+                received: Instant::now(),
+            };
+            let batch = vec![pending];
+            let result = shared.park(&batch, &reason).await;
+            CallDone {
+                key: None,
+                batch,
+                attempt: 0,
+                result,
+            }
+        });
+    }
+
+    async fn settle(&mut self, run: &mut Run, done: CallDone) {
+        let CallDone {
+            key,
+            mut batch,
+            attempt,
+            result,
+        } = done;
+        let tags: Vec<u64> = batch.iter().map(|p| p.tag).collect();
+        let partner = self.shared.partner.clone();
+        match result {
+            CallResult::Delivered { seq, note } => {
+                run.failing_since = None;
+                self.ack(run, &tags).await;
+                if let Some(note) = note {
+                    tracing::info!(partner = %partner.id, record = key.as_deref().unwrap_or(""), note, "acknowledged without a call");
+                }
+                let now = now_rfc3339();
+                self.set_status(|s| {
+                    s.pushed += tags.len() as u64;
+                    s.last_success = Some(now);
+                });
+                if let Some(key) = key {
+                    let stale = run.lanes.finish(&key, Some(seq));
+                    let stale: Vec<u64> = stale.iter().map(|p| p.tag).collect();
+                    self.ack(run, &stale).await;
+                }
+            }
+            CallResult::Parked { reason } => {
+                tracing::warn!(partner = %partner.id, record = key.as_deref().unwrap_or("-"), messages = tags.len(), reason, "parked");
+                self.ack(run, &tags).await;
+                self.set_status(|s| s.parked += tags.len() as u64);
+                if let Some(key) = key {
+                    run.lanes.finish(&key, None);
+                }
+            }
+            CallResult::Retry {
+                reason,
+                retry_after,
+            } => {
+                let since = *run.failing_since.get_or_insert_with(Instant::now);
+                let Some(key) = key else {
+                    // A park that failed: try the park again.
+                    let delay = backoff(&partner.retry, attempt);
+                    tracing::warn!(partner = %partner.id, reason, retry_in_ms = delay.as_millis() as u64, "parking failed; retrying");
+                    if let Some(p) = batch.pop() {
+                        self.spawn_park_later(run, p, delay, reason);
+                    }
+                    return;
+                };
+                if run.end.is_some() {
+                    run.lanes.finish(&key, None);
+                    return;
+                }
+                let delay = retry_after
+                    .unwrap_or_else(|| backoff(&partner.retry, attempt))
+                    .min(partner.retry.max_backoff.max(Duration::from_secs(1)) * 4);
+                if attempt == 0 || attempt % 10 == 0 {
+                    tracing::warn!(
+                        partner = %partner.id, record = %key, attempt = attempt + 1, reason,
+                        failing_for_s = since.elapsed().as_secs(), retry_in_ms = delay.as_millis() as u64,
+                        "transient failure; the message stays in place and is retried"
+                    );
+                }
+                self.set_status(|s| s.reason = Some(reason));
+                run.lanes.absorb(&key, &mut batch);
+                self.spawn_call(run, key, batch, attempt + 1, delay, true);
+            }
+            CallResult::PartnerLevel { reason } => {
+                if let Some(key) = key {
+                    run.lanes.finish(&key, None);
+                }
+                if run.end.is_none() {
+                    run.finish(End::Pause(Pause::PartnerLevel(reason)), self.grace);
+                }
+            }
+            CallResult::EndpointGone { reason } => {
+                let Some(key) = key else { return };
+                if run.end.is_some() {
+                    run.lanes.finish(&key, None);
+                    return;
+                }
+                let recent = self
+                    .discovered_at
+                    .is_some_and(|at| at.elapsed() < REDISCOVERY_MIN_GAP);
+                if !recent {
+                    tracing::info!(partner = %partner.id, reason, "endpoint answered 404: discovering the endpoints again");
+                    if let Err(pause) = self.discover_once().await {
+                        tracing::warn!(partner = %partner.id, reason = pause.reason(), "discovery after a 404 failed");
+                    }
+                }
+                self.spawn_call(run, key, batch, attempt + 1, Duration::ZERO, false);
+            }
+            CallResult::Aborted => {
+                if let Some(key) = key {
+                    run.lanes.finish(&key, None);
+                }
+            }
+        }
+    }
+
+    fn spawn_park_later(&self, run: &mut Run, pending: Pending, delay: Duration, reason: String) {
+        let shared = self.shared.clone();
+        let mut cancel = run.cancel.subscribe();
+        run.calls.spawn(async move {
+            let batch = vec![pending];
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = cancel.wait_for(|c| *c) => {
+                    return CallDone { key: None, batch, attempt: 1, result: CallResult::Aborted };
+                }
+            }
+            let result = shared.park(&batch, &reason).await;
+            CallDone {
+                key: None,
+                batch,
+                attempt: 1,
+                result,
+            }
+        });
+    }
+
+    /// Acks deliveries; a refused ack (closed channel, consumer timeout) ends consuming, and
+    /// the broker hands the message out again.
+    async fn ack(&self, run: &mut Run, tags: &[u64]) {
+        for tag in tags {
+            let Some((_, acker)) = run.held.remove(tag) else {
+                continue;
+            };
+            match acker.ack(BasicAckOptions::default()).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    run.finish(
+                        End::ChannelLost(
+                            "an ack was refused: the channel is closed (consumer timeout?)".into(),
+                        ),
+                        Duration::ZERO,
+                    );
+                    return;
+                }
+                Err(e) => {
+                    run.finish(End::ChannelLost(format!("ack failed: {e}")), Duration::ZERO);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The state of one consuming phase.
+struct Run {
+    lanes: Lanes,
+    /// Every unacked delivery, by tag (so the first is the oldest).
+    held: BTreeMap<u64, (Instant, Acker)>,
+    calls: JoinSet<CallDone>,
+    /// Set to true to cut the waits of calls that are backing off.
+    cancel: watch::Sender<bool>,
+    failing_since: Option<Instant>,
+    end: Option<End>,
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl Run {
+    /// Stops taking deliveries and starting calls; calls that are sending get `grace`.
+    fn finish(&mut self, end: End, grace: Duration) {
+        if self.end.is_none() {
+            self.end = Some(end);
+            self.deadline = Some(tokio::time::Instant::now() + grace);
+        }
+        let _ = self.cancel.send(true);
+    }
+}
+
+impl Shared {
+    fn endpoints(&self) -> Option<Arc<Endpoints>> {
+        self.endpoints.read().ok().and_then(|e| e.clone())
+    }
+
+    /// One OCPI call for a lane's batch (its changes coalesced into the newest state).
+    async fn push(&self, batch: &[Pending], rediscover: bool) -> CallResult {
+        let changes: Vec<Arc<RowChange>> = batch.iter().map(|p| p.change.clone()).collect();
+        let Some(net) = coalesce(&changes) else {
+            return CallResult::Delivered { seq: 0, note: None };
+        };
+        let partner = &self.partner;
+        let Some(mapping) = partner.table(&net.database, &net.table) else {
+            let reason = format!(
+                "table `{}.{}` is not pushed to partner {}",
+                net.database, net.table, partner.id
+            );
+            return self.park(batch, &reason).await;
+        };
+        let plan = match render(mapping, &net, partner.version, false) {
+            Ok(plan) => plan,
+            Err(e) if e.is_nothing_to_send() => {
+                return CallResult::Delivered {
+                    seq: net.seq,
+                    note: Some(e.to_string()),
+                }
+            }
+            Err(e) => {
+                return self
+                    .park(batch, &format!("cannot be sent as OCPI: {e}"))
+                    .await
+            }
+        };
+        let Some(endpoints) = self.endpoints() else {
+            return CallResult::Retry {
+                reason: "endpoints not discovered yet".into(),
+                retry_after: None,
+            };
+        };
+        let Some(base) = endpoints.url(plan.module.identifier()) else {
+            return CallResult::PartnerLevel {
+                reason: format!(
+                    "the partner no longer offers a {} endpoint",
+                    plan.module.identifier()
+                ),
+            };
+        };
+        let ids: Vec<&str> = plan.path_ids.iter().map(String::as_str).collect();
+        let url = with_query(&join_url(base, &ids), &plan.query);
+        let is_cdr_post = plan.method == mapping::Method::Post;
+        if is_cdr_post {
+            if let Some(result) = self.before_cdr_post(&plan.record_id, batch, net.seq).await {
+                return result;
+            }
+        }
+        let outcome = self
+            .client
+            .send(
+                plan.method.into(),
+                &url,
+                plan.body.as_ref(),
+                Some(Uuid::new_v4()),
+            )
+            .await;
+        tracing::debug!(partner = %partner.id, request = %plan, outcome = outcome.kind(), "call done");
+        match outcome {
+            Outcome::Success { location, .. } => {
+                if is_cdr_post {
+                    if let Err(e) = self
+                        .cdr_delivered(&plan.record_id, location.as_deref())
+                        .await
+                    {
+                        tracing::error!(partner = %partner.id, record = %plan.record_id, error = %e, "CDR delivered but the ledger could not record it: a redelivery of it would be parked, not POSTed again");
+                    }
+                }
+                CallResult::Delivered {
+                    seq: net.seq,
+                    note: None,
+                }
+            }
+            Outcome::Transient {
+                reason,
+                retry_after,
+            } => {
+                if is_cdr_post {
+                    if post_may_have_landed(&reason) {
+                        let reason = format!(
+                            "CDR {}: the POST got no usable answer ({reason}), so the partner may \
+                             hold it; not POSTed again to avoid a duplicate CDR. Check the \
+                             partner and replay this message if the CDR is missing",
+                            plan.record_id
+                        );
+                        return self.park(batch, &reason).await;
+                    }
+                    self.cdr_not_delivered(&plan.record_id).await;
+                }
+                CallResult::Retry {
+                    reason,
+                    retry_after,
+                }
+            }
+            Outcome::Rejected { reason } => {
+                if is_cdr_post {
+                    self.cdr_not_delivered(&plan.record_id).await;
+                }
+                if rediscover && reason.starts_with("HTTP 404") {
+                    return CallResult::EndpointGone { reason };
+                }
+                let reason = format!("{plan}: the partner rejected it: {reason}");
+                self.park(batch, &reason).await
+            }
+            Outcome::PartnerLevel { reason } => {
+                if is_cdr_post {
+                    self.cdr_not_delivered(&plan.record_id).await;
+                }
+                CallResult::PartnerLevel { reason }
+            }
+        }
+    }
+
+    /// The CDR guard: `Some(result)` when the POST must not happen.
+    async fn before_cdr_post(&self, id: &str, batch: &[Pending], seq: u64) -> Option<CallResult> {
+        let Some(ledger) = &self.ledger else {
+            return Some(CallResult::Retry {
+                reason: "the CDR ledger is not open".into(),
+                retry_after: None,
+            });
+        };
+        let mut ledger = ledger.lock().await;
+        match ledger.state(id) {
+            Some(CdrState::Delivered { .. }) => Some(CallResult::Delivered {
+                seq,
+                note: Some(format!(
+                    "CDR {id} was already delivered to this partner (CDR ledger): not POSTed again"
+                )),
+            }),
+            Some(CdrState::Attempted { .. }) => {
+                drop(ledger);
+                let reason = format!(
+                    "CDR {id}: an earlier POST of it has an unknown outcome (the pusher stopped \
+                     or lost the connection mid-call), so the partner may hold it; not POSTed \
+                     again to avoid a duplicate CDR. Check the partner and replay this message \
+                     if the CDR is missing"
+                );
+                Some(self.park(batch, &reason).await)
+            }
+            None => match ledger.record_attempt(id) {
+                Ok(()) => None,
+                Err(e) => Some(CallResult::Retry {
+                    reason: format!("cannot write the CDR ledger: {e}"),
+                    retry_after: None,
+                }),
+            },
+        }
+    }
+
+    async fn cdr_delivered(
+        &self,
+        id: &str,
+        location: Option<&str>,
+    ) -> Result<(), crate::cdr_ledger::LedgerError> {
+        match &self.ledger {
+            Some(ledger) => ledger.lock().await.record_delivered(id, location),
+            None => Ok(()),
+        }
+    }
+
+    async fn cdr_not_delivered(&self, id: &str) {
+        if let Some(ledger) = &self.ledger {
+            if let Err(e) = ledger.lock().await.forget(id) {
+                tracing::warn!(partner = %self.partner.id, record = id, error = %e, "cannot clear the CDR ledger entry: a later delivery of this CDR will be parked, not POSTed");
+            }
+        }
+    }
+
+    /// Parks every message of the batch; `Parked` once all are confirmed.
+    async fn park(&self, batch: &[Pending], reason: &str) -> CallResult {
+        for p in batch {
+            if let Err(e) = self
+                .parker
+                .park(
+                    &self.partner.parking_queue,
+                    &self.partner.id,
+                    &p.raw.body,
+                    &p.raw.properties,
+                    reason,
+                )
+                .await
+            {
+                return CallResult::Retry {
+                    reason: format!("{e} (while parking: {reason})"),
+                    retry_after: None,
+                };
+            }
+        }
+        CallResult::Parked {
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Whether a transient failure of a POST may hide a CDR the partner stored: anything but a
+/// refused connection or an HTTP error answer (4xx/5xx, or 200 with an OCPI error code).
+fn post_may_have_landed(reason: &str) -> bool {
+    if reason.starts_with("could not connect") {
+        return false;
+    }
+    if reason.contains("reading the response body failed") {
+        return true;
+    }
+    if let Some(rest) = reason.strip_prefix("HTTP ") {
+        let answered_error = rest.starts_with('4')
+            || rest.starts_with('5')
+            || (rest.starts_with('2') && rest.contains("OCPI status_code"));
+        return !answered_error;
+    }
+    true
+}
+
+/// Capped exponential backoff with jitter: between half and all of `initial * 2^attempt`.
+pub fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+    let base = policy
+        .initial_backoff
+        .saturating_mul(1u32 << attempt.min(20))
+        .min(policy.max_backoff);
+    let half = base / 2;
+    half + Duration::from_millis(fastrand::u64(0..=half.as_millis() as u64))
+}
+
+fn with_query(url: &str, query: &[(String, String)]) -> String {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    let mut out = url.to_string();
+    for (i, (k, v)) in query.iter().enumerate() {
+        out.push(if i == 0 && !url.contains('?') {
+            '?'
+        } else {
+            '&'
+        });
+        out.push_str(&utf8_percent_encode(k, NON_ALPHANUMERIC).to_string());
+        out.push('=');
+        out.push_str(&utf8_percent_encode(v, NON_ALPHANUMERIC).to_string());
+    }
+    out
+}
+
+/// A lane-less delivery (malformed) still travels as a [`Pending`]; its change is never read.
+fn placeholder_change() -> RowChange {
+    RowChange {
+        version: change_message::CONTRACT_VERSION,
+        id: String::new(),
+        seq: 0,
+        op: change_message::Operation::Update,
+        database: String::new(),
+        table: String::new(),
+        key: Default::default(),
+        after: None,
+        before: None,
+        changed: Vec::new(),
+        binary_columns: Vec::new(),
+        merged: 1,
+        source: change_message::Source {
+            server_id: 0,
+            file: String::new(),
+            pos: 0,
+            row: 0,
+            gtid: None,
+            tx_index: 0,
+            commit_time: String::new(),
+        },
+    }
+}
+
+/// Sleeps `delay`; true when a stop came first.
+async fn wait_or_stop(delay: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            down_after: Duration::from_secs(60),
+            probe_interval: Duration::from_secs(1),
+            max_probe_interval: Duration::from_secs(10),
+            max_hold: Duration::from_secs(600),
+        }
+    }
+
+    #[test]
+    fn backoff_grows_exponentially_with_jitter_and_stays_capped() {
+        let p = policy();
+        for attempt in 0..40 {
+            let base = (100u64 << attempt.min(20)).min(5000);
+            for _ in 0..20 {
+                let d = backoff(&p, attempt).as_millis() as u64;
+                assert!(
+                    d >= base / 2 && d <= base,
+                    "attempt {attempt}: {d} vs {base}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_post_counts_as_unsent_only_when_refused_or_answered_with_an_error() {
+        assert!(!post_may_have_landed("could not connect: refused"));
+        assert!(!post_may_have_landed(
+            "HTTP 503 Service Unavailable, body is not an OCPI envelope: x"
+        ));
+        assert!(!post_may_have_landed(
+            "HTTP 200 OK, OCPI status_code 3000 (generic server error): x"
+        ));
+        assert!(post_may_have_landed(
+            "no complete answer within 10s (timeout): x"
+        ));
+        assert!(post_may_have_landed("connection failed: reset"));
+        assert!(post_may_have_landed(
+            "HTTP 200 OK, body is not an OCPI envelope: <html>"
+        ));
+        assert!(post_may_have_landed(
+            "HTTP 200, reading the response body failed: reset"
+        ));
+    }
+
+    #[test]
+    fn query_parameters_are_appended_and_escaped() {
+        let q = vec![("type".to_string(), "APP USER".to_string())];
+        assert_eq!(
+            with_query("http://h/t/1", &q),
+            "http://h/t/1?type=APP%20USER"
+        );
+        assert_eq!(with_query("http://h/t/1", &[]), "http://h/t/1");
+    }
+}

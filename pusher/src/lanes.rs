@@ -1,0 +1,387 @@
+//! Per-record lanes: the bookkeeping that lets different records go out concurrently while each
+//! record's changes go out one call at a time, in order, coalesced.
+//!
+//! Every delivery joins the lane of its record (table + primary key). A lane is either idle or
+//! has one call in flight; changes that arrive meanwhile wait in the lane and go out together
+//! with the next call, as one request carrying the newest state ([`coalesce`]). Lanes become
+//! ready in the order their first waiting change arrived, so the queue order is kept as far as
+//! per-record order allows.
+//!
+//! The lanes also remember the newest `seq` pushed per record (for a bounded number of recent
+//! records): a change whose `seq` is not newer than what the partner already got (a duplicate
+//! republished by the bridge after a crash, arriving behind the original's successor) is
+//! acknowledged without a call, so it can never overwrite a newer state.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use change_message::{Operation, RowChange};
+
+/// A delivery as it came from the broker, kept to park it unchanged.
+#[derive(Debug, Default)]
+pub struct Raw {
+    pub body: Vec<u8>,
+    pub properties: lapin::BasicProperties,
+}
+
+/// One delivery waiting in (or taken from) a lane.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub tag: u64,
+    pub change: Arc<RowChange>,
+    pub raw: Arc<Raw>,
+    /// The broker's redelivered flag: someone may have seen this message before.
+    pub redelivered: bool,
+    pub received: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Lane {
+    pending: Vec<Pending>,
+    busy: bool,
+    /// CDR lanes send one message per call: a CDR POST is never merged with another.
+    one_at_a_time: bool,
+}
+
+/// What [`Lanes::add`] did with a delivery.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Added {
+    /// Waiting in its lane.
+    Queued,
+    /// Older than (or the same as) what was already pushed for its record: ack it unsent.
+    Stale { pushed_seq: u64 },
+}
+
+pub struct Lanes {
+    lanes: HashMap<String, Lane>,
+    ready: VecDeque<String>,
+    pushed: SeqMemory,
+}
+
+impl Lanes {
+    /// `remember` bounds how many records' last pushed `seq` are kept.
+    pub fn new(remember: usize) -> Lanes {
+        Lanes {
+            lanes: HashMap::new(),
+            ready: VecDeque::new(),
+            pushed: SeqMemory::new(remember),
+        }
+    }
+
+    pub fn add(&mut self, key: &str, pending: Pending, one_at_a_time: bool) -> Added {
+        if let Some(pushed_seq) = self.pushed.get(key) {
+            if pending.change.seq <= pushed_seq {
+                return Added::Stale { pushed_seq };
+            }
+        }
+        let lane = self.lanes.entry(key.to_string()).or_default();
+        lane.one_at_a_time = one_at_a_time;
+        let was_waiting = !lane.pending.is_empty();
+        lane.pending.push(pending);
+        if !lane.busy && !was_waiting {
+            self.ready.push_back(key.to_string());
+        }
+        Added::Queued
+    }
+
+    /// The next lane with waiting changes and no call in flight, and the changes its call
+    /// carries (sorted by `seq`); the lane is busy until [`Lanes::finish`].
+    pub fn next_ready(&mut self) -> Option<(String, Vec<Pending>)> {
+        while let Some(key) = self.ready.pop_front() {
+            let Some(lane) = self.lanes.get_mut(&key) else {
+                continue;
+            };
+            if lane.busy || lane.pending.is_empty() {
+                continue;
+            }
+            lane.busy = true;
+            let batch = take(lane);
+            return Some((key, batch));
+        }
+        None
+    }
+
+    /// Moves the changes that arrived while a call was in flight into its batch, so a retry
+    /// sends the newest state. CDR lanes keep theirs for later calls.
+    pub fn absorb(&mut self, key: &str, batch: &mut Vec<Pending>) {
+        if let Some(lane) = self.lanes.get_mut(key) {
+            if !lane.one_at_a_time {
+                batch.append(&mut lane.pending);
+                batch.sort_by_key(|p| (p.change.seq, p.tag));
+            }
+        }
+    }
+
+    /// Ends the lane's call. `pushed_seq` is the newest `seq` the partner now holds (None when
+    /// nothing reached it). The lane is ready again when changes are waiting.
+    pub fn finish(&mut self, key: &str, pushed_seq: Option<u64>) -> Vec<Pending> {
+        let mut stale = Vec::new();
+        if let Some(seq) = pushed_seq {
+            self.pushed.record(key, seq);
+        }
+        let Some(lane) = self.lanes.get_mut(key) else {
+            return stale;
+        };
+        lane.busy = false;
+        if let Some(seq) = pushed_seq {
+            let (old, keep): (Vec<Pending>, Vec<Pending>) =
+                lane.pending.drain(..).partition(|p| p.change.seq <= seq);
+            lane.pending = keep;
+            stale = old;
+        }
+        if lane.pending.is_empty() {
+            self.lanes.remove(key);
+        } else {
+            self.ready.push_back(key.to_string());
+        }
+        stale
+    }
+
+    /// Changes waiting (not in flight), for status.
+    pub fn waiting(&self) -> usize {
+        self.lanes.values().map(|l| l.pending.len()).sum()
+    }
+}
+
+fn take(lane: &mut Lane) -> Vec<Pending> {
+    lane.pending.sort_by_key(|p| (p.change.seq, p.tag));
+    if lane.one_at_a_time {
+        vec![lane.pending.remove(0)]
+    } else {
+        std::mem::take(&mut lane.pending)
+    }
+}
+
+/// The newest pushed `seq` of the most recently pushed records, forgetting the oldest first.
+struct SeqMemory {
+    seqs: HashMap<String, u64>,
+    order: VecDeque<String>,
+    capacity: usize,
+}
+
+impl SeqMemory {
+    fn new(capacity: usize) -> SeqMemory {
+        SeqMemory {
+            seqs: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<u64> {
+        self.seqs.get(key).copied()
+    }
+
+    fn record(&mut self, key: &str, seq: u64) {
+        match self.seqs.get_mut(key) {
+            Some(old) => *old = (*old).max(seq),
+            None => {
+                self.seqs.insert(key.to_string(), seq);
+                self.order.push_back(key.to_string());
+                while self.order.len() > self.capacity {
+                    if let Some(oldest) = self.order.pop_front() {
+                        self.seqs.remove(&oldest);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One change that has the effect of the whole run (sorted by `seq`, one record):
+///
+/// - ends in a delete: the delete (the object is removed whatever came before);
+/// - otherwise the newest row image, as an insert when the run holds an insert or a delete (the
+///   partner may not hold the object, so it gets all of it), else as an update from the first
+///   change's `before` to the newest `after`, with every column any of them changed (so a PATCH
+///   carries every field that moved, and soft-delete transitions are seen from start to end).
+///
+/// Its `id`, `seq` and `source` are the newest change's; `merged` counts them all.
+/// `None` for an empty run.
+pub fn coalesce(run: &[Arc<RowChange>]) -> Option<Arc<RowChange>> {
+    let (first, last) = (run.first()?, run.last()?);
+    if run.len() == 1 || last.op == Operation::Delete {
+        return Some(last.clone());
+    }
+    let mut net = (**last).clone();
+    net.merged = run.iter().map(|c| c.merged.max(1)).sum();
+    if run.iter().any(|c| c.op != Operation::Update) {
+        net.op = Operation::Insert;
+        net.before = None;
+        net.changed = Vec::new();
+    } else {
+        net.op = Operation::Update;
+        net.before = first.before.clone();
+        let mut seen = HashSet::new();
+        net.changed = run
+            .iter()
+            .flat_map(|c| c.changed.iter())
+            .filter(|c| seen.insert(c.as_str()))
+            .cloned()
+            .collect();
+    }
+    Some(Arc::new(net))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn change(seq: u64, op: Operation, changed: &[&str]) -> Arc<RowChange> {
+        let row = |v: u64| json!({"id": 1, "v": v}).as_object().unwrap().clone();
+        Arc::new(RowChange {
+            version: 1,
+            id: format!("c{seq}"),
+            seq,
+            op,
+            database: "db".into(),
+            table: "t".into(),
+            key: json!({"id": 1}).as_object().unwrap().clone(),
+            after: (op != Operation::Delete).then(|| row(seq)),
+            before: (op != Operation::Insert).then(|| row(seq - 1)),
+            changed: changed.iter().map(|s| s.to_string()).collect(),
+            binary_columns: vec![],
+            merged: 1,
+            source: change_message::Source {
+                server_id: 1,
+                file: "f".into(),
+                pos: seq,
+                row: 0,
+                gtid: None,
+                tx_index: 0,
+                commit_time: "2026-01-01T00:00:00Z".into(),
+            },
+        })
+    }
+
+    fn pending(tag: u64, c: Arc<RowChange>) -> Pending {
+        Pending {
+            tag,
+            change: c,
+            raw: Arc::new(Raw::default()),
+            redelivered: false,
+            received: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn updates_coalesce_into_the_newest_state_with_every_changed_column() {
+        let run = [
+            change(2, Operation::Update, &["a"]),
+            change(3, Operation::Update, &["b", "a"]),
+            change(4, Operation::Update, &["c"]),
+        ];
+        let net = coalesce(&run).unwrap();
+        assert_eq!(net.op, Operation::Update);
+        assert_eq!(net.seq, 4);
+        assert_eq!(net.after, run[2].after);
+        assert_eq!(net.before, run[0].before);
+        assert_eq!(net.changed, vec!["a", "b", "c"]);
+        assert_eq!(net.merged, 3);
+    }
+
+    #[test]
+    fn a_run_with_an_insert_becomes_an_insert_of_the_newest_state() {
+        let run = [
+            change(2, Operation::Insert, &[]),
+            change(3, Operation::Update, &["a"]),
+        ];
+        let net = coalesce(&run).unwrap();
+        assert_eq!(net.op, Operation::Insert);
+        assert_eq!(net.after, run[1].after);
+        assert!(net.before.is_none());
+    }
+
+    #[test]
+    fn a_run_ending_in_a_delete_is_the_delete() {
+        let run = [
+            change(2, Operation::Update, &["a"]),
+            change(3, Operation::Delete, &[]),
+        ];
+        assert_eq!(coalesce(&run).unwrap().seq, 3);
+        assert_eq!(coalesce(&run).unwrap().op, Operation::Delete);
+        // delete then re-insert: the object must be sent whole again
+        let run = [
+            change(2, Operation::Delete, &[]),
+            change(3, Operation::Insert, &[]),
+        ];
+        assert_eq!(coalesce(&run).unwrap().op, Operation::Insert);
+    }
+
+    #[test]
+    fn one_call_per_record_at_a_time_and_later_changes_wait_for_it() {
+        let mut lanes = Lanes::new(100);
+        lanes.add("r1", pending(1, change(1, Operation::Update, &[])), false);
+        lanes.add("r2", pending(2, change(2, Operation::Update, &[])), false);
+        let (k, batch) = lanes.next_ready().unwrap();
+        assert_eq!((k.as_str(), batch.len()), ("r1", 1));
+        lanes.add("r1", pending(3, change(3, Operation::Update, &[])), false);
+        lanes.add("r1", pending(4, change(4, Operation::Update, &[])), false);
+        let (k, _) = lanes.next_ready().unwrap();
+        assert_eq!(k, "r2");
+        assert!(lanes.next_ready().is_none(), "r1 is busy");
+        assert!(lanes.finish("r1", Some(1)).is_empty());
+        let (k, batch) = lanes.next_ready().unwrap();
+        assert_eq!(k, "r1");
+        assert_eq!(batch.iter().map(|p| p.tag).collect::<Vec<_>>(), vec![3, 4]);
+    }
+
+    #[test]
+    fn changes_not_newer_than_what_was_pushed_are_stale() {
+        let mut lanes = Lanes::new(100);
+        lanes.add("r1", pending(1, change(5, Operation::Update, &[])), false);
+        let (_, _) = lanes.next_ready().unwrap();
+        // a duplicate of an older change arrives while the newer one is in flight
+        lanes.add("r1", pending(2, change(4, Operation::Update, &[])), false);
+        let stale = lanes.finish("r1", Some(5));
+        assert_eq!(stale.len(), 1);
+        assert_eq!(
+            lanes.add("r1", pending(3, change(5, Operation::Update, &[])), false),
+            Added::Stale { pushed_seq: 5 }
+        );
+        assert_eq!(
+            lanes.add("r1", pending(4, change(6, Operation::Update, &[])), false),
+            Added::Queued
+        );
+    }
+
+    #[test]
+    fn cdr_lanes_send_one_message_per_call() {
+        let mut lanes = Lanes::new(100);
+        lanes.add("c", pending(1, change(1, Operation::Insert, &[])), true);
+        lanes.add("c", pending(2, change(2, Operation::Insert, &[])), true);
+        let (_, batch) = lanes.next_ready().unwrap();
+        assert_eq!(batch.len(), 1);
+        let mut batch = batch;
+        lanes.absorb("c", &mut batch);
+        assert_eq!(batch.len(), 1);
+        lanes.finish("c", Some(1));
+        let (_, batch) = lanes.next_ready().unwrap();
+        assert_eq!(batch[0].tag, 2);
+    }
+
+    #[test]
+    fn retries_absorb_what_arrived_meanwhile() {
+        let mut lanes = Lanes::new(100);
+        lanes.add("r", pending(1, change(1, Operation::Update, &[])), false);
+        let (_, mut batch) = lanes.next_ready().unwrap();
+        lanes.add("r", pending(2, change(2, Operation::Update, &[])), false);
+        lanes.absorb("r", &mut batch);
+        assert_eq!(batch.len(), 2);
+        assert_eq!(lanes.waiting(), 0);
+    }
+
+    #[test]
+    fn seq_memory_forgets_the_oldest_records_first() {
+        let mut m = SeqMemory::new(2);
+        m.record("a", 1);
+        m.record("b", 2);
+        m.record("c", 3);
+        assert_eq!(m.get("a"), None);
+        assert_eq!(m.get("c"), Some(3));
+        m.record("c", 1);
+        assert_eq!(m.get("c"), Some(3), "never goes backwards");
+    }
+}

@@ -1,0 +1,360 @@
+//! The pusher process: one broker connection per session, the partners' topology declared,
+//! presence announced and heard, and one delivery worker per partner this pusher owns.
+//!
+//! Ownership comes from [`crate::assignment`] over the live pushers on the presence board, so
+//! partners spread evenly and move when a pusher comes or goes. A worker that loses ownership
+//! stops gracefully (finishes its calls, closes its channel, which returns what it held to the
+//! head of the queue); the new owner's consumer, registered meanwhile as the queue's single
+//! active consumer in waiting, takes over from there. When the connection is lost, every worker
+//! is dropped at once (the broker returns their messages) and the session starts again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_lite::StreamExt;
+use lapin::{Connection, ConnectionProperties};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::assignment::{assign, PusherView};
+use crate::cdr_ledger::CdrLedger;
+use crate::config::{redact_url, Config, PartnerConfig};
+use crate::delivery::{Worker, WorkerExit};
+use crate::mapping::Module;
+use crate::parking::Parker;
+use crate::presence::{self, Announcement, Board, PartnerStatus};
+use crate::topology::{self, TopologyError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PusherError {
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+}
+
+enum SessionEnd {
+    Stopped,
+    Lost(String),
+}
+
+struct Running {
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<WorkerExit>,
+    releasing: bool,
+}
+
+/// Runs until `stop` turns true; returns an error only for what a restart cannot fix.
+pub async fn run(config: Arc<Config>, mut stop: watch::Receiver<bool>) -> Result<(), PusherError> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        match Connection::connect(&config.broker.url, ConnectionProperties::default()).await {
+            Ok(connection) => {
+                let connection = Arc::new(connection);
+                delay = Duration::from_millis(200);
+                let end = session(&config, &connection, &mut stop).await;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    connection.close(200, "pusher stopping".into()),
+                )
+                .await;
+                match end? {
+                    SessionEnd::Stopped => return Ok(()),
+                    SessionEnd::Lost(why) => {
+                        tracing::warn!(why, "broker connection lost; reconnecting")
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(
+                    broker = %redact_url(&config.broker.url),
+                    %error,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "waiting for the broker"
+                );
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Declares every partner's queues and exits: what `pusher setup` does, and what must happen
+/// before the bridge publishes (it refuses to publish into an exchange with no queue bound).
+pub async fn setup(config: &Config) -> anyhow::Result<()> {
+    let connection = Connection::connect(&config.broker.url, ConnectionProperties::default())
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot connect to the broker at {}: {e}; check broker.url / PUSHER_BROKER_URL",
+                redact_url(&config.broker.url)
+            )
+        })?;
+    for partner in &config.partners {
+        topology::declare_partner(&connection, &config.broker, partner).await?;
+        println!(
+            "partner {}: queue {} bound to {}, parking queue {}",
+            partner.id, partner.queue, config.broker.exchange, partner.parking_queue
+        );
+    }
+    let _ = connection.close(200, "done".into()).await;
+    Ok(())
+}
+
+async fn session(
+    config: &Arc<Config>,
+    connection: &Arc<Connection>,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<SessionEnd, PusherError> {
+    let name = config.pusher.name.clone();
+    for partner in &config.partners {
+        match topology::declare_partner(connection, &config.broker, partner).await {
+            Ok(()) => {}
+            Err(e @ TopologyError::QueueMismatch { .. }) => return Err(e.into()),
+            Err(e) => return Ok(SessionEnd::Lost(e.to_string())),
+        }
+    }
+    let channel = match connection.create_channel().await {
+        Ok(c) => c,
+        Err(e) => return Ok(SessionEnd::Lost(e.to_string())),
+    };
+    let mut heard = match presence::listen(&channel, &config.broker.presence_exchange).await {
+        Ok(c) => c,
+        Err(e) => return Ok(SessionEnd::Lost(e.to_string())),
+    };
+    let parker = match Parker::new(connection.clone(), &name) {
+        Ok(p) => p,
+        Err(e) => return Ok(SessionEnd::Lost(e.to_string())),
+    };
+    tracing::info!(pusher = %name, partners = config.partners.len(), "pusher started");
+
+    let serves: Vec<String> = config.partners.iter().map(|p| p.id.clone()).collect();
+    let statuses: HashMap<String, Arc<Mutex<PartnerStatus>>> = serves
+        .iter()
+        .map(|id| (id.clone(), Arc::new(Mutex::new(PartnerStatus::default()))))
+        .collect();
+    let mut workers: HashMap<String, Running> = HashMap::new();
+    let mut refused_until: HashMap<String, Instant> = HashMap::new();
+    let mut board = Board::default();
+    let started = Instant::now();
+    let interval = Duration::from_millis(config.pusher.presence_interval_ms);
+    let expiry = Duration::from_millis(config.pusher.presence_expiry_ms);
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let end = loop {
+        tokio::select! {
+            message = heard.next() => match message {
+                Some(Ok(delivery)) => {
+                    if let Ok(a) = serde_json::from_slice::<Announcement>(&delivery.data) {
+                        if a.pusher != name {
+                            board.record(a, Instant::now());
+                        }
+                    }
+                }
+                Some(Err(e)) => break SessionEnd::Lost(e.to_string()),
+                None => break SessionEnd::Lost("presence consumer cancelled".into()),
+            },
+            _ = tick.tick() => {
+                let mine = announcement(&name, &serves, &workers, &statuses, false);
+                if let Err(e) = presence::announce(&channel, &config.broker.presence_exchange, &mine).await {
+                    break SessionEnd::Lost(e.to_string());
+                }
+                let now = Instant::now();
+                board.record(mine, now);
+                board.expire(now, expiry);
+                if let Some(lost) = reap(&mut workers).await {
+                    break SessionEnd::Lost(lost);
+                }
+                if !connection.status().connected() {
+                    break SessionEnd::Lost("the broker connection closed".into());
+                }
+                // Hear the others for a moment before claiming anything.
+                if started.elapsed() >= interval * 2 {
+                    reconcile(config, &name, &board, connection, &parker, &statuses, &mut workers, &mut refused_until);
+                }
+            },
+            _ = stop.changed() => break SessionEnd::Stopped,
+        }
+    };
+
+    match end {
+        SessionEnd::Stopped => {
+            for running in workers.values() {
+                let _ = running.stop.send(true);
+            }
+            let bound =
+                Duration::from_millis(config.pusher.shutdown_grace_ms) + Duration::from_secs(7);
+            for (id, running) in workers.drain() {
+                match tokio::time::timeout(bound, running.handle).await {
+                    Ok(_) => {}
+                    Err(_) => tracing::warn!(partner = %id, "worker did not stop in time"),
+                }
+            }
+            let leaving = announcement(&name, &serves, &HashMap::new(), &statuses, true);
+            let _ = presence::announce(&channel, &config.broker.presence_exchange, &leaving).await;
+            Ok(SessionEnd::Stopped)
+        }
+        lost @ SessionEnd::Lost(_) => {
+            for (_, running) in workers.drain() {
+                running.handle.abort();
+            }
+            Ok(lost)
+        }
+    }
+}
+
+fn announcement(
+    name: &str,
+    serves: &[String],
+    workers: &HashMap<String, Running>,
+    statuses: &HashMap<String, Arc<Mutex<PartnerStatus>>>,
+    leaving: bool,
+) -> Announcement {
+    let mut partners = BTreeMap::new();
+    for id in workers.keys() {
+        if let Some(status) = statuses
+            .get(id)
+            .and_then(|s| s.lock().ok().map(|s| s.clone()))
+        {
+            partners.insert(id.clone(), status);
+        }
+    }
+    Announcement {
+        pusher: name.to_string(),
+        serves: serves.to_vec(),
+        partners,
+        leaving,
+    }
+}
+
+/// Removes finished workers; a worker that lost the connection ends the session.
+async fn reap(workers: &mut HashMap<String, Running>) -> Option<String> {
+    let finished: Vec<String> = workers
+        .iter()
+        .filter(|(_, r)| r.handle.is_finished())
+        .map(|(id, _)| id.clone())
+        .collect();
+    let mut lost = None;
+    for id in finished {
+        if let Some(running) = workers.remove(&id) {
+            match running.handle.await {
+                Ok(WorkerExit::Stopped) => {
+                    tracing::info!(partner = %id, "partner handed back");
+                }
+                Ok(WorkerExit::ConnectionLost(why)) => lost = Some(why),
+                Err(e) => tracing::error!(partner = %id, error = %e, "partner worker failed"),
+            }
+        }
+    }
+    lost
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reconcile(
+    config: &Arc<Config>,
+    name: &str,
+    board: &Board,
+    connection: &Arc<Connection>,
+    parker: &Parker,
+    statuses: &HashMap<String, Arc<Mutex<PartnerStatus>>>,
+    workers: &mut HashMap<String, Running>,
+    refused_until: &mut HashMap<String, Instant>,
+) {
+    let alive: Vec<&Announcement> = board.alive().collect();
+    let mut all: Vec<&str> = alive
+        .iter()
+        .flat_map(|a| a.serves.iter().map(String::as_str))
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    let views: Vec<PusherView> = alive
+        .iter()
+        .map(|a| PusherView {
+            name: a.pusher.as_str(),
+            serves: a.serves.iter().map(String::as_str).collect(),
+        })
+        .collect();
+    let owners = assign(&all, &views);
+    for partner in &config.partners {
+        let mine = owners.get(partner.id.as_str()) == Some(&name);
+        match workers.get_mut(&partner.id) {
+            Some(running) if !mine && !running.releasing => {
+                tracing::info!(partner = %partner.id, to = owners.get(partner.id.as_str()).copied().unwrap_or("-"), "handing the partner over");
+                running.releasing = true;
+                let _ = running.stop.send(true);
+            }
+            Some(_) => {}
+            None if mine => {
+                if refused_until
+                    .get(&partner.id)
+                    .is_some_and(|t| Instant::now() < *t)
+                {
+                    continue;
+                }
+                match start_worker(config, partner, name, connection, parker, statuses) {
+                    Ok(running) => {
+                        workers.insert(partner.id.clone(), running);
+                    }
+                    Err(error) => {
+                        tracing::error!(partner = %partner.id, %error, "cannot start pushing to the partner; trying again in 30 s");
+                        refused_until
+                            .insert(partner.id.clone(), Instant::now() + Duration::from_secs(30));
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+fn start_worker(
+    config: &Arc<Config>,
+    partner: &Arc<PartnerConfig>,
+    name: &str,
+    connection: &Arc<Connection>,
+    parker: &Parker,
+    statuses: &HashMap<String, Arc<Mutex<PartnerStatus>>>,
+) -> anyhow::Result<Running> {
+    let ledger = if partner.modules.contains(&Module::Cdrs) {
+        Some(CdrLedger::open(
+            &config.pusher.state_dir,
+            &partner.id,
+            Duration::from_secs(config.pusher.cdr_ledger_days.saturating_mul(86_400)),
+        )?)
+    } else {
+        None
+    };
+    let status = statuses
+        .get(&partner.id)
+        .cloned()
+        .unwrap_or_else(|| Arc::new(Mutex::new(PartnerStatus::default())));
+    if let Ok(mut s) = status.lock() {
+        *s = PartnerStatus {
+            state: "discovering".into(),
+            endpoint: "not discovered yet".into(),
+            ..PartnerStatus::default()
+        };
+    }
+    let worker = Worker::new(
+        partner.clone(),
+        connection.clone(),
+        parker.clone(),
+        ledger,
+        name,
+        Duration::from_millis(config.pusher.shutdown_grace_ms),
+        status,
+    )?;
+    let (stop, stop_rx) = watch::channel(false);
+    let handle = tokio::spawn(worker.run(stop_rx));
+    Ok(Running {
+        stop,
+        handle,
+        releasing: false,
+    })
+}

@@ -1,0 +1,107 @@
+//! Change messages built by hand, for pusher tests that need no database: the same JSON the
+//! bridge publishes, for rows of the example schema (`config/ocpi-example/schema.sql`).
+
+use change_message::{Message, Operation, Row, RowChange, Source, CONTRACT_VERSION};
+use serde_json::{json, Value};
+
+fn row(v: &Value) -> Row {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+/// A change of `ocpi.<table>` with key columns `key_columns` taken from the row images;
+/// `changed` is computed from `before` and `after`.
+pub fn change(
+    table: &str,
+    op: Operation,
+    seq: u64,
+    key_columns: &[&str],
+    before: Option<Value>,
+    after: Option<Value>,
+) -> RowChange {
+    let image = after.as_ref().or(before.as_ref()).map(row).unwrap_or_default();
+    let mut key = Row::new();
+    for c in key_columns {
+        key.insert(c.to_string(), image.get(*c).cloned().unwrap_or(Value::Null));
+    }
+    let changed = match (op, &before, &after) {
+        (Operation::Update, Some(b), Some(a)) => {
+            let (b, a) = (row(b), row(a));
+            a.iter()
+                .filter(|(k, v)| b.get(*k) != Some(*v))
+                .map(|(k, _)| k.clone())
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    RowChange {
+        version: CONTRACT_VERSION,
+        id: format!("binlog.000001:{seq}:0"),
+        seq,
+        op,
+        database: "ocpi".into(),
+        table: table.into(),
+        key,
+        after: after.as_ref().map(row),
+        before: before.as_ref().map(row),
+        changed,
+        binary_columns: Vec::new(),
+        merged: 1,
+        source: Source {
+            server_id: 1,
+            file: "binlog.000001".into(),
+            pos: seq,
+            row: 0,
+            gtid: None,
+            tx_index: 0,
+            commit_time: "2026-02-01T12:00:00Z".into(),
+        },
+    }
+}
+
+/// A row of `ocpi.tariffs`; `version` goes into the price and into `last_updated` (seconds), so
+/// later versions are newer.
+pub fn tariff_row(id: &str, version: u32) -> Value {
+    json!({
+        "country_code": "NL", "party_id": "EXA", "id": id, "currency": "EUR",
+        "type": "REGULAR", "tariff_alt_text": null, "tariff_alt_url": null,
+        "elements": format!("[{{\"price_components\":[{{\"type\":\"ENERGY\",\"price\":{version}.0,\"step_size\":1}}]}}]"),
+        "start_date_time": null, "end_date_time": null, "deleted": 0,
+        "last_updated": last_updated(version),
+    })
+}
+
+/// `2026-02-01T12:00:00.000` plus `version` seconds (a DATETIME(3) as the bridge writes it).
+pub fn last_updated(version: u32) -> String {
+    let total = 12 * 3600 + version;
+    format!(
+        "2026-02-{:02}T{:02}:{:02}:{:02}.000",
+        1 + total / 86_400,
+        (total % 86_400) / 3600,
+        (total % 3600) / 60,
+        total % 60
+    )
+}
+
+/// Insert of tariff `id` at `version`.
+pub fn tariff_insert(id: &str, version: u32, seq: u64) -> Message {
+    Message::Change(change(
+        "tariffs",
+        Operation::Insert,
+        seq,
+        &["country_code", "party_id", "id"],
+        None,
+        Some(tariff_row(id, version)),
+    ))
+}
+
+/// Update of tariff `id` from `version - 1` to `version`.
+pub fn tariff_update(id: &str, version: u32, seq: u64) -> Message {
+    Message::Change(change(
+        "tariffs",
+        Operation::Update,
+        seq,
+        &["country_code", "party_id", "id"],
+        Some(tariff_row(id, version.saturating_sub(1))),
+        Some(tariff_row(id, version)),
+    ))
+}

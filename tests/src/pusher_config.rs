@@ -1,0 +1,190 @@
+//! The pusher configuration file for tests, as a struct with every key, rendered to TOML.
+//! Each test gets its own exchange, queue prefix and presence exchange (from [`unique_name`]),
+//! so tests running side by side on the shared broker never see each other's messages.
+//!
+//! [`unique_name`]: crate::rabbit::unique_name
+
+use std::fmt::Write;
+
+use crate::ocpi_partner::OcpiPartner;
+use crate::rabbit::unique_name;
+use crate::util::workspace_root;
+
+#[derive(Clone, Debug)]
+pub struct PusherConfig {
+    pub broker_url: String,
+    pub exchange: String,
+    pub queue_prefix: String,
+    pub delivery_limit: u32,
+    pub presence_exchange: String,
+    pub name: String,
+    pub presence_interval_ms: u64,
+    pub presence_expiry_ms: u64,
+    pub shutdown_grace_ms: u64,
+    /// `None`: the pusher's default (a directory next to the config file).
+    pub state_dir: Option<String>,
+    pub log_level: String,
+    pub partners: Vec<PartnerEntry>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PartnerEntry {
+    pub id: String,
+    pub ocpi_version: String,
+    pub versions_url: String,
+    pub token_env: String,
+    pub token_encoding: String,
+    pub our_country_code: String,
+    pub our_party_id: String,
+    pub country_code: String,
+    pub party_id: String,
+    pub mapping: String,
+    pub tables: Vec<String>,
+    pub modules: Vec<String>,
+    pub concurrency: usize,
+    pub prefetch: u32,
+    pub request_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    pub down_after_secs: u64,
+    pub probe_interval_secs: u64,
+    pub max_probe_interval_secs: u64,
+    pub max_hold_secs: u64,
+}
+
+/// The example mapping shipped in `config/ocpi-example/mapping.toml`.
+pub fn example_mapping_path() -> String {
+    workspace_root()
+        .join("config/ocpi-example/mapping.toml")
+        .display()
+        .to_string()
+}
+
+/// A configuration on `amqp_url` with fresh names and fast presence (200 ms, expiry 1.5 s).
+pub fn pusher_config(amqp_url: &str) -> PusherConfig {
+    PusherConfig {
+        broker_url: amqp_url.to_string(),
+        exchange: unique_name("cdc"),
+        queue_prefix: format!("{}.", unique_name("ocpi")),
+        delivery_limit: 50,
+        presence_exchange: unique_name("pushers"),
+        name: String::new(),
+        presence_interval_ms: 200,
+        presence_expiry_ms: 1500,
+        shutdown_grace_ms: 5000,
+        state_dir: None,
+        log_level: "info,pusher=debug".into(),
+        partners: Vec::new(),
+    }
+}
+
+/// A partner entry for the test double `partner`, version and token encoding as it expects;
+/// the token is read from env `token_env` (give the process [`OcpiPartner::options`]'s token).
+pub fn partner_entry(id: &str, partner: &OcpiPartner, token_env: &str) -> PartnerEntry {
+    let options = partner.options();
+    PartnerEntry {
+        id: id.to_string(),
+        ocpi_version: options.version.as_str().to_string(),
+        versions_url: partner.versions_url(),
+        token_env: token_env.to_string(),
+        token_encoding: if options.expect_base64_token {
+            "base64"
+        } else {
+            "plain"
+        }
+        .into(),
+        our_country_code: "NL".into(),
+        our_party_id: "EXA".into(),
+        country_code: "DE".into(),
+        party_id: "PRT".into(),
+        mapping: example_mapping_path(),
+        tables: Vec::new(),
+        modules: Vec::new(),
+        concurrency: 16,
+        prefetch: 500,
+        request_timeout_ms: 5000,
+        connect_timeout_ms: 1000,
+        initial_backoff_ms: 100,
+        max_backoff_ms: 2000,
+        down_after_secs: 120,
+        probe_interval_secs: 1,
+        max_probe_interval_secs: 5,
+        max_hold_secs: 1200,
+    }
+}
+
+impl PusherConfig {
+    pub fn with(mut self, change: impl FnOnce(&mut PusherConfig)) -> PusherConfig {
+        change(&mut self);
+        self
+    }
+
+    pub fn partner(mut self, entry: PartnerEntry) -> PusherConfig {
+        self.partners.push(entry);
+        self
+    }
+
+    /// The queue the pusher declares for partner `id`.
+    pub fn queue(&self, id: &str) -> String {
+        format!("{}{id}", self.queue_prefix)
+    }
+
+    /// The parking queue of partner `id`.
+    pub fn parking_queue(&self, id: &str) -> String {
+        format!("{}{id}.parked", self.queue_prefix)
+    }
+
+    pub fn to_toml(&self) -> String {
+        let q = |s: &str| format!("{s:?}");
+        let list = |v: &[String]| {
+            format!(
+                "[{}]",
+                v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ")
+            )
+        };
+        let mut out = String::new();
+        let _ = writeln!(out, "[broker]");
+        let _ = writeln!(out, "url = {}", q(&self.broker_url));
+        let _ = writeln!(out, "exchange = {}", q(&self.exchange));
+        let _ = writeln!(out, "queue_prefix = {}", q(&self.queue_prefix));
+        let _ = writeln!(out, "delivery_limit = {}", self.delivery_limit);
+        let _ = writeln!(out, "presence_exchange = {}", q(&self.presence_exchange));
+        let _ = writeln!(out, "\n[pusher]");
+        let _ = writeln!(out, "name = {}", q(&self.name));
+        if let Some(dir) = &self.state_dir {
+            let _ = writeln!(out, "state_dir = {}", q(dir));
+        }
+        let _ = writeln!(out, "presence_interval_ms = {}", self.presence_interval_ms);
+        let _ = writeln!(out, "presence_expiry_ms = {}", self.presence_expiry_ms);
+        let _ = writeln!(out, "shutdown_grace_ms = {}", self.shutdown_grace_ms);
+        let _ = writeln!(out, "\n[log]\nformat = \"text\"\nlevel = {}", q(&self.log_level));
+        for p in &self.partners {
+            let _ = writeln!(out, "\n[[partner]]");
+            let _ = writeln!(out, "id = {}", q(&p.id));
+            let _ = writeln!(out, "ocpi_version = {}", q(&p.ocpi_version));
+            let _ = writeln!(out, "versions_url = {}", q(&p.versions_url));
+            let _ = writeln!(out, "token_env = {}", q(&p.token_env));
+            let _ = writeln!(out, "token_encoding = {}", q(&p.token_encoding));
+            let _ = writeln!(out, "our_country_code = {}", q(&p.our_country_code));
+            let _ = writeln!(out, "our_party_id = {}", q(&p.our_party_id));
+            let _ = writeln!(out, "country_code = {}", q(&p.country_code));
+            let _ = writeln!(out, "party_id = {}", q(&p.party_id));
+            let _ = writeln!(out, "mapping = {}", q(&p.mapping));
+            let _ = writeln!(out, "tables = {}", list(&p.tables));
+            let _ = writeln!(out, "modules = {}", list(&p.modules));
+            let _ = writeln!(out, "concurrency = {}", p.concurrency);
+            let _ = writeln!(out, "prefetch = {}", p.prefetch);
+            let _ = writeln!(out, "request_timeout_ms = {}", p.request_timeout_ms);
+            let _ = writeln!(out, "connect_timeout_ms = {}", p.connect_timeout_ms);
+            let _ = writeln!(out, "[partner.retry]");
+            let _ = writeln!(out, "initial_backoff_ms = {}", p.initial_backoff_ms);
+            let _ = writeln!(out, "max_backoff_ms = {}", p.max_backoff_ms);
+            let _ = writeln!(out, "down_after_secs = {}", p.down_after_secs);
+            let _ = writeln!(out, "probe_interval_secs = {}", p.probe_interval_secs);
+            let _ = writeln!(out, "max_probe_interval_secs = {}", p.max_probe_interval_secs);
+            let _ = writeln!(out, "max_hold_secs = {}", p.max_hold_secs);
+        }
+        out
+    }
+}
