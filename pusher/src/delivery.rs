@@ -76,6 +76,10 @@ pub struct Worker {
     status: Arc<Mutex<PartnerStatus>>,
     discovered_at: Option<Instant>,
     pause: Option<Pause>,
+    /// Pauses in a row without a successful call in between: each waits longer before probing.
+    pause_streak: u32,
+    /// Carried from one consuming phase to the next: the newest `seq` pushed per record.
+    lanes: Option<Lanes>,
 }
 
 /// Why the partner is not being consumed.
@@ -156,6 +160,8 @@ impl Worker {
             status,
             discovered_at: None,
             pause: None,
+            pause_streak: 0,
+            lanes: Some(Lanes::new(REMEMBERED_RECORDS)),
         })
     }
 
@@ -199,6 +205,17 @@ impl Worker {
                         s.reason = Some(pause.reason().to_string());
                     });
                     self.pause = Some(pause);
+                    // A partner that answers discovery but refuses every push would otherwise
+                    // be resumed and paused again in a tight loop.
+                    let policy = &self.shared.partner.retry;
+                    let wait = policy
+                        .probe_interval
+                        .saturating_mul(1u32 << self.pause_streak.min(16))
+                        .min(policy.max_probe_interval);
+                    self.pause_streak += 1;
+                    if wait_or_stop(wait, &mut stop).await {
+                        return WorkerExit::Stopped;
+                    }
                 }
                 End::Recycle(why) => {
                     tracing::info!(partner = %self.partner().id, why, "consuming again on a fresh channel");
@@ -342,7 +359,16 @@ impl Worker {
             s.reason = None;
         });
         let mut run = Run {
-            lanes: Lanes::new(REMEMBERED_RECORDS),
+            lanes: {
+                let mut lanes = self
+                    .lanes
+                    .take()
+                    .unwrap_or_else(|| Lanes::new(REMEMBERED_RECORDS));
+                // What was held before went back to the queue with the old channel.
+                lanes.clear();
+                lanes
+            },
+            delivered_any: false,
             held: BTreeMap::new(),
             calls: JoinSet::new(),
             cancel: watch::channel(false).0,
@@ -406,6 +432,10 @@ impl Worker {
             s.unacked = 0;
             s.in_flight = 0;
         });
+        if run.delivered_any {
+            self.pause_streak = 0;
+        }
+        self.lanes = Some(run.lanes);
         run.end.unwrap_or(End::Stop)
     }
 
@@ -571,6 +601,7 @@ impl Worker {
         match result {
             CallResult::Delivered { seq, note } => {
                 run.failing_since = None;
+                run.delivered_any = true;
                 self.ack(run, &tags).await;
                 if let Some(note) = note {
                     tracing::info!(partner = %partner.id, record = key.as_deref().unwrap_or(""), note, "acknowledged without a call");
@@ -716,6 +747,8 @@ struct Run {
     /// Set to true to cut the waits of calls that are backing off.
     cancel: watch::Sender<bool>,
     failing_since: Option<Instant>,
+    /// Whether any call succeeded in this phase (resets the pause backoff).
+    delivered_any: bool,
     end: Option<End>,
     deadline: Option<tokio::time::Instant>,
 }

@@ -138,6 +138,13 @@ impl Lanes {
         stale
     }
 
+    /// Forgets every lane (their deliveries went back to the queue) but keeps the memory of
+    /// what was pushed.
+    pub fn clear(&mut self) {
+        self.lanes.clear();
+        self.ready.clear();
+    }
+
     /// Changes waiting (not in flight), for status.
     pub fn waiting(&self) -> usize {
         self.lanes.values().map(|l| l.pending.len()).sum()
