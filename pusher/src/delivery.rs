@@ -47,6 +47,8 @@ use crate::presence::PartnerStatus;
 
 /// How many records' last pushed `seq` each partner remembers (about 100 bytes each).
 const REMEMBERED_RECORDS: usize = 100_000;
+/// After the last redelivered message, this long without another one ends the redelivery run.
+const REDELIVERY_QUIET: Duration = Duration::from_millis(200);
 /// A 404 triggers a new discovery at most this often.
 const REDISCOVERY_MIN_GAP: Duration = Duration::from_secs(30);
 
@@ -270,12 +272,14 @@ impl Worker {
                         }
                         last_reason = reason.clone();
                     }
-                    let paused = self.pause.is_some();
+                    // Refused or incomplete endpoints pause at once; unreachable ones only when
+                    // the partner was already paused (at start it is still being discovered).
+                    let paused = self.pause.is_some() || !matches!(pause, Pause::Down(_));
                     self.set_status(|s| {
                         s.state = if paused { "paused" } else { "discovering" }.into();
                         s.reason = Some(reason);
                     });
-                    if self.pause.is_some() {
+                    if paused {
                         self.pause = Some(pause);
                     }
                 }
@@ -369,6 +373,8 @@ impl Worker {
                 lanes
             },
             delivered_any: false,
+            redelivery_open: true,
+            last_redelivered: None,
             held: BTreeMap::new(),
             calls: JoinSet::new(),
             cancel: watch::channel(false).0,
@@ -377,12 +383,14 @@ impl Worker {
             deadline: None,
         };
         let concurrency = self.partner().concurrency;
+        let prefetch = usize::from(self.partner().prefetch);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if run.end.is_none() {
+                let hold = run.redelivery_open && run.held.len() < prefetch;
                 while run.calls.len() < concurrency {
-                    let Some((key, batch)) = run.lanes.next_ready() else {
+                    let Some((key, batch)) = run.lanes.next_ready(hold) else {
                         break;
                     };
                     self.spawn_call(&mut run, key, batch, 0, Duration::ZERO, true);
@@ -391,6 +399,10 @@ impl Worker {
                 break;
             }
             let deadline = run.deadline;
+            let redelivery_quiet = run
+                .last_redelivered
+                .filter(|_| run.redelivery_open)
+                .map(|at| at + REDELIVERY_QUIET);
             tokio::select! {
                 Some(joined) = run.calls.join_next(), if !run.calls.is_empty() => {
                     match joined {
@@ -414,6 +426,14 @@ impl Worker {
                     }
                     let (unacked, in_flight) = (run.held.len() as u64, run.calls.len() as u64);
                     self.set_status(|s| { s.unacked = unacked; s.in_flight = in_flight; });
+                    tracing::trace!(
+                        partner = %self.partner().id, unacked, in_flight,
+                        waiting = run.lanes.waiting(), redelivery_open = run.redelivery_open,
+                        "delivery state"
+                    );
+                }
+                _ = sleep_until(redelivery_quiet), if redelivery_quiet.is_some() => {
+                    run.redelivery_open = false;
                 }
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     tracing::warn!(partner = %self.partner().id, abandoned = run.calls.len(), "calls still in flight at the end of the grace period: abandoned, their messages return to the queue");
@@ -479,6 +499,11 @@ impl Worker {
         let tag = delivery.delivery_tag;
         run.held
             .insert(tag, (Instant::now(), delivery.acker.clone()));
+        if delivery.redelivered {
+            run.last_redelivered = Some(tokio::time::Instant::now());
+        } else {
+            run.redelivery_open = false;
+        }
         let raw = Arc::new(Raw {
             body: delivery.data,
             properties: delivery.properties,
@@ -749,6 +774,13 @@ struct Run {
     failing_since: Option<Instant>,
     /// Whether any call succeeded in this phase (resets the pause backoff).
     delivered_any: bool,
+    /// Redelivered messages (returned by a pusher that stopped or died) come first, at the
+    /// head of the queue; while they arrive, their records wait so each record's redelivered
+    /// run is coalesced into its newest state: the partner may already hold that state, and
+    /// must not get an older one first. Closed by the first fresh delivery, a full prefetch
+    /// window, or a quiet moment after the last redelivery.
+    redelivery_open: bool,
+    last_redelivered: Option<tokio::time::Instant>,
     end: Option<End>,
     deadline: Option<tokio::time::Instant>,
 }

@@ -87,7 +87,14 @@ impl Lanes {
 
     /// The next lane with waiting changes and no call in flight, and the changes its call
     /// carries (sorted by `seq`); the lane is busy until [`Lanes::finish`].
-    pub fn next_ready(&mut self) -> Option<(String, Vec<Pending>)> {
+    ///
+    /// With `hold_redelivered`, lanes holding a redelivered change wait: the partner may
+    /// already hold a newer state of that record (sent by a pusher that died before acking),
+    /// so its call must wait until every redelivered change of the record has arrived and can
+    /// be coalesced into the newest one.
+    pub fn next_ready(&mut self, hold_redelivered: bool) -> Option<(String, Vec<Pending>)> {
+        let mut skipped = Vec::new();
+        let mut found = None;
         while let Some(key) = self.ready.pop_front() {
             let Some(lane) = self.lanes.get_mut(&key) else {
                 continue;
@@ -95,6 +102,18 @@ impl Lanes {
             if lane.busy || lane.pending.is_empty() {
                 continue;
             }
+            if hold_redelivered && lane.pending.iter().any(|p| p.redelivered) {
+                skipped.push(key);
+                continue;
+            }
+            found = Some(key);
+            break;
+        }
+        for key in skipped.into_iter().rev() {
+            self.ready.push_front(key);
+        }
+        let key = found?;
+        if let Some(lane) = self.lanes.get_mut(&key) {
             lane.busy = true;
             let batch = take(lane);
             return Some((key, batch));
@@ -322,15 +341,15 @@ mod tests {
         let mut lanes = Lanes::new(100);
         lanes.add("r1", pending(1, change(1, Operation::Update, &[])), false);
         lanes.add("r2", pending(2, change(2, Operation::Update, &[])), false);
-        let (k, batch) = lanes.next_ready().unwrap();
+        let (k, batch) = lanes.next_ready(false).unwrap();
         assert_eq!((k.as_str(), batch.len()), ("r1", 1));
         lanes.add("r1", pending(3, change(3, Operation::Update, &[])), false);
         lanes.add("r1", pending(4, change(4, Operation::Update, &[])), false);
-        let (k, _) = lanes.next_ready().unwrap();
+        let (k, _) = lanes.next_ready(false).unwrap();
         assert_eq!(k, "r2");
-        assert!(lanes.next_ready().is_none(), "r1 is busy");
+        assert!(lanes.next_ready(false).is_none(), "r1 is busy");
         assert!(lanes.finish("r1", Some(1)).is_empty());
-        let (k, batch) = lanes.next_ready().unwrap();
+        let (k, batch) = lanes.next_ready(false).unwrap();
         assert_eq!(k, "r1");
         assert_eq!(batch.iter().map(|p| p.tag).collect::<Vec<_>>(), vec![3, 4]);
     }
@@ -339,7 +358,7 @@ mod tests {
     fn changes_not_newer_than_what_was_pushed_are_stale() {
         let mut lanes = Lanes::new(100);
         lanes.add("r1", pending(1, change(5, Operation::Update, &[])), false);
-        let (_, _) = lanes.next_ready().unwrap();
+        let (_, _) = lanes.next_ready(false).unwrap();
         // a duplicate of an older change arrives while the newer one is in flight
         lanes.add("r1", pending(2, change(4, Operation::Update, &[])), false);
         let stale = lanes.finish("r1", Some(5));
@@ -359,13 +378,13 @@ mod tests {
         let mut lanes = Lanes::new(100);
         lanes.add("c", pending(1, change(1, Operation::Insert, &[])), true);
         lanes.add("c", pending(2, change(2, Operation::Insert, &[])), true);
-        let (_, batch) = lanes.next_ready().unwrap();
+        let (_, batch) = lanes.next_ready(false).unwrap();
         assert_eq!(batch.len(), 1);
         let mut batch = batch;
         lanes.absorb("c", &mut batch);
         assert_eq!(batch.len(), 1);
         lanes.finish("c", Some(1));
-        let (_, batch) = lanes.next_ready().unwrap();
+        let (_, batch) = lanes.next_ready(false).unwrap();
         assert_eq!(batch[0].tag, 2);
     }
 
@@ -373,11 +392,29 @@ mod tests {
     fn retries_absorb_what_arrived_meanwhile() {
         let mut lanes = Lanes::new(100);
         lanes.add("r", pending(1, change(1, Operation::Update, &[])), false);
-        let (_, mut batch) = lanes.next_ready().unwrap();
+        let (_, mut batch) = lanes.next_ready(false).unwrap();
         lanes.add("r", pending(2, change(2, Operation::Update, &[])), false);
         lanes.absorb("r", &mut batch);
         assert_eq!(batch.len(), 2);
         assert_eq!(lanes.waiting(), 0);
+    }
+
+    #[test]
+    fn lanes_with_redelivered_changes_wait_while_redeliveries_arrive() {
+        let mut lanes = Lanes::new(100);
+        let mut p = pending(1, change(3, Operation::Update, &[]));
+        p.redelivered = true;
+        lanes.add("old", p, false);
+        lanes.add("new", pending(2, change(9, Operation::Update, &[])), false);
+        let (k, _) = lanes.next_ready(true).unwrap();
+        assert_eq!(k, "new");
+        assert!(lanes.next_ready(true).is_none());
+        let mut p = pending(3, change(6, Operation::Update, &[]));
+        p.redelivered = true;
+        lanes.add("old", p, false);
+        let (k, batch) = lanes.next_ready(false).unwrap();
+        assert_eq!(k, "old");
+        assert_eq!(batch.len(), 2, "the redelivered run goes out as one call");
     }
 
     #[test]

@@ -18,7 +18,11 @@ pub fn change(
     before: Option<Value>,
     after: Option<Value>,
 ) -> RowChange {
-    let image = after.as_ref().or(before.as_ref()).map(row).unwrap_or_default();
+    let image = after
+        .as_ref()
+        .or(before.as_ref())
+        .map(row)
+        .unwrap_or_default();
     let mut key = Row::new();
     for c in key_columns {
         key.insert(c.to_string(), image.get(*c).cloned().unwrap_or(Value::Null));
@@ -103,5 +107,59 @@ pub fn tariff_update(id: &str, version: u32, seq: u64) -> Message {
         &["country_code", "party_id", "id"],
         Some(tariff_row(id, version.saturating_sub(1))),
         Some(tariff_row(id, version)),
+    ))
+}
+
+/// A row of `ocpi.cdrs` for CDR `id` (country NL, party EXA): `ocpi_object` holds a whole OCPI
+/// 2.2.1 CDR as JSON text (MariaDB's JSON is text), `last_updated` is [`last_updated`]`(version)`.
+pub fn cdr_row(id: &str, version: u32) -> Value {
+    let at = last_updated(version);
+    let object = json!({
+        "country_code": "NL", "party_id": "EXA", "id": id,
+        "start_date_time": "2026-02-01T10:00:00Z", "end_date_time": "2026-02-01T11:00:00Z",
+        "session_id": format!("S-{id}"),
+        "cdr_token": {
+            "country_code": "DE", "party_id": "PRT", "uid": "0123456789",
+            "type": "RFID", "contract_id": "DE-PRT-C12345678-9"
+        },
+        "auth_method": "WHITELIST",
+        "cdr_location": {
+            "id": "LOC1", "name": "Stationsplein", "address": "Stationsplein 1",
+            "city": "Utrecht", "postal_code": "3511 ED", "country": "NLD",
+            "coordinates": { "latitude": "52.089400", "longitude": "5.110200" },
+            "evse_uid": "EVSE1", "evse_id": "NL*EXA*E1", "connector_id": "1",
+            "connector_standard": "IEC_62196_T2", "connector_format": "SOCKET",
+            "connector_power_type": "AC_3_PHASE"
+        },
+        "currency": "EUR",
+        "charging_periods": [{
+            "start_date_time": "2026-02-01T10:00:00Z",
+            "dimensions": [{ "type": "ENERGY", "volume": 12.5 }]
+        }],
+        "total_cost": { "excl_vat": 4.5 },
+        "total_energy": 12.5,
+        "total_time": 1.0,
+        "credit": false,
+        "last_updated": format!("{}Z", at),
+    });
+    json!({
+        "country_code": "NL", "party_id": "EXA", "id": id, "session_id": format!("S-{id}"),
+        "start_date_time": "2026-02-01T10:00:00.000", "end_date_time": "2026-02-01T11:00:00.000",
+        "currency": "EUR", "total_energy": "12.5000", "total_cost_excl_vat": "4.5000",
+        "credit": 0, "credit_reference_id": null,
+        "ocpi_object": object.to_string(),
+        "last_updated": at,
+    })
+}
+
+/// Insert of CDR `id` (see [`cdr_row`]; `last_updated` at version 1).
+pub fn cdr_insert(id: &str, seq: u64) -> Message {
+    Message::Change(change(
+        "cdrs",
+        Operation::Insert,
+        seq,
+        &["country_code", "party_id", "id"],
+        None,
+        Some(cdr_row(id, 1)),
     ))
 }

@@ -21,9 +21,11 @@ pub use config::{
     LogConfig, SourceConfig,
 };
 pub use mariadb::{MariaDb, MariaDbOptions, APP_DATABASE, CDC_PASSWORD, CDC_USER};
-pub use pusher_config::{example_mapping_path, partner_entry, pusher_config, PartnerEntry, PusherConfig};
-pub use pusher_process::{pusher_bin, PusherProcess};
 pub use ocpi_partner::{Mode, OcpiPartner, PartnerOptions, PartnerVersion, RecordedRequest};
+pub use pusher_config::{
+    example_mapping_path, partner_entry, pusher_config, PartnerEntry, PusherConfig,
+};
+pub use pusher_process::{pusher_bin, PusherProcess};
 pub use rabbit::{
     declare_bound_queue, declare_exchange, delete_exchange, delete_queue, drain, drain_changes,
     drain_received, publish_bodies, publish_messages, purge_queue, queue_len, shared_amqp_url,

@@ -158,7 +158,11 @@ impl PusherConfig {
         let _ = writeln!(out, "presence_interval_ms = {}", self.presence_interval_ms);
         let _ = writeln!(out, "presence_expiry_ms = {}", self.presence_expiry_ms);
         let _ = writeln!(out, "shutdown_grace_ms = {}", self.shutdown_grace_ms);
-        let _ = writeln!(out, "\n[log]\nformat = \"text\"\nlevel = {}", q(&self.log_level));
+        let _ = writeln!(
+            out,
+            "\n[log]\nformat = \"text\"\nlevel = {}",
+            q(&self.log_level)
+        );
         for p in &self.partners {
             let _ = writeln!(out, "\n[[partner]]");
             let _ = writeln!(out, "id = {}", q(&p.id));
@@ -182,7 +186,11 @@ impl PusherConfig {
             let _ = writeln!(out, "max_backoff_ms = {}", p.max_backoff_ms);
             let _ = writeln!(out, "down_after_secs = {}", p.down_after_secs);
             let _ = writeln!(out, "probe_interval_secs = {}", p.probe_interval_secs);
-            let _ = writeln!(out, "max_probe_interval_secs = {}", p.max_probe_interval_secs);
+            let _ = writeln!(
+                out,
+                "max_probe_interval_secs = {}",
+                p.max_probe_interval_secs
+            );
             let _ = writeln!(out, "max_hold_secs = {}", p.max_hold_secs);
         }
         out
