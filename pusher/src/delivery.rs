@@ -541,9 +541,11 @@ impl Worker {
             return;
         }
         let one_at_a_time = mapping.module == Module::Cdrs;
-        let key = change.record_key();
+        let record = change.record_key();
+        let key = lane_key(mapping, &change).unwrap_or_else(|| record.clone());
         let pending = Pending {
             tag,
+            record: Arc::from(record.as_str()),
             change: Arc::new(change),
             raw,
             redelivered: delivery.redelivered,
@@ -598,6 +600,7 @@ impl Worker {
         run.calls.spawn(async move {
             let pending = Pending {
                 tag,
+                record: Arc::from(""),
                 change: Arc::new(placeholder_change()),
                 raw,
                 redelivered: false,
@@ -637,7 +640,11 @@ impl Worker {
                     s.last_success = Some(now);
                 });
                 if let Some(key) = key {
-                    let stale = run.lanes.finish(&key, Some(seq));
+                    let record = batch
+                        .first()
+                        .map(|p| p.record.clone())
+                        .unwrap_or_else(|| Arc::from(""));
+                    let stale = run.lanes.finish(&key, Some((&record, seq)));
                     let stale: Vec<u64> = stale.iter().map(|p| p.tag).collect();
                     self.ack(run, &stale).await;
                 }
@@ -1025,8 +1032,34 @@ pub fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
     half + Duration::from_millis(fastrand::u64(0..=half.as_millis() as u64))
 }
 
+/// The lane of a change: Locations, EVSEs and Connectors of one location share a lane, so a
+/// child never overtakes its parent (the partner answers 2003 "unknown location" to an EVSE of a
+/// Location it does not hold yet, and takes a child's last_updated into the parent, which
+/// makes an overtaken parent update look older than what it holds). `None`: its own record.
+fn lane_key(mapping: &crate::mapping::TableMapping, change: &RowChange) -> Option<String> {
+    if mapping.module != Module::Locations || mapping.path.len() < 3 {
+        return None;
+    }
+    let image = change.latest_image()?;
+    let mut key = String::from("locations");
+    for column in &mapping.path[..3] {
+        key.push('/');
+        match image.get(column)? {
+            serde_json::Value::String(s) => key.push_str(s),
+            other => key.push_str(&other.to_string()),
+        }
+    }
+    Some(key)
+}
+
 fn with_query(url: &str, query: &[(String, String)]) -> String {
-    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    // RFC 3986 unreserved characters stay as they are.
+    const QUERY: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
     let mut out = url.to_string();
     for (i, (k, v)) in query.iter().enumerate() {
         out.push(if i == 0 && !url.contains('?') {
@@ -1034,9 +1067,9 @@ fn with_query(url: &str, query: &[(String, String)]) -> String {
         } else {
             '&'
         });
-        out.push_str(&utf8_percent_encode(k, NON_ALPHANUMERIC).to_string());
+        out.push_str(&utf8_percent_encode(k, QUERY).to_string());
         out.push('=');
-        out.push_str(&utf8_percent_encode(v, NON_ALPHANUMERIC).to_string());
+        out.push_str(&utf8_percent_encode(v, QUERY).to_string());
     }
     out
 }

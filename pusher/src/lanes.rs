@@ -29,6 +29,8 @@ pub struct Raw {
 #[derive(Debug, Clone)]
 pub struct Pending {
     pub tag: u64,
+    /// The record (table + primary key) the change is about.
+    pub record: Arc<str>,
     pub change: Arc<RowChange>,
     pub raw: Arc<Raw>,
     /// The broker's redelivered flag: someone may have seen this message before.
@@ -69,8 +71,11 @@ impl Lanes {
         }
     }
 
+    /// Adds a delivery to lane `key`: its record's key, or a group of records whose changes
+    /// must keep their relative order (a Location with its EVSEs and Connectors: a child must
+    /// not reach the partner before its parent exists).
     pub fn add(&mut self, key: &str, pending: Pending, one_at_a_time: bool) -> Added {
-        if let Some(pushed_seq) = self.pushed.get(key) {
+        if let Some(pushed_seq) = self.pushed.get(&pending.record) {
             if pending.change.seq <= pushed_seq {
                 return Added::Stale { pushed_seq };
             }
@@ -124,9 +129,18 @@ impl Lanes {
     /// Moves the changes that arrived while a call was in flight into its batch, so a retry
     /// sends the newest state. CDR lanes keep theirs for later calls.
     pub fn absorb(&mut self, key: &str, batch: &mut Vec<Pending>) {
+        let Some(record) = batch.first().map(|p| p.record.clone()) else {
+            return;
+        };
         if let Some(lane) = self.lanes.get_mut(key) {
             if !lane.one_at_a_time {
-                batch.append(&mut lane.pending);
+                lane.pending.sort_by_key(|p| (p.change.seq, p.tag));
+                let run = lane
+                    .pending
+                    .iter()
+                    .take_while(|p| p.record == record)
+                    .count();
+                batch.extend(lane.pending.drain(..run));
                 batch.sort_by_key(|p| (p.change.seq, p.tag));
             }
         }
@@ -134,18 +148,20 @@ impl Lanes {
 
     /// Ends the lane's call. `pushed_seq` is the newest `seq` the partner now holds (None when
     /// nothing reached it). The lane is ready again when changes are waiting.
-    pub fn finish(&mut self, key: &str, pushed_seq: Option<u64>) -> Vec<Pending> {
+    pub fn finish(&mut self, key: &str, pushed: Option<(&str, u64)>) -> Vec<Pending> {
         let mut stale = Vec::new();
-        if let Some(seq) = pushed_seq {
-            self.pushed.record(key, seq);
+        if let Some((record, seq)) = pushed {
+            self.pushed.record(record, seq);
         }
         let Some(lane) = self.lanes.get_mut(key) else {
             return stale;
         };
         lane.busy = false;
-        if let Some(seq) = pushed_seq {
-            let (old, keep): (Vec<Pending>, Vec<Pending>) =
-                lane.pending.drain(..).partition(|p| p.change.seq <= seq);
+        if let Some((record, seq)) = pushed {
+            let (old, keep): (Vec<Pending>, Vec<Pending>) = lane
+                .pending
+                .drain(..)
+                .partition(|p| &*p.record == record && p.change.seq <= seq);
             lane.pending = keep;
             stale = old;
         }
@@ -170,13 +186,22 @@ impl Lanes {
     }
 }
 
+/// The head of the lane: its first record's changes up to the first change of another record
+/// (all of them in a one-record lane; one for CDRs).
 fn take(lane: &mut Lane) -> Vec<Pending> {
     lane.pending.sort_by_key(|p| (p.change.seq, p.tag));
-    if lane.one_at_a_time {
-        vec![lane.pending.remove(0)]
+    let Some(record) = lane.pending.first().map(|p| p.record.clone()) else {
+        return Vec::new();
+    };
+    let run = if lane.one_at_a_time {
+        1
     } else {
-        std::mem::take(&mut lane.pending)
-    }
+        lane.pending
+            .iter()
+            .take_while(|p| p.record == record)
+            .count()
+    };
+    lane.pending.drain(..run).collect()
 }
 
 /// The newest pushed `seq` of the most recently pushed records, forgetting the oldest first.
@@ -283,8 +308,13 @@ mod tests {
     }
 
     fn pending(tag: u64, c: Arc<RowChange>) -> Pending {
+        pending_of("r", tag, c)
+    }
+
+    fn pending_of(record: &str, tag: u64, c: Arc<RowChange>) -> Pending {
         Pending {
             tag,
+            record: Arc::from(record),
             change: c,
             raw: Arc::new(Raw::default()),
             redelivered: false,
@@ -348,7 +378,7 @@ mod tests {
         let (k, _) = lanes.next_ready(false).unwrap();
         assert_eq!(k, "r2");
         assert!(lanes.next_ready(false).is_none(), "r1 is busy");
-        assert!(lanes.finish("r1", Some(1)).is_empty());
+        assert!(lanes.finish("r1", Some(("r", 1))).is_empty());
         let (k, batch) = lanes.next_ready(false).unwrap();
         assert_eq!(k, "r1");
         assert_eq!(batch.iter().map(|p| p.tag).collect::<Vec<_>>(), vec![3, 4]);
@@ -361,7 +391,7 @@ mod tests {
         let (_, _) = lanes.next_ready(false).unwrap();
         // a duplicate of an older change arrives while the newer one is in flight
         lanes.add("r1", pending(2, change(4, Operation::Update, &[])), false);
-        let stale = lanes.finish("r1", Some(5));
+        let stale = lanes.finish("r1", Some(("r", 5)));
         assert_eq!(stale.len(), 1);
         assert_eq!(
             lanes.add("r1", pending(3, change(5, Operation::Update, &[])), false),
@@ -383,7 +413,7 @@ mod tests {
         let mut batch = batch;
         lanes.absorb("c", &mut batch);
         assert_eq!(batch.len(), 1);
-        lanes.finish("c", Some(1));
+        lanes.finish("c", Some(("r", 1)));
         let (_, batch) = lanes.next_ready(false).unwrap();
         assert_eq!(batch[0].tag, 2);
     }
@@ -415,6 +445,43 @@ mod tests {
         let (k, batch) = lanes.next_ready(false).unwrap();
         assert_eq!(k, "old");
         assert_eq!(batch.len(), 2, "the redelivered run goes out as one call");
+    }
+
+    #[test]
+    fn a_group_lane_sends_its_records_in_queue_order_coalescing_only_adjacent_changes() {
+        let mut lanes = Lanes::new(100);
+        lanes.add(
+            "loc",
+            pending_of("L", 1, change(1, Operation::Insert, &[])),
+            false,
+        );
+        lanes.add(
+            "loc",
+            pending_of("E", 2, change(2, Operation::Insert, &[])),
+            false,
+        );
+        lanes.add(
+            "loc",
+            pending_of("E", 3, change(3, Operation::Update, &[])),
+            false,
+        );
+        lanes.add(
+            "loc",
+            pending_of("L", 4, change(4, Operation::Update, &[])),
+            false,
+        );
+        let (_, batch) = lanes.next_ready(false).unwrap();
+        assert_eq!(batch.iter().map(|p| p.tag).collect::<Vec<_>>(), vec![1]);
+        assert!(
+            lanes.next_ready(false).is_none(),
+            "the child waits for its parent"
+        );
+        assert!(lanes.finish("loc", Some(("L", 1))).is_empty());
+        let (_, batch) = lanes.next_ready(false).unwrap();
+        assert_eq!(batch.iter().map(|p| p.tag).collect::<Vec<_>>(), vec![2, 3]);
+        lanes.finish("loc", Some(("E", 3)));
+        let (_, batch) = lanes.next_ready(false).unwrap();
+        assert_eq!(batch.iter().map(|p| p.tag).collect::<Vec<_>>(), vec![4]);
     }
 
     #[test]

@@ -15,6 +15,7 @@ async fn tariff_changes_reach_the_partner_and_the_queue_empties() {
     let url = shared_amqp_url();
     let token = partner.options().token.clone();
     let cfg = pusher_config(&url).partner(partner_entry("p1", &partner, "TOKEN_P1"));
+    let t0 = Instant::now();
     let env = [("TOKEN_P1", token.as_str())];
     let (status, out) = PusherProcess::run_to_exit_with_env(
         &cfg.to_toml(),
@@ -23,6 +24,7 @@ async fn tariff_changes_reach_the_partner_and_the_queue_empties() {
         Duration::from_secs(60),
     );
     assert!(status.success(), "{out}");
+    eprintln!("setup {:?}", t0.elapsed());
     publish_messages(
         &url,
         &cfg.exchange,
@@ -47,12 +49,18 @@ async fn tariff_changes_reach_the_partner_and_the_queue_empties() {
         assert!(
             Instant::now() < deadline,
             "not delivered; requests: {:?}\nlog:\n{}",
-            partner.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect::<Vec<_>>(),
+            partner
+                .requests()
+                .iter()
+                .map(|r| format!("{} {}", r.method, r.path))
+                .collect::<Vec<_>>(),
             pusher.log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    eprintln!("delivered {:?}", t0.elapsed());
     let status = pusher.terminate();
+    eprintln!("terminated {:?}", t0.elapsed());
     assert!(status.success(), "exit {status:?}\n{}", pusher.log());
     assert!(pusher.log().contains("pusher stopped cleanly"));
 }

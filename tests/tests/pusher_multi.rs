@@ -1,0 +1,899 @@
+//! Several pushers side by side, and what operators see and get told: take-over after a crash,
+//! fair spread of partners, `pusher partners`, a partner missing a module, loud configuration
+//! errors.
+//!
+//! Every test uses its own exchange, queue prefix and presence exchange (see `pusher_config`),
+//! so tests run side by side on the shared broker.
+
+use std::collections::BTreeMap;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use change_message::Message;
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use serde_json::Value;
+use system_tests::changes::{tariff_insert, tariff_update};
+use system_tests::util::send_signal;
+use system_tests::{
+    delete_exchange, delete_queue, partner_entry, publish_messages, pusher_config, queue_len,
+    shared_amqp_url, Mode, OcpiPartner, PartnerOptions, PusherConfig, PusherProcess,
+    RecordedRequest,
+};
+
+/// Every double of these tests is a 2.2.1 receiver expecting the same token.
+const TOKEN_ENV: &str = "PUSHER_MULTI_TOKEN";
+const ACTIVE: &str = "partner active: consuming";
+
+// ---- helpers -----------------------------------------------------------------------------------
+
+fn env_of(partner: &OcpiPartner) -> Vec<(String, String)> {
+    vec![(TOKEN_ENV.to_string(), partner.options().token.clone())]
+}
+
+fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+fn named(cfg: &PusherConfig, name: &str) -> PusherConfig {
+    cfg.clone().with(|c| c.name = name.to_string())
+}
+
+fn start(cfg: &PusherConfig, env: &[(String, String)]) -> PusherProcess {
+    PusherProcess::start_with_env(&cfg.to_toml(), &env_refs(env))
+}
+
+/// `pusher <args>` to completion, off the async threads (it blocks while polling the child).
+async fn pusher_cmd(
+    cfg: &PusherConfig,
+    args: &[&str],
+    env: &[(String, String)],
+) -> (ExitStatus, String) {
+    let toml = cfg.to_toml();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let env = env.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        PusherProcess::run_to_exit_with_env(&toml, &args, &env_refs(&env), Duration::from_secs(60))
+    })
+    .await
+    .expect("the pusher command thread panicked")
+}
+
+async fn setup(cfg: &PusherConfig, env: &[(String, String)]) {
+    let (status, out) = pusher_cmd(cfg, &["setup"], env).await;
+    assert!(status.success(), "`pusher setup` failed ({status}):\n{out}");
+}
+
+/// `pusher partners --json`, parsed.
+async fn partners_json(cfg: &PusherConfig, env: &[(String, String)]) -> Vec<Value> {
+    let (status, out) = pusher_cmd(cfg, &["partners", "--json"], env).await;
+    assert!(
+        status.success(),
+        "`pusher partners --json` failed ({status}):\n{out}"
+    );
+    let start = out
+        .find('[')
+        .unwrap_or_else(|| panic!("`pusher partners --json` printed no JSON array:\n{out}"));
+    let value = serde_json::Deserializer::from_str(&out[start..])
+        .into_iter::<Value>()
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| panic!("`pusher partners --json` printed no valid JSON:\n{out}"));
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("`pusher partners --json` is not an array:\n{out}"))
+        .clone()
+}
+
+fn row<'a>(rows: &'a [Value], partner: &str) -> &'a Value {
+    rows.iter()
+        .find(|r| r["partner"] == partner)
+        .unwrap_or_else(|| panic!("no row for partner {partner}: {rows:#?}"))
+}
+
+/// Partner -> the single pusher consuming it, when every partner has exactly one active pusher
+/// in state "consuming".
+fn settled_owners(rows: &[Value]) -> Option<BTreeMap<String, String>> {
+    let mut owners = BTreeMap::new();
+    for r in rows {
+        let owner = r["active_pusher"].as_str()?;
+        if owner.contains(',') || r["state"] != "consuming" {
+            return None;
+        }
+        owners.insert(r["partner"].as_str()?.to_string(), owner.to_string());
+    }
+    Some(owners)
+}
+
+fn load_of(owners: &BTreeMap<String, String>) -> BTreeMap<String, usize> {
+    let mut load = BTreeMap::new();
+    for owner in owners.values() {
+        *load.entry(owner.clone()).or_insert(0) += 1;
+    }
+    load
+}
+
+fn log_tail(pusher: &PusherProcess, lines: usize) -> String {
+    let log = pusher.log();
+    let all: Vec<&str> = log.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn logs(pushers: &[&PusherProcess]) -> String {
+    pushers
+        .iter()
+        .map(|p| format!("---- {} ----\n{}", p.log_path().display(), log_tail(p, 60)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Polls `pusher partners --json` until `accept` says yes twice in a row (so a moment of
+/// agreement during a hand-over does not count); returns the last rows.
+async fn wait_for_rows(
+    cfg: &PusherConfig,
+    env: &[(String, String)],
+    timeout: Duration,
+    what: &str,
+    pushers: &[&PusherProcess],
+    accept: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = Instant::now() + timeout;
+    let mut agreed = 0;
+    loop {
+        let rows = partners_json(cfg, env).await;
+        if accept(&rows) {
+            agreed += 1;
+            if agreed >= 2 {
+                return rows;
+            }
+            continue;
+        }
+        agreed = 0;
+        assert!(
+            Instant::now() < deadline,
+            "`pusher partners --json` never showed {what} within {timeout:?}; last rows:\n{rows:#?}\n{}",
+            logs(pushers)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn tariff_id(i: usize) -> String {
+    format!("T{i:03}")
+}
+
+/// The version a tariff body carries: [`tariff_row`] puts it into the first price.
+///
+/// [`tariff_row`]: system_tests::changes::tariff_row
+fn tariff_version(body: &Value) -> Option<u32> {
+    let price = body["elements"][0]["price_components"][0]["price"].as_f64()?;
+    Some(price as u32)
+}
+
+fn tariff_puts(requests: &[RecordedRequest]) -> Vec<&RecordedRequest> {
+    requests
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("/tariffs/"))
+        .collect()
+}
+
+/// Per tariff, the versions of its PUTs in arrival order.
+fn versions_per_tariff(requests: &[RecordedRequest]) -> BTreeMap<String, Vec<u32>> {
+    let mut seen: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for r in tariff_puts(requests) {
+        let id = r.path.rsplit('/').next().unwrap_or_default().to_string();
+        let version = r
+            .body
+            .as_ref()
+            .and_then(tariff_version)
+            .unwrap_or_else(|| panic!("a tariff PUT without a readable version: {r:?}"));
+        seen.entry(id).or_default().push(version);
+    }
+    seen
+}
+
+fn stored_version(partner: &OcpiPartner, id: &str) -> Option<u32> {
+    partner
+        .object("tariffs", &["NL", "EXA", id])
+        .as_ref()
+        .and_then(tariff_version)
+}
+
+// ---- 1. take-over after a crash ----------------------------------------------------------------
+
+const TARIFFS: usize = 200;
+const VERSIONS: u32 = 10;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_active_pusher_mid_stream_lets_the_other_finish_in_order_with_nothing_lost_or_parked(
+) {
+    let t0 = Instant::now();
+    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
+    let url = shared_amqp_url();
+    let mut env = env_of(&partner);
+    // Per-call debug lines in the logs (the harness sets RUST_LOG=info otherwise).
+    env.push((
+        "RUST_LOG".into(),
+        "info,pusher=debug,pusher::delivery=trace".into(),
+    ));
+    let base = pusher_config(&url).partner(partner_entry("p1", &partner, TOKEN_ENV));
+    setup(&base, &env).await;
+    let mut a = start(&named(&base, "pusher-a"), &env);
+    let mut b = start(&named(&base, "pusher-b"), &env);
+
+    let rows = wait_for_rows(
+        &base,
+        &env,
+        Duration::from_secs(60),
+        "one pusher consuming p1",
+        &[&a, &b],
+        |rows| settled_owners(rows).is_some(),
+    )
+    .await;
+    let owner = row(&rows, "p1")["active_pusher"]
+        .as_str()
+        .expect("settled")
+        .to_string();
+    let (active, standby) = match owner.as_str() {
+        "pusher-a" => (&mut a, &mut b),
+        "pusher-b" => (&mut b, &mut a),
+        other => panic!("unknown active pusher {other:?}"),
+    };
+    assert!(
+        active.log().contains(ACTIVE),
+        "`pusher partners` says {owner} is active but its log does not say so:\n{}",
+        log_tail(active, 40)
+    );
+    let standby_activations = standby.log().matches(ACTIVE).count();
+    eprintln!("[{:?}] {owner} consumes p1", t0.elapsed());
+
+    // 200 inserts, then 9 rounds of updates of every tariff: 2,000 messages, all up front. A
+    // slow partner keeps the stream in progress when the active pusher dies.
+    let mut messages: Vec<Message> = Vec::new();
+    let mut seq = 0u64;
+    for version in 1..=VERSIONS {
+        for i in 0..TARIFFS {
+            seq += 1;
+            let id = tariff_id(i);
+            messages.push(if version == 1 {
+                tariff_insert(&id, version, seq)
+            } else {
+                tariff_update(&id, version, seq)
+            });
+        }
+    }
+    partner.set_mode(Mode::Slow(Duration::from_millis(40)));
+    publish_messages(&url, &base.exchange, &messages).await;
+    eprintln!("[{:?}] published {} messages", t0.elapsed(), messages.len());
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tariff_puts(&partner.requests()).len() < 250 {
+        assert!(
+            Instant::now() < deadline,
+            "the active pusher did not start delivering: {} tariff PUTs\n{}",
+            tariff_puts(&partner.requests()).len(),
+            logs(&[active, standby])
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    active.kill9();
+    let puts_at_kill = tariff_puts(&partner.requests()).len();
+    let newest_at_kill = (0..TARIFFS)
+        .filter(|i| stored_version(&partner, &tariff_id(*i)) == Some(VERSIONS))
+        .count();
+    eprintln!(
+        "[{:?}] killed {owner} after {puts_at_kill} PUTs; {newest_at_kill} tariffs at the newest version",
+        t0.elapsed()
+    );
+    assert!(
+        newest_at_kill < TARIFFS,
+        "the stream was already complete when the active pusher was killed: this test proves \
+         nothing; make the partner slower"
+    );
+
+    // The other one takes over.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while standby.log().matches(ACTIVE).count() <= standby_activations {
+        assert!(
+            Instant::now() < deadline,
+            "the standby pusher did not take p1 over after the active one was killed\n{}",
+            logs(&[standby, active])
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("[{:?}] the standby consumes p1", t0.elapsed());
+    partner.clear_mode();
+
+    // Everything arrives, newest state per tariff, queue empty.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let behind: Vec<String> = (0..TARIFFS)
+            .map(tariff_id)
+            .filter(|id| stored_version(&partner, id) != Some(VERSIONS))
+            .collect();
+        let ready = queue_len(&url, &base.queue("p1")).await;
+        if behind.is_empty() && ready == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after the take-over, {} tariffs are not at version {VERSIONS} (first: {:?}) and {ready} \
+             messages are ready\n{}",
+            behind.len(),
+            behind.iter().take(5).collect::<Vec<_>>(),
+            logs(&[standby, active])
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let rows = wait_for_rows(
+        &base,
+        &env,
+        Duration::from_secs(60),
+        "p1 drained: nothing ready or unacked",
+        &[standby],
+        |rows| {
+            let r = row(rows, "p1");
+            r["ready"] == 0 && r["unacked"] == 0
+        },
+    )
+    .await;
+    eprintln!("[{:?}] drained", t0.elapsed());
+
+    let requests = partner.requests();
+    let puts = tariff_puts(&requests).len();
+    assert!(
+        puts > puts_at_kill,
+        "no tariff PUT after the kill, yet the stream was incomplete"
+    );
+    // Per-record order: a tariff's versions never go back, across the take-over.
+    let regressions: Vec<String> = versions_per_tariff(&requests)
+        .into_iter()
+        .filter(|(_, v)| v.windows(2).any(|w| w[1] < w[0]))
+        .map(|(id, v)| format!("{id}: {v:?}"))
+        .collect();
+    let parked = queue_len(&url, &base.parking_queue("p1")).await;
+    assert!(
+        regressions.is_empty() && parked == 0 && row(&rows, "p1")["parked"] == 0,
+        "per-record order broken across the take-over: {} tariffs got an older version after a \
+         newer one (PUT versions in arrival order; the partner rejects the older ones with OCPI \
+         2001), {parked} messages parked. First ones:\n{}\nstandby log:\n{}",
+        regressions.len(),
+        regressions
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n"),
+        standby
+            .log()
+            .lines()
+            .filter(|l| l.contains(ACTIVE) || l.contains("parked") || l.contains("older"))
+            .take(6)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let status = standby.terminate();
+    assert!(
+        status.success(),
+        "exit {status:?}\n{}",
+        log_tail(standby, 40)
+    );
+    eprintln!("[{:?}] done ({puts} tariff PUTs)", t0.elapsed());
+}
+
+// ---- 2. fair spread ----------------------------------------------------------------------------
+
+const SPREAD_PARTNERS: [&str; 4] = ["p1", "p2", "p3", "p4"];
+const PER_BATCH: usize = 10;
+
+/// Batch `k`: inserts of tariffs `B{k}-0..` and an update of tariff `COMMON` to version `k + 1`.
+fn spread_batch(k: u32, seq: &mut u64) -> Vec<Message> {
+    let mut out = Vec::new();
+    for i in 0..PER_BATCH {
+        *seq += 1;
+        out.push(tariff_insert(&format!("B{k}-{i}"), 1, *seq));
+    }
+    *seq += 1;
+    out.push(if k == 0 {
+        tariff_insert("COMMON", 1, *seq)
+    } else {
+        tariff_update("COMMON", k + 1, *seq)
+    });
+    out
+}
+
+fn owners_with<'a>(load: &'a [(&'a str, usize)]) -> impl Fn(&[Value]) -> bool + 'a {
+    move |rows: &[Value]| {
+        let Some(owners) = settled_owners(rows) else {
+            return false;
+        };
+        let got = load_of(&owners);
+        owners.len() == SPREAD_PARTNERS.len()
+            && got.len() == load.len()
+            && load
+                .iter()
+                .all(|(name, n)| got.get(*name).copied() == Some(*n))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_partners_spread_two_and_two_move_to_the_survivor_and_back_without_losing_messages() {
+    let t0 = Instant::now();
+    let url = shared_amqp_url();
+    let mut doubles = Vec::new();
+    for _ in SPREAD_PARTNERS {
+        doubles.push(OcpiPartner::start(PartnerOptions::v221()).await);
+    }
+    let env = env_of(&doubles[0]);
+    let mut base = pusher_config(&url);
+    for (id, double) in SPREAD_PARTNERS.iter().zip(&doubles) {
+        base = base.partner(partner_entry(id, double, TOKEN_ENV));
+    }
+    setup(&base, &env).await;
+    let mut a = start(&named(&base, "pusher-a"), &env);
+    let b = start(&named(&base, "pusher-b"), &env);
+
+    wait_for_rows(
+        &base,
+        &env,
+        Duration::from_secs(60),
+        "2 partners on each pusher",
+        &[&a, &b],
+        owners_with(&[("pusher-a", 2), ("pusher-b", 2)]),
+    )
+    .await;
+    eprintln!("[{:?}] 2/2", t0.elapsed());
+
+    let mut seq = 0;
+    let mut batches = 0u32;
+    let mut publish = |seq: &mut u64| {
+        let batch = spread_batch(batches, seq);
+        batches += 1;
+        batch
+    };
+    publish_messages(&url, &base.exchange, &publish(&mut seq)).await;
+
+    // SIGTERM pusher-a; publish while it stops and after.
+    let pid = a.pid().expect("pusher-a runs");
+    assert!(send_signal(pid, "TERM"), "cannot signal pusher-a");
+    publish_messages(&url, &base.exchange, &publish(&mut seq)).await;
+    let status = a
+        .wait_exit(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("pusher-a ignored SIGTERM\n{}", log_tail(&a, 40)));
+    assert!(
+        status.success(),
+        "pusher-a exit {status:?}\n{}",
+        log_tail(&a, 40)
+    );
+    publish_messages(&url, &base.exchange, &publish(&mut seq)).await;
+    wait_for_rows(
+        &base,
+        &env,
+        Duration::from_secs(60),
+        "all 4 partners on pusher-b",
+        &[&b, &a],
+        owners_with(&[("pusher-b", 4)]),
+    )
+    .await;
+    eprintln!("[{:?}] 0/4", t0.elapsed());
+
+    // pusher-a comes back; publish during the move and after.
+    a.restart();
+    publish_messages(&url, &base.exchange, &publish(&mut seq)).await;
+    wait_for_rows(
+        &base,
+        &env,
+        Duration::from_secs(60),
+        "2 partners on each pusher again",
+        &[&a, &b],
+        owners_with(&[("pusher-a", 2), ("pusher-b", 2)]),
+    )
+    .await;
+    eprintln!("[{:?}] 2/2 again", t0.elapsed());
+    publish_messages(&url, &base.exchange, &publish(&mut seq)).await;
+
+    // Every message reached every partner.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut missing = Vec::new();
+        for (id, double) in SPREAD_PARTNERS.iter().zip(&doubles) {
+            for k in 0..batches {
+                for i in 0..PER_BATCH {
+                    let tariff = format!("B{k}-{i}");
+                    if double.object("tariffs", &["NL", "EXA", &tariff]).is_none() {
+                        missing.push(format!("{id}:{tariff}"));
+                    }
+                }
+            }
+            if stored_version(double, "COMMON") != Some(batches) {
+                missing.push(format!(
+                    "{id}:COMMON at {:?}, not {batches}",
+                    stored_version(double, "COMMON")
+                ));
+            }
+            if queue_len(&url, &base.queue(id)).await != 0 {
+                missing.push(format!("{id}: queue not empty"));
+            }
+        }
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "messages published during the moves were not all delivered: {} missing, e.g. {:?}\n{}",
+            missing.len(),
+            missing.iter().take(10).collect::<Vec<_>>(),
+            logs(&[&a, &b])
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for id in SPREAD_PARTNERS {
+        assert_eq!(
+            queue_len(&url, &base.parking_queue(id)).await,
+            0,
+            "partner {id}: messages were parked\n{}",
+            logs(&[&a, &b])
+        );
+    }
+    eprintln!("[{:?}] all delivered", t0.elapsed());
+    let mut b = b;
+    for p in [&mut a, &mut b] {
+        let status = p.terminate();
+        assert!(status.success(), "exit {status:?}\n{}", log_tail(p, 40));
+    }
+}
+
+// ---- 3. `pusher partners` ----------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partners_without_a_running_pusher_shows_the_backlog_unassigned_in_json_and_as_a_table() {
+    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
+    let url = shared_amqp_url();
+    let env = env_of(&partner);
+    let cfg = pusher_config(&url)
+        .partner(partner_entry("p1", &partner, TOKEN_ENV))
+        .partner(partner_entry("p2", &partner, TOKEN_ENV));
+    setup(&cfg, &env).await;
+    const N: usize = 7;
+    let messages: Vec<Message> = (0..N)
+        .map(|i| tariff_insert(&tariff_id(i), 1, i as u64 + 1))
+        .collect();
+    publish_messages(&url, &cfg.exchange, &messages).await;
+
+    let rows = partners_json(&cfg, &env).await;
+    assert_eq!(rows.len(), 2, "one row per partner: {rows:#?}");
+    for id in ["p1", "p2"] {
+        let r = row(&rows, id);
+        assert_eq!(r["ready"], N, "{id}: {r:#}");
+        assert!(r["active_pusher"].is_null(), "{id}: {r:#}");
+        assert_eq!(r["parked"], 0, "{id}: {r:#}");
+        assert_eq!(r["queue"], cfg.queue(id), "{id}: {r:#}");
+    }
+
+    let (status, out) = pusher_cmd(&cfg, &["partners"], &env).await;
+    assert!(
+        status.success(),
+        "`pusher partners` failed ({status}):\n{out}"
+    );
+    let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        3,
+        "a header line and one line per partner:\n{out}"
+    );
+    assert!(
+        lines[0].starts_with("PARTNER") && lines[0].contains("READY"),
+        "header line:\n{out}"
+    );
+    for (line, id) in lines[1..].iter().zip(["p1", "p2"]) {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cells.first().copied(), Some(id), "partner line:\n{out}");
+        assert_eq!(cells.get(1).copied(), Some("7"), "READY column:\n{out}");
+    }
+}
+
+/// A started pusher that has discovered `partner` and consumes it.
+async fn running_pusher(cfg: &PusherConfig, env: &[(String, String)]) -> PusherProcess {
+    let mut pusher = start(cfg, env);
+    assert!(
+        pusher
+            .wait_for_log_async(ACTIVE, Duration::from_secs(60))
+            .await,
+        "the pusher did not start consuming\n{}",
+        log_tail(&pusher, 40)
+    );
+    pusher
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partners_shows_a_partner_answering_401_to_calls_as_paused_with_a_reason_and_nothing_parked(
+) {
+    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
+    let url = shared_amqp_url();
+    let env = env_of(&partner);
+    let cfg = pusher_config(&url)
+        .partner(partner_entry("p1", &partner, TOKEN_ENV))
+        .with(|c| c.name = "pusher-401".into());
+    setup(&cfg, &env).await;
+    let mut pusher = running_pusher(&cfg, &env).await;
+    partner.set_mode(Mode::Http(401));
+    let messages: Vec<Message> = (0..3)
+        .map(|i| tariff_insert(&tariff_id(i), 1, i as u64 + 1))
+        .collect();
+    publish_messages(&url, &cfg.exchange, &messages).await;
+
+    let rows = wait_for_rows(
+        &cfg,
+        &env,
+        Duration::from_secs(60),
+        "p1 paused with its messages back in the queue",
+        &[&pusher],
+        |rows| {
+            let r = row(rows, "p1");
+            r["state"] == "paused" && r["ready"] == 3
+        },
+    )
+    .await;
+    let r = row(&rows, "p1");
+    assert_eq!(r["active_pusher"], "pusher-401", "{r:#}");
+    let reason = r["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("401"),
+        "the reason should say why (HTTP 401): {r:#}"
+    );
+    assert_eq!(
+        r["parked"], 0,
+        "a partner-level failure parks nothing: {r:#}"
+    );
+    assert_eq!(queue_len(&url, &cfg.parking_queue("p1")).await, 0);
+    assert!(pusher.is_running());
+    let status = pusher.terminate();
+    assert!(
+        status.success(),
+        "exit {status:?}\n{}",
+        log_tail(&pusher, 40)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partners_shows_a_partner_refusing_us_with_401_from_the_start_as_paused_with_a_reason() {
+    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
+    partner.set_mode(Mode::Http(401));
+    let url = shared_amqp_url();
+    let env = env_of(&partner);
+    let cfg = pusher_config(&url)
+        .partner(partner_entry("p1", &partner, TOKEN_ENV))
+        .with(|c| c.name = "pusher-401".into());
+    setup(&cfg, &env).await;
+    let messages: Vec<Message> = (0..3)
+        .map(|i| tariff_insert(&tariff_id(i), 1, i as u64 + 1))
+        .collect();
+    publish_messages(&url, &cfg.exchange, &messages).await;
+    let mut pusher = start(&cfg, &env);
+    assert!(
+        pusher
+            .wait_for_log_async("cannot push to partner", Duration::from_secs(60))
+            .await,
+        "no error about the refusing partner\n{}",
+        log_tail(&pusher, 40)
+    );
+
+    // Give the status a few announcements to settle, then it must say "paused".
+    let rows = wait_for_rows(
+        &cfg,
+        &env,
+        Duration::from_secs(30),
+        "p1 with a reason and its messages waiting",
+        &[&pusher],
+        |rows| {
+            let r = row(rows, "p1");
+            r["active_pusher"] == "pusher-401" && r["reason"].is_string() && r["ready"] == 3
+        },
+    )
+    .await;
+    let r = row(&rows, "p1");
+    assert_eq!(
+        r["state"], "paused",
+        "a partner answering 401 is refusing us: `pusher partners` must show it paused (as the \
+         configuration says: partner-level failures pause at once), not {}: {r:#}",
+        r["state"]
+    );
+    assert!(
+        r["reason"].as_str().unwrap_or_default().contains("401"),
+        "{r:#}"
+    );
+    assert_eq!(r["parked"], 0, "{r:#}");
+    assert!(pusher.is_running());
+    let status = pusher.terminate();
+    assert!(
+        status.success(),
+        "exit {status:?}\n{}",
+        log_tail(&pusher, 40)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partners_counts_the_messages_parked_after_a_rejection() {
+    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
+    let url = shared_amqp_url();
+    let env = env_of(&partner);
+    let cfg = pusher_config(&url).partner(partner_entry("p1", &partner, TOKEN_ENV));
+    setup(&cfg, &env).await;
+    let mut pusher = running_pusher(&cfg, &env).await;
+    // Discovery is done: from now on every call is rejected (HTTP 200, OCPI 2001).
+    partner.set_mode(Mode::Ocpi(2001));
+    const N: usize = 4;
+    let messages: Vec<Message> = (0..N)
+        .map(|i| tariff_insert(&tariff_id(i), 1, i as u64 + 1))
+        .collect();
+    publish_messages(&url, &cfg.exchange, &messages).await;
+
+    let rows = wait_for_rows(
+        &cfg,
+        &env,
+        Duration::from_secs(60),
+        "4 parked, nothing ready",
+        &[&pusher],
+        |rows| {
+            let r = row(rows, "p1");
+            r["parked"] == N && r["ready"] == 0
+        },
+    )
+    .await;
+    assert_eq!(row(&rows, "p1")["state"], "consuming", "{rows:#?}");
+    assert_eq!(queue_len(&url, &cfg.parking_queue("p1")).await, N as u32);
+    assert_eq!(
+        tariff_puts(&partner.requests()).len(),
+        N,
+        "each rejected message was sent once, then parked"
+    );
+    let status = pusher.terminate();
+    assert!(
+        status.success(),
+        "exit {status:?}\n{}",
+        log_tail(&pusher, 40)
+    );
+}
+
+// ---- 4. a partner missing a configured module --------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_without_a_configured_module_is_not_consumed_and_the_error_names_the_module() {
+    let partner = OcpiPartner::start(PartnerOptions {
+        modules: vec!["locations", "sessions", "cdrs", "tokens"],
+        ..PartnerOptions::v221()
+    })
+    .await;
+    let url = shared_amqp_url();
+    let env = env_of(&partner);
+    let cfg = pusher_config(&url).partner(partner_entry("p1", &partner, TOKEN_ENV));
+    setup(&cfg, &env).await;
+    const N: u32 = 5;
+    let messages: Vec<Message> = (0..N as usize)
+        .map(|i| tariff_insert(&tariff_id(i), 1, i as u64 + 1))
+        .collect();
+    publish_messages(&url, &cfg.exchange, &messages).await;
+    let mut pusher = start(&cfg, &env);
+
+    assert!(
+        pusher
+            .wait_for_log_async("cannot push to partner", Duration::from_secs(60))
+            .await,
+        "no error about the partner\n{}",
+        log_tail(&pusher, 40)
+    );
+    // A few more discovery rounds (probe interval 1 s).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let log = pusher.log();
+    let error = log
+        .lines()
+        .find(|l| l.contains("cannot push to partner"))
+        .expect("seen above");
+    assert!(
+        error.contains("tariffs") && error.contains("ERROR"),
+        "the error must name the missing module \"tariffs\": {error}"
+    );
+    assert!(
+        pusher.is_running(),
+        "the pusher must not stop for one partner's missing module\n{}",
+        log_tail(&pusher, 40)
+    );
+    assert!(
+        !log.contains(ACTIVE),
+        "the pusher consumed the partner although a module is missing\n{}",
+        log_tail(&pusher, 40)
+    );
+    assert_eq!(
+        queue_len(&url, &cfg.queue("p1")).await,
+        N,
+        "the messages must wait in the queue"
+    );
+    // `pusher partners` tells the operator why.
+    let rows = partners_json(&cfg, &env).await;
+    let r = row(&rows, "p1");
+    assert!(
+        r["reason"].as_str().unwrap_or_default().contains("tariffs") && r["ready"] == N,
+        "`pusher partners` must show the missing module as the reason and the waiting messages: {r:#}"
+    );
+    assert!(
+        partner.requests().iter().all(|r| r.method == "GET"),
+        "only discovery requests expected: {:?}",
+        partner
+            .requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect::<Vec<_>>()
+    );
+    let status = pusher.terminate();
+    assert!(
+        status.success(),
+        "exit {status:?}\n{}",
+        log_tail(&pusher, 40)
+    );
+}
+
+// ---- 5. configuration errors are loud ----------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_without_the_token_environment_variable_exits_non_zero_naming_it() {
+    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
+    let url = shared_amqp_url();
+    let missing = format!("PUSHER_MULTI_UNSET_TOKEN_{}", std::process::id());
+    let cfg = pusher_config(&url).partner(partner_entry("p1", &partner, &missing));
+    let (status, out) = pusher_cmd(&cfg, &["run"], &[]).await;
+    assert!(
+        !status.success(),
+        "`pusher run` must refuse to start:\n{out}"
+    );
+    assert!(
+        out.contains(&missing) && out.contains("not set"),
+        "the message must name the variable {missing} and say it is not set:\n{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_and_run_refuse_a_partner_queue_that_exists_with_other_arguments_and_say_how_to_fix_it(
+) {
+    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
+    let url = shared_amqp_url();
+    let env = env_of(&partner);
+    let cfg = pusher_config(&url).partner(partner_entry("p1", &partner, TOKEN_ENV));
+    let queue = cfg.queue("p1");
+
+    // Someone declared the partner's queue by hand: a plain classic durable queue.
+    let conn = system_tests::rabbit::connect(&url).await;
+    let ch = conn.create_channel().await.expect("channel");
+    ch.queue_declare(
+        queue.as_str().into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("declare a classic queue");
+    let _ = conn.close(200, "OK".into()).await;
+
+    for command in ["setup", "run"] {
+        let (status, out) = pusher_cmd(&cfg, &[command], &env).await;
+        assert!(
+            !status.success(),
+            "`pusher {command}` must refuse a queue with other arguments:\n{out}"
+        );
+        assert!(
+            out.contains(&queue) && out.contains("exists with other arguments"),
+            "`pusher {command}` must say that queue {queue} exists with other arguments:\n{out}"
+        );
+        assert!(
+            out.contains("delete"),
+            "`pusher {command}` must say how to fix it (delete the queue):\n{out}"
+        );
+    }
+
+    delete_queue(&url, &queue).await;
+    delete_queue(&url, &cfg.parking_queue("p1")).await;
+    delete_exchange(&url, &cfg.exchange).await;
+    delete_exchange(&url, &cfg.presence_exchange).await;
+}
