@@ -1,6 +1,7 @@
 //! `benchkit`: the pieces `bench/run` puts together to benchmark the bridge against a real
-//! MariaDB and RabbitMQ.
+//! MariaDB and RabbitMQ, and the pusher against RabbitMQ and a local OCPI partner.
 //!
+//! Bridge:
 //! - `raw-publish`: the broker's own confirmed-publish rate with lapin (the ceiling the bridge
 //!   is compared with);
 //! - `drive`: creates the benchmark schema and a backlog of single-row updates, server-side;
@@ -8,6 +9,15 @@
 //! - `setup`, `purge`, `teardown`, `count`, `sample-size`: broker chores;
 //! - `watch`: waits for the bridge's checkpoint to reach a binlog position, sampling its RSS;
 //! - `latency`: commit-to-delivery latency through the running bridge.
+//!
+//! Pusher (see `pusher.rs`; each runs its own OCPI partner and pushers as child processes):
+//! - `raw-consume`: the broker's own consume+ack rate of a queue declared like a partner queue
+//!   (the ceiling the pusher is compared with);
+//! - `pusher-backlog`: pushes/s of pushers working off a backlog spread over partners, and
+//!   their peak RSS;
+//! - `pusher-latency`: publish-to-partner latency through one running pusher at a steady rate.
+
+mod pusher;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -32,7 +42,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 #[derive(Parser)]
 #[command(
     name = "benchkit",
-    about = "Benchmark helpers for the bridge (used by bench/run)"
+    about = "Benchmark helpers for the bridge and the pusher (used by bench/run)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -160,6 +170,103 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         warmup_secs: u64,
     },
+    /// Consume+ack rate of a quorum queue declared like a partner queue (tariff messages,
+    /// prefetch 500, one ack each): prints raw_consume_per_s=... message_bytes=...
+    RawConsume {
+        #[arg(long)]
+        amqp: String,
+        /// Broker names start with `{tag}.{phase}.`.
+        #[arg(long)]
+        tag: String,
+        #[arg(long, default_value = "raw")]
+        phase: String,
+        /// Every broker name is appended here before it is declared (for cleanup).
+        #[arg(long)]
+        declared: PathBuf,
+        #[arg(long, default_value_t = 200_000)]
+        count: u64,
+        #[arg(long, default_value_t = 500)]
+        prefetch: u16,
+        /// x-delivery-limit of the queue (broker.delivery_limit of the pusher).
+        #[arg(long, default_value_t = 50)]
+        delivery_limit: u32,
+        /// The broker's process id, to report its CPU use.
+        #[arg(long)]
+        broker_pid: Option<u32>,
+    },
+    /// Pushers working off a backlog of tariff updates (one per record) spread over partners:
+    /// prints elapsed_s=... pushes_per_s=... peak_rss_mb=...
+    PusherBacklog {
+        #[command(flatten)]
+        run: PusherRun,
+        #[arg(long, default_value_t = 4)]
+        partners: u32,
+        #[arg(long, default_value_t = 1)]
+        pushers: u32,
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+        #[arg(long, default_value_t = 1800)]
+        timeout_secs: u64,
+    },
+    /// Publish-to-partner latency through one running pusher at a steady rate: prints
+    /// p50_ms=... p99_ms=...
+    PusherLatency {
+        #[command(flatten)]
+        run: PusherRun,
+        /// Changes per second.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Leading seconds whose samples are discarded.
+        #[arg(long, default_value_t = 2)]
+        warmup_secs: u64,
+    },
+}
+
+/// What every pusher phase needs.
+#[derive(clap::Args)]
+struct PusherRun {
+    #[arg(long)]
+    amqp: String,
+    /// The pusher binary.
+    #[arg(long)]
+    pusher: PathBuf,
+    /// The mapping file the partners use (absolute path).
+    #[arg(long)]
+    mapping: PathBuf,
+    /// Where configurations, logs, pids and state go.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Broker names start with `{tag}.{phase}.`.
+    #[arg(long)]
+    tag: String,
+    #[arg(long)]
+    phase: String,
+    /// Every broker name is appended here before it is declared (for cleanup).
+    #[arg(long)]
+    declared: PathBuf,
+    /// presence_interval_ms of the pushers (they wait two intervals before consuming).
+    #[arg(long, default_value_t = 250)]
+    presence_ms: u64,
+    /// The broker's process id, to report its CPU use.
+    #[arg(long)]
+    broker_pid: Option<u32>,
+}
+
+impl PusherRun {
+    fn setup(&self) -> (pusher::PusherSetup, pusher::Names) {
+        (
+            pusher::PusherSetup {
+                amqp: self.amqp.clone(),
+                bin: self.pusher.clone(),
+                mapping: self.mapping.clone(),
+                dir: self.dir.clone(),
+                presence_ms: self.presence_ms,
+            },
+            pusher::Names::new(&self.tag, &self.phase, &self.declared),
+        )
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -255,6 +362,58 @@ fn main() -> anyhow::Result<()> {
                 seconds,
                 warmup_secs,
             } => latency(&mysql, &amqp, &queue, rate, seconds, warmup_secs).await,
+            Command::RawConsume {
+                amqp,
+                tag,
+                phase,
+                declared,
+                count,
+                prefetch,
+                delivery_limit,
+                broker_pid,
+            } => {
+                let names = pusher::Names::new(&tag, &phase, &declared);
+                pusher::raw_consume(&amqp, &names, count, prefetch, delivery_limit, broker_pid)
+                    .await
+            }
+            Command::PusherBacklog {
+                run,
+                partners,
+                pushers,
+                count,
+                timeout_secs,
+            } => {
+                let (setup, names) = run.setup();
+                pusher::backlog(
+                    &setup,
+                    &names,
+                    &run.phase,
+                    partners,
+                    pushers,
+                    count,
+                    timeout_secs,
+                    run.broker_pid,
+                )
+                .await
+            }
+            Command::PusherLatency {
+                run,
+                rate,
+                seconds,
+                warmup_secs,
+            } => {
+                let (setup, names) = run.setup();
+                pusher::latency(
+                    &setup,
+                    &names,
+                    &run.phase,
+                    rate,
+                    seconds,
+                    warmup_secs,
+                    run.broker_pid,
+                )
+                .await
+            }
         }
     })
 }

@@ -890,9 +890,10 @@ impl Shared {
                 if is_cdr_post {
                     if post_may_have_landed(&reason) {
                         let reason = format!(
-                            "CDR {}: the POST got no usable answer ({reason}), so the partner may \
-                             hold it; not POSTed again to avoid a duplicate CDR. Check the \
-                             partner and replay this message if the CDR is missing",
+                            "CDR {}: the POST has an unknown outcome (no usable answer: \
+                             {reason}), so the partner may hold it; not POSTed again to avoid a \
+                             duplicate CDR. Check the partner and replay this message if the CDR \
+                             is missing",
                             plan.record_id
                         );
                         return self.park(batch, &reason).await;
