@@ -205,10 +205,14 @@ fn take(lane: &mut Lane) -> Vec<Pending> {
 }
 
 /// The newest pushed `seq` of the most recently pushed records, forgetting the oldest first.
+/// Records are kept as a 64-bit hash of their key (about 40 bytes per record instead of the
+/// key's text): a collision would need two live records with equal hashes, about 1 in 10^9
+/// even with 10^5 records remembered.
 struct SeqMemory {
-    seqs: HashMap<String, u64>,
-    order: VecDeque<String>,
+    seqs: HashMap<u64, u64>,
+    order: VecDeque<u64>,
     capacity: usize,
+    hasher: std::collections::hash_map::RandomState,
 }
 
 impl SeqMemory {
@@ -217,19 +221,26 @@ impl SeqMemory {
             seqs: HashMap::new(),
             order: VecDeque::new(),
             capacity: capacity.max(1),
+            hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 
+    fn hash(&self, key: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(key)
+    }
+
     fn get(&self, key: &str) -> Option<u64> {
-        self.seqs.get(key).copied()
+        self.seqs.get(&self.hash(key)).copied()
     }
 
     fn record(&mut self, key: &str, seq: u64) {
-        match self.seqs.get_mut(key) {
+        let hash = self.hash(key);
+        match self.seqs.get_mut(&hash) {
             Some(old) => *old = (*old).max(seq),
             None => {
-                self.seqs.insert(key.to_string(), seq);
-                self.order.push_back(key.to_string());
+                self.seqs.insert(hash, seq);
+                self.order.push_back(hash);
                 while self.order.len() > self.capacity {
                     if let Some(oldest) = self.order.pop_front() {
                         self.seqs.remove(&oldest);
