@@ -1119,7 +1119,13 @@ async fn database_restart_mid_stream_loses_nothing() {
         WRITES_PER_SECOND,
         progress.clone(),
     ));
-    wait_for_queue_len(&url, &queue, 5_000, &mut bridge, Duration::from_secs(120)).await;
+    // Stop the database on the writer's progress (not on the queue's, which lags on a loaded
+    // machine), once the bridge is streaming: the restart must come mid-stream.
+    wait_for_queue_len(&url, &queue, 1_000, &mut bridge, Duration::from_secs(120)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while progress.load(Ordering::Relaxed) < CHANGES / 4 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let written_at_stop = progress.load(Ordering::Relaxed);
     tokio::task::block_in_place(|| db.stop());
     eprintln!("database stopped with {written_at_stop} changes written");
