@@ -549,7 +549,6 @@ impl Worker {
             change: Arc::new(change),
             raw,
             redelivered: delivery.redelivered,
-            received: Instant::now(),
         };
         if let Added::Stale { pushed_seq } = run.lanes.add(&key, pending, one_at_a_time) {
             tracing::debug!(partner = %partner.id, record = %key, pushed_seq, "older than what the partner holds: acknowledged unsent");
@@ -604,7 +603,6 @@ impl Worker {
                 change: Arc::new(placeholder_change()),
                 raw,
                 redelivered: false,
-                received: Instant::now(),
             };
             let batch = vec![pending];
             let result = shared.park(&batch, &reason).await;

@@ -14,7 +14,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
 
 use change_message::{Operation, RowChange};
 
@@ -35,7 +34,6 @@ pub struct Pending {
     pub raw: Arc<Raw>,
     /// The broker's redelivered flag: someone may have seen this message before.
     pub redelivered: bool,
-    pub received: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -329,7 +327,6 @@ mod tests {
             change: c,
             raw: Arc::new(Raw::default()),
             redelivered: false,
-            received: Instant::now(),
         }
     }
 

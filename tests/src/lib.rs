@@ -1,21 +1,20 @@
 //! Test harness for end-to-end tests: private MariaDB servers with the binlog on, RabbitMQ (the
-//! shared broker or private nodes), the bridge binary as a child process, and its config file.
+//! shared broker or private nodes), the bridge and pusher binaries as child processes, their
+//! config files, and an OCPI partner double.
 //!
-//! Everything panics with a clear message on failure: this is test code. Servers and bridges keep
-//! their files under `<workspace>/target/test-servers/`; a passing test removes them, a failing
+//! Everything panics with a clear message on failure: this is test code. Servers, bridges and pushers
+//! keep their files under `<workspace>/target/test-servers/`; a passing test removes them, a failing
 //! one keeps them and prints where they are.
 
-pub mod bridge_process;
 pub mod changes;
 pub mod config;
 pub mod mariadb;
 pub mod ocpi_partner;
 pub mod pusher_config;
-pub mod pusher_process;
 pub mod rabbit;
+pub mod service_process;
 pub mod util;
 
-pub use bridge_process::{bridge_bin, BridgeProcess};
 pub use config::{
     bridge_config, BridgeConfig, BrokerConfig, CaptureConfig, CheckpointConfig, DedupConfig,
     LogConfig, SourceConfig,
@@ -25,10 +24,10 @@ pub use ocpi_partner::{Mode, OcpiPartner, PartnerOptions, PartnerVersion, Record
 pub use pusher_config::{
     example_mapping_path, partner_entry, pusher_config, PartnerEntry, PusherConfig,
 };
-pub use pusher_process::{pusher_bin, PusherProcess};
 pub use rabbit::{
     declare_bound_queue, declare_exchange, delete_exchange, delete_queue, drain, drain_changes,
     drain_received, publish_bodies, publish_messages, purge_queue, queue_len, shared_amqp_url,
     unique_name, RabbitNode, Received,
 };
+pub use service_process::{bridge_bin, pusher_bin, BridgeProcess, PusherProcess, ServiceProcess};
 pub use util::{free_port, test_servers_dir, workspace_root};

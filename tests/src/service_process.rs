@@ -1,7 +1,9 @@
-//! The bridge binary as a child process.
+//! The product's binaries (bridge, pusher) as child processes: one harness, parameterised by
+//! [`Service`], so both are started, watched, signalled and cleaned up the same way.
 
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
@@ -9,27 +11,75 @@ use std::time::{Duration, Instant};
 
 use crate::util::{cleanup_dir, fresh_dir, send_signal, tail, wait_child, workspace_root};
 
-static BRIDGE_BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+/// A binary of the workspace that runs as `<name> run --config <file>`.
+pub trait Service {
+    /// Binary and package name; also names the directory, config file and log.
+    const NAME: &'static str;
+    /// Path of the binary.
+    fn bin() -> PathBuf;
+    /// Sets the logging environment of a child.
+    fn log_env(cmd: &mut Command);
+}
 
-/// Path of the bridge binary, built once per test process with
-/// `cargo build -p bridge --bin bridge` (a no-op when `tests/run` built it already).
-/// Env `BRIDGE_BIN` points at a prebuilt binary instead.
+/// The bridge: logs at info (RUST_LOG=info).
+pub struct Bridge;
+/// The pusher: logs at the level its config file sets (RUST_LOG is removed).
+pub struct Pusher;
+
+impl Service for Bridge {
+    const NAME: &'static str = "bridge";
+    fn bin() -> PathBuf {
+        bridge_bin()
+    }
+    fn log_env(cmd: &mut Command) {
+        cmd.env("RUST_LOG", "info");
+    }
+}
+
+impl Service for Pusher {
+    const NAME: &'static str = "pusher";
+    fn bin() -> PathBuf {
+        pusher_bin()
+    }
+    fn log_env(cmd: &mut Command) {
+        cmd.env_remove("RUST_LOG");
+    }
+}
+
+pub type BridgeProcess = ServiceProcess<Bridge>;
+pub type PusherProcess = ServiceProcess<Pusher>;
+
+static BRIDGE_BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+static PUSHER_BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// Path of the bridge binary: env `BRIDGE_BIN`, or built once per test process.
 pub fn bridge_bin() -> PathBuf {
-    let result = BRIDGE_BIN.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("BRIDGE_BIN").filter(|b| !b.is_empty()) {
+    built_bin(&BRIDGE_BIN, "bridge", "BRIDGE_BIN")
+}
+
+/// Path of the pusher binary: env `PUSHER_BIN`, or built once per test process.
+pub fn pusher_bin() -> PathBuf {
+    built_bin(&PUSHER_BIN, "pusher", "PUSHER_BIN")
+}
+
+/// `env_var` when set (`tests/run` points it at the binary it built), else
+/// `cargo build -p <name> --bin <name>` once per test process.
+fn built_bin(cell: &OnceLock<Result<PathBuf, String>>, name: &str, env_var: &str) -> PathBuf {
+    let result = cell.get_or_init(|| {
+        if let Some(bin) = std::env::var_os(env_var).filter(|b| !b.is_empty()) {
             return Ok(PathBuf::from(bin));
         }
         let root = workspace_root();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let out = Command::new(&cargo)
-            .args(["build", "-p", "bridge", "--bin", "bridge"])
+            .args(["build", "-p", name, "--bin", name])
             .current_dir(&root)
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("cannot run {cargo}: {e}"))?;
         if !out.status.success() {
             return Err(format!(
-                "`cargo build -p bridge --bin bridge` failed ({}):\n{}",
+                "`cargo build -p {name} --bin {name}` failed ({}):\n{}",
                 out.status,
                 String::from_utf8_lossy(&out.stderr)
             ));
@@ -38,14 +88,11 @@ pub fn bridge_bin() -> PathBuf {
             .map(PathBuf::from)
             .map(|t| if t.is_relative() { root.join(t) } else { t })
             .unwrap_or_else(|| root.join("target"));
-        let bin = target.join("debug").join("bridge");
+        let bin = target.join("debug").join(name);
         if bin.is_file() {
             Ok(bin)
         } else {
-            Err(format!(
-                "built the bridge but {} does not exist",
-                bin.display()
-            ))
+            Err(format!("built {name} but {} does not exist", bin.display()))
         }
     });
     match result {
@@ -56,27 +103,29 @@ pub fn bridge_bin() -> PathBuf {
 
 const TERMINATE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A running `bridge run --config <dir>/bridge.toml`, its output appended to `<dir>/bridge.log`.
-/// Killed on drop if still running; the directory (config, checkpoint, log) is removed unless
-/// the test failed.
-pub struct BridgeProcess {
+/// A running `<name> run --config <dir>/<name>.toml`, its output appended to `<dir>/<name>.log`.
+/// Killed on drop if still running; the directory (config, state, log) is removed unless the
+/// test failed.
+pub struct ServiceProcess<S: Service> {
+    service: PhantomData<S>,
     dir: PathBuf,
     env: Vec<(String, String)>,
     child: Option<Child>,
     status: Option<ExitStatus>,
 }
 
-impl BridgeProcess {
-    /// Writes `config_toml` to a fresh directory and starts `bridge run` on it (RUST_LOG=info).
-    pub fn start(config_toml: &str) -> BridgeProcess {
-        BridgeProcess::start_with_env(config_toml, &[])
+impl<S: Service> ServiceProcess<S> {
+    /// Writes `config_toml` to a fresh directory and starts `<name> run` on it.
+    pub fn start(config_toml: &str) -> Self {
+        Self::start_with_env(config_toml, &[])
     }
 
-    /// As [`BridgeProcess::start`], with extra environment variables
-    /// (e.g. `BRIDGE_SOURCE_PASSWORD`); they are kept for [`BridgeProcess::restart`].
-    pub fn start_with_env(config_toml: &str, env: &[(&str, &str)]) -> BridgeProcess {
-        let dir = fresh_dir("bridge");
-        let mut bridge = BridgeProcess {
+    /// As [`Self::start`], with extra environment variables
+    /// (e.g. `BRIDGE_SOURCE_PASSWORD`); they are kept for [`Self::restart`].
+    pub fn start_with_env(config_toml: &str, env: &[(&str, &str)]) -> Self {
+        let dir = fresh_dir(S::NAME);
+        let mut process = ServiceProcess {
+            service: PhantomData,
             dir,
             env: env
                 .iter()
@@ -85,41 +134,41 @@ impl BridgeProcess {
             child: None,
             status: None,
         };
-        bridge.write_config(config_toml);
-        bridge.spawn();
-        bridge
+        process.write_config(config_toml);
+        process.spawn();
+        process
     }
 
-    /// Runs `bridge <args> --config <file>` on a fresh config directory to completion (for
-    /// commands and configurations the bridge should refuse), returning its exit status and
+    /// Runs `<name> <args> --config <file>` on a fresh config directory to completion (for
+    /// commands and configurations it should refuse), returning its exit status and
     /// combined stdout+stderr. Panics (after killing it) if it is still running after `timeout`.
     pub fn run_to_exit(
         config_toml: &str,
         args: &[&str],
         timeout: Duration,
     ) -> (ExitStatus, String) {
-        BridgeProcess::run_to_exit_with_env(config_toml, args, &[], timeout)
+        Self::run_to_exit_with_env(config_toml, args, &[], timeout)
     }
 
-    /// [`BridgeProcess::run_to_exit`] with extra environment variables.
+    /// [`Self::run_to_exit`] with extra environment variables.
     pub fn run_to_exit_with_env(
         config_toml: &str,
         args: &[&str],
         env: &[(&str, &str)],
         timeout: Duration,
     ) -> (ExitStatus, String) {
-        let dir = fresh_dir("bridge");
-        let config = dir.join("bridge.toml");
-        std::fs::write(&config, config_toml).expect("write bridge config");
-        let log_path = dir.join("bridge.log");
-        let log = std::fs::File::create(&log_path).expect("create bridge.log");
+        let dir = fresh_dir(S::NAME);
+        let config = dir.join(format!("{}.toml", S::NAME));
+        std::fs::write(&config, config_toml).expect("write the config");
+        let log_path = dir.join(format!("{}.log", S::NAME));
+        let log = std::fs::File::create(&log_path).expect("create the log");
         let log2 = log.try_clone().expect("clone log handle");
-        let mut cmd = Command::new(bridge_bin());
+        let mut cmd = Command::new(S::bin());
+        S::log_env(&mut cmd);
         cmd.args(args)
             .arg("--config")
             .arg(&config)
             .current_dir(&dir)
-            .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log)
@@ -127,7 +176,9 @@ impl BridgeProcess {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("cannot spawn the bridge");
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", S::NAME));
         let status = wait_child(&mut child, timeout);
         let output =
             String::from_utf8_lossy(&std::fs::read(&log_path).unwrap_or_default()).into_owned();
@@ -135,29 +186,30 @@ impl BridgeProcess {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "`bridge {}` still running after {timeout:?} (expected it to exit); killed it. \
+                "`{} {}` still running after {timeout:?} (expected it to exit); killed it. \
                  Output so far:\n{output}",
+                S::NAME,
                 args.join(" ")
             );
         };
-        cleanup_dir(&dir, "bridge");
+        cleanup_dir(&dir, S::NAME);
         (status, output)
     }
 
-    /// The bridge's directory (config file, default checkpoint location, bridge.log).
+    /// The process's directory (config file, default state location, log).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
     pub fn config_path(&self) -> PathBuf {
-        self.dir.join("bridge.toml")
+        self.dir.join(format!("{}.toml", S::NAME))
     }
 
     pub fn log_path(&self) -> PathBuf {
-        self.dir.join("bridge.log")
+        self.dir.join(format!("{}.log", S::NAME))
     }
 
-    /// Replaces the config file (takes effect at the next [`BridgeProcess::restart`]).
+    /// Replaces the config file (takes effect at the next [`Self::restart`]).
     pub fn write_config(&self, config_toml: &str) {
         std::fs::write(self.config_path(), config_toml)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", self.config_path().display()));
@@ -167,14 +219,14 @@ impl BridgeProcess {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Everything the bridge has written so far (all runs in this directory).
+    /// Everything the process has written so far (all runs in this directory).
     pub fn log(&self) -> String {
         String::from_utf8_lossy(&std::fs::read(self.log_path()).unwrap_or_default()).into_owned()
     }
 
     /// Polls the log until it contains `needle`. Returns false after `timeout`, or as soon as
-    /// the bridge has exited without writing it. Blocks the thread: in async tests with tasks
-    /// running alongside, use [`BridgeProcess::wait_for_log_async`].
+    /// the process has exited without writing it. Blocks the thread: in async tests with tasks
+    /// running alongside, use [`Self::wait_for_log_async`].
     pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
@@ -191,7 +243,7 @@ impl BridgeProcess {
         }
     }
 
-    /// [`BridgeProcess::wait_for_log`] that sleeps with tokio instead of blocking the thread.
+    /// [`Self::wait_for_log`] that sleeps with tokio instead of blocking the thread.
     pub async fn wait_for_log_async(&mut self, needle: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
@@ -213,13 +265,13 @@ impl BridgeProcess {
         self.child.is_some()
     }
 
-    /// The exit status once the bridge has exited.
+    /// The exit status once the process has exited.
     pub fn exit_status(&mut self) -> Option<ExitStatus> {
         self.reap(Duration::ZERO);
         self.status
     }
 
-    /// Waits up to `timeout` for the bridge to exit on its own.
+    /// Waits up to `timeout` for the process to exit on its own.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         self.reap(timeout);
         self.status
@@ -229,37 +281,39 @@ impl BridgeProcess {
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
-            self.status = Some(child.wait().expect("wait for the killed bridge"));
+            self.status = Some(child.wait().expect("wait for the killed child"));
         }
     }
 
     /// SIGTERM (`kill -TERM pid`), then waits up to 30 s for a graceful exit and returns its
-    /// status. Panics (after SIGKILL) if the bridge ignores it. Returns the earlier status if the
-    /// bridge had already exited.
+    /// status. Panics (after SIGKILL) if the process ignores it. Returns the earlier status if it
+    /// had already exited.
     pub fn terminate(&mut self) -> ExitStatus {
         if self.is_running() {
-            let pid = self.pid().expect("running bridge has a pid");
+            let pid = self.pid().expect("a running child has a pid");
             send_signal(pid, "TERM");
             self.reap(TERMINATE_TIMEOUT);
             if self.child.is_some() {
                 self.kill9();
                 panic!(
-                    "the bridge did not exit within {TERMINATE_TIMEOUT:?} of SIGTERM; killed it. \
+                    "{} did not exit within {TERMINATE_TIMEOUT:?} of SIGTERM; killed it. \
                      Log tail:\n{}",
+                    S::NAME,
                     tail(&self.log_path(), 40)
                 );
             }
         }
         self.status
-            .expect("the bridge was started, so it has an exit status")
+            .expect("the child was started, so it has an exit status")
     }
 
-    /// Starts the bridge again in the same directory with the same config file and environment
+    /// Starts the process again in the same directory with the same config file and environment
     /// (checkpoint and log carry over). Panics if it is still running.
     pub fn restart(&mut self) {
         assert!(
             !self.is_running(),
-            "the bridge is still running: terminate or kill it first"
+            "{} is still running: terminate or kill it first",
+            S::NAME
         );
         self.spawn();
     }
@@ -278,15 +332,15 @@ impl BridgeProcess {
             .create(true)
             .append(true)
             .open(self.log_path())
-            .expect("open bridge.log");
-        let _ = writeln!(log, "---- [system-tests] starting the bridge ----");
+            .expect("open the log");
+        let _ = writeln!(log, "---- [system-tests] starting the {} ----", S::NAME);
         let log2 = log.try_clone().expect("clone log handle");
-        let mut cmd = Command::new(bridge_bin());
+        let mut cmd = Command::new(S::bin());
+        S::log_env(&mut cmd);
         cmd.arg("run")
             .arg("--config")
             .arg(self.config_path())
             .current_dir(&self.dir)
-            .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log)
@@ -294,12 +348,15 @@ impl BridgeProcess {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        self.child = Some(cmd.spawn().expect("cannot spawn the bridge"));
+        self.child = Some(
+            cmd.spawn()
+                .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", S::NAME)),
+        );
         self.status = None;
     }
 }
 
-impl Drop for BridgeProcess {
+impl<S: Service> Drop for ServiceProcess<S> {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -307,11 +364,12 @@ impl Drop for BridgeProcess {
         }
         if std::thread::panicking() {
             eprintln!(
-                "[system-tests] bridge log tail ({}):\n{}",
+                "[system-tests] {} log tail ({}):\n{}",
+                S::NAME,
                 self.log_path().display(),
                 tail(&self.log_path(), 30)
             );
         }
-        cleanup_dir(&self.dir, "bridge");
+        cleanup_dir(&self.dir, S::NAME);
     }
 }
