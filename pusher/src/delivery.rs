@@ -23,7 +23,6 @@
 //! A message held longer than `max_hold_secs` (one record failing while the rest flows) also
 //! recycles the channel, for the same reason.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -37,6 +36,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+use crate::ack_window::AckWindow;
 use crate::cdr_ledger::{CdrLedger, CdrState};
 use crate::config::{PartnerConfig, RetryPolicy};
 use crate::lanes::{coalesce, Added, Lanes, Pending, Raw};
@@ -375,7 +375,8 @@ impl Worker {
             delivered_any: false,
             redelivery_open: true,
             last_redelivered: None,
-            held: BTreeMap::new(),
+            held: AckWindow::new(usize::from(self.partner().prefetch)),
+            pushed_since_tick: 0,
             calls: JoinSet::new(),
             cancel: watch::channel(false).0,
             failing_since: None,
@@ -399,6 +400,7 @@ impl Worker {
                 break;
             }
             let deadline = run.deadline;
+            let ack_due = run.held.next_due().map(tokio::time::Instant::from_std);
             let redelivery_quiet = run
                 .last_redelivered
                 .filter(|_| run.redelivery_open)
@@ -411,7 +413,7 @@ impl Worker {
                     }
                 }
                 next = consumer.next(), if run.end.is_none() => match next {
-                    Some(Ok(delivery)) => self.accept(&mut run, delivery).await,
+                    Some(Ok(delivery)) => self.accept(&mut run, delivery),
                     Some(Err(e)) => run.finish(End::ChannelLost(e.to_string()), Duration::ZERO),
                     None => run.finish(End::ChannelLost("the consumer was cancelled by the broker".into()), Duration::ZERO),
                 },
@@ -420,10 +422,14 @@ impl Worker {
                     self.set_status(|s| s.state = "stopping".into());
                     run.finish(End::Stop, self.grace);
                 }
+                _ = sleep_until(ack_due), if ack_due.is_some() => {
+                    self.flush_acks(&mut run, false).await;
+                }
                 _ = tick.tick() => {
                     if run.end.is_none() {
                         self.check_health(&mut run);
                     }
+                    self.report_pushed(&mut run);
                     let (unacked, in_flight) = (run.held.len() as u64, run.calls.len() as u64);
                     self.set_status(|s| { s.unacked = unacked; s.in_flight = in_flight; });
                     tracing::trace!(
@@ -442,6 +448,8 @@ impl Worker {
             }
         }
         run.calls.abort_all();
+        self.flush_acks(&mut run, true).await;
+        self.report_pushed(&mut run);
         // Closing the channel returns every unacked delivery to the head of the queue, in order.
         let _ = tokio::time::timeout(
             Duration::from_secs(5),
@@ -473,8 +481,8 @@ impl Worker {
                 return;
             }
         }
-        if let Some((_, (received, _))) = run.held.first_key_value() {
-            if now.duration_since(*received) >= policy.max_hold {
+        if let Some(received) = run.held.oldest_received() {
+            if now.duration_since(received) >= policy.max_hold {
                 run.finish(
                     End::Recycle(format!(
                         "a message was held unacked for {} s (retry.max_hold_secs): returning \
@@ -495,10 +503,9 @@ impl Worker {
         }
     }
 
-    async fn accept(&mut self, run: &mut Run, delivery: lapin::message::Delivery) {
+    fn accept(&mut self, run: &mut Run, delivery: lapin::message::Delivery) {
         let tag = delivery.delivery_tag;
-        run.held
-            .insert(tag, (Instant::now(), delivery.acker.clone()));
+        run.held.insert(tag, delivery.acker.clone(), Instant::now());
         if delivery.redelivered {
             run.last_redelivered = Some(tokio::time::Instant::now());
         } else {
@@ -515,7 +522,7 @@ impl Worker {
                 return self.spawn_park(run, tag, raw, reason);
             }
             Ok(Message::Heartbeat(_)) => {
-                self.ack(run, &[tag]).await;
+                run.settle(&[tag]);
                 return;
             }
             Ok(Message::Change(change)) => change,
@@ -537,7 +544,7 @@ impl Worker {
         };
         if !partner.tables.contains(&mapping.qualified_name()) {
             tracing::debug!(partner = %partner.id, table = %mapping.qualified_name(), "not pushed to this partner: acknowledged");
-            self.ack(run, &[tag]).await;
+            run.settle(&[tag]);
             return;
         }
         let one_at_a_time = mapping.module == Module::Cdrs;
@@ -552,7 +559,7 @@ impl Worker {
         };
         if let Added::Stale { pushed_seq } = run.lanes.add(&key, pending, one_at_a_time) {
             tracing::debug!(partner = %partner.id, record = %key, pushed_seq, "older than what the partner holds: acknowledged unsent");
-            self.ack(run, &[tag]).await;
+            run.settle(&[tag]);
         }
     }
 
@@ -628,15 +635,11 @@ impl Worker {
             CallResult::Delivered { seq, note } => {
                 run.failing_since = None;
                 run.delivered_any = true;
-                self.ack(run, &tags).await;
+                run.settle(&tags);
                 if let Some(note) = note {
                     tracing::info!(partner = %partner.id, record = key.as_deref().unwrap_or(""), note, "acknowledged without a call");
                 }
-                let now = now_rfc3339();
-                self.set_status(|s| {
-                    s.pushed += tags.len() as u64;
-                    s.last_success = Some(now);
-                });
+                run.pushed_since_tick += tags.len() as u64;
                 if let Some(key) = key {
                     let record = batch
                         .first()
@@ -644,12 +647,12 @@ impl Worker {
                         .unwrap_or_else(|| Arc::from(""));
                     let stale = run.lanes.finish(&key, Some((&record, seq)));
                     let stale: Vec<u64> = stale.iter().map(|p| p.tag).collect();
-                    self.ack(run, &stale).await;
+                    run.settle(&stale);
                 }
             }
             CallResult::Parked { reason } => {
                 tracing::warn!(partner = %partner.id, record = key.as_deref().unwrap_or("-"), messages = tags.len(), reason, "parked");
-                self.ack(run, &tags).await;
+                run.settle(&tags);
                 self.set_status(|s| s.parked += tags.len() as u64);
                 if let Some(key) = key {
                     run.lanes.finish(&key, None);
@@ -741,14 +744,15 @@ impl Worker {
         });
     }
 
-    /// Acks deliveries; a refused ack (closed channel, consumer timeout) ends consuming, and
-    /// the broker hands the message out again.
-    async fn ack(&self, run: &mut Run, tags: &[u64]) {
-        for tag in tags {
-            let Some((_, acker)) = run.held.remove(tag) else {
-                continue;
-            };
-            match acker.ack(BasicAckOptions::default()).await {
+    /// Sends the acks that are due (see [`AckWindow`]); `everything` when the phase ends. A
+    /// refused ack (closed channel, consumer timeout) ends consuming, and the broker hands the
+    /// message out again.
+    async fn flush_acks(&self, run: &mut Run, everything: bool) {
+        let due = run.held.take_due(Instant::now(), everything);
+        let head = due.head.map(|acker| (acker, true));
+        let singles = due.singles.into_iter().map(|acker| (acker, false));
+        for (acker, multiple) in head.into_iter().chain(singles) {
+            match acker.ack(BasicAckOptions { multiple }).await {
                 Ok(true) => {}
                 Ok(false) => {
                     run.finish(
@@ -766,13 +770,27 @@ impl Worker {
             }
         }
     }
+
+    /// Moves the pushes counted since the last tick into the shared status.
+    fn report_pushed(&self, run: &mut Run) {
+        if run.pushed_since_tick > 0 {
+            let pushed = std::mem::take(&mut run.pushed_since_tick);
+            let now = now_rfc3339();
+            self.set_status(|s| {
+                s.pushed += pushed;
+                s.last_success = Some(now);
+            });
+        }
+    }
 }
 
 /// The state of one consuming phase.
 struct Run {
     lanes: Lanes,
-    /// Every unacked delivery, by tag (so the first is the oldest).
-    held: BTreeMap<u64, (Instant, Acker)>,
+    /// Every unacked delivery; settled ones wait there for their gathered ack.
+    held: AckWindow<Acker>,
+    /// Successful pushes not yet counted in the shared status (updated once a tick).
+    pushed_since_tick: u64,
     calls: JoinSet<CallDone>,
     /// Set to true to cut the waits of calls that are backing off.
     cancel: watch::Sender<bool>,
@@ -791,6 +809,11 @@ struct Run {
 }
 
 impl Run {
+    /// Marks deliveries as ready to ack; the acks go out gathered (see [`AckWindow`]).
+    fn settle(&mut self, tags: &[u64]) {
+        self.held.settle(tags, Instant::now());
+    }
+
     /// Stops taking deliveries and starting calls; calls that are sending get `grace`.
     fn finish(&mut self, end: End, grace: Duration) {
         if self.end.is_none() {

@@ -7,11 +7,13 @@
 //! - [`presence`] and [`assignment`]: who is alive, and the fair split of partners among them;
 //! - [`delivery`]: one partner's consume-push-ack loop, pauses and probes;
 //! - [`lanes`]: per-record order, concurrency across records, coalescing;
+//! - [`ack_window`]: unacked deliveries and their gathered acks;
 //! - [`mapping`] and [`ocpi`]: from a change to an OCPI call, and the call itself;
 //! - [`parking`]: what cannot be delivered, kept with its reason;
 //! - [`cdr_ledger`]: the guard that keeps a CDR from being POSTed twice;
 //! - [`status`]: the `partners` listing.
 
+pub mod ack_window;
 pub mod assignment;
 pub mod cdr_ledger;
 pub mod config;
