@@ -9,6 +9,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pusher::config::{Config, LogFormat};
 
+/// Allocation-heavy hot path (a JSON message in, an HTTP request out, per push): mimalloc
+/// costs measurably less CPU per push than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "pusher",
