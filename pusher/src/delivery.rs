@@ -1097,6 +1097,7 @@ fn placeholder_change() -> RowChange {
             tx_index: 0,
             commit_time: String::new(),
         },
+        snapshot: None,
     }
 }
 
