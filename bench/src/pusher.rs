@@ -191,6 +191,7 @@ fn tariff_message(seq: u64, publish_us: i64) -> (Vec<u8>, BasicProperties) {
             tx_index: 0,
             commit_time: "2026-02-01T12:00:02Z".into(),
         },
+        snapshot: None,
     };
     let mut headers = FieldTable::default();
     let text = |s: &str| AMQPValue::LongString(LongString::from(s));

@@ -40,6 +40,12 @@ impl CaptureFilter {
         }
     }
 
+    /// Leaves one more table out (the bridge's own signal table).
+    pub fn exclude_table(&mut self, database: &str, table: &str) {
+        self.exclude_tables
+            .insert((database.to_string(), table.to_string()));
+    }
+
     pub fn databases(&self) -> impl Iterator<Item = &String> {
         self.databases.iter()
     }

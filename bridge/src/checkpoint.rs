@@ -2,10 +2,12 @@
 //! confirmed by the broker. Written atomically so a crash at any moment leaves either the old
 //! or the new checkpoint, never a torn file.
 
+use crate::sync::state::SyncState;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A resumable position: always a transaction boundary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +26,10 @@ pub struct Checkpoint {
     /// When it was written (RFC 3339 UTC), for operators.
     #[serde(default)]
     pub saved_at: String,
+    /// Initial syncs (waiting, running with their cursors, recently ended), as of this
+    /// position; absent when the bridge never ran one (and in checkpoints of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<Arc<SyncState>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,11 +140,41 @@ mod tests {
             gtid: Some("0-1-9".into()),
             next_seq: 77,
             saved_at: "2026-01-01T00:00:00Z".into(),
+            sync: None,
         };
         store.save(&cp).unwrap();
         store.save(&cp).unwrap();
         assert_eq!(store.load().unwrap(), Some(cp));
         assert!(!dir.join("sub/cp.json.tmp").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn checkpoints_without_sync_state_still_load_and_sync_state_round_trips() {
+        let dir = temp_dir("sync");
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("cp.json");
+        fs::write(&path, r#"{"file":"binlog.000001","pos":4,"next_seq":1}"#).unwrap();
+        let store = CheckpointStore::new(&path);
+        let old = store.load().unwrap().unwrap();
+        assert_eq!(old.sync, None);
+        let mut state = SyncState::default();
+        state.waiting.push(crate::sync::state::SyncJob {
+            sync_id: "s1".into(),
+            queue: "ocpi.b".into(),
+            tables: vec![crate::sync::state::TableProgress::new("app.t")],
+            state: crate::sync::state::Outcome::Waiting,
+            reason: None,
+            requested_at: String::new(),
+            started_at: String::new(),
+            ended_at: String::new(),
+        });
+        let cp = Checkpoint {
+            sync: Some(Arc::new(state)),
+            ..old
+        };
+        store.save(&cp).unwrap();
+        assert_eq!(store.load().unwrap(), Some(cp));
         fs::remove_dir_all(&dir).unwrap();
     }
 

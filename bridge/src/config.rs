@@ -40,6 +40,29 @@ pub struct Config {
     pub checkpoint: CheckpointConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub sync: SyncConfig,
+}
+
+/// Initial syncs (a new partner gets every existing record): the signal table and chunking.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    #[serde(default = "default_sync_enabled")]
+    pub enabled: bool,
+    /// Database of the signal table; empty means the first of `capture.databases`.
+    #[serde(default)]
+    pub database: String,
+    #[serde(default = "default_signal_table")]
+    pub signal_table: String,
+    #[serde(default = "default_chunk_size")]
+    pub chunk_size: usize,
+    #[serde(default = "default_chunks_in_flight")]
+    pub chunks_in_flight: usize,
+    #[serde(default = "default_progress_secs")]
+    pub progress_secs: u64,
+    #[serde(default = "default_signal_retention_secs")]
+    pub signal_retention_secs: u64,
 }
 
 /// Where the bridge starts reading when it has no checkpoint yet.
@@ -174,6 +197,24 @@ fn default_checkpoint_path() -> PathBuf {
 fn default_checkpoint_interval() -> u64 {
     500
 }
+fn default_sync_enabled() -> bool {
+    true
+}
+fn default_signal_table() -> String {
+    "cdc_signal".into()
+}
+fn default_chunk_size() -> usize {
+    1024
+}
+fn default_chunks_in_flight() -> usize {
+    2
+}
+fn default_progress_secs() -> u64 {
+    5
+}
+fn default_signal_retention_secs() -> u64 {
+    3600
+}
 fn default_log_format() -> LogFormat {
     LogFormat::Text
 }
@@ -207,6 +248,20 @@ impl Default for CheckpointConfig {
         CheckpointConfig {
             path: default_checkpoint_path(),
             interval_ms: default_checkpoint_interval(),
+        }
+    }
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            enabled: default_sync_enabled(),
+            database: String::new(),
+            signal_table: default_signal_table(),
+            chunk_size: default_chunk_size(),
+            chunks_in_flight: default_chunks_in_flight(),
+            progress_secs: default_progress_secs(),
+            signal_retention_secs: default_signal_retention_secs(),
         }
     }
 }
@@ -339,10 +394,64 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        let name_ok = |n: &str| {
+            !n.is_empty()
+                && n.len() <= 64
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+        };
+        if !self.sync.database.is_empty() && !name_ok(&self.sync.database) {
+            return Err(invalid(
+                "sync.database",
+                "must be a plain database name (letters, digits, _ or $), or empty for the first \
+                 of capture.databases"
+                    .into(),
+            ));
+        }
+        if !name_ok(&self.sync.signal_table) {
+            return Err(invalid(
+                "sync.signal_table",
+                "must be a plain table name (letters, digits, _ or $)".into(),
+            ));
+        }
+        if !(1..=100_000).contains(&self.sync.chunk_size) {
+            return Err(invalid(
+                "sync.chunk_size",
+                "must be between 1 and 100000 (1024 is a good default)".into(),
+            ));
+        }
+        if !(1..=16).contains(&self.sync.chunks_in_flight) {
+            return Err(invalid(
+                "sync.chunks_in_flight",
+                "must be between 1 and 16".into(),
+            ));
+        }
+        if self.sync.progress_secs == 0 {
+            return Err(invalid("sync.progress_secs", "must be at least 1".into()));
+        }
+        if self.sync.signal_retention_secs < 60 {
+            return Err(invalid(
+                "sync.signal_retention_secs",
+                "must be at least 60".into(),
+            ));
+        }
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "must not be empty".into()));
         }
         Ok(())
+    }
+
+    /// The signal table's database: `sync.database`, or the first captured database.
+    pub fn signal_database(&self) -> &str {
+        if self.sync.database.is_empty() {
+            self.capture
+                .databases
+                .first()
+                .map(String::as_str)
+                .unwrap_or("")
+        } else {
+            &self.sync.database
+        }
     }
 
     pub fn dedup_window(&self) -> Duration {
@@ -437,6 +546,8 @@ databases = ["app"]
         );
         assert_eq!(shipped.source.server_id, minimal.source.server_id);
         assert_eq!(shipped.source.heartbeat_secs, minimal.source.heartbeat_secs);
+        assert_eq!(format!("{:?}", shipped.sync), format!("{:?}", minimal.sync));
+        assert_eq!(minimal.signal_database(), "app");
     }
 
     #[test]

@@ -180,6 +180,25 @@ impl DedupBuffer {
         self.bytes += bytes;
     }
 
+    /// Queues a snapshot row of an initial sync. It is never merged, nor merged into: it goes
+    /// to one partner queue while live changes go to all. The record's open entry is closed,
+    /// so a later live change of the record queues behind the snapshot row instead of merging
+    /// into an entry ahead of it (which would put a newer state before an older one).
+    pub fn push_snapshot(&mut self, change: RowChange, bytes: usize, now: Instant) {
+        if !self.window.is_zero() {
+            self.open.remove(&change.record_key());
+        }
+        self.entries.push_back(Entry::Change {
+            change: Box::new(change),
+            record: String::new(),
+            bytes,
+            // Nothing merges into it: no reason to hold it back.
+            since: now.checked_sub(self.window).unwrap_or(now),
+        });
+        self.rows += 1;
+        self.bytes += bytes;
+    }
+
     pub fn push_boundary(&mut self, checkpoint: Checkpoint) {
         // Consecutive boundaries: only the newest matters.
         if let Some(Entry::Boundary(last)) = self.entries.back_mut() {
@@ -274,6 +293,7 @@ mod tests {
                 tx_index: 0,
                 commit_time: "2026-01-01T00:00:00Z".into(),
             },
+            snapshot: None,
         }
     }
 
@@ -284,6 +304,7 @@ mod tests {
             gtid: None,
             next_seq: pos,
             saved_at: String::new(),
+            sync: None,
         }
     }
 
@@ -400,6 +421,27 @@ mod tests {
                 merged: 1
             }
         );
+    }
+
+    #[test]
+    fn a_snapshot_row_is_never_merged_and_later_changes_queue_behind_it() {
+        let mut buffer = DedupBuffer::new(Duration::from_secs(60), 100, 1 << 20);
+        let now = Instant::now();
+        buffer.push_change(change(1, 7, Update, Some(0), Some(1)), 10, now);
+        let mut snapshot = change(2, 7, Insert, None, Some(1));
+        snapshot.snapshot = Some(change_message::SnapshotMark {
+            sync_id: "s".into(),
+        });
+        buffer.push_snapshot(snapshot, 10, now);
+        buffer.push_change(change(3, 7, Update, Some(1), Some(2)), 10, now);
+        let out: Vec<(u64, bool)> = drain(&mut buffer)
+            .into_iter()
+            .map(|r| match r {
+                Released::Change(c) => (c.seq, c.snapshot.is_some()),
+                _ => (0, false),
+            })
+            .collect();
+        assert_eq!(out, vec![(1, false), (2, true), (3, false)]);
     }
 
     #[test]

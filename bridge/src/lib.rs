@@ -3,7 +3,8 @@
 //!
 //! Data path: [`source`] (binlog reader thread, decoding) -> [`pipeline`] (sequence numbers,
 //! sessions, checkpointing) -> [`dedup`] (coalescing) -> [`publisher`] (confirmed publishing).
-//! State lives in one place: the checkpoint file ([`checkpoint`]).
+//! Initial syncs of new partners ([`sync`]) run inside the same stream. State lives in one
+//! place: the checkpoint file ([`checkpoint`]), which carries the sync state too.
 
 pub mod capture_filter;
 pub mod checkpoint;
@@ -14,4 +15,5 @@ pub mod preflight;
 pub mod publisher;
 pub mod schema_catalog;
 pub mod source;
+pub mod sync;
 pub mod time_format;

@@ -1,4 +1,5 @@
-//! `bridge` command line: `run` starts capturing, `check` runs only the start-up checks.
+//! `bridge` command line: `run` starts capturing, `check` runs only the start-up checks,
+//! `sync` asks for an initial sync of a partner queue (or cancels one, or shows them).
 
 use anyhow::Context;
 use bridge::config::{Config, LogFormat};
@@ -30,6 +31,101 @@ enum Command {
         #[arg(long, short, default_value = "config/bridge.toml")]
         config: PathBuf,
     },
+    /// Initial syncs: send every existing record of some tables to one partner queue.
+    Sync {
+        #[command(subcommand)]
+        command: SyncCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SyncCommand {
+    /// Ask the running bridge to sync tables to a queue (which must exist and be bound).
+    Start {
+        /// The partner's queue.
+        #[arg(long)]
+        queue: String,
+        /// Comma-separated `database.table` list (captured tables with a primary key).
+        #[arg(long, value_delimiter = ',', required = true)]
+        tables: Vec<String>,
+        #[arg(long, short, default_value = "config/bridge.toml")]
+        config: PathBuf,
+    },
+    /// Stop the running or waiting syncs of a queue.
+    Cancel {
+        #[arg(long)]
+        queue: String,
+        #[arg(long, short, default_value = "config/bridge.toml")]
+        config: PathBuf,
+    },
+    /// Show the syncs the bridge's checkpoint records (as confirmed by the broker).
+    Status {
+        /// Print the state as JSON.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, short, default_value = "config/bridge.toml")]
+        config: PathBuf,
+    },
+}
+
+async fn sync_request(
+    config: Config,
+    action: change_message::sync_request::SyncAction,
+) -> anyhow::Result<()> {
+    let request = bridge::sync::requests::submit(&config, action).await?;
+    println!(
+        "sync request {} sent to queue {} ({}); the bridge logs its progress, `bridge sync status` shows it",
+        request.request_id,
+        change_message::sync_request::requests_queue(&config.broker.exchange),
+        String::from_utf8_lossy(&request.to_vec())
+    );
+    Ok(())
+}
+
+fn sync_status(config: Config, json: bool) -> anyhow::Result<()> {
+    let store = bridge::checkpoint::CheckpointStore::new(&config.checkpoint.path);
+    let state = store
+        .load()?
+        .and_then(|cp| cp.sync)
+        .map(|s| (*s).clone())
+        .unwrap_or_default();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&state)?);
+        return Ok(());
+    }
+    let all = state.all();
+    if all.is_empty() {
+        println!("no initial sync recorded in {}", store.path().display());
+        return Ok(());
+    }
+    for job in all {
+        let state_text = format!("{:?}", job.state).to_lowercase();
+        println!(
+            "sync {}  queue {}  {}{}",
+            job.sync_id,
+            job.queue,
+            state_text,
+            job.reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
+        for table in &job.tables {
+            let total = table
+                .rows_total
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "?".into());
+            println!(
+                "  {:<40} {:<8} {}/{} rows ({} sent)",
+                table.table,
+                format!("{:?}", table.state).to_lowercase(),
+                table.rows_done,
+                total,
+                table.rows_sent
+            );
+        }
+    }
+    Ok(())
 }
 
 fn init_logging(config: &Config) {
@@ -82,6 +178,18 @@ async fn check(config: Config) -> anyhow::Result<()> {
     let checkpoint = store.load()?;
     let (facts, catalog) =
         bridge::preflight::run(&config.source, &filter, checkpoint.as_ref()).await?;
+    if config.sync.enabled {
+        bridge::preflight::signal_table(
+            &config.source,
+            config.signal_database(),
+            &config.sync.signal_table,
+        )
+        .await?;
+        println!(
+            "signal table OK: {}",
+            bridge::sync::signal::quoted(config.signal_database(), &config.sync.signal_table)
+        );
+    }
     let captured = catalog
         .tables
         .keys()
@@ -119,7 +227,14 @@ async fn check(config: Config) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (Command::Run { config: path } | Command::Check { config: path }) = &cli.command;
+    let path = match &cli.command {
+        Command::Run { config } | Command::Check { config } => config,
+        Command::Sync { command } => match command {
+            SyncCommand::Start { config, .. }
+            | SyncCommand::Cancel { config, .. }
+            | SyncCommand::Status { config, .. } => config,
+        },
+    };
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(e) => {
@@ -142,6 +257,23 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run { .. } => run(config).await,
             Command::Check { .. } => check(config).await,
+            Command::Sync { command } => match command {
+                SyncCommand::Start { queue, tables, .. } => {
+                    sync_request(
+                        config,
+                        change_message::sync_request::SyncAction::Start { queue, tables },
+                    )
+                    .await
+                }
+                SyncCommand::Cancel { queue, .. } => {
+                    sync_request(
+                        config,
+                        change_message::sync_request::SyncAction::Cancel { queue },
+                    )
+                    .await
+                }
+                SyncCommand::Status { json, .. } => sync_status(config, json),
+            },
         }
     });
     match result {

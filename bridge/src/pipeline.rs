@@ -15,9 +15,15 @@ use crate::preflight::{self, PreflightError};
 use crate::publisher::{properties, text_header, Outgoing, PublishError, Publisher};
 use crate::schema_catalog;
 use crate::source::gtid::GtidState;
-use crate::source::{self, Boundary, CapturedRow, SourceError, SourceEvent, SourceParams, StartAt};
+use crate::source::{
+    self, Boundary, CapturedRow, SignalRow, SourceError, SourceEvent, SourceParams, StartAt,
+};
+use crate::sync::tracker::DriverEvent;
+use crate::sync::{requests, Emission, SyncEngine};
 use crate::time_format::{now_rfc3339, rfc3339_utc_millis, unix_millis_now};
-use change_message::{headers, Heartbeat, Message, RowChange, Source, CONTRACT_VERSION};
+use change_message::{
+    headers, Heartbeat, Message, Operation, RowChange, SnapshotMark, Source, CONTRACT_VERSION,
+};
 use lapin::types::AMQPValue;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,7 +54,18 @@ enum SessionEnd {
 
 /// Runs until `stop` turns true (returns Ok) or a fatal error.
 pub async fn run(config: Config, stop: watch::Receiver<bool>) -> Result<(), BridgeError> {
-    let filter = Arc::new(CaptureFilter::new(&config.capture));
+    let mut filter = CaptureFilter::new(&config.capture);
+    let signal_table = config.sync.enabled.then(|| {
+        (
+            config.signal_database().to_string(),
+            config.sync.signal_table.clone(),
+        )
+    });
+    if let Some((database, table)) = &signal_table {
+        // The signal table is never captured, whatever the filter says.
+        filter.exclude_table(database, table);
+    }
+    let filter = Arc::new(filter);
     let store = CheckpointStore::new(&config.checkpoint.path);
     let mut publisher = Publisher::new(
         &config.broker.url,
@@ -63,6 +80,7 @@ pub async fn run(config: Config, stop: watch::Receiver<bool>) -> Result<(), Brid
     }
     tracing::info!(exchange = %config.broker.exchange, "connected to the broker");
 
+    let mut signal_ready = false;
     let mut backoff = Backoff::new();
     loop {
         if *stop.borrow() {
@@ -82,6 +100,27 @@ pub async fn run(config: Config, stop: watch::Receiver<bool>) -> Result<(), Brid
             }
             Err(error) => return Err(error.into()),
         };
+        if let (Some((database, table)), false) = (&signal_table, signal_ready) {
+            match preflight::signal_table(&config.source, database, table).await {
+                Ok(()) => {}
+                Err(error) if error.is_retryable() => {
+                    tracing::warn!(%error, retry_in_s = backoff.peek().as_secs_f32(), "waiting for the database");
+                    if backoff.wait(&stop).await {
+                        break;
+                    }
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            }
+            signal_ready = true;
+            let shared = Arc::new(config.clone());
+            tokio::spawn(requests::serve(
+                shared.clone(),
+                filter.clone(),
+                stop.clone(),
+            ));
+            tokio::spawn(requests::clean_signals(shared, stop.clone()));
+        }
         let (start, next_seq, start_gtid) = match &checkpoint {
             Some(cp) => {
                 tracing::info!(file = %cp.file, pos = cp.pos, next_seq = cp.next_seq, "resuming from checkpoint {}", store.path().display());
@@ -150,6 +189,19 @@ pub async fn run(config: Config, stop: watch::Receiver<bool>) -> Result<(), Brid
                     found.table(database, table).cloned()
                 })
             }),
+            signal_table: signal_table.clone(),
+        };
+        let sync = signal_table.as_ref().map(|_| {
+            SyncEngine::start(
+                &config,
+                is_mariadb,
+                filter.clone(),
+                checkpoint.as_ref().and_then(|c| c.sync.as_deref()),
+            )
+        });
+        let (sync, driver_rx) = match sync {
+            Some((engine, rx)) => (Some(engine), Some(rx)),
+            None => (None, None),
         };
         let mut session = Session {
             config: &config,
@@ -168,9 +220,12 @@ pub async fn run(config: Config, stop: watch::Receiver<bool>) -> Result<(), Brid
             last_publish: Instant::now(),
             last_boundary: None,
             published: 0,
+            sync,
+            snapshot_rows: 0,
         };
         let session_started = Instant::now();
-        let end = session.run(params, stop.clone()).await?;
+        let end = session.run(params, driver_rx, stop.clone()).await?;
+        drop(session);
         if session_started.elapsed() > Duration::from_secs(60) {
             backoff = Backoff::new();
         }
@@ -247,12 +302,25 @@ struct Session<'a> {
     last_publish: Instant,
     last_boundary: Option<Boundary>,
     published: u64,
+    /// Initial syncs (None when `[sync] enabled = false`).
+    sync: Option<SyncEngine>,
+    snapshot_rows: u64,
+}
+
+async fn next_driver_event(
+    rx: &mut Option<mpsc::UnboundedReceiver<DriverEvent>>,
+) -> Option<DriverEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Session<'_> {
     async fn run(
         &mut self,
         params: SourceParams,
+        mut driver_rx: Option<mpsc::UnboundedReceiver<DriverEvent>>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<SessionEnd, BridgeError> {
         let (tx, mut rx) = mpsc::channel(SOURCE_CHANNEL);
@@ -302,9 +370,14 @@ impl Session<'_> {
                         self.save(false)?;
                     }
                 }
+                Some(report) = next_driver_event(&mut driver_rx) => {
+                    if let Some(sync) = self.sync.as_mut() {
+                        sync.on_driver(report);
+                    }
+                }
                 event = rx.recv(), if self.dedup.has_room() => {
                     last_event = Instant::now();
-                    if let Some(end) = self.handle_event(event) {
+                    if let Some(end) = self.handle_event(event, &mut driver_rx) {
                         break end;
                     }
                     // Take what is already waiting in one go.
@@ -315,7 +388,7 @@ impl Session<'_> {
                         }
                         match rx.try_recv() {
                             Ok(event) => {
-                                if let Some(e) = self.handle_event(Some(event)) {
+                                if let Some(e) = self.handle_event(Some(event), &mut driver_rx) {
                                     end = Some(e);
                                     break;
                                 }
@@ -350,6 +423,9 @@ impl Session<'_> {
                         self.publish_heartbeat().await?;
                     }
                     self.save(false)?;
+                    if let Some(sync) = self.sync.as_mut() {
+                        sync.log_progress();
+                    }
                     if last_stats.elapsed() >= STATS_EVERY {
                         last_stats = Instant::now();
                         self.log_stats();
@@ -363,9 +439,23 @@ impl Session<'_> {
     }
 
     /// Takes one event from the reader; returns how the session ends if it does.
-    fn handle_event(&mut self, event: Option<SourceEvent>) -> Option<SessionEnd> {
+    fn handle_event(
+        &mut self,
+        event: Option<SourceEvent>,
+        driver_rx: &mut Option<mpsc::UnboundedReceiver<DriverEvent>>,
+    ) -> Option<SessionEnd> {
         match event {
             Some(SourceEvent::Row(row)) => self.push_row(*row),
+            Some(SourceEvent::Signal(signal)) => {
+                // A chunk's rows are handed over before its high watermark is written, so
+                // they are in the channel by now: take every report first.
+                if let (Some(sync), Some(rx)) = (self.sync.as_mut(), driver_rx.as_mut()) {
+                    while let Ok(report) = rx.try_recv() {
+                        sync.on_driver(report);
+                    }
+                }
+                self.on_signal(*signal);
+            }
             Some(SourceEvent::Boundary(boundary)) => {
                 self.dedup.push_boundary(Checkpoint {
                     file: boundary.file.to_string(),
@@ -373,6 +463,7 @@ impl Session<'_> {
                     gtid: boundary.gtid.as_deref().map(str::to_string),
                     next_seq: self.next_seq,
                     saved_at: String::new(),
+                    sync: self.sync.as_ref().and_then(SyncEngine::snapshot),
                 });
                 self.last_boundary = Some(boundary);
             }
@@ -434,7 +525,70 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// A signal row: sync requests and watermarks. A high watermark takes one `seq` (matched or
+    /// not, so numbering is the same when the binlog is read again); the snapshot rows it
+    /// releases carry it, which puts them after every change read before and before every
+    /// change read after.
+    fn on_signal(&mut self, signal: SignalRow) {
+        let Some(sync) = self.sync.as_mut() else {
+            return;
+        };
+        let (is_high, emissions) = sync.on_signal(&signal);
+        if !is_high {
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        for emission in emissions {
+            self.push_snapshot(&signal, seq, emission);
+        }
+    }
+
+    fn push_snapshot(&mut self, at: &SignalRow, seq: u64, emission: Emission) {
+        let Emission {
+            sync_id,
+            database,
+            table,
+            rows,
+            binary_columns,
+        } = emission;
+        let now = Instant::now();
+        for row in rows {
+            let change = RowChange {
+                version: CONTRACT_VERSION,
+                id: format!("snapshot:{sync_id}:{database}.{table}:{}", row.key_text),
+                seq,
+                op: Operation::Insert,
+                database: database.clone(),
+                table: table.clone(),
+                key: row.key,
+                after: Some(row.after),
+                before: None,
+                changed: Vec::new(),
+                binary_columns: binary_columns.clone(),
+                merged: 1,
+                source: Source {
+                    server_id: self.server_id,
+                    file: at.file.to_string(),
+                    pos: at.pos,
+                    row: 0,
+                    gtid: at.gtid.as_deref().map(str::to_string),
+                    tx_index: 0,
+                    commit_time: rfc3339_utc_millis(i64::from(at.commit_time) * 1000, 0),
+                },
+                snapshot: Some(SnapshotMark {
+                    sync_id: sync_id.clone(),
+                }),
+            };
+            self.snapshot_rows += 1;
+            self.dedup.push_snapshot(change, row.bytes, now);
+        }
+    }
+
     fn push_row(&mut self, row: CapturedRow) {
+        if let Some(sync) = self.sync.as_mut() {
+            sync.on_change(&row);
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         let bytes = row.approx_bytes;
@@ -460,6 +614,7 @@ impl Session<'_> {
                 tx_index: row.tx_index,
                 commit_time: rfc3339_utc_millis(i64::from(row.commit_time) * 1000, 0),
             },
+            snapshot: None,
         };
         self.dedup.push_change(change, bytes, Instant::now());
     }
@@ -470,7 +625,11 @@ impl Session<'_> {
         while self.publisher.has_room() && !self.publisher.needs_reconnect() {
             match self.dedup.pop_ready(now, flush) {
                 Some(Released::Change(change)) => {
-                    let outgoing = encode_change(*change);
+                    let queue = match &change.snapshot {
+                        None => None,
+                        Some(mark) => self.sync.as_ref().and_then(|s| s.queue_of(&mark.sync_id)),
+                    };
+                    let outgoing = encode_change(*change, queue);
                     self.publisher.publish(outgoing).await?;
                     self.published += 1;
                     self.last_publish = now;
@@ -499,6 +658,7 @@ impl Session<'_> {
             .publish(Outgoing {
                 body: Arc::new(body),
                 properties: props,
+                queue: None,
             })
             .await?;
         self.last_publish = Instant::now();
@@ -548,6 +708,7 @@ impl Session<'_> {
             dedup_merged = stats.merged,
             dedup_saved_pct = format!("{saved_pct:.1}"),
             published = self.published,
+            snapshot_rows = self.snapshot_rows,
             confirmed = self.publisher.confirmed,
             unconfirmed = self.publisher.unconfirmed(),
             read_file = %file,
@@ -574,7 +735,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-fn encode_change(change: RowChange) -> Outgoing {
+fn encode_change(change: RowChange, queue: Option<Arc<str>>) -> Outgoing {
     let timestamp = (unix_millis_now() / 1000) as u64;
     let props = properties(
         &change.id,
@@ -590,5 +751,6 @@ fn encode_change(change: RowChange) -> Outgoing {
     Outgoing {
         body: Arc::new(Message::Change(change).to_vec()),
         properties: props,
+        queue,
     }
 }

@@ -77,6 +77,29 @@ pub enum PreflightError {
     BinlogPurged { file: String, oldest: String },
     #[error("the server has no binary log files (SHOW BINARY LOGS is empty); is log_bin on?")]
     NoBinlogFiles,
+    #[error(
+        "the signal table {table} of initial syncs does not exist and user `{user}` cannot create \
+         it ({message}). Either grant it: {grant}; or create the table yourself:\n{create};\n\
+         (or turn initial syncs off with [sync] enabled = false)"
+    )]
+    SignalTableMissing {
+        table: String,
+        user: String,
+        message: String,
+        grant: String,
+        create: String,
+    },
+    #[error(
+        "user `{user}` cannot {action} the signal table {table} of initial syncs ({message}); \
+         grant it with: {grant} (or turn initial syncs off with [sync] enabled = false)"
+    )]
+    SignalTableDenied {
+        table: String,
+        user: String,
+        action: &'static str,
+        message: String,
+        grant: String,
+    },
 }
 
 impl PreflightError {
@@ -176,6 +199,81 @@ fn has_global_privilege(grants: &[String], names: &[&str]) -> bool {
         let global = upper.contains(" ON *.* ");
         global && (upper.contains("ALL PRIVILEGES") || names.iter().any(|n| upper.contains(n)))
     })
+}
+
+fn is_denied(error: &mysql_async::Error) -> bool {
+    // 1142 table command denied, 1143 column denied, 1044 database denied, 1227 needs privilege
+    matches!(error, mysql_async::Error::Server(e) if matches!(e.code, 1142 | 1143 | 1044 | 1227))
+}
+
+/// Makes sure the signal table of initial syncs exists (creating it when missing) and that the
+/// bridge's user may read, insert and delete its rows. The check writes nothing: the probe
+/// statements run in a transaction that is rolled back (and so never reaches the binlog).
+pub async fn signal_table(
+    source: &SourceConfig,
+    database: &str,
+    table: &str,
+) -> Result<(), PreflightError> {
+    use crate::sync::signal::{create_statement, grant_statement, quoted};
+    let mut conn = connect(source).await?;
+    let name = quoted(database, table);
+    let grant = grant_statement(database, table, &source.user);
+    let exists: Option<u64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (database, table),
+        )
+        .await
+        .map_err(query_error)?;
+    if exists.unwrap_or(0) == 0 {
+        if let Err(error) = conn.query_drop(create_statement(database, table)).await {
+            if is_denied(&error) {
+                return Err(PreflightError::SignalTableMissing {
+                    table: name,
+                    user: source.user.clone(),
+                    message: error.to_string(),
+                    grant,
+                    create: create_statement(database, table),
+                });
+            }
+            return Err(query_error(error));
+        }
+        tracing::info!(table = %name, "created the signal table of initial syncs");
+    }
+    let probes: [(&'static str, String); 3] = [
+        ("read (SELECT)", format!("SELECT id FROM {name} LIMIT 1")),
+        (
+            "write (INSERT)",
+            format!("INSERT INTO {name} (kind, sync_id, detail) VALUES ('probe', '', '')"),
+        ),
+        (
+            "clean up (DELETE)",
+            format!("DELETE FROM {name} WHERE id = 0"),
+        ),
+    ];
+    conn.query_drop("START TRANSACTION")
+        .await
+        .map_err(query_error)?;
+    let mut outcome = Ok(());
+    for (action, sql) in probes {
+        if let Err(error) = conn.query_drop(sql).await {
+            outcome = Err(if is_denied(&error) {
+                PreflightError::SignalTableDenied {
+                    table: name.clone(),
+                    user: source.user.clone(),
+                    action,
+                    message: error.to_string(),
+                    grant: grant.clone(),
+                }
+            } else {
+                query_error(error)
+            });
+            break;
+        }
+    }
+    let _ = conn.query_drop("ROLLBACK").await;
+    let _ = conn.disconnect().await;
+    outcome
 }
 
 /// Runs every check; returns the server facts and the catalog of captured tables.

@@ -27,6 +27,12 @@ pub enum PublishError {
          partner) and restart the bridge"
     )]
     Unroutable { exchange: String },
+    #[error(
+        "the broker returned a snapshot row of an initial sync as unroutable: queue `{queue}` no \
+         longer exists. Publishing stopped; cancel the sync (`bridge sync cancel --queue {queue}`) \
+         or declare the queue again, then restart the bridge"
+    )]
+    SnapshotQueueGone { queue: String },
     #[error("stopped while waiting for the broker")]
     Interrupted,
 }
@@ -36,6 +42,9 @@ pub enum PublishError {
 pub struct Outgoing {
     pub body: Arc<Vec<u8>>,
     pub properties: BasicProperties,
+    /// `None`: to the fanout exchange (every partner). `Some(queue)`: to that one queue only,
+    /// through the default exchange (snapshot rows of an initial sync).
+    pub queue: Option<Arc<str>>,
 }
 
 enum InFlight {
@@ -350,6 +359,13 @@ impl Publisher {
                     progressed = true;
                 }
                 Some(Ok(Confirmation::Ack(Some(_)))) => {
+                    if let Some(InFlight::Message { message, .. }) = self.in_flight.front() {
+                        if let Some(queue) = &message.queue {
+                            return Err(PublishError::SnapshotQueueGone {
+                                queue: queue.to_string(),
+                            });
+                        }
+                    }
                     return Err(PublishError::Unroutable {
                         exchange: self.exchange.clone(),
                     });
@@ -398,10 +414,14 @@ async fn send(
     exchange: &str,
     message: &Outgoing,
 ) -> Result<PublisherConfirm, lapin::Error> {
+    let (exchange, routing_key) = match &message.queue {
+        None => (exchange, ""),
+        Some(queue) => ("", &**queue),
+    };
     channel
         .basic_publish(
             ShortString::from(exchange),
-            ShortString::from(""),
+            ShortString::from(routing_key),
             BasicPublishOptions {
                 mandatory: true,
                 ..BasicPublishOptions::default()

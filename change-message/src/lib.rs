@@ -6,6 +6,7 @@
 //! together, and bump [`CONTRACT_VERSION`] for any change a consumer could notice.
 
 pub mod calendar;
+pub mod sync_request;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -93,6 +94,19 @@ pub struct RowChange {
     /// How many captured row changes this message stands for (1 unless coalesced).
     pub merged: u32,
     pub source: Source,
+    /// Present only on snapshot rows of an initial sync: the row as it was read from the table,
+    /// sent to the one partner queue that asked for it. A snapshot row is an `insert` with the
+    /// full row in `after`, no `before`, no `changed`; its `seq` sits between the live changes
+    /// around it, so "a larger seq is newer" holds for it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotMark>,
+}
+
+/// Marks a snapshot row (see [`RowChange::snapshot`]).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotMark {
+    /// The sync that produced the row: the `request_id` of its [`sync_request::SyncRequest`].
+    pub sync_id: String,
 }
 
 /// Where a change came from in the source database's binlog.
@@ -162,6 +176,11 @@ impl RowChange {
         )
     }
 
+    /// True for a snapshot row of an initial sync.
+    pub fn is_snapshot(&self) -> bool {
+        self.snapshot.is_some()
+    }
+
     /// The newest known state of the row: `after` for inserts and updates, `before` for deletes.
     pub fn latest_image(&self) -> Option<&Row> {
         match self.op {
@@ -223,7 +242,21 @@ mod tests {
                 tx_index: 0,
                 commit_time: "2026-01-01T00:00:00Z".into(),
             },
+            snapshot: None,
         }
+    }
+
+    #[test]
+    fn snapshot_mark_is_optional_and_absent_from_live_changes() {
+        let live = Message::Change(sample()).to_vec();
+        assert!(!String::from_utf8_lossy(&live).contains("snapshot"));
+        let mut change = sample();
+        change.snapshot = Some(SnapshotMark {
+            sync_id: "s1".into(),
+        });
+        let body = Message::Change(change.clone()).to_vec();
+        assert!(String::from_utf8_lossy(&body).contains(r#""snapshot":{"sync_id":"s1"}"#));
+        assert_eq!(Message::from_slice(&body).unwrap(), Message::Change(change));
     }
 
     #[test]

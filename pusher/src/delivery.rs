@@ -1120,6 +1120,7 @@ fn placeholder_change() -> RowChange {
             tx_index: 0,
             commit_time: String::new(),
         },
+        snapshot: None,
     }
 }
 

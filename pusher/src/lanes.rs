@@ -313,6 +313,7 @@ mod tests {
                 tx_index: 0,
                 commit_time: "2026-01-01T00:00:00Z".into(),
             },
+            snapshot: None,
         })
     }
 

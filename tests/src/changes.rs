@@ -59,6 +59,7 @@ pub fn change(
             tx_index: 0,
             commit_time: "2026-02-01T12:00:00Z".into(),
         },
+        snapshot: None,
     }
 }
 

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::util::{cleanup_dir, find_program, free_port, fresh_dir, send_signal, tail, wait_child};
 
-/// User the bridge connects as (granted `REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.*`).
+/// User the bridge connects as (granted `REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.*`,
+/// and `SELECT, INSERT, DELETE, CREATE` on the signal table `app.cdc_signal`).
 pub const CDC_USER: &str = "cdc";
 /// Password of [`CDC_USER`].
 pub const CDC_PASSWORD: &str = "cdc-pass";
@@ -387,9 +388,14 @@ impl MariaDb {
                  GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO '{CDC_USER}'@'{host}';\n"
             ));
         }
-        sql.push_str(&format!(
-            "FLUSH PRIVILEGES;\nCREATE DATABASE {APP_DATABASE};\n"
-        ));
+        sql.push_str(&format!("CREATE DATABASE {APP_DATABASE};\n"));
+        // The bridge's signal table of initial syncs (created by the bridge at start).
+        for host in ["%", "localhost", "127.0.0.1"] {
+            sql.push_str(&format!(
+                "GRANT SELECT, INSERT, DELETE, CREATE ON {APP_DATABASE}.cdc_signal TO '{CDC_USER}'@'{host}';\n"
+            ));
+        }
+        sql.push_str("FLUSH PRIVILEGES;\n");
         if let Err(e) = self.cli(None, &sql) {
             panic!("setting up users on MariaDB port {}: {e}", self.port);
         }

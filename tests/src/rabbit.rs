@@ -282,10 +282,19 @@ pub async fn delete_queue(url: &str, queue: &str) {
     close(conn).await;
 }
 
-/// Deletes an exchange (no error if it does not exist).
+/// Deletes an exchange (no error if it does not exist), and the sync-requests queue a bridge
+/// publishing to it declares.
 pub async fn delete_exchange(url: &str, exchange: &str) {
     let conn = connect(url).await;
     let ch = channel(&conn).await;
+    ch.queue_delete(
+        change_message::sync_request::requests_queue(exchange)
+            .as_str()
+            .into(),
+        QueueDeleteOptions::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot delete the sync-requests queue of {exchange:?}: {e}"));
     ch.exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
         .await
         .unwrap_or_else(|e| panic!("cannot delete exchange {exchange:?}: {e}"));

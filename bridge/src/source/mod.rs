@@ -6,6 +6,7 @@
 pub mod decode;
 pub mod gtid;
 pub mod mysql_json;
+pub mod sql_values;
 pub mod table_schema;
 
 use crate::capture_filter::CaptureFilter;
@@ -62,9 +63,23 @@ pub struct Boundary {
     pub gtid: Option<Arc<str>>,
 }
 
+/// A row inserted into the bridge's signal table (a sync request or watermark), read back from
+/// the binlog: a control event, never published.
+#[derive(Debug, Clone)]
+pub struct SignalRow {
+    pub row: Row,
+    pub file: Arc<str>,
+    /// Position of the rows event that carried it.
+    pub pos: u64,
+    pub gtid: Option<Arc<str>>,
+    /// Seconds since the epoch, from the transaction's first event.
+    pub commit_time: u32,
+}
+
 #[derive(Debug)]
 pub enum SourceEvent {
     Row(Box<CapturedRow>),
+    Signal(Box<SignalRow>),
     /// A transaction ended (captured rows or not), or the binlog rotated between transactions.
     Boundary(Boundary),
     /// The server's replication heartbeat: the connection lives, nothing new was written.
@@ -159,6 +174,9 @@ pub struct SourceParams {
     pub filter: Arc<CaptureFilter>,
     pub catalog: HashMap<(String, String), TableCatalog>,
     pub lookup: CatalogLookup,
+    /// The signal table (database, table): its inserted rows come out as `Signal`, whatever
+    /// the capture filter says.
+    pub signal_table: Option<(String, String)>,
 }
 
 /// Starts the reader thread. It ends after sending `Failed`, or when the receiver is dropped.
@@ -198,6 +216,7 @@ struct CachedTable {
     binary_columns: Arc<[String]>,
     database: Arc<str>,
     table: Arc<str>,
+    signal: bool,
 }
 
 struct Reader {
@@ -505,10 +524,16 @@ impl Reader {
                 return Ok(());
             }
         }
-        let captured = self
+        let signal = self
             .params
-            .filter
-            .captures_table(&map.database_name, &map.table_name);
+            .signal_table
+            .as_ref()
+            .is_some_and(|(db, table)| db == &map.database_name && table == &map.table_name);
+        let captured = signal
+            || self
+                .params
+                .filter
+                .captures_table(&map.database_name, &map.table_name);
         let schema = if captured {
             let key = (map.database_name.clone(), map.table_name.clone());
             let names = map
@@ -553,6 +578,7 @@ impl Reader {
                 binary_columns,
                 database: Arc::from(map.database_name.as_str()),
                 table: Arc::from(map.table_name.as_str()),
+                signal,
             },
         );
         Ok(())
@@ -571,6 +597,26 @@ impl Reader {
         let Some(schema) = cached.schema.clone() else {
             return Ok(true);
         };
+        if cached.signal {
+            // Only inserts are signals; the bridge's own clean-up deletes are not.
+            for (before, after) in rows {
+                let (None, Some(after)) = (before, after) else {
+                    continue;
+                };
+                let (row, _) = self.image(&schema, after.cells, event_pos)?;
+                let signal = SignalRow {
+                    row,
+                    file: self.file.clone(),
+                    pos: event_pos,
+                    gtid: self.gtid.clone(),
+                    commit_time: self.tx_time,
+                };
+                if !self.send(tx, SourceEvent::Signal(Box::new(signal))) {
+                    return Ok(false);
+                }
+            }
+            return Ok(true);
+        }
         let database = cached.database.clone();
         let table = cached.table.clone();
         let binary_columns = cached.binary_columns.clone();

@@ -1,0 +1,585 @@
+//! Initial syncs (a new partner gets every existing record, then the live changes), against a
+//! private MariaDB and the shared RabbitMQ, with the bridge binary as a child process.
+//!
+//! What is proven here:
+//! - a new partner queue ends up with exactly the database's state of every row (soft-deleted
+//!   rows included) while a writer keeps updating rows during the sync, and a consumer that
+//!   applies messages in queue order never sees a row's version go back;
+//! - a bridge killed (SIGKILL) in the middle of a sync resumes it from the last confirmed chunk
+//!   and the result is the same;
+//! - a partner queue that already existed receives the live changes and no snapshot row;
+//! - a cancel stops a sync; a request naming a missing queue or an uncaptured table is refused
+//!   with the reason; missing grants on the signal table stop the bridge naming the GRANT.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use change_message::{Message, RowChange};
+use mysql_async::prelude::Queryable;
+use serde_json::{json, Value};
+use system_tests::{
+    bridge_config, declare_bound_queue, delete_exchange, delete_queue, drain_received,
+    shared_amqp_url, unique_name, BridgeProcess, MariaDb,
+};
+
+const TABLE: &str = "items";
+
+/// Exchange and queues of one test, deleted when it ends (passed or failed).
+struct BrokerObjects {
+    url: String,
+    exchange: String,
+    queues: Vec<String>,
+}
+
+impl BrokerObjects {
+    async fn new(url: &str, prefix: &str, queues: usize) -> BrokerObjects {
+        let exchange = unique_name(&format!("{prefix}.x"));
+        let mut names = Vec::new();
+        for i in 0..queues {
+            let queue = unique_name(&format!("{prefix}.q{i}"));
+            declare_bound_queue(url, &exchange, &queue).await;
+            names.push(queue);
+        }
+        BrokerObjects {
+            url: url.to_string(),
+            exchange,
+            queues: names,
+        }
+    }
+}
+
+impl Drop for BrokerObjects {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let exchange = self.exchange.clone();
+        let queues = self.queues.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime for cleanup");
+            runtime.block_on(async {
+                for queue in &queues {
+                    delete_queue(&url, queue).await;
+                }
+                delete_exchange(&url, &exchange).await;
+            });
+        })
+        .join();
+    }
+}
+
+fn config(db: &MariaDb, url: &str, exchange: &str, chunk_size: usize) -> String {
+    let toml = bridge_config(db.port(), url, exchange)
+        .with(|c| {
+            c.source.start = "end".into();
+            c.dedup.window_ms = 0;
+            c.broker.heartbeat_secs = 3600;
+        })
+        .to_toml();
+    let toml = toml.replace("\n[checkpoint]\n", "\n[checkpoint]\ninterval_ms = 100\n");
+    format!("{toml}\n[sync]\nchunk_size = {chunk_size}\nprogress_secs = 2\n")
+}
+
+/// `items` with `rows` rows (every 10th soft-deleted), inserted in multi-row statements.
+fn create_items(db: &MariaDb, rows: i64) {
+    db.exec(&format!(
+        "CREATE TABLE {TABLE} (id INT PRIMARY KEY, version BIGINT NOT NULL, \
+         deleted TINYINT NOT NULL, label VARCHAR(32) NOT NULL, amount DECIMAL(12,2) NOT NULL) \
+         CHARACTER SET utf8mb4"
+    ));
+    let mut script = String::new();
+    for start in (1..=rows).step_by(5000) {
+        let values: Vec<String> = (start..(start + 5000).min(rows + 1))
+            .map(|id| {
+                format!(
+                    "({id}, 0, {}, 'v0 é {id}', {}.25)",
+                    i64::from(id % 10 == 0),
+                    id % 1000
+                )
+            })
+            .collect();
+        script.push_str(&format!(
+            "INSERT INTO {TABLE} VALUES {};\n",
+            values.join(", ")
+        ));
+    }
+    db.exec(&script);
+}
+
+/// Updates random rows (`version + 1`, now and then a soft delete) at about `per_second`
+/// until `stop`; returns how many it committed.
+async fn write_updates(
+    url: String,
+    rows: i64,
+    per_second: u32,
+    stop: Arc<AtomicBool>,
+    count: Arc<AtomicUsize>,
+) {
+    let mut conn = mysql_async::Conn::from_url(url.as_str())
+        .await
+        .expect("writer connects");
+    let started = Instant::now();
+    let mut done = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let id = fastrand::i64(1..=rows);
+        let deleted = if fastrand::u8(..100) < 5 {
+            "1"
+        } else {
+            "deleted"
+        };
+        conn.query_drop(format!(
+            "UPDATE {TABLE} SET version = version + 1, deleted = {deleted}, \
+             label = CONCAT('v', version + 1, ' é {id}') WHERE id = {id}"
+        ))
+        .await
+        .expect("writer update");
+        done += 1;
+        count.store(done as usize, Ordering::Relaxed);
+        let due = Duration::from_secs_f64(done as f64 / f64::from(per_second));
+        if let Some(ahead) = due.checked_sub(started.elapsed()) {
+            tokio::time::sleep(ahead).await;
+        }
+    }
+    let _ = conn.disconnect().await;
+}
+
+/// What a consumer of a partner queue holds, applying messages in queue order like the pusher:
+/// per record the highest `seq` applied; a message with a lower or equal `seq` is a duplicate
+/// or stale (republished after a crash) and is skipped.
+#[derive(Default)]
+struct Replica {
+    rows: BTreeMap<i64, (u64, Value)>,
+    snapshot_rows: usize,
+    live: usize,
+    skipped: usize,
+    problems: Vec<String>,
+}
+
+impl Replica {
+    fn apply(&mut self, change: &RowChange) {
+        if change.table != TABLE {
+            self.problems
+                .push(format!("change of another table: {}", change.id));
+            return;
+        }
+        if change.snapshot.is_some() {
+            self.snapshot_rows += 1;
+        } else {
+            self.live += 1;
+        }
+        let id = change.key["id"].as_i64().expect("integer id");
+        let Some(image) = change.latest_image() else {
+            self.problems.push(format!("no image: {}", change.id));
+            return;
+        };
+        let version = image["version"].as_i64().expect("version");
+        if let Some((seq, old)) = self.rows.get(&id) {
+            if change.seq <= *seq {
+                self.skipped += 1;
+                return;
+            }
+            let old_version = old["version"].as_i64().unwrap_or(0);
+            if version < old_version && self.problems.len() < 20 {
+                self.problems.push(format!(
+                    "row {id} went back from version {old_version} (seq {seq}) to {version} \
+                     (seq {}, {})",
+                    change.seq, change.id
+                ));
+            }
+        }
+        self.rows
+            .insert(id, (change.seq, Value::Object(image.clone())));
+    }
+
+    fn take(&mut self, received: &[system_tests::Received]) -> usize {
+        let mut n = 0;
+        for r in received {
+            if let Message::Change(change) = &r.message {
+                self.apply(change);
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+fn rows_in_db(db: &MariaDb) -> BTreeMap<i64, Value> {
+    db.query_rows(&format!(
+        "SELECT id, version, deleted, label, amount FROM {TABLE} ORDER BY id"
+    ))
+    .into_iter()
+    .map(|r| {
+        let id: i64 = r[0].parse().expect("id");
+        (
+            id,
+            json!({"id": id, "version": r[1].parse::<i64>().expect("version"),
+                   "deleted": r[2].parse::<i64>().expect("deleted"), "label": r[3], "amount": r[4]}),
+        )
+    })
+    .collect()
+}
+
+fn compare(replica: &Replica, db: &BTreeMap<i64, Value>) {
+    assert!(
+        replica.problems.is_empty(),
+        "problems in what the partner received:\n{}",
+        replica.problems.join("\n")
+    );
+    let mut diffs = Vec::new();
+    for (id, row) in db {
+        match replica.rows.get(id) {
+            None => diffs.push(format!("row {id} never arrived")),
+            Some((_, got)) if got != row => diffs.push(format!("row {id}: got {got}, db {row}")),
+            _ => {}
+        }
+        if diffs.len() >= 20 {
+            break;
+        }
+    }
+    assert!(
+        diffs.is_empty() && replica.rows.len() == db.len(),
+        "the partner's copy differs from the database ({} rows vs {}):\n{}",
+        replica.rows.len(),
+        db.len(),
+        diffs.join("\n")
+    );
+}
+
+fn start_sync(toml: &str, queue: &str, tables: &str) -> String {
+    let (status, output) = BridgeProcess::run_to_exit(
+        toml,
+        &["sync", "start", "--queue", queue, "--tables", tables],
+        Duration::from_secs(60),
+    );
+    assert!(status.success(), "`bridge sync start` failed:\n{output}");
+    output
+}
+
+/// Drains `queue` into `replica` until the queue stays empty for a moment.
+async fn drain_all(url: &str, queue: &str, replica: &mut Replica) {
+    let mut empty = 0;
+    while empty < 3 {
+        let batch = drain_received(url, queue, 20_000, Duration::from_millis(700)).await;
+        if replica.take(&batch) == 0 {
+            empty += 1;
+        } else {
+            empty = 0;
+        }
+    }
+}
+
+async fn sync_under_writes(kill_mid_sync: bool, rows: i64) {
+    let db = MariaDb::start();
+    create_items(&db, rows);
+    let url = shared_amqp_url();
+    let prefix = if kill_mid_sync {
+        "sync.kill"
+    } else {
+        "sync.full"
+    };
+    // q0: a partner that was there before; q1: the new partner.
+    let broker = BrokerObjects::new(&url, prefix, 2).await;
+    let (old_partner, new_partner) = (broker.queues[0].clone(), broker.queues[1].clone());
+    let toml = config(&db, &url, &broker.exchange, 1024);
+    let mut bridge = BridgeProcess::start(&toml);
+    assert!(
+        bridge
+            .wait_for_log_async("listening for sync requests", Duration::from_secs(60))
+            .await,
+        "{}",
+        bridge.log()
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicUsize::new(0));
+    let writer = tokio::spawn(write_updates(
+        db.root_url(),
+        rows,
+        300,
+        stop.clone(),
+        written.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    start_sync(&toml, &new_partner, &format!("app.{TABLE}"));
+
+    let mut replica = Replica::default();
+    let mut killed = false;
+    let deadline = Instant::now() + Duration::from_secs(150);
+    loop {
+        let batch = drain_received(&url, &new_partner, 20_000, Duration::from_millis(500)).await;
+        replica.take(&batch);
+        if kill_mid_sync && !killed && replica.snapshot_rows as i64 > rows / 3 {
+            bridge.kill9();
+            killed = true;
+            eprintln!(
+                "killed the bridge with {} snapshot rows received",
+                replica.snapshot_rows
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            bridge.restart();
+        }
+        if bridge.log().contains("sync finished") {
+            break;
+        }
+        assert!(
+            bridge.is_running() && Instant::now() < deadline,
+            "the sync did not finish (bridge running: {}); log:\n{}",
+            bridge.is_running(),
+            system_tests::util::tail(&bridge.log_path(), 40)
+        );
+    }
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    writer.await.expect("writer");
+    eprintln!(
+        "sync of {rows} rows finished in {:.1}s ({:.0} rows/s) with {} updates written",
+        elapsed.as_secs_f64(),
+        rows as f64 / elapsed.as_secs_f64(),
+        written.load(Ordering::Relaxed)
+    );
+    // Every update the writer made is in the binlog: wait until the bridge published them.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drain_all(&url, &new_partner, &mut replica).await;
+    compare(&replica, &rows_in_db(&db));
+    assert!(
+        replica.snapshot_rows as i64 >= rows / 2,
+        "few snapshot rows: {}",
+        replica.snapshot_rows
+    );
+    if !kill_mid_sync {
+        assert_eq!(
+            replica.skipped, 0,
+            "nothing is delivered twice without a crash"
+        );
+    }
+    eprintln!(
+        "new partner: {} snapshot rows, {} live changes, {} skipped as older or duplicate",
+        replica.snapshot_rows, replica.live, replica.skipped
+    );
+
+    // The partner that was there before got the live changes and not one snapshot row.
+    let mut old = Replica::default();
+    drain_all(&url, &old_partner, &mut old).await;
+    assert_eq!(
+        old.snapshot_rows, 0,
+        "snapshot rows reached another partner's queue"
+    );
+    assert!(old.live > 0, "the existing partner received no live change");
+
+    // `bridge sync status` reads the confirmed state from the checkpoint.
+    let status = Command::new(system_tests::bridge_bin())
+        .args(["sync", "status", "--json", "--config"])
+        .arg(bridge.config_path())
+        .output()
+        .expect("run bridge sync status");
+    let text = String::from_utf8_lossy(&status.stdout);
+    let state: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let ended = &state["ended"][0];
+    assert_eq!(ended["state"], "finished", "{text}");
+    assert_eq!(ended["queue"], new_partner.as_str(), "{text}");
+    assert!(
+        ended["tables"][0]["rows_done"].as_i64().unwrap_or(0) >= rows,
+        "{text}"
+    );
+    assert!(bridge.terminate().success(), "{}", bridge.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_partner_gets_every_row_then_live_changes_and_no_row_goes_back() {
+    sync_under_writes(false, 100_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_killed_mid_sync_resumes_from_the_last_confirmed_chunk() {
+    sync_under_writes(true, 50_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_a_sync_and_bad_requests_are_refused() {
+    let db = MariaDb::start();
+    create_items(&db, 20_000);
+    db.exec("CREATE DATABASE other; CREATE TABLE other.t (id INT PRIMARY KEY)");
+    let url = shared_amqp_url();
+    let broker = BrokerObjects::new(&url, "sync.cancel", 1).await;
+    let queue = broker.queues[0].clone();
+    // Small chunks: the sync takes long enough to be cancelled half-way.
+    let toml = config(&db, &url, &broker.exchange, 20);
+    let mut bridge = BridgeProcess::start(&toml);
+    assert!(
+        bridge
+            .wait_for_log_async("listening for sync requests", Duration::from_secs(60))
+            .await
+    );
+
+    // Refused by the CLI, before anything is published.
+    let (status, output) = BridgeProcess::run_to_exit(
+        &toml,
+        &[
+            "sync",
+            "start",
+            "--queue",
+            "no-such-queue-here",
+            "--tables",
+            "app.items",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(!status.success());
+    assert!(
+        output.contains("queue `no-such-queue-here` does not exist"),
+        "{output}"
+    );
+    let (status, output) = BridgeProcess::run_to_exit(
+        &toml,
+        &["sync", "start", "--queue", &queue, "--tables", "other.t"],
+        Duration::from_secs(60),
+    );
+    assert!(!status.success());
+    assert!(output.contains("other.t is not captured"), "{output}");
+
+    // Refused by the bridge when the request comes straight to its queue.
+    let request = change_message::sync_request::SyncRequest::new(
+        "11111111-2222-3333-4444-555555555555".into(),
+        change_message::sync_request::SyncAction::Start {
+            queue: "no-such-queue-here".into(),
+            tables: vec!["app.items".into()],
+        },
+        String::new(),
+    );
+    publish_to_queue(
+        &url,
+        &change_message::sync_request::requests_queue(&broker.exchange),
+        &request.to_vec(),
+    )
+    .await;
+    assert!(
+        bridge
+            .wait_for_log_async("sync request refused", Duration::from_secs(30))
+            .await,
+        "{}",
+        bridge.log()
+    );
+    assert!(bridge.log().contains("no-such-queue-here` does not exist"));
+
+    // A real sync, cancelled once it has sent some rows.
+    start_sync(&toml, &queue, "app.items");
+    let mut replica = Replica::default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while replica.snapshot_rows < 200 {
+        replica.take(&drain_received(&url, &queue, 1000, Duration::from_millis(300)).await);
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot rows; {}",
+            bridge.log()
+        );
+    }
+    let (status, output) = BridgeProcess::run_to_exit(
+        &toml,
+        &["sync", "cancel", "--queue", &queue],
+        Duration::from_secs(60),
+    );
+    assert!(status.success(), "{output}");
+    assert!(
+        bridge
+            .wait_for_log_async("sync cancelled", Duration::from_secs(30))
+            .await,
+        "{}",
+        bridge.log()
+    );
+    drain_all(&url, &queue, &mut replica).await;
+    assert!(
+        replica.snapshot_rows < 20_000,
+        "the cancelled sync sent every row ({})",
+        replica.snapshot_rows
+    );
+    assert!(!bridge.log().contains("sync finished"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = Command::new(system_tests::bridge_bin())
+        .args(["sync", "status", "--config"])
+        .arg(bridge.config_path())
+        .output()
+        .expect("run bridge sync status");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains(&queue) && text.contains("cancelled"),
+        "{text}"
+    );
+    assert!(bridge.terminate().success());
+}
+
+async fn publish_to_queue(url: &str, queue: &str, body: &[u8]) {
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+    let conn = system_tests::rabbit::connect(url).await;
+    let ch = conn.create_channel().await.expect("channel");
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    ch.basic_publish(
+        "".into(),
+        queue.into(),
+        BasicPublishOptions::default(),
+        body,
+        lapin::BasicProperties::default().with_delivery_mode(2),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("confirm");
+    let _ = conn.close(200, "bye".into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_grants_on_the_signal_table_name_the_grant() {
+    let db = MariaDb::start();
+    db.exec(
+        "SET sql_log_bin = 0;\n\
+         CREATE USER 'nosig'@'%' IDENTIFIED BY 'pw';\n\
+         CREATE USER 'nosig'@'localhost' IDENTIFIED BY 'pw';\n\
+         CREATE USER 'nosig'@'127.0.0.1' IDENTIFIED BY 'pw';\n\
+         GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO 'nosig'@'%';\n\
+         GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO 'nosig'@'localhost';\n\
+         GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO 'nosig'@'127.0.0.1';",
+    );
+    let url = shared_amqp_url();
+    let exchange = unique_name("sync.grant.x");
+    let toml = bridge_config(db.port(), &url, &exchange)
+        .with(|c| {
+            c.source.user = "nosig".into();
+            c.source.password = Some("pw".into());
+        })
+        .to_toml();
+    // The table is missing and may not be created.
+    let (status, output) = BridgeProcess::run_to_exit(&toml, &["check"], Duration::from_secs(60));
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains(
+            "GRANT SELECT, INSERT, DELETE, CREATE ON `app`.`cdc_signal` TO 'nosig'@'<host>'"
+        ) && output.contains("CREATE TABLE IF NOT EXISTS `app`.`cdc_signal`"),
+        "{output}"
+    );
+    // The table exists (an operator created it) but may not be written.
+    db.exec(
+        "CREATE TABLE app.cdc_signal (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, \
+         kind VARCHAR(16) NOT NULL, sync_id VARCHAR(64) NOT NULL, \
+         attempt VARCHAR(64) NOT NULL DEFAULT '', queue VARCHAR(255) NOT NULL DEFAULT '', \
+         detail TEXT NOT NULL, created_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3), \
+         KEY created_at (created_at)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+    );
+    let (status, output) = BridgeProcess::run_to_exit(&toml, &["run"], Duration::from_secs(60));
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains("cannot write (INSERT) the signal table")
+            && output.contains("GRANT SELECT, INSERT, DELETE, CREATE ON `app`.`cdc_signal`"),
+        "{output}"
+    );
+    // With the grant, the checks pass.
+    db.exec("GRANT SELECT, INSERT, DELETE ON app.cdc_signal TO 'nosig'@'%'; GRANT SELECT, INSERT, DELETE ON app.cdc_signal TO 'nosig'@'localhost'; GRANT SELECT, INSERT, DELETE ON app.cdc_signal TO 'nosig'@'127.0.0.1';");
+    let (status, output) = BridgeProcess::run_to_exit(&toml, &["check"], Duration::from_secs(60));
+    assert!(output.contains("signal table OK"), "{status:?} {output}");
+    delete_exchange(&url, &exchange).await;
+}
