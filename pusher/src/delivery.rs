@@ -843,7 +843,9 @@ impl Shared {
             );
             return self.park(batch, &reason).await;
         };
-        let plan = match render(mapping, &net, partner.version, false) {
+        // A snapshot row (initial sync) stands for a full state the partner may not hold.
+        let snapshot = changes.iter().any(|c| c.snapshot.is_some());
+        let plan = match render(mapping, &net, partner.version, snapshot) {
             Ok(plan) => plan,
             Err(e) if e.is_nothing_to_send() => {
                 return CallResult::Delivered {

@@ -11,7 +11,8 @@
 //! - [`mapping`] and [`ocpi`]: from a change to an OCPI call, and the call itself;
 //! - [`parking`]: what cannot be delivered, kept with its reason;
 //! - [`cdr_ledger`]: the guard that keeps a CDR from being POSTed twice;
-//! - [`status`]: the `partners` listing.
+//! - [`status`]: the `partners` listing;
+//! - [`sync_request`]: `pusher sync`, adding (or re-syncing) a partner through the bridge.
 
 pub mod ack_window;
 pub mod assignment;
@@ -25,4 +26,5 @@ pub mod parking;
 pub mod presence;
 pub mod status;
 pub mod supervisor;
+pub mod sync_request;
 pub mod topology;

@@ -38,6 +38,17 @@ enum Command {
         #[arg(long, short, default_value = "config/pusher.toml")]
         config: PathBuf,
     },
+    /// Add a partner, or re-sync one: declare its queue (live changes start to accumulate), then
+    /// ask the bridge for an initial sync of its tables into that queue only.
+    Sync {
+        /// The partner's `id` in the configuration.
+        partner: String,
+        #[arg(long, short, default_value = "config/pusher.toml")]
+        config: PathBuf,
+        /// Cancel the partner's running or waiting sync instead.
+        #[arg(long)]
+        cancel: bool,
+    },
     /// List partners: backlog (ready, unacked), parked, active pusher, endpoint status.
     Partners {
         #[arg(long, short, default_value = "config/pusher.toml")]
@@ -111,6 +122,23 @@ async fn main() -> ExitCode {
         },
         Command::Setup { config } => match load(&config) {
             Ok(config) => pusher::supervisor::setup(&config).await,
+            Err(e) => Err(e),
+        },
+        Command::Sync {
+            partner,
+            config,
+            cancel,
+        } => match load(&config) {
+            Ok(config) => pusher::sync_request::request(&config, &partner, cancel)
+                .await
+                .map(|done| {
+                    let verb = if cancel { "cancel of its sync" } else { "initial sync" };
+                    println!(
+                        "partner {partner}: queue {} declared and bound; {verb} requested                          (request {}); follow it with `bridge sync status`",
+                        done.queue, done.request.request_id
+                    );
+                })
+                .map_err(Into::into),
             Err(e) => Err(e),
         },
         Command::Partners { config, json } => match load(&config) {

@@ -1,0 +1,143 @@
+//! `pusher sync`: adds a partner, or re-syncs one. Its queue is declared and bound first, so
+//! live changes start to accumulate there; then the bridge is asked for an initial sync of the
+//! partner's tables into that queue only (the request format and its path through the bridge
+//! are in `change_message::sync_request`). The bridge interleaves the snapshot rows with the
+//! live changes so no record ever goes back to an older state.
+
+use change_message::sync_request::{requests_queue, SyncAction, SyncRequest};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::{FieldTable, ShortString};
+use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties};
+
+use crate::config::{redact_url, Config};
+use crate::parking::now_rfc3339;
+use crate::topology;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncRequestError {
+    #[error(
+        "no partner `{0}` in the configuration (partners: {1}); add its [[partner]] section first"
+    )]
+    UnknownPartner(String, String),
+    #[error("cannot reach the broker at {url}: {error}; check broker.url / PUSHER_BROKER_URL")]
+    Broker { url: String, error: String },
+    #[error(
+        "the bridge's request queue `{0}` does not exist: start the bridge (with [sync] enabled) \
+         on exchange `{1}` once, then ask again"
+    )]
+    NoRequestsQueue(String, String),
+    #[error("the broker did not confirm the sync request ({0}); ask again")]
+    NotConfirmed(String),
+    #[error(transparent)]
+    Topology(#[from] topology::TopologyError),
+}
+
+/// What was done, for the operator.
+pub struct Requested {
+    pub request: SyncRequest,
+    pub queue: String,
+}
+
+/// Declares the partner's queues, then publishes a start (or cancel) request to the bridge.
+pub async fn request(
+    config: &Config,
+    partner_id: &str,
+    cancel: bool,
+) -> Result<Requested, SyncRequestError> {
+    let Some(partner) = config.partners.iter().find(|p| p.id == partner_id) else {
+        let ids: Vec<&str> = config.partners.iter().map(|p| p.id.as_str()).collect();
+        return Err(SyncRequestError::UnknownPartner(
+            partner_id.to_string(),
+            ids.join(", "),
+        ));
+    };
+    let broker_error = |error: lapin::Error| SyncRequestError::Broker {
+        url: redact_url(&config.broker.url),
+        error: error.to_string(),
+    };
+    let connection = Connection::connect(&config.broker.url, ConnectionProperties::default())
+        .await
+        .map_err(broker_error)?;
+    topology::declare_partner(&connection, &config.broker, partner).await?;
+    let action = if cancel {
+        SyncAction::Cancel {
+            queue: partner.queue.clone(),
+        }
+    } else {
+        let mut tables: Vec<String> = partner.tables.iter().cloned().collect();
+        tables.sort();
+        SyncAction::Start {
+            queue: partner.queue.clone(),
+            tables,
+        }
+    };
+    let request = SyncRequest::new(uuid::Uuid::new_v4().to_string(), action, now_rfc3339());
+    let queue = requests_queue(&config.broker.exchange);
+    let result = publish(&connection, &queue, &request, &config.broker.exchange).await;
+    let _ = connection.close(200, ShortString::from("done")).await;
+    result?;
+    Ok(Requested {
+        request,
+        queue: partner.queue.clone(),
+    })
+}
+
+async fn publish(
+    connection: &Connection,
+    queue: &str,
+    request: &SyncRequest,
+    exchange: &str,
+) -> Result<(), SyncRequestError> {
+    let broker_error = |error: lapin::Error| SyncRequestError::Broker {
+        url: String::from("(connected)"),
+        error: error.to_string(),
+    };
+    let channel = connection.create_channel().await.map_err(broker_error)?;
+    // The bridge owns the queue and its arguments: only check that it is there.
+    let exists = channel
+        .queue_declare(
+            ShortString::from(queue),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await;
+    if exists.is_err() {
+        return Err(SyncRequestError::NoRequestsQueue(
+            queue.to_string(),
+            exchange.to_string(),
+        ));
+    }
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(broker_error)?;
+    let body = request.to_vec();
+    let confirmation = channel
+        .basic_publish(
+            ShortString::from(""),
+            ShortString::from(queue),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            &body,
+            BasicProperties::default()
+                .with_content_type(ShortString::from(change_message::CONTENT_TYPE))
+                .with_delivery_mode(2)
+                .with_message_id(ShortString::from(request.request_id.as_str())),
+        )
+        .await
+        .map_err(broker_error)?
+        .await
+        .map_err(broker_error)?;
+    match confirmation {
+        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+        Confirmation::Ack(Some(_)) => {
+            Err(SyncRequestError::NotConfirmed("returned unroutable".into()))
+        }
+        Confirmation::Nack(_) => Err(SyncRequestError::NotConfirmed("refused".into())),
+    }
+}
