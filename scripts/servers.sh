@@ -130,6 +130,17 @@ SQL
     log "private MariaDB up on 127.0.0.1:$port ($dir)"
 }
 
+# grant_signal_table DIR DATABASE: lets the replication user cdc keep the bridge's signal table
+# (initial syncs) in DATABASE of the private MariaDB under DIR.
+grant_signal_table() {
+    local dir="$1" database="$2"
+    mariadb -S "$dir/mysqld.sock" -uroot <<SQL
+SET sql_log_bin = 0;
+GRANT SELECT, INSERT, DELETE, CREATE ON \`$database\`.cdc_signal TO 'cdc'@'%';
+GRANT SELECT, INSERT, DELETE, CREATE ON \`$database\`.cdc_signal TO 'cdc'@'localhost';
+SQL
+}
+
 # stop_private_mariadb DIR
 stop_private_mariadb() {
     local dir="$1" pid

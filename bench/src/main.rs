@@ -16,8 +16,15 @@
 //! - `pusher-backlog`: pushes/s of pushers working off a backlog spread over partners, and
 //!   their peak RSS;
 //! - `pusher-latency`: publish-to-partner latency through one running pusher at a steady rate.
+//!
+//! Initial sync (see `sync.rs`; the bridge runs, started by `bench/run`):
+//! - `sync-seed`: the benchmark schema and a table of N rows to sync;
+//! - `sync-run`: asks the bridge for the sync of that table to a new partner queue while a
+//!   writer commits live changes at a steady rate; counts every snapshot row into the queue and
+//!   times the live changes.
 
 mod pusher;
+mod sync;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -208,6 +215,56 @@ enum Command {
         #[arg(long, default_value_t = 1800)]
         timeout_secs: u64,
     },
+    /// Creates the benchmark schema, seeds bench.items with ids 1..=rows and the bench.probe rows
+    /// of the live writer: prints rows=... seed_s=...
+    SyncSeed {
+        #[arg(long)]
+        mysql: String,
+        #[arg(long, default_value_t = 200_000)]
+        rows: u32,
+    },
+    /// Initial sync through the running bridge: `bridge sync start`, every snapshot row counted
+    /// into the partner queue, live changes timed meanwhile: prints rows_per_s=...
+    /// live_p99_ms=...
+    SyncRun {
+        #[arg(long)]
+        mysql: String,
+        #[arg(long)]
+        amqp: String,
+        /// The bridge binary.
+        #[arg(long)]
+        bridge: PathBuf,
+        /// The running bridge's configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The running bridge's process id.
+        #[arg(long)]
+        bridge_pid: u32,
+        /// The running bridge's log file.
+        #[arg(long)]
+        bridge_log: PathBuf,
+        /// The new partner's queue (declared and bound to the bridge's exchange).
+        #[arg(long)]
+        queue: String,
+        /// A queue bound to the bridge's exchange, for the live latency.
+        #[arg(long)]
+        live_queue: String,
+        #[arg(long, default_value = "bench.items")]
+        table: String,
+        #[arg(long, default_value_t = 200_000)]
+        rows: u32,
+        /// Live changes committed per second during the sync.
+        #[arg(long, default_value_t = 200)]
+        live_rate: u32,
+        /// Seconds of live changes before the request (baseline latency).
+        #[arg(long, default_value_t = 5)]
+        baseline_secs: u64,
+        /// Seconds without a new snapshot row after which the sync counts as stalled.
+        #[arg(long, default_value_t = 120)]
+        stall_secs: u64,
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+    },
     /// Publish-to-partner latency through one running pusher at a steady rate: prints
     /// p50_ms=... p99_ms=...
     PusherLatency {
@@ -394,6 +451,41 @@ fn main() -> anyhow::Result<()> {
                     timeout_secs,
                     run.broker_pid,
                 )
+                .await
+            }
+            Command::SyncSeed { mysql, rows } => sync::seed(&mysql, rows).await,
+            Command::SyncRun {
+                mysql,
+                amqp,
+                bridge,
+                config,
+                bridge_pid,
+                bridge_log,
+                queue,
+                live_queue,
+                table,
+                rows,
+                live_rate,
+                baseline_secs,
+                stall_secs,
+                timeout_secs,
+            } => {
+                sync::run(sync::SyncRun {
+                    mysql,
+                    amqp,
+                    bridge,
+                    config,
+                    bridge_pid,
+                    bridge_log,
+                    queue,
+                    live_queue,
+                    table,
+                    rows,
+                    live_rate,
+                    baseline_secs,
+                    stall_secs,
+                    timeout_secs,
+                })
                 .await
             }
             Command::PusherLatency {
