@@ -118,6 +118,11 @@ impl DedupBuffer {
         self.entries.is_empty()
     }
 
+    /// Rows waiting to be published.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
     /// Whether another change may come in; when false, the reader waits for the buffer to drain.
     pub fn has_room(&self) -> bool {
         self.rows < self.max_rows && self.bytes < self.max_bytes

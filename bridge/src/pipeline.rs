@@ -352,6 +352,9 @@ impl Session<'_> {
                 }
             }
             self.feed(false).await?;
+            if let Some(sync) = self.sync.as_mut() {
+                sync.pace(self.dedup.rows() + self.publisher.unconfirmed());
+            }
             // A due deadline only helps when the publisher can take what it releases.
             let deadline = self
                 .dedup
