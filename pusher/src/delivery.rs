@@ -881,7 +881,7 @@ impl Shared {
                 return result;
             }
         }
-        let outcome = self
+        let mut outcome = self
             .client
             .send(
                 plan.method.into(),
@@ -891,6 +891,28 @@ impl Shared {
             )
             .await;
         tracing::debug!(partner = %partner.id, request = %plan, outcome = outcome.kind(), "call done");
+        if let (mapping::Method::Patch, Outcome::Rejected { reason }) = (plan.method, &outcome) {
+            // The partner may not hold the object (a partner still receiving its initial sync,
+            // or one that lost data): the change carries the full row, so send all of it once.
+            let full = render(mapping, &net, partner.version, true)
+                .ok()
+                .filter(|full| full.method != mapping::Method::Patch);
+            if let Some(full) = full {
+                tracing::info!(partner = %partner.id, request = %plan, reason, "PATCH refused: sending the whole object instead");
+                let ids: Vec<&str> = full.path_ids.iter().map(String::as_str).collect();
+                let url = with_query(&join_url(base, &ids), &full.query);
+                outcome = self
+                    .client
+                    .send(
+                        full.method.into(),
+                        &url,
+                        full.body.as_ref(),
+                        Some(Uuid::new_v4()),
+                    )
+                    .await;
+                tracing::debug!(partner = %partner.id, request = %full, outcome = outcome.kind(), "call done");
+            }
+        }
         match outcome {
             Outcome::Success { location, .. } => {
                 if is_cdr_post {

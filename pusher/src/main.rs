@@ -134,7 +134,7 @@ async fn main() -> ExitCode {
                 .map(|done| {
                     let verb = if cancel { "cancel of its sync" } else { "initial sync" };
                     println!(
-                        "partner {partner}: queue {} declared and bound; {verb} requested                          (request {}); follow it with `bridge sync status`",
+                        "partner {partner}: queue {} declared and bound; {verb} requested (request {}); follow it with `bridge sync status`",
                         done.queue, done.request.request_id
                     );
                 })

@@ -64,8 +64,16 @@ pub async fn request(
             queue: partner.queue.clone(),
         }
     } else {
-        let mut tables: Vec<String> = partner.tables.iter().cloned().collect();
-        tables.sort();
+        // In the mapping file's order, parents before children (Locations before their EVSEs
+        // and Connectors): the bridge syncs tables in the order given, and a partner refuses
+        // an EVSE of a Location it does not hold yet.
+        let tables: Vec<String> = partner
+            .mapping
+            .tables
+            .iter()
+            .map(|t| t.qualified_name())
+            .filter(|name| partner.tables.contains(name))
+            .collect();
         SyncAction::Start {
             queue: partner.queue.clone(),
             tables,
