@@ -389,11 +389,14 @@ impl MariaDb {
             ));
         }
         sql.push_str(&format!("CREATE DATABASE {APP_DATABASE};\n"));
-        // The bridge's signal table of initial syncs (created by the bridge at start).
-        for host in ["%", "localhost", "127.0.0.1"] {
-            sql.push_str(&format!(
-                "GRANT SELECT, INSERT, DELETE, CREATE ON {APP_DATABASE}.cdc_signal TO '{CDC_USER}'@'{host}';\n"
-            ));
+        // The bridge's signal table of initial syncs (created by the bridge at start, in the
+        // first captured database): the app database, or the example OCPI schema's.
+        for database in [APP_DATABASE, "ocpi"] {
+            for host in ["%", "localhost", "127.0.0.1"] {
+                sql.push_str(&format!(
+                    "GRANT SELECT, INSERT, DELETE, CREATE ON {database}.cdc_signal TO '{CDC_USER}'@'{host}';\n"
+                ));
+            }
         }
         sql.push_str("FLUSH PRIVILEGES;\n");
         if let Err(e) = self.cli(None, &sql) {

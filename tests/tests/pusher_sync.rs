@@ -1,0 +1,1262 @@
+//! Adding a partner, end to end: MariaDB (binlog) -> bridge -> RabbitMQ -> pusher -> OCPI partner
+//! doubles, with `pusher sync PARTNER` asking the running bridge for the new partner's initial
+//! sync (DBLog watermarks, README "Initial sync of a new partner").
+//!
+//! - `adding_a_partner_sends_every_existing_record_then_the_live_changes`: the example OCPI
+//!   schema holds a few hundred records (tariffs, locations with their EVSEs and connectors,
+//!   tokens, the seed session and CDR; some soft-deleted) before the bridge starts. Partner A
+//!   is configured from the start and gets them through the binlog. Then, while a writer keeps
+//!   updating records of every kind, partner B is added: its `[[partner]]` goes into the pusher
+//!   config, `pusher sync b` runs (a child process: exit 0, says what it did) and the pusher is
+//!   restarted with the new config. Once the writer stopped and the queues drained: B holds
+//!   exactly what the database holds (the final-state comparison of `pusher_end_to_end`), B never
+//!   got a record's older state after a newer one (the double refuses those, so nothing may be
+//!   parked for B, and B's requests per record carry a `last_updated` that never goes back),
+//!   and A got no snapshot row: not one request for a record the writer did not touch.
+//! - `sync_of_an_unknown_partner_or_without_the_bridge_queue_fails_with_the_fix`: `pusher sync`
+//!   of a partner missing from the config fails naming the configured partners; on an exchange
+//!   whose bridge never ran (no `<exchange>.sync-requests` queue) it fails telling to start the
+//!   bridge.
+//!
+//! Deadlines are generous (a shared 2-core machine): nothing here asserts a timing.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use serde_json::{Map, Value};
+use system_tests::ocpi_partner::parse_rfc3339;
+use system_tests::{
+    bridge_config, delete_exchange, delete_queue, drain_received, partner_entry, pusher_config,
+    queue_len, shared_amqp_url, BridgeProcess, MariaDb, OcpiPartner, PartnerOptions, PusherConfig,
+    PusherProcess, RecordedRequest,
+};
+
+/// Upper bound for the partners to catch up with the database (never asserted as a timing).
+const DELIVERY: Duration = Duration::from_secs(90);
+/// Nothing new at the partners and nothing ready in their queues for this long: drained.
+const SETTLED: Duration = Duration::from_secs(4);
+/// How long to keep watching, once everything expected arrived, for anything unexpected.
+const QUIET: Duration = Duration::from_millis(1500);
+/// Every OCPI request path of the 2.2.1 doubles starts with this.
+const PREFIX: &str = "/ocpi/2.2.1/";
+
+// ------------------------------------------------------------------------------------------------
+// Broker names and the example data
+// ------------------------------------------------------------------------------------------------
+
+/// Deletes the test's queues and exchanges on the shared broker when dropped (also after a
+/// panic).
+struct BrokerNames {
+    url: String,
+    queues: Vec<String>,
+    exchanges: Vec<String>,
+}
+
+impl BrokerNames {
+    /// Every queue and exchange the pusher declares for `cfg`'s partners.
+    fn of(url: &str, cfg: &PusherConfig) -> BrokerNames {
+        let mut queues = Vec::new();
+        for p in &cfg.partners {
+            queues.push(cfg.queue(&p.id));
+            queues.push(cfg.parking_queue(&p.id));
+        }
+        BrokerNames {
+            url: url.to_string(),
+            queues,
+            exchanges: vec![cfg.exchange.clone(), cfg.presence_exchange.clone()],
+        }
+    }
+}
+
+impl Drop for BrokerNames {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let queues = self.queues.clone();
+        let exchanges = self.exchanges.clone();
+        // Dropped inside a tokio runtime: do the async cleanup on a thread of its own.
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime");
+            rt.block_on(async {
+                for queue in &queues {
+                    delete_queue(&url, queue).await;
+                }
+                for exchange in &exchanges {
+                    // Also deletes the bridge's `<exchange>.sync-requests` queue.
+                    delete_exchange(&url, exchange).await;
+                }
+            });
+        });
+        if cleanup.join().is_err() {
+            eprintln!(
+                "[pusher_sync] could not delete queues {:?} / exchanges {:?}",
+                self.queues, self.exchanges
+            );
+        }
+    }
+}
+
+/// Runs blocking work (the mariadb client, child processes) without stalling the runtime's
+/// other tasks, among them the partner doubles.
+fn block<T>(work: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(work)
+}
+
+const TARIFFS_N: usize = 120;
+const LOCATIONS_N: usize = 30;
+const TOKENS_N: usize = 80;
+/// `last_updated` of every generated row: older than anything the writer stamps.
+const LOADED_AT: &str = "2026-01-05 09:00:00.000";
+
+fn tariff_id(i: usize) -> String {
+    format!("TAR-{i:03}")
+}
+
+fn location_id(i: usize) -> String {
+    format!("LOC-{i:02}")
+}
+
+fn evse_uid(location: usize, e: usize) -> String {
+    format!("LOC-{location:02}-E{e}")
+}
+
+fn token_uid(i: usize) -> String {
+    format!("TOK-{i:03}")
+}
+
+fn elements(price: usize) -> String {
+    format!(r#"[{{"price_components": [{{"type": "ENERGY", "price": {price}, "step_size": 1}}]}}]"#)
+}
+
+/// The generated records: 120 tariffs (every tenth soft-deleted), 30 locations with 2 EVSEs
+/// (some REMOVED) of 2 connectors each, 80 tokens (RFID and APP_USER, some invalid). Parents
+/// before children, as an application writes them.
+fn generated_rows_sql() -> String {
+    let mut sql = String::new();
+    let tariffs: Vec<String> = (0..TARIFFS_N)
+        .map(|i| {
+            format!(
+                "('NL', 'EXA', '{}', 'EUR', 'REGULAR', '{}', {}, '{LOADED_AT}')",
+                tariff_id(i),
+                elements(i),
+                u8::from(i % 10 == 9)
+            )
+        })
+        .collect();
+    sql.push_str(&format!(
+        "INSERT INTO tariffs (country_code, party_id, id, currency, type, elements, deleted, \
+         last_updated) VALUES\n{};\n",
+        tariffs.join(",\n")
+    ));
+    let (mut locations, mut evses, mut connectors) = (Vec::new(), Vec::new(), Vec::new());
+    for l in 0..LOCATIONS_N {
+        locations.push(format!(
+            "('NL', 'EXA', '{}', 'Site {l}', 'Street {l}', 'Utrecht', 'NLD', 52.{l:06}, \
+             5.{l:06}, 'Europe/Amsterdam', '{LOADED_AT}')",
+            location_id(l)
+        ));
+        for e in 1..=2 {
+            let status = if l % 7 == 3 && e == 2 {
+                "REMOVED"
+            } else {
+                "AVAILABLE"
+            };
+            evses.push(format!(
+                "('NL', 'EXA', '{}', '{}', 'NL*EXA*L{l:02}{e}', '{status}', 'RFID_READER', \
+                 '{LOADED_AT}')",
+                location_id(l),
+                evse_uid(l, e)
+            ));
+            for c in 1..=2 {
+                connectors.push(format!(
+                    "('NL', 'EXA', '{}', '{}', '{c}', 'IEC_62196_T2', 'SOCKET', 'AC_3_PHASE', \
+                     230, 32, 11000, '[\"TAR-000\"]', '{LOADED_AT}')",
+                    location_id(l),
+                    evse_uid(l, e)
+                ));
+            }
+        }
+    }
+    sql.push_str(&format!(
+        "INSERT INTO locations (country_code, party_id, id, name, address, city, country, \
+         latitude, longitude, time_zone, last_updated) VALUES\n{};\n",
+        locations.join(",\n")
+    ));
+    sql.push_str(&format!(
+        "INSERT INTO evses (country_code, party_id, location_id, uid, evse_id, status, \
+         capabilities, last_updated) VALUES\n{};\n",
+        evses.join(",\n")
+    ));
+    sql.push_str(&format!(
+        "INSERT INTO connectors (country_code, party_id, location_id, evse_uid, id, standard, \
+         format, power_type, max_voltage, max_amperage, max_electric_power, tariff_ids, \
+         last_updated) VALUES\n{};\n",
+        connectors.join(",\n")
+    ));
+    let tokens: Vec<String> = (0..TOKENS_N)
+        .map(|t| {
+            format!(
+                "('DE', 'MSP', '{}', '{}', 'DE-MSP-C{t:08}', 'Example MSP', {}, 'ALLOWED', \
+                 '{LOADED_AT}')",
+                token_uid(t),
+                if t % 3 == 1 { "APP_USER" } else { "RFID" },
+                u8::from(t % 9 != 4)
+            )
+        })
+        .collect();
+    sql.push_str(&format!(
+        "INSERT INTO tokens (country_code, party_id, uid, type, contract_id, issuer, valid, \
+         whitelist, last_updated) VALUES\n{};\n",
+        tokens.join(",\n")
+    ));
+    sql
+}
+
+// ------------------------------------------------------------------------------------------------
+// The example mapping for a 2.2.1 partner, written out independently of the pusher
+// ------------------------------------------------------------------------------------------------
+
+type Row = BTreeMap<String, Option<String>>;
+
+#[derive(Clone, Copy, Debug)]
+enum Conv {
+    /// Text as is (DECIMAL digits too: `as = "string"`).
+    Text,
+    Number,
+    Integer,
+    Bool,
+    Json,
+    Datetime,
+    List,
+}
+
+use Conv::*;
+
+/// One OCPI field: (field, column, conversion).
+type Field = (&'static str, &'static str, Conv);
+
+struct TableSpec {
+    table: &'static str,
+    module: &'static str,
+    /// Columns that fill the URL's ids, in order.
+    path: &'static [&'static str],
+    /// Columns read besides the fields' (the soft-delete flag).
+    extra: &'static [&'static str],
+    fields: &'static [Field],
+}
+
+impl TableSpec {
+    fn columns(&self) -> Vec<&'static str> {
+        let mut columns: Vec<&'static str> = Vec::new();
+        let all = self.path.iter().chain(self.extra).copied();
+        for column in all.chain(self.fields.iter().map(|f| f.1)) {
+            if !columns.contains(&column) {
+                columns.push(column);
+            }
+        }
+        columns
+    }
+
+    /// The row's URL ids (path columns).
+    fn ids<'r>(&self, row: &'r Row) -> Vec<&'r str> {
+        self.path
+            .iter()
+            .map(|c| row[*c].as_deref().expect("key columns are NOT NULL"))
+            .collect()
+    }
+}
+
+const LOCATIONS: TableSpec = TableSpec {
+    table: "locations",
+    module: "locations",
+    path: &["country_code", "party_id", "id"],
+    extra: &[],
+    fields: &[
+        ("country_code", "country_code", Text),
+        ("party_id", "party_id", Text),
+        ("id", "id", Text),
+        ("publish", "publish", Bool),
+        ("name", "name", Text),
+        ("address", "address", Text),
+        ("city", "city", Text),
+        ("postal_code", "postal_code", Text),
+        ("state", "state", Text),
+        ("country", "country", Text),
+        ("coordinates.latitude", "latitude", Text),
+        ("coordinates.longitude", "longitude", Text),
+        ("parking_type", "parking_type", Text),
+        ("operator.name", "operator_name", Text),
+        ("time_zone", "time_zone", Text),
+        ("opening_times", "opening_times", Json),
+        ("charging_when_closed", "charging_when_closed", Bool),
+        ("last_updated", "last_updated", Datetime),
+    ],
+};
+
+const EVSES: TableSpec = TableSpec {
+    table: "evses",
+    module: "locations",
+    path: &["country_code", "party_id", "location_id", "uid"],
+    extra: &[],
+    fields: &[
+        ("uid", "uid", Text),
+        ("evse_id", "evse_id", Text),
+        ("status", "status", Text),
+        ("capabilities", "capabilities", List),
+        ("floor_level", "floor_level", Text),
+        ("coordinates.latitude", "latitude", Text),
+        ("coordinates.longitude", "longitude", Text),
+        ("physical_reference", "physical_reference", Text),
+        ("parking_restrictions", "parking_restrictions", Json),
+        ("last_updated", "last_updated", Datetime),
+    ],
+};
+
+const CONNECTORS: TableSpec = TableSpec {
+    table: "connectors",
+    module: "locations",
+    path: &["country_code", "party_id", "location_id", "evse_uid", "id"],
+    extra: &[],
+    fields: &[
+        ("id", "id", Text),
+        ("standard", "standard", Text),
+        ("format", "format", Text),
+        ("power_type", "power_type", Text),
+        ("max_voltage", "max_voltage", Integer),
+        ("max_amperage", "max_amperage", Integer),
+        ("max_electric_power", "max_electric_power", Integer),
+        ("tariff_ids", "tariff_ids", Json),
+        ("terms_and_conditions", "terms_and_conditions", Text),
+        ("last_updated", "last_updated", Datetime),
+    ],
+};
+
+const TARIFFS: TableSpec = TableSpec {
+    table: "tariffs",
+    module: "tariffs",
+    path: &["country_code", "party_id", "id"],
+    extra: &["deleted"],
+    fields: &[
+        ("country_code", "country_code", Text),
+        ("party_id", "party_id", Text),
+        ("id", "id", Text),
+        ("currency", "currency", Text),
+        ("type", "type", Text),
+        ("tariff_alt_text", "tariff_alt_text", Json),
+        ("tariff_alt_url", "tariff_alt_url", Text),
+        ("elements", "elements", Json),
+        ("start_date_time", "start_date_time", Datetime),
+        ("end_date_time", "end_date_time", Datetime),
+        ("last_updated", "last_updated", Datetime),
+    ],
+};
+
+const SESSIONS: TableSpec = TableSpec {
+    table: "sessions",
+    module: "sessions",
+    path: &["country_code", "party_id", "id"],
+    extra: &[],
+    fields: &[
+        ("country_code", "country_code", Text),
+        ("party_id", "party_id", Text),
+        ("id", "id", Text),
+        ("start_date_time", "start_date_time", Datetime),
+        ("end_date_time", "end_date_time", Datetime),
+        ("kwh", "kwh", Number),
+        ("cdr_token", "cdr_token", Json),
+        ("auth_method", "auth_method", Text),
+        ("authorization_reference", "authorization_reference", Text),
+        ("location_id", "location_id", Text),
+        ("evse_uid", "evse_uid", Text),
+        ("connector_id", "connector_id", Text),
+        ("meter_id", "meter_id", Text),
+        ("currency", "currency", Text),
+        ("total_cost.excl_vat", "total_cost_excl_vat", Number),
+        ("total_cost.incl_vat", "total_cost_incl_vat", Number),
+        ("status", "status", Text),
+        ("last_updated", "last_updated", Datetime),
+    ],
+};
+
+const TOKENS: TableSpec = TableSpec {
+    table: "tokens",
+    module: "tokens",
+    path: &["country_code", "party_id", "uid"],
+    extra: &[],
+    fields: &[
+        ("country_code", "country_code", Text),
+        ("party_id", "party_id", Text),
+        ("uid", "uid", Text),
+        ("type", "type", Text),
+        ("contract_id", "contract_id", Text),
+        ("visual_number", "visual_number", Text),
+        ("issuer", "issuer", Text),
+        ("group_id", "group_id", Text),
+        ("valid", "valid", Bool),
+        ("whitelist", "whitelist", Text),
+        ("language", "language", Text),
+        ("default_profile_type", "default_profile_type", Text),
+        ("last_updated", "last_updated", Datetime),
+    ],
+};
+
+/// A column's text (as the mariadb client prints it) as the mapping converts it.
+fn convert(text: &str, conv: Conv) -> Value {
+    match conv {
+        Text => Value::String(text.to_string()),
+        Number => Value::from(
+            text.parse::<f64>()
+                .unwrap_or_else(|_| panic!("{text:?} is no number")),
+        ),
+        Integer => Value::from(
+            text.parse::<i64>()
+                .unwrap_or_else(|_| panic!("{text:?} is no integer")),
+        ),
+        Bool => Value::Bool(text != "0"),
+        Json => serde_json::from_str(text).unwrap_or_else(|e| panic!("{text:?} is no JSON: {e}")),
+        Datetime => Value::String(format!("{}Z", text.replacen(' ', "T", 1))),
+        List => Value::Array(
+            text.split(',')
+                .filter(|m| !m.is_empty())
+                .map(|m| Value::String(m.to_string()))
+                .collect(),
+        ),
+    }
+}
+
+/// The OCPI object the mapping makes of `row` for a 2.2.1 partner (NULLs left out).
+fn expected_object(spec: &TableSpec, row: &Row) -> Value {
+    let mut object = Map::new();
+    for (field, column, conv) in spec.fields {
+        let Some(Some(text)) = row.get(*column) else {
+            continue;
+        };
+        let value = convert(text, *conv);
+        match field.split_once('.') {
+            None => {
+                object.insert(field.to_string(), value);
+            }
+            Some((outer, inner)) => {
+                object
+                    .entry(outer.to_string())
+                    .or_insert_with(|| Value::Object(Map::new()))
+                    .as_object_mut()
+                    .expect("nested fields share an object")
+                    .insert(inner.to_string(), value);
+            }
+        }
+    }
+    Value::Object(object)
+}
+
+/// Values made comparable: date-times as instants, numbers as f64, recursively.
+fn normalize(value: &Value) -> Value {
+    match value {
+        Value::String(s) if s.len() >= 19 => match parse_rfc3339(s) {
+            Some(at) => Value::String(format!("instant:{at}")),
+            None => value.clone(),
+        },
+        Value::Number(n) => n
+            .as_f64()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .unwrap_or_else(|| value.clone()),
+        Value::Array(items) => Value::Array(items.iter().map(normalize).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), normalize(v))).collect())
+        }
+        _ => value.clone(),
+    }
+}
+
+fn without(object: &Value, fields: &[&str]) -> Value {
+    let mut object = object.as_object().cloned().unwrap_or_default();
+    for f in fields {
+        object.remove(*f);
+    }
+    Value::Object(object)
+}
+
+fn instant_of(value: &Value) -> Option<i128> {
+    value
+        .get("last_updated")
+        .and_then(Value::as_str)
+        .and_then(parse_rfc3339)
+}
+
+fn row_instant(row: &Row) -> i128 {
+    row.get("last_updated")
+        .and_then(|v| v.as_deref())
+        .and_then(|t| parse_rfc3339(&t.replacen(' ', "T", 1)))
+        .unwrap_or_else(|| panic!("row without a readable last_updated: {row:?}"))
+}
+
+/// Rows of a table of database `ocpi` (columns of its spec), NULL as `None`.
+fn rows(db: &MariaDb, spec: &TableSpec) -> Vec<Row> {
+    let columns = spec.columns();
+    let sql = format!(
+        "SELECT {} FROM ocpi.{} ORDER BY {}",
+        columns.join(", "),
+        spec.table,
+        spec.path.join(", ")
+    );
+    block(|| db.query_rows(&sql))
+        .into_iter()
+        .map(|values| {
+            assert_eq!(values.len(), columns.len(), "{sql}: {values:?}");
+            columns
+                .iter()
+                .zip(values)
+                .map(|(c, v)| (c.to_string(), (v != "NULL").then_some(v)))
+                .collect()
+        })
+        .collect()
+}
+
+/// How a partner's stored objects differ from the database (empty: equal). Same rules as the
+/// final-state check of `pusher_end_to_end`: whole objects for leaves; an EVSE without its
+/// connectors and a Location without its EVSEs, their `last_updated` the newest of their own
+/// and their children's (the receiver bumps a parent's); soft-deleted tariffs absent; EVSEs
+/// REMOVED as the row says; the seed session and CDR as stored.
+fn differences(db: &MariaDb, partner: &OcpiPartner) -> Vec<String> {
+    let mut diffs = Vec::new();
+    // Leaves: tariffs, tokens, connectors, sessions.
+    for row in rows(db, &TARIFFS) {
+        let ids = TARIFFS.ids(&row);
+        let got = partner.object(TARIFFS.module, &ids);
+        if row["deleted"].as_deref() == Some("1") {
+            if let Some(got) = got {
+                differ(
+                    &mut diffs,
+                    format!("tariff {ids:?} (soft-deleted)"),
+                    &got,
+                    &Value::Null,
+                );
+            }
+        } else {
+            let got = got.unwrap_or(Value::Null);
+            differ(
+                &mut diffs,
+                format!("tariff {ids:?}"),
+                &got,
+                &expected_object(&TARIFFS, &row),
+            );
+        }
+    }
+    for row in rows(db, &TOKENS) {
+        let mut ids = TOKENS.ids(&row);
+        ids.push(row["type"].as_deref().expect("type is NOT NULL"));
+        let got = partner.object(TOKENS.module, &ids).unwrap_or(Value::Null);
+        differ(
+            &mut diffs,
+            format!("token {ids:?}"),
+            &got,
+            &expected_object(&TOKENS, &row),
+        );
+    }
+    for row in rows(db, &SESSIONS) {
+        let ids = SESSIONS.ids(&row);
+        let got = partner.object(SESSIONS.module, &ids).unwrap_or(Value::Null);
+        differ(
+            &mut diffs,
+            format!("session {ids:?}"),
+            &got,
+            &expected_object(&SESSIONS, &row),
+        );
+    }
+    let mut newest_child: HashMap<String, i128> = HashMap::new();
+    let mut children: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for row in rows(db, &CONNECTORS) {
+        let ids = CONNECTORS.ids(&row);
+        let got = partner
+            .object(CONNECTORS.module, &ids)
+            .unwrap_or(Value::Null);
+        differ(
+            &mut diffs,
+            format!("connector {ids:?}"),
+            &got,
+            &expected_object(&CONNECTORS, &row),
+        );
+        if let Some(at) = instant_of(&got) {
+            note_child(&mut newest_child, &ids[..4], at);
+        }
+        children
+            .entry(ids[..4].join("/"))
+            .or_default()
+            .insert(ids[4].to_string());
+    }
+    for row in rows(db, &EVSES) {
+        let ids = EVSES.ids(&row);
+        let got = partner.object(EVSES.module, &ids).unwrap_or(Value::Null);
+        let expected = expected_object(&EVSES, &row);
+        differ(
+            &mut diffs,
+            format!("EVSE {ids:?}"),
+            &without(&got, &["connectors", "last_updated"]),
+            &without(&expected, &["last_updated"]),
+        );
+        let own = row_instant(&row);
+        let newest = newest_child
+            .get(&ids.join("/"))
+            .map_or(own, |at| own.max(*at));
+        if instant_of(&got) != Some(newest) {
+            diffs.push(format!(
+                "EVSE {ids:?}: last_updated {:?}, expected the newest of its own and its \
+                 connectors' ({newest})",
+                got.get("last_updated")
+            ));
+        }
+        let connectors: BTreeSet<String> = got
+            .get("connectors")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let expected_connectors = children.remove(&ids.join("/")).unwrap_or_default();
+        if connectors != expected_connectors {
+            diffs.push(format!(
+                "EVSE {ids:?}: connectors {connectors:?}, expected {expected_connectors:?}"
+            ));
+        }
+        if let Some(at) = instant_of(&got) {
+            note_child(&mut newest_child, &ids[..3], at);
+        }
+        children
+            .entry(ids[..3].join("/"))
+            .or_default()
+            .insert(ids[3].to_string());
+    }
+    for row in rows(db, &LOCATIONS) {
+        let ids = LOCATIONS.ids(&row);
+        let got = partner
+            .object(LOCATIONS.module, &ids)
+            .unwrap_or(Value::Null);
+        let expected = expected_object(&LOCATIONS, &row);
+        differ(
+            &mut diffs,
+            format!("location {ids:?}"),
+            &without(&got, &["evses", "last_updated"]),
+            &without(&expected, &["last_updated"]),
+        );
+        let own = row_instant(&row);
+        let newest = newest_child
+            .get(&ids.join("/"))
+            .map_or(own, |at| own.max(*at));
+        if instant_of(&got) != Some(newest) {
+            diffs.push(format!(
+                "location {ids:?}: last_updated {:?}, expected the newest of its own and its \
+                 EVSEs' ({newest})",
+                got.get("last_updated")
+            ));
+        }
+        let evses: BTreeSet<String> = got
+            .get("evses")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["uid"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let expected_evses = children.remove(&ids.join("/")).unwrap_or_default();
+        if evses != expected_evses {
+            diffs.push(format!(
+                "location {ids:?}: EVSEs {evses:?}, expected {expected_evses:?}"
+            ));
+        }
+    }
+    // CDRs: each POSTed once, as stored.
+    let stored: Vec<Value> = block(|| {
+        db.query_rows("SELECT ocpi_object FROM ocpi.cdrs ORDER BY country_code, party_id, id")
+    })
+    .into_iter()
+    .map(|r| serde_json::from_str(&r[0]).expect("ocpi_object is JSON"))
+    .collect();
+    let cdrs = partner.cdrs();
+    if cdrs != stored {
+        diffs.push(format!(
+            "CDRs: got {} {cdrs:?}, expected {} {stored:?}",
+            cdrs.len(),
+            stored.len()
+        ));
+    }
+    diffs
+}
+
+fn differ(diffs: &mut Vec<String>, what: String, got: &Value, expected: &Value) {
+    if normalize(got) != normalize(expected) {
+        diffs.push(format!("{what}:\n  got      {got}\n  expected {expected}"));
+    }
+}
+
+/// The newest `last_updated` of a parent's children, by the parent's ids.
+fn note_child(newest: &mut HashMap<String, i128>, parent: &[&str], at: i128) {
+    let entry = newest.entry(parent.join("/")).or_insert(at);
+    *entry = (*entry).max(at);
+}
+
+/// Rows in the seven mapped tables (what a sync of all of them reads).
+fn record_count(db: &MariaDb) -> usize {
+    let counts = block(|| {
+        db.query_value(
+            "SELECT (SELECT COUNT(*) FROM ocpi.locations) + (SELECT COUNT(*) FROM ocpi.evses) + \
+             (SELECT COUNT(*) FROM ocpi.connectors) + (SELECT COUNT(*) FROM ocpi.tariffs) + \
+             (SELECT COUNT(*) FROM ocpi.sessions) + (SELECT COUNT(*) FROM ocpi.cdrs) + \
+             (SELECT COUNT(*) FROM ocpi.tokens)",
+        )
+    });
+    counts.parse().expect("a count")
+}
+
+/// The requests that change something at the partner (discovery GETs left out).
+fn module_requests(partner: &OcpiPartner) -> Vec<RecordedRequest> {
+    partner
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .collect()
+}
+
+fn summary(requests: &[RecordedRequest]) -> Vec<String> {
+    requests
+        .iter()
+        .map(|r| match &r.query {
+            Some(q) => format!("{} {}?{q}", r.method, r.path),
+            None => format!("{} {}", r.method, r.path),
+        })
+        .collect()
+}
+
+/// What was parked in `queue`, as (table, key, reason); the queue is emptied.
+async fn parked(url: &str, queue: &str) -> Vec<String> {
+    drain_received(url, queue, usize::MAX, Duration::from_secs(2))
+        .await
+        .iter()
+        .map(|m| match &m.message {
+            change_message::Message::Change(c) => format!(
+                "{} {}.{} {} (snapshot: {}): {}",
+                c.op.as_str(),
+                c.database,
+                c.table,
+                Value::Object(c.key.clone()),
+                c.snapshot.is_some(),
+                m.header("x-park-reason").unwrap_or_default()
+            ),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------------------
+// The writer
+// ------------------------------------------------------------------------------------------------
+
+/// Updates records of every kind at about `per_second` until `stop`, on the even-numbered
+/// records only (the odd-numbered and the seed records are never touched). Each statement
+/// changes its row (so each is one binlog change) and stamps `last_updated`. Returns the
+/// request path of every record it changed.
+async fn write_updates(
+    url: String,
+    per_second: u32,
+    stop: Arc<AtomicBool>,
+    count: Arc<AtomicUsize>,
+    touched: Arc<Mutex<HashSet<String>>>,
+) {
+    let mut conn = mysql_async::Conn::from_url(url.as_str())
+        .await
+        .expect("the writer connects");
+    conn.query_drop("SET time_zone = '+00:00'")
+        .await
+        .expect("UTC session");
+    let mut rng = fastrand::Rng::with_seed(20_260_105);
+    let started = Instant::now();
+    let mut n = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let even = |rng: &mut fastrand::Rng, below: usize| rng.usize(..below / 2) * 2;
+        let (sql, path) = match rng.u8(..100) {
+            0..=24 => {
+                let i = even(&mut rng, TARIFFS_N);
+                let set = if rng.u8(..10) == 0 {
+                    // Soft delete, or revival of a soft-deleted one.
+                    "deleted = 1 - deleted".to_string()
+                } else {
+                    format!("elements = '{}'", elements(1000 + n))
+                };
+                (
+                    format!(
+                        "UPDATE ocpi.tariffs SET {set} WHERE country_code = 'NL' AND \
+                         party_id = 'EXA' AND id = '{}'",
+                        tariff_id(i)
+                    ),
+                    format!("{PREFIX}tariffs/NL/EXA/{}", tariff_id(i)),
+                )
+            }
+            25..=44 => {
+                let t = even(&mut rng, TOKENS_N);
+                let set = if rng.u8(..10) == 0 {
+                    "valid = 1 - valid".to_string()
+                } else {
+                    format!("visual_number = 'V-{n}'")
+                };
+                (
+                    format!(
+                        "UPDATE ocpi.tokens SET {set} WHERE country_code = 'DE' AND \
+                         party_id = 'MSP' AND uid = '{}'",
+                        token_uid(t)
+                    ),
+                    format!("{PREFIX}tokens/DE/MSP/{}", token_uid(t)),
+                )
+            }
+            45..=59 => {
+                let l = even(&mut rng, LOCATIONS_N);
+                (
+                    format!(
+                        "UPDATE ocpi.locations SET name = 'Site {l} v{n}' WHERE \
+                         country_code = 'NL' AND party_id = 'EXA' AND id = '{}'",
+                        location_id(l)
+                    ),
+                    format!("{PREFIX}locations/NL/EXA/{}", location_id(l)),
+                )
+            }
+            60..=79 => {
+                let (l, e) = (even(&mut rng, LOCATIONS_N), rng.usize(1..=2));
+                // The status (REMOVED is the EVSE's soft delete) or another column, not both
+                // at once: an update setting REMOVED is sent as the bare removal PATCH
+                // (status, last_updated), whatever else it changed.
+                let set = if rng.u8(..3) == 0 {
+                    let status = ["AVAILABLE", "CHARGING", "BLOCKED", "REMOVED"][rng.usize(..4)];
+                    format!("status = '{status}'")
+                } else {
+                    format!("physical_reference = 'P{n}'")
+                };
+                (
+                    format!(
+                        "UPDATE ocpi.evses SET {set} WHERE country_code = 'NL' AND \
+                         party_id = 'EXA' AND location_id = '{}' AND uid = '{}'",
+                        location_id(l),
+                        evse_uid(l, e)
+                    ),
+                    format!(
+                        "{PREFIX}locations/NL/EXA/{}/{}",
+                        location_id(l),
+                        evse_uid(l, e)
+                    ),
+                )
+            }
+            _ => {
+                let (l, e, c) = (
+                    even(&mut rng, LOCATIONS_N),
+                    rng.usize(1..=2),
+                    rng.usize(1..=2),
+                );
+                (
+                    format!(
+                        "UPDATE ocpi.connectors SET max_electric_power = {} WHERE \
+                         country_code = 'NL' AND party_id = 'EXA' AND location_id = '{}' AND \
+                         evse_uid = '{}' AND id = '{c}'",
+                        2000 + n,
+                        location_id(l),
+                        evse_uid(l, e)
+                    ),
+                    format!(
+                        "{PREFIX}locations/NL/EXA/{}/{}/{c}",
+                        location_id(l),
+                        evse_uid(l, e)
+                    ),
+                )
+            }
+        };
+        conn.query_drop(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("writer: {e}: {sql}"));
+        touched.lock().expect("touched").insert(path);
+        count.store(n, Ordering::Relaxed);
+        let due = Duration::from_secs_f64(n as f64 / f64::from(per_second));
+        if let Some(ahead) = due.checked_sub(started.elapsed()) {
+            tokio::time::sleep(ahead).await;
+        }
+    }
+    let _ = conn.disconnect().await;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Test 1: adding a partner
+// ------------------------------------------------------------------------------------------------
+
+/// Waits until every partner holds the database's state and its queue has nothing ready, or,
+/// failing that, until nothing moved for `SETTLED` (the assertions then say what differs).
+async fn wait_drained(db: &MariaDb, url: &str, partners: &[(&OcpiPartner, String)]) {
+    let deadline = Instant::now() + DELIVERY;
+    let mut last_counts = Vec::new();
+    let mut still_since = Instant::now();
+    loop {
+        let mut ready = 0;
+        for (_, queue) in partners {
+            ready += queue_len(url, queue).await;
+        }
+        let counts: Vec<usize> = partners.iter().map(|(p, _)| p.requests().len()).collect();
+        if counts != last_counts || ready > 0 {
+            last_counts = counts;
+            still_since = Instant::now();
+        }
+        if ready == 0 && partners.iter().all(|(p, _)| differences(db, p).is_empty()) {
+            return;
+        }
+        if still_since.elapsed() >= SETTLED || Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn adding_a_partner_sends_every_existing_record_then_the_live_changes() {
+    let test_started = Instant::now();
+    let a = OcpiPartner::start(PartnerOptions::v221()).await;
+    let b = OcpiPartner::start(PartnerOptions::v221()).await;
+
+    // ---- The database holds its records before the bridge starts ----------------------------
+    let db = MariaDb::start();
+    let schema_path = system_tests::workspace_root().join("config/ocpi-example/schema.sql");
+    let schema = std::fs::read_to_string(&schema_path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", schema_path.display()));
+    let (ddl, seed) = schema
+        .split_once("-- Seed data")
+        .expect("schema.sql has a seed data section");
+    // Tables outside the binlog; their rows through it, so partner A (there from the start)
+    // gets them as inserts and holds every record before partner B is added.
+    block(|| {
+        db.exec(&format!("SET sql_log_bin = 0;\n{ddl}"));
+        db.exec(&format!(
+            "SET time_zone = '+00:00';\nUSE ocpi;\n-- {seed}\n{}",
+            generated_rows_sql()
+        ));
+    });
+    let records = record_count(&db);
+
+    // ---- Partner A: queues, bridge, pusher --------------------------------------------------
+    let url = shared_amqp_url();
+    let env = [
+        ("TOKEN_A", a.options().token.clone()),
+        ("TOKEN_B", b.options().token.clone()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let cfg_a = pusher_config(&url).partner(partner_entry("a", &a, "TOKEN_A"));
+    let cfg_ab = cfg_a.clone().partner(partner_entry("b", &b, "TOKEN_B"));
+    let _names = BrokerNames::of(&url, &cfg_ab);
+    let (queue_a, queue_b) = (cfg_ab.queue("a"), cfg_ab.queue("b"));
+    let (status, out) = block(|| {
+        PusherProcess::run_to_exit_with_env(
+            &cfg_a.to_toml(),
+            &["setup"],
+            &env,
+            Duration::from_secs(60),
+        )
+    });
+    assert!(status.success(), "`pusher setup` failed ({status}):\n{out}");
+    let bridge_toml = bridge_config(db.port(), &url, &cfg_ab.exchange)
+        .with(|c| {
+            c.source.start = "start".into();
+            c.capture.databases = vec!["ocpi".into()];
+        })
+        .to_toml();
+    // The signal table where the test's `cdc` user has its grants; small chunks, so the sync
+    // interleaves with the writer's changes.
+    let bridge_toml =
+        format!("{bridge_toml}\n[sync]\ndatabase = \"app\"\nchunk_size = 16\nprogress_secs = 2\n");
+    let mut bridge = BridgeProcess::start(&bridge_toml);
+    let mut pusher = PusherProcess::start_with_env(&cfg_a.to_toml(), &env);
+    let logs = |bridge: &BridgeProcess, pusher: &PusherProcess| {
+        let tail = |text: String| {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(60)..].join("\n")
+        };
+        format!(
+            "--- pusher log (tail) ---\n{}\n--- bridge log (tail) ---\n{}",
+            tail(pusher.log()),
+            tail(bridge.log())
+        )
+    };
+
+    wait_drained(&db, &url, &[(&a, queue_a.clone())]).await;
+    let diffs = differences(&db, &a);
+    assert!(
+        diffs.is_empty(),
+        "partner A did not get the records through the binlog ({} differences):\n{}\n{}",
+        diffs.len(),
+        diffs[..diffs.len().min(10)].join("\n"),
+        logs(&bridge, &pusher)
+    );
+    let a_mark = module_requests(&a).len();
+    eprintln!(
+        "[pusher_sync] {records} records; partner A holds them ({a_mark} requests) after {:.1} s",
+        test_started.elapsed().as_secs_f64()
+    );
+
+    // ---- A writer keeps changing records; partner B is added meanwhile -----------------------
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicUsize::new(0));
+    let touched = Arc::new(Mutex::new(HashSet::new()));
+    let writer = tokio::spawn(write_updates(
+        db.root_url(),
+        40,
+        stop.clone(),
+        written.clone(),
+        touched.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let (status, out) = block(|| {
+        PusherProcess::run_to_exit_with_env(
+            &cfg_ab.to_toml(),
+            &["sync", "b"],
+            &env,
+            Duration::from_secs(60),
+        )
+    });
+    assert!(
+        status.success(),
+        "`pusher sync b` failed ({status}):\n{out}"
+    );
+    assert!(
+        out.contains(&format!("partner b: queue {queue_b} declared and bound"))
+            && out.contains("initial sync requested"),
+        "`pusher sync b` says what it did:\n{out}"
+    );
+    let request_id = out
+        .split_once("(request ")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(id, _)| id.to_string())
+        .unwrap_or_else(|| panic!("`pusher sync b` names its request:\n{out}"));
+    uuid::Uuid::parse_str(&request_id)
+        .unwrap_or_else(|e| panic!("request id {request_id:?} is no UUID ({e}):\n{out}"));
+
+    // The operator restarts the pusher with B in its config (B's queue fills meanwhile).
+    let status = block(|| pusher.terminate());
+    assert!(status.success(), "pusher exit {status:?}\n{}", pusher.log());
+    pusher.write_config(&cfg_ab.to_toml());
+    pusher.restart();
+
+    let finished = bridge
+        .wait_for_log_async("sync finished", Duration::from_secs(60))
+        .await;
+    assert!(
+        finished,
+        "the bridge did not finish the sync\n{}",
+        logs(&bridge, &pusher)
+    );
+    // Live changes after the sync too.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    writer.await.expect("the writer");
+    let written = written.load(Ordering::Relaxed);
+    let touched = touched.lock().expect("touched").clone();
+
+    // ---- Everything drained: compare -------------------------------------------------------
+    wait_drained(&db, &url, &[(&a, queue_a.clone()), (&b, queue_b.clone())]).await;
+    tokio::time::sleep(QUIET).await;
+
+    // The bridge synced this request to B, every record of the seven tables.
+    let bridge_log = bridge.log();
+    let line = |needle: &str| {
+        bridge_log
+            .lines()
+            .find(|l| l.contains(needle) && l.contains(&request_id))
+            .unwrap_or_else(|| {
+                panic!("no `{needle}` line for sync {request_id} in the bridge log\n{bridge_log}")
+            })
+            .to_string()
+    };
+    assert!(line("sync started").contains(&queue_b), "sync of B's queue");
+    let done = line("sync finished");
+    assert!(
+        done.contains(&format!("rows_done={records} ")),
+        "the sync read every record ({records}): {done}"
+    );
+
+    // B: no record the writer left alone (itself and its children) was refused: those arrive
+    // through their snapshot rows only. A record changed while the sync runs can be refused
+    // before its snapshot row reaches B (an EVSE update before B holds its Location, a PATCH of
+    // an object B does not hold yet, a Location whose EVSE update came first): a known limit
+    // (README); the newer state follows and B must still end equal to the database (below).
+    let b_parked = parked(&url, &cfg_ab.parking_queue("b")).await;
+    let b_requests = module_requests(&b);
+    let diffs = differences(&db, &b);
+    let mut parked_by_kind: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &b_parked {
+        let kind: Vec<&str> = p.split(' ').take(2).collect();
+        let snapshot = p.contains("(snapshot: true)");
+        *parked_by_kind
+            .entry(format!("{} (snapshot row: {snapshot})", kind.join(" ")))
+            .or_default() += 1;
+    }
+    let refused_untouched: Vec<&String> = b_parked
+        .iter()
+        .filter(|p| {
+            let reason = p.split_once("): ").map(|(_, r)| r).unwrap_or("");
+            let path = reason.split_whitespace().nth(1).unwrap_or("");
+            let path = path.split('?').next().unwrap_or("");
+            let full = format!("{PREFIX}{path}");
+            let child = format!("{full}/");
+            !touched.iter().any(|t| *t == full || t.starts_with(&child))
+        })
+        .collect();
+    println!(
+        "partner B: {} messages parked during the sync ({parked_by_kind:?})",
+        b_parked.len()
+    );
+    assert!(
+        refused_untouched.is_empty(),
+        "{} messages parked for partner B of records nobody changed during the sync \
+         ({parked_by_kind:?}), e.g.:\n{}\nB's requests: {}; \
+         B differs from the database in {} places\n{}",
+        refused_untouched.len(),
+        refused_untouched
+            .iter()
+            .take(12)
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        b_requests.len(),
+        diffs.len(),
+        logs(&bridge, &pusher)
+    );
+    assert!(
+        diffs.is_empty(),
+        "partner B differs from the database ({} differences), e.g.:\n{}\n{}",
+        diffs.len(),
+        diffs[..diffs.len().min(10)].join("\n"),
+        logs(&bridge, &pusher)
+    );
+    // No record of B ever went back: per object, last_updated never decreases.
+    let mut newest: HashMap<String, i128> = HashMap::new();
+    for r in &b_requests {
+        let Some(at) = r.body.as_ref().and_then(instant_of) else {
+            continue;
+        };
+        let previous = newest.entry(r.path.clone()).or_insert(at);
+        assert!(
+            at >= *previous,
+            "partner B: {} {} carries last_updated {at}, older than the {previous} it got before",
+            r.method,
+            r.path
+        );
+        *previous = at;
+    }
+    // The untouched records reached B through the snapshot only, once each.
+    let cold_puts = b_requests
+        .iter()
+        .filter(|r| r.method == "PUT" && !touched.contains(&r.path))
+        .count();
+
+    // A: the live changes only. Not one request for a record the writer never touched (a
+    // snapshot row reaching A would be one), nothing parked, still equal to the database.
+    let a_requests = module_requests(&a)[a_mark..].to_vec();
+    let a_cold: Vec<RecordedRequest> = a_requests
+        .iter()
+        .filter(|r| !touched.contains(&r.path))
+        .cloned()
+        .collect();
+    assert!(
+        a_cold.is_empty(),
+        "partner A got {} requests for records that did not change since it held them \
+         (snapshot rows of B's sync?), e.g. {:#?}",
+        a_cold.len(),
+        &summary(&a_cold)[..a_cold.len().min(10)]
+    );
+    assert!(
+        !a_requests.is_empty() && a_requests.len() <= written,
+        "partner A got {} requests for {written} live changes",
+        a_requests.len()
+    );
+    let a_parked = parked(&url, &cfg_ab.parking_queue("a")).await;
+    assert!(
+        a_parked.is_empty(),
+        "{} messages parked for partner A, e.g.:\n{}",
+        a_parked.len(),
+        a_parked[..a_parked.len().min(12)].join("\n")
+    );
+    let diffs = differences(&db, &a);
+    assert!(
+        diffs.is_empty(),
+        "partner A differs from the database ({} differences), e.g.:\n{}",
+        diffs.len(),
+        diffs[..diffs.len().min(10)].join("\n")
+    );
+
+    assert!(block(|| pusher.terminate()).success(), "{}", pusher.log());
+    assert!(block(|| bridge.terminate()).success(), "{}", bridge.log());
+    eprintln!(
+        "[pusher_sync] {records} records, {written} live changes to {} records; partner B: {} \
+         requests ({cold_puts} PUTs of untouched records); partner A: {} requests since B was \
+         added; {:.1} s",
+        touched.len(),
+        b_requests.len(),
+        a_requests.len(),
+        test_started.elapsed().as_secs_f64()
+    );
+}
+
+// ------------------------------------------------------------------------------------------------
+// Test 2: refusals
+// ------------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_of_an_unknown_partner_or_without_the_bridge_queue_fails_with_the_fix() {
+    let a = OcpiPartner::start(PartnerOptions::v221()).await;
+    let b = OcpiPartner::start(PartnerOptions::v221()).await;
+    let url = shared_amqp_url();
+    // An exchange no bridge ever published to: no `<exchange>.sync-requests` queue.
+    let cfg = pusher_config(&url)
+        .partner(partner_entry("a", &a, "TOKEN_A"))
+        .partner(partner_entry("b", &b, "TOKEN_B"));
+    let _names = BrokerNames::of(&url, &cfg);
+    let env = [
+        ("TOKEN_A", a.options().token.clone()),
+        ("TOKEN_B", b.options().token.clone()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let sync = |partner: &str| {
+        block(|| {
+            PusherProcess::run_to_exit_with_env(
+                &cfg.to_toml(),
+                &["sync", partner],
+                &env,
+                Duration::from_secs(60),
+            )
+        })
+    };
+
+    let (status, out) = sync("nosuch");
+    assert!(!status.success(), "`pusher sync nosuch` succeeded:\n{out}");
+    assert!(
+        out.contains("no partner `nosuch` in the configuration (partners: a, b)")
+            && out.contains("add its [[partner]] section first"),
+        "`pusher sync nosuch` names the configured partners:\n{out}"
+    );
+
+    let (status, out) = sync("b");
+    assert!(
+        !status.success(),
+        "`pusher sync b` succeeded without a bridge:\n{out}"
+    );
+    let requests_queue = change_message::sync_request::requests_queue(&cfg.exchange);
+    assert!(
+        out.contains(&format!(
+            "the bridge's request queue `{requests_queue}` does not exist"
+        )) && out.contains(&format!(
+            "start the bridge (with [sync] enabled) on exchange `{}` once, then ask again",
+            cfg.exchange
+        )),
+        "`pusher sync b` without a bridge says to start it:\n{out}"
+    );
+}
