@@ -873,24 +873,13 @@ impl Shared {
                 ),
             };
         };
-        let ids: Vec<&str> = plan.path_ids.iter().map(String::as_str).collect();
-        let url = with_query(&join_url(base, &ids), &plan.query);
         let is_cdr_post = plan.method == mapping::Method::Post;
         if is_cdr_post {
             if let Some(result) = self.before_cdr_post(&plan.record_id, batch, net.seq).await {
                 return result;
             }
         }
-        let mut outcome = self
-            .client
-            .send(
-                plan.method.into(),
-                &url,
-                plan.body.as_ref(),
-                Some(Uuid::new_v4()),
-            )
-            .await;
-        tracing::debug!(partner = %partner.id, request = %plan, outcome = outcome.kind(), "call done");
+        let mut outcome = self.send(base, &plan).await;
         if let (mapping::Method::Patch, Outcome::Rejected { reason }) = (plan.method, &outcome) {
             // The partner may not hold the object (a partner still receiving its initial sync,
             // or one that lost data): the change carries the full row, so send all of it once.
@@ -899,18 +888,7 @@ impl Shared {
                 .filter(|full| full.method != mapping::Method::Patch);
             if let Some(full) = full {
                 tracing::info!(partner = %partner.id, request = %plan, reason, "PATCH refused: sending the whole object instead");
-                let ids: Vec<&str> = full.path_ids.iter().map(String::as_str).collect();
-                let url = with_query(&join_url(base, &ids), &full.query);
-                outcome = self
-                    .client
-                    .send(
-                        full.method.into(),
-                        &url,
-                        full.body.as_ref(),
-                        Some(Uuid::new_v4()),
-                    )
-                    .await;
-                tracing::debug!(partner = %partner.id, request = %full, outcome = outcome.kind(), "call done");
+                outcome = self.send(base, &full).await;
             }
         }
         match outcome {
@@ -967,6 +945,23 @@ impl Shared {
                 CallResult::PartnerLevel { reason }
             }
         }
+    }
+
+    /// One planned request to the module endpoint `base`.
+    async fn send(&self, base: &str, plan: &mapping::PlannedRequest) -> Outcome {
+        let ids: Vec<&str> = plan.path_ids.iter().map(String::as_str).collect();
+        let url = with_query(&join_url(base, &ids), &plan.query);
+        let outcome = self
+            .client
+            .send(
+                plan.method.into(),
+                &url,
+                plan.body.as_ref(),
+                Some(Uuid::new_v4()),
+            )
+            .await;
+        tracing::debug!(partner = %self.partner.id, request = %plan, outcome = outcome.kind(), "call done");
+        outcome
     }
 
     /// The CDR guard: `Some(result)` when the POST must not happen.

@@ -51,8 +51,9 @@ pub async fn request(
             ids.join(", "),
         ));
     };
+    let url = redact_url(&config.broker.url);
     let broker_error = |error: lapin::Error| SyncRequestError::Broker {
-        url: redact_url(&config.broker.url),
+        url: url.clone(),
         error: error.to_string(),
     };
     let connection = Connection::connect(&config.broker.url, ConnectionProperties::default())
@@ -81,7 +82,7 @@ pub async fn request(
     };
     let request = SyncRequest::new(uuid::Uuid::new_v4().to_string(), action, now_rfc3339());
     let queue = requests_queue(&config.broker.exchange);
-    let result = publish(&connection, &queue, &request, &config.broker.exchange).await;
+    let result = publish(&connection, &url, &queue, &request, &config.broker.exchange).await;
     let _ = connection.close(200, ShortString::from("done")).await;
     result?;
     Ok(Requested {
@@ -90,14 +91,17 @@ pub async fn request(
     })
 }
 
+/// Publishes `request` to the bridge's request queue `queue`, persistent and confirmed; `url`
+/// (redacted) names the broker in errors.
 async fn publish(
     connection: &Connection,
+    url: &str,
     queue: &str,
     request: &SyncRequest,
     exchange: &str,
 ) -> Result<(), SyncRequestError> {
     let broker_error = |error: lapin::Error| SyncRequestError::Broker {
-        url: String::from("(connected)"),
+        url: url.to_string(),
         error: error.to_string(),
     };
     let channel = connection.create_channel().await.map_err(broker_error)?;
