@@ -42,6 +42,19 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub sync: SyncConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: the HTTP endpoints for operators (Prometheus `/metrics`, `/healthz`, `/readyz`,
+/// `/status`). Off when the key is absent, so no port is opened unless a configuration asks
+/// for one; the shipped `config/bridge.toml` serves on 127.0.0.1:9187.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `ip:port` to listen on; empty: no endpoints.
+    #[serde(default)]
+    pub listen: String,
 }
 
 /// Initial syncs (a new partner gets every existing record): the signal table and chunking.
@@ -438,6 +451,18 @@ impl Config {
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "must not be empty".into()));
         }
+        if !self.metrics.listen.is_empty()
+            && self.metrics.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(invalid(
+                "metrics.listen",
+                format!(
+                    "{:?} is not an address: use an IP address and port such as \
+                     \"127.0.0.1:9187\", or \"\" to turn the HTTP endpoints off",
+                    self.metrics.listen
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -548,6 +573,20 @@ databases = ["app"]
         assert_eq!(shipped.source.heartbeat_secs, minimal.source.heartbeat_secs);
         assert_eq!(format!("{:?}", shipped.sync), format!("{:?}", minimal.sync));
         assert_eq!(minimal.signal_database(), "app");
+    }
+
+    #[test]
+    fn metrics_are_off_unless_configured_and_the_address_is_checked() {
+        let minimal = Config::parse(MINIMAL, Path::new("b.toml")).unwrap();
+        assert_eq!(minimal.metrics.listen, "");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/bridge.toml");
+        let shipped = Config::parse(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+        assert_eq!(shipped.metrics.listen, "127.0.0.1:9187");
+        let text = format!("{MINIMAL}\n[metrics]\nlisten = \"localhost\"\n");
+        let err = Config::parse(&text, Path::new("b.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("metrics.listen"), "{err}");
     }
 
     #[test]

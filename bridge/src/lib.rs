@@ -5,11 +5,15 @@
 //! sessions, checkpointing) -> [`dedup`] (coalescing) -> [`publisher`] (confirmed publishing).
 //! Initial syncs of new partners ([`sync`]) run inside the same stream. State lives in one
 //! place: the checkpoint file ([`checkpoint`]), which carries the sync state too.
+//! Operators watch it through [`http_endpoints`] ([`metrics`], [`lag`]).
 
 pub mod capture_filter;
 pub mod checkpoint;
 pub mod config;
 pub mod dedup;
+pub mod http_endpoints;
+pub mod lag;
+pub mod metrics;
 pub mod pipeline;
 pub mod preflight;
 pub mod publisher;

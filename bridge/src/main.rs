@@ -3,9 +3,11 @@
 
 use anyhow::Context;
 use bridge::config::{Config, LogFormat};
+use bridge::metrics::{BridgeMetrics, Phase};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -167,7 +169,25 @@ async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     });
-    bridge::pipeline::run(config, stop_rx).await?;
+    let metrics = Arc::new(BridgeMetrics::new());
+    if !config.metrics.listen.is_empty() {
+        let listener = bridge::http_endpoints::bind(&config.metrics.listen).await?;
+        let address = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| config.metrics.listen.clone());
+        bridge::http_endpoints::spawn(listener, metrics.clone());
+        tokio::spawn(bridge::metrics::sample_rates(metrics.clone()));
+        tokio::spawn(bridge::lag::poll(
+            config.source.clone(),
+            metrics.clone(),
+            stop_rx.clone(),
+        ));
+        tracing::info!(%address, "serving /metrics, /healthz, /readyz and /status");
+    }
+    let result = bridge::pipeline::run(config, stop_rx, metrics.clone()).await;
+    metrics.set_phase(Phase::Stopped, "");
+    result?;
     tracing::info!("bridge stopped cleanly");
     Ok(())
 }

@@ -10,7 +10,8 @@
 use crate::capture_filter::CaptureFilter;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::config::{Config, StartPoint};
-use crate::dedup::{DedupBuffer, Released};
+use crate::dedup::{DedupBuffer, DedupStats, Released};
+use crate::metrics::{BridgeMetrics, Phase, Position};
 use crate::preflight::{self, PreflightError};
 use crate::publisher::{properties, text_header, Outgoing, PublishError, Publisher};
 use crate::schema_catalog;
@@ -46,14 +47,20 @@ pub enum BridgeError {
 /// How many events the reader may run ahead of the publisher.
 const SOURCE_CHANNEL: usize = 4096;
 const STATS_EVERY: Duration = Duration::from_secs(30);
+/// How often the session copies its state into the metrics (also done at every tick).
+const REPORT_EVERY: Duration = Duration::from_millis(250);
 
 enum SessionEnd {
     Stopped,
     SourceFailed(SourceError),
 }
 
-/// Runs until `stop` turns true (returns Ok) or a fatal error.
-pub async fn run(config: Config, stop: watch::Receiver<bool>) -> Result<(), BridgeError> {
+/// Runs until `stop` turns true (returns Ok) or a fatal error, keeping `metrics` up to date.
+pub async fn run(
+    config: Config,
+    stop: watch::Receiver<bool>,
+    metrics: Arc<BridgeMetrics>,
+) -> Result<(), BridgeError> {
     let mut filter = CaptureFilter::new(&config.capture);
     let signal_table = config.sync.enabled.then(|| {
         (
@@ -73,8 +80,12 @@ pub async fn run(config: Config, stop: watch::Receiver<bool>) -> Result<(), Brid
         config.broker.confirm_window,
         stop.clone(),
     );
+    metrics.set_phase(
+        Phase::WaitingForBroker,
+        crate::config::redact_url(&config.broker.url),
+    );
     match publisher.connect().await {
-        Ok(()) => {}
+        Ok(()) => metrics.set_broker_connected(true),
         Err(PublishError::Interrupted) => return Ok(()),
         Err(e) => return Err(e.into()),
     }
@@ -93,6 +104,7 @@ pub async fn run(config: Config, stop: watch::Receiver<bool>) -> Result<(), Brid
             Ok(found) => found,
             Err(error) if error.is_retryable() => {
                 tracing::warn!(%error, retry_in_s = backoff.peek().as_secs_f32(), "waiting for the database");
+                metrics.set_phase(Phase::WaitingForDatabase, error.to_string());
                 if backoff.wait(&stop).await {
                     break;
                 }
@@ -105,6 +117,7 @@ pub async fn run(config: Config, stop: watch::Receiver<bool>) -> Result<(), Brid
                 Ok(()) => {}
                 Err(error) if error.is_retryable() => {
                     tracing::warn!(%error, retry_in_s = backoff.peek().as_secs_f32(), "waiting for the database");
+                    metrics.set_phase(Phase::WaitingForDatabase, error.to_string());
                     if backoff.wait(&stop).await {
                         break;
                     }
@@ -203,8 +216,15 @@ pub async fn run(config: Config, stop: watch::Receiver<bool>) -> Result<(), Brid
             Some((engine, rx)) => (Some(engine), Some(rx)),
             None => (None, None),
         };
+        metrics.set_phase(Phase::Connecting, "no binlog event received yet");
+        metrics.update_stream(|s| {
+            s.checkpoint = checkpoint.as_ref().map(position_of);
+            s.checkpoint_saved = Some(Instant::now());
+            s.syncs = checkpoint.as_ref().and_then(|c| c.sync.clone());
+        });
         let mut session = Session {
             config: &config,
+            metrics: &metrics,
             publisher: &mut publisher,
             store: &store,
             dedup: DedupBuffer::new(
@@ -222,6 +242,10 @@ pub async fn run(config: Config, stop: watch::Receiver<bool>) -> Result<(), Brid
             published: 0,
             sync,
             snapshot_rows: 0,
+            reported: Reported::default(),
+            last_report: Instant::now(),
+            last_change_time: None,
+            streaming: false,
         };
         let session_started = Instant::now();
         let end = session.run(params, driver_rx, stop.clone()).await?;
@@ -288,8 +312,25 @@ impl Backoff {
     }
 }
 
+/// The session's totals already added to the metrics.
+#[derive(Default)]
+struct Reported {
+    dedup: DedupStats,
+    published: u64,
+    snapshot_rows: u64,
+}
+
+fn position_of(checkpoint: &Checkpoint) -> Position {
+    Position {
+        file: checkpoint.file.clone(),
+        pos: checkpoint.pos,
+        gtid: checkpoint.gtid.clone(),
+    }
+}
+
 struct Session<'a> {
     config: &'a Config,
+    metrics: &'a BridgeMetrics,
     publisher: &'a mut Publisher,
     store: &'a CheckpointStore,
     dedup: DedupBuffer,
@@ -305,6 +346,12 @@ struct Session<'a> {
     /// Initial syncs (None when `[sync] enabled = false`).
     sync: Option<SyncEngine>,
     snapshot_rows: u64,
+    reported: Reported,
+    last_report: Instant,
+    /// Commit time of the last captured change or signal row read (for the lag in seconds).
+    last_change_time: Option<u32>,
+    /// An event came from the reader: the replication connection streams.
+    streaming: bool,
 }
 
 async fn next_driver_event(
@@ -345,8 +392,9 @@ impl Session<'_> {
         let end = loop {
             // Outside `select!`: a reconnect must never be cancelled half-way.
             if self.publisher.needs_reconnect() {
+                self.metrics.set_broker_connected(false);
                 match self.publisher.connect().await {
-                    Ok(()) => {}
+                    Ok(()) => self.metrics.set_broker_connected(true),
                     Err(PublishError::Interrupted) => break SessionEnd::Stopped,
                     Err(e) => return Err(e.into()),
                 }
@@ -402,6 +450,9 @@ impl Session<'_> {
                     if let Some(end) = end {
                         break end;
                     }
+                    if self.last_report.elapsed() >= REPORT_EVERY {
+                        self.report();
+                    }
                 }
                 _ = sleep_until(deadline), if deadline.is_some() => {}
                 _ = ticker.tick() => {
@@ -429,6 +480,7 @@ impl Session<'_> {
                     if let Some(sync) = self.sync.as_mut() {
                         sync.log_progress();
                     }
+                    self.report();
                     if last_stats.elapsed() >= STATS_EVERY {
                         last_stats = Instant::now();
                         self.log_stats();
@@ -437,6 +489,16 @@ impl Session<'_> {
             }
         };
         drop(rx);
+        // Not streaming any more: winding down may wait long for the broker, which is no
+        // reason for /healthz to call the process stuck.
+        match &end {
+            SessionEnd::Stopped => self
+                .metrics
+                .set_phase(Phase::Stopping, "flushing and saving the checkpoint"),
+            SessionEnd::SourceFailed(error) => self
+                .metrics
+                .set_phase(Phase::WaitingForDatabase, error.to_string()),
+        }
         self.wind_down().await?;
         Ok(end)
     }
@@ -447,6 +509,7 @@ impl Session<'_> {
         event: Option<SourceEvent>,
         driver_rx: &mut Option<mpsc::UnboundedReceiver<DriverEvent>>,
     ) -> Option<SessionEnd> {
+        self.streaming = true;
         match event {
             Some(SourceEvent::Row(row)) => self.push_row(*row),
             Some(SourceEvent::Signal(signal)) => {
@@ -470,7 +533,7 @@ impl Session<'_> {
                 });
                 self.last_boundary = Some(boundary);
             }
-            Some(SourceEvent::Alive) => {}
+            Some(SourceEvent::Alive) => self.metrics.server_alive(),
             Some(SourceEvent::Failed(error)) => return Some(SessionEnd::SourceFailed(error)),
             None => {
                 let (file, pos) = self.position();
@@ -524,6 +587,7 @@ impl Session<'_> {
             }
         }
         self.save(true)?;
+        self.report();
         self.log_stats();
         Ok(())
     }
@@ -533,6 +597,7 @@ impl Session<'_> {
     /// releases carry it, which puts them after every change read before and before every
     /// change read after.
     fn on_signal(&mut self, signal: SignalRow) {
+        self.last_change_time = Some(signal.commit_time);
         let Some(sync) = self.sync.as_mut() else {
             return;
         };
@@ -594,6 +659,7 @@ impl Session<'_> {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.last_change_time = Some(row.commit_time);
         let bytes = row.approx_bytes;
         let change = RowChange {
             version: CONTRACT_VERSION,
@@ -695,6 +761,56 @@ impl Session<'_> {
         self.saved = Some(checkpoint);
         self.last_save = Instant::now();
         Ok(())
+    }
+
+    /// Copies what happened since the last report into the metrics: counters as deltas, the
+    /// positions and sync state as they are now.
+    fn report(&mut self) {
+        let metrics = self.metrics;
+        let stats = self.dedup.stats();
+        metrics.add_counts(
+            stats.received.saturating_sub(self.reported.dedup.received),
+            stats.merged.saturating_sub(self.reported.dedup.merged),
+            self.published.saturating_sub(self.reported.published),
+            self.snapshot_rows
+                .saturating_sub(self.reported.snapshot_rows),
+        );
+        self.reported = Reported {
+            dedup: stats,
+            published: self.published,
+            snapshot_rows: self.snapshot_rows,
+        };
+        metrics.set_publisher(
+            self.publisher.confirmed,
+            self.publisher.unconfirmed() as u64,
+        );
+        metrics.set_broker_connected(!self.publisher.needs_reconnect());
+        if self.streaming && metrics.phase() == Phase::Connecting {
+            metrics.set_phase(Phase::Streaming, "");
+        }
+        metrics.beat();
+        let read = self.last_boundary.as_ref().map(|b| Position {
+            file: b.file.to_string(),
+            pos: b.pos,
+            gtid: b.gtid.as_deref().map(str::to_string),
+        });
+        let sync = self.sync.as_ref().and_then(SyncEngine::snapshot);
+        metrics.update_stream(|s| {
+            if read.is_some() {
+                s.read = read;
+            }
+            if self.last_change_time.is_some() {
+                s.last_change_time = self.last_change_time;
+            }
+            if let Some(saved) = &self.saved {
+                s.checkpoint = Some(position_of(saved));
+                s.checkpoint_saved = Some(self.last_save);
+            }
+            if sync.is_some() {
+                s.syncs = sync;
+            }
+        });
+        self.last_report = Instant::now();
     }
 
     fn log_stats(&self) {

@@ -46,7 +46,29 @@ pub struct Config {
     pub broker: BrokerConfig,
     pub pusher: PusherSettings,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
+    pub bridge: BridgeLink,
     pub partners: Vec<Arc<PartnerConfig>>,
+}
+
+/// `[metrics]`: the HTTP endpoints for operators (Prometheus `/metrics`, `/healthz`,
+/// `/readyz`). Off when the key is absent, so no port is opened unless a configuration asks
+/// for one (several pushers on one host need one address each); the shipped
+/// `config/pusher.toml` serves on 127.0.0.1:9188.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `ip:port` to listen on; empty: no endpoints.
+    #[serde(default)]
+    pub listen: String,
+}
+
+/// `[bridge]`: where `pusher status` reads the bridge's part (position, lag, initial syncs).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeLink {
+    #[serde(default = "default_bridge_status_url")]
+    pub status_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -188,6 +210,10 @@ struct RawConfig {
     pusher: Option<PusherSettings>,
     #[serde(default)]
     log: Option<LogConfig>,
+    #[serde(default)]
+    metrics: Option<MetricsConfig>,
+    #[serde(default)]
+    bridge: Option<BridgeLink>,
     #[serde(default, rename = "partner")]
     partners: Vec<RawPartner>,
 }
@@ -284,6 +310,9 @@ fn default_shutdown_grace_ms() -> u64 {
 fn default_cdr_ledger_days() -> u64 {
     30
 }
+fn default_bridge_status_url() -> String {
+    "http://127.0.0.1:9187/status".into()
+}
 fn default_log_format() -> LogFormat {
     LogFormat::Text
 }
@@ -352,6 +381,14 @@ impl Default for PusherSettings {
     }
 }
 
+impl Default for BridgeLink {
+    fn default() -> Self {
+        BridgeLink {
+            status_url: default_bridge_status_url(),
+        }
+    }
+}
+
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
@@ -374,6 +411,22 @@ impl Config {
             source,
         })?;
         Config::parse(&text, path, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::load`] for commands that only look (`partners`, `status`): they call no
+    /// partner, so a token variable that is not set is no error there. Everything else is
+    /// checked as usual.
+    pub fn load_for_inspection(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path, &|name| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .or_else(|| (name != ENV_BROKER_URL).then(|| "unused: no call is made".into()))
+        })
     }
 
     /// Parses `text` as if read from `path`; `env` looks up environment variables.
@@ -436,6 +489,29 @@ impl Config {
             ));
         }
         let log = raw.log.unwrap_or_default();
+        let metrics = raw.metrics.unwrap_or_default();
+        if !metrics.listen.is_empty() && metrics.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "metrics.listen".into(),
+                format!(
+                    "{:?} is not an address: use an IP address and port such as \
+                     \"127.0.0.1:9188\", or \"\" to turn the HTTP endpoints off",
+                    metrics.listen
+                ),
+            ));
+        }
+        let bridge = raw.bridge.unwrap_or_default();
+        if !(bridge.status_url.starts_with("http://") || bridge.status_url.starts_with("https://"))
+        {
+            return Err(invalid(
+                "bridge.status_url".into(),
+                format!(
+                    "{:?} is not an http(s) URL: use the bridge's [metrics] listen address, as \
+                     in \"http://127.0.0.1:9187/status\"",
+                    bridge.status_url
+                ),
+            ));
+        }
 
         if raw.partners.is_empty() {
             return Err(invalid(
@@ -643,6 +719,8 @@ impl Config {
             broker,
             pusher,
             log,
+            metrics,
+            bridge,
             partners,
         })
     }
@@ -787,6 +865,32 @@ mapping = "{}"
         let c =
             Config::parse(&text, &path, &|n| (n != ENV_BROKER_URL).then(|| "t".into())).unwrap();
         assert!(!c.partners.is_empty());
+    }
+
+    #[test]
+    fn metrics_and_the_bridge_link_have_documented_defaults_and_are_checked() {
+        let c = Config::parse(&partner_toml(""), Path::new("p.toml"), &env_with_token).unwrap();
+        assert_eq!(c.metrics.listen, "");
+        assert_eq!(c.bridge.status_url, "http://127.0.0.1:9187/status");
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/pusher.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let shipped =
+            Config::parse(&text, &path, &|n| (n != ENV_BROKER_URL).then(|| "t".into())).unwrap();
+        assert_eq!(shipped.metrics.listen, "127.0.0.1:9188");
+        assert_eq!(shipped.bridge.status_url, c.bridge.status_url);
+        for (extra, key) in [
+            ("[metrics]\nlisten = \"nowhere\"", "metrics.listen"),
+            (
+                "[bridge]\nstatus_url = \"127.0.0.1:9187\"",
+                "bridge.status_url",
+            ),
+        ] {
+            let text = format!("{extra}\n{}", partner_toml(""));
+            let err = Config::parse(&text, Path::new("p.toml"), &env_with_token)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{extra}: {err}");
+        }
     }
 
     #[test]

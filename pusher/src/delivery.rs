@@ -41,6 +41,7 @@ use crate::cdr_ledger::{CdrLedger, CdrState};
 use crate::config::{PartnerConfig, RetryPolicy};
 use crate::lanes::{coalesce, Added, Lanes, Pending, Raw};
 use crate::mapping::{self, render, Module};
+use crate::metrics::{FailureClass, OldestHeld, PartnerMetrics};
 use crate::ocpi::{discover, join_url, Endpoints, OcpiClient, Outcome};
 use crate::parking::{now_rfc3339, Parker};
 use crate::presence::PartnerStatus;
@@ -68,6 +69,7 @@ struct Shared {
     endpoints: RwLock<Option<Arc<Endpoints>>>,
     parker: Parker,
     ledger: Option<tokio::sync::Mutex<CdrLedger>>,
+    metrics: Arc<PartnerMetrics>,
 }
 
 pub struct Worker {
@@ -138,6 +140,7 @@ struct CallDone {
 }
 
 impl Worker {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         partner: Arc<PartnerConfig>,
         connection: Arc<Connection>,
@@ -146,6 +149,7 @@ impl Worker {
         pusher_name: &str,
         grace: Duration,
         status: Arc<Mutex<PartnerStatus>>,
+        metrics: Arc<PartnerMetrics>,
     ) -> Result<Worker, crate::ocpi::OcpiError> {
         let client = OcpiClient::new(partner.client_config())?;
         Ok(Worker {
@@ -156,6 +160,7 @@ impl Worker {
                 endpoints: RwLock::new(None),
                 parker,
                 ledger: ledger.map(tokio::sync::Mutex::new),
+                metrics,
             }),
             connection,
             grace,
@@ -376,6 +381,7 @@ impl Worker {
             redelivery_open: true,
             last_redelivered: None,
             held: AckWindow::new(usize::from(self.partner().prefetch)),
+            oldest: OldestHeld::default(),
             pushed_since_tick: 0,
             calls: JoinSet::new(),
             cancel: watch::channel(false).0,
@@ -431,7 +437,8 @@ impl Worker {
                     }
                     self.report_pushed(&mut run);
                     let (unacked, in_flight) = (run.held.len() as u64, run.calls.len() as u64);
-                    self.set_status(|s| { s.unacked = unacked; s.in_flight = in_flight; });
+                    let oldest = run.oldest.oldest(run.held.oldest_received());
+                    self.set_status(|s| { s.unacked = unacked; s.in_flight = in_flight; s.oldest_published = oldest; });
                     tracing::trace!(
                         partner = %self.partner().id, unacked, in_flight,
                         waiting = run.lanes.waiting(), redelivery_open = run.redelivery_open,
@@ -450,6 +457,8 @@ impl Worker {
         run.calls.abort_all();
         self.flush_acks(&mut run, true).await;
         self.report_pushed(&mut run);
+        // What is still held returns to the queue's head: its oldest stays the oldest waiting.
+        let oldest = run.oldest.oldest(run.held.oldest_received());
         // Closing the channel returns every unacked delivery to the head of the queue, in order.
         let _ = tokio::time::timeout(
             Duration::from_secs(5),
@@ -459,6 +468,7 @@ impl Worker {
         self.set_status(|s| {
             s.unacked = 0;
             s.in_flight = 0;
+            s.oldest_published = oldest;
         });
         if run.delivered_any {
             self.pause_streak = 0;
@@ -505,7 +515,9 @@ impl Worker {
 
     fn accept(&mut self, run: &mut Run, delivery: lapin::message::Delivery) {
         let tag = delivery.delivery_tag;
-        run.held.insert(tag, delivery.acker.clone(), Instant::now());
+        let now = Instant::now();
+        run.held.insert(tag, delivery.acker.clone(), now);
+        run.oldest.received(now, *delivery.properties.timestamp());
         if delivery.redelivered {
             run.last_redelivered = Some(tokio::time::Instant::now());
         } else {
@@ -602,6 +614,7 @@ impl Worker {
     }
 
     fn spawn_park(&self, run: &mut Run, tag: u64, raw: Arc<Raw>, reason: String) {
+        self.shared.metrics.failed(FailureClass::Unsendable);
         let shared = self.shared.clone();
         run.calls.spawn(async move {
             let pending = Pending {
@@ -640,6 +653,7 @@ impl Worker {
                     tracing::info!(partner = %partner.id, record = key.as_deref().unwrap_or(""), note, "acknowledged without a call");
                 }
                 run.pushed_since_tick += tags.len() as u64;
+                self.shared.metrics.pushed(tags.len() as u64);
                 if let Some(key) = key {
                     let record = batch
                         .first()
@@ -654,6 +668,7 @@ impl Worker {
                 tracing::warn!(partner = %partner.id, record = key.as_deref().unwrap_or("-"), messages = tags.len(), reason, "parked");
                 run.settle(&tags);
                 self.set_status(|s| s.parked += tags.len() as u64);
+                self.shared.metrics.parked(tags.len() as u64);
                 if let Some(key) = key {
                     run.lanes.finish(&key, None);
                 }
@@ -791,6 +806,8 @@ struct Run {
     held: AckWindow<Acker>,
     /// Successful pushes not yet counted in the shared status (updated once a tick).
     pushed_since_tick: u64,
+    /// Publish times of the held deliveries, for the oldest message's age in the status.
+    oldest: OldestHeld,
     calls: JoinSet<CallDone>,
     /// Set to true to cut the waits of calls that are backing off.
     cancel: watch::Sender<bool>,
@@ -854,9 +871,10 @@ impl Shared {
                 }
             }
             Err(e) => {
+                self.metrics.failed(FailureClass::Unsendable);
                 return self
                     .park(batch, &format!("cannot be sent as OCPI: {e}"))
-                    .await
+                    .await;
             }
         };
         let Some(endpoints) = self.endpoints() else {
@@ -961,6 +979,7 @@ impl Shared {
             )
             .await;
         tracing::debug!(partner = %self.partner.id, request = %plan, outcome = outcome.kind(), "call done");
+        self.metrics.call_answered(&outcome);
         outcome
     }
 

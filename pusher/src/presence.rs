@@ -1,8 +1,9 @@
 //! Presence: running pushers announce themselves on a fanout exchange every
 //! `presence_interval_ms`, with the partners they can serve and the status of the partners they
 //! consume. Every pusher keeps the same board of who is alive, so they all compute the same
-//! [`crate::assignment`]; `pusher partners` reads the same announcements to show who is active
-//! and how each partner's endpoint is doing. Nothing here is durable: a pusher that stops
+//! [`crate::assignment`]; `pusher partners` and `pusher status` read the same announcements to
+//! show who is active, how each partner's endpoint is doing and how old its oldest waiting
+//! message is, and so do the metrics of every pusher ([`crate::metrics`]). Nothing here is durable: a pusher that stops
 //! announcing is forgotten after `presence_expiry_ms`.
 
 use std::collections::BTreeMap;
@@ -37,6 +38,11 @@ pub struct PartnerStatus {
     /// Last successful call, RFC 3339 UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_success: Option<String>,
+    /// When the oldest message this pusher holds unacked was published (the AMQP timestamp the
+    /// bridge sets, seconds since the epoch); `None` when it holds none. Kept while the partner
+    /// is paused: the message then waits at the head of the queue, still the oldest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_published: Option<u64>,
 }
 
 /// One presence announcement.

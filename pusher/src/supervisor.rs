@@ -22,6 +22,7 @@ use crate::cdr_ledger::CdrLedger;
 use crate::config::{redact_url, Config, PartnerConfig};
 use crate::delivery::{Worker, WorkerExit};
 use crate::mapping::Module;
+use crate::metrics::{Phase, PusherMetrics, DEPTH_POLL_EVERY};
 use crate::parking::Parker;
 use crate::presence::{self, Announcement, Board, PartnerStatus};
 use crate::topology::{self, TopologyError};
@@ -43,9 +44,15 @@ struct Running {
     releasing: bool,
 }
 
-/// Runs until `stop` turns true; returns an error only for what a restart cannot fix.
-pub async fn run(config: Arc<Config>, mut stop: watch::Receiver<bool>) -> Result<(), PusherError> {
+/// Runs until `stop` turns true; returns an error only for what a restart cannot fix. Keeps
+/// `metrics` up to date (phase, per-partner gauges, the workers' counters).
+pub async fn run(
+    config: Arc<Config>,
+    mut stop: watch::Receiver<bool>,
+    metrics: Arc<PusherMetrics>,
+) -> Result<(), PusherError> {
     let mut delay = Duration::from_millis(200);
+    metrics.set_phase(Phase::Connecting, redact_url(&config.broker.url));
     loop {
         if *stop.borrow() {
             return Ok(());
@@ -54,7 +61,7 @@ pub async fn run(config: Arc<Config>, mut stop: watch::Receiver<bool>) -> Result
             Ok(connection) => {
                 let connection = Arc::new(connection);
                 delay = Duration::from_millis(200);
-                let end = session(&config, &connection, &mut stop).await;
+                let end = session(&config, &connection, &mut stop, &metrics).await;
                 let _ = tokio::time::timeout(
                     Duration::from_secs(2),
                     connection.close(200, "pusher stopping".into()),
@@ -63,11 +70,16 @@ pub async fn run(config: Arc<Config>, mut stop: watch::Receiver<bool>) -> Result
                 match end? {
                     SessionEnd::Stopped => return Ok(()),
                     SessionEnd::Lost(why) => {
-                        tracing::warn!(why, "broker connection lost; reconnecting")
+                        tracing::warn!(why, "broker connection lost; reconnecting");
+                        metrics.set_phase(Phase::Connecting, format!("connection lost: {why}"));
                     }
                 }
             }
             Err(error) => {
+                metrics.set_phase(
+                    Phase::Connecting,
+                    format!("{}: {error}", redact_url(&config.broker.url)),
+                );
                 tracing::warn!(
                     broker = %redact_url(&config.broker.url),
                     %error,
@@ -106,10 +118,37 @@ pub async fn setup(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Aborts the task when dropped: a session's helper tasks end with the session.
+struct SessionTask(JoinHandle<()>);
+
+impl Drop for SessionTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads the partner queues' depths into the metrics every [`DEPTH_POLL_EVERY`].
+async fn poll_depths(
+    config: Arc<Config>,
+    connection: Arc<Connection>,
+    metrics: Arc<PusherMetrics>,
+) {
+    loop {
+        let depths = crate::status::queue_depths(&connection, &config.partners).await;
+        for (id, depth) in depths {
+            metrics
+                .partner(&id)
+                .set_depths(depth.queue.map(|q| q.0), depth.parked);
+        }
+        tokio::time::sleep(DEPTH_POLL_EVERY).await;
+    }
+}
+
 async fn session(
     config: &Arc<Config>,
     connection: &Arc<Connection>,
     stop: &mut watch::Receiver<bool>,
+    metrics: &Arc<PusherMetrics>,
 ) -> Result<SessionEnd, PusherError> {
     let name = config.pusher.name.clone();
     for partner in &config.partners {
@@ -132,6 +171,15 @@ async fn session(
         Err(e) => return Ok(SessionEnd::Lost(e.to_string())),
     };
     tracing::info!(pusher = %name, partners = config.partners.len(), "pusher started");
+    metrics.set_phase(Phase::Running, "");
+    // Queue depths cost the broker a passive declaration per queue: only when someone reads them.
+    let _depths = (!config.metrics.listen.is_empty()).then(|| {
+        SessionTask(tokio::spawn(poll_depths(
+            config.clone(),
+            connection.clone(),
+            metrics.clone(),
+        )))
+    });
 
     let serves: Vec<String> = config.partners.iter().map(|p| p.id.clone()).collect();
     let statuses: HashMap<String, Arc<Mutex<PartnerStatus>>> = serves
@@ -176,8 +224,10 @@ async fn session(
                 }
                 // Hear the others for a moment before claiming anything.
                 if started.elapsed() >= interval * 2 {
-                    reconcile(config, &name, &board, connection, &parker, &statuses, &mut workers, &mut refused_until);
+                    reconcile(config, &name, &board, connection, &parker, &statuses, metrics, &mut workers, &mut refused_until);
                 }
+                metrics.observe_board(&board, |id| workers.contains_key(id));
+                metrics.beat();
             },
             _ = stop.changed() => break SessionEnd::Stopped,
         }
@@ -185,6 +235,7 @@ async fn session(
 
     match end {
         SessionEnd::Stopped => {
+            metrics.set_phase(Phase::Stopping, "finishing calls in flight");
             for running in workers.values() {
                 let _ = running.stop.send(true);
             }
@@ -263,6 +314,7 @@ fn reconcile(
     connection: &Arc<Connection>,
     parker: &Parker,
     statuses: &HashMap<String, Arc<Mutex<PartnerStatus>>>,
+    metrics: &PusherMetrics,
     workers: &mut HashMap<String, Running>,
     refused_until: &mut HashMap<String, Instant>,
 ) {
@@ -297,7 +349,7 @@ fn reconcile(
                 {
                     continue;
                 }
-                match start_worker(config, partner, name, connection, parker, statuses) {
+                match start_worker(config, partner, name, connection, parker, statuses, metrics) {
                     Ok(running) => {
                         workers.insert(partner.id.clone(), running);
                     }
@@ -320,6 +372,7 @@ fn start_worker(
     connection: &Arc<Connection>,
     parker: &Parker,
     statuses: &HashMap<String, Arc<Mutex<PartnerStatus>>>,
+    metrics: &PusherMetrics,
 ) -> anyhow::Result<Running> {
     let ledger = if partner.modules.contains(&Module::Cdrs) {
         Some(CdrLedger::open(
@@ -349,6 +402,7 @@ fn start_worker(
         name,
         Duration::from_millis(config.pusher.shutdown_grace_ms),
         status,
+        metrics.partner(&partner.id),
     )?;
     let (stop, stop_rx) = watch::channel(false);
     let handle = tokio::spawn(worker.run(stop_rx));

@@ -21,6 +21,7 @@ pub struct BridgeConfig {
     pub broker: BrokerConfig,
     pub checkpoint: CheckpointConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Clone, Debug)]
@@ -68,6 +69,13 @@ pub struct CheckpointConfig {
 }
 
 #[derive(Clone, Debug)]
+pub struct MetricsConfig {
+    /// `ip:port` of the HTTP endpoints; empty (the default here): off, so bridges running side
+    /// by side never compete for a port. Tests that read them set a [`crate::free_port`].
+    pub listen: String,
+}
+
+#[derive(Clone, Debug)]
 pub struct LogConfig {
     /// `"text"` or `"json"`.
     pub format: String,
@@ -110,6 +118,9 @@ impl Default for BridgeConfig {
             log: LogConfig {
                 format: "text".into(),
                 level: "info".into(),
+            },
+            metrics: MetricsConfig {
+                listen: String::new(),
             },
         }
     }
@@ -181,6 +192,8 @@ impl fmt::Display for BridgeConfig {
         writeln!(f, "path = {}", s(&self.checkpoint.path))?;
         writeln!(f, "\n[log]")?;
         writeln!(f, "format = {}", s(&self.log.format))?;
-        writeln!(f, "level = {}", s(&self.log.level))
+        writeln!(f, "level = {}", s(&self.log.level))?;
+        writeln!(f, "\n[metrics]")?;
+        writeln!(f, "listen = {}", s(&self.metrics.listen))
     }
 }

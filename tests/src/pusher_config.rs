@@ -24,6 +24,11 @@ pub struct PusherConfig {
     /// `None`: the pusher's default (a directory next to the config file).
     pub state_dir: Option<String>,
     pub log_level: String,
+    /// `[metrics] listen`: empty (the default here) turns the endpoints off, so pushers running
+    /// side by side never compete for a port.
+    pub metrics_listen: String,
+    /// `[bridge] status_url` for `pusher status`; `None` leaves the pusher's default.
+    pub bridge_status_url: Option<String>,
     pub partners: Vec<PartnerEntry>,
 }
 
@@ -75,6 +80,8 @@ pub fn pusher_config(amqp_url: &str) -> PusherConfig {
         shutdown_grace_ms: 5000,
         state_dir: None,
         log_level: "info,pusher=debug".into(),
+        metrics_listen: String::new(),
+        bridge_status_url: None,
         partners: Vec::new(),
     }
 }
@@ -163,6 +170,10 @@ impl PusherConfig {
             "\n[log]\nformat = \"text\"\nlevel = {}",
             q(&self.log_level)
         );
+        let _ = writeln!(out, "\n[metrics]\nlisten = {}", q(&self.metrics_listen));
+        if let Some(url) = &self.bridge_status_url {
+            let _ = writeln!(out, "\n[bridge]\nstatus_url = {}", q(url));
+        }
         for p in &self.partners {
             let _ = writeln!(out, "\n[[partner]]");
             let _ = writeln!(out, "id = {}", q(&p.id));

@@ -1,0 +1,893 @@
+//! The bridge's numbers for operators: a small registry of atomics that the pipeline updates
+//! cheaply, rendered on request as the Prometheus text format (`GET /metrics`) and as the JSON
+//! of `GET /status` (served by [`crate::http_endpoints`]).
+//!
+//! Cost on the data path: counters move by relaxed atomic adds once per batch of events, never
+//! per change; the position, checkpoint and sync state are copied under a mutex only at the
+//! pipeline's 250 ms tick. Everything derived (rates, ages, lag in seconds) is computed when
+//! read, not when written.
+//!
+//! Written by hand rather than with a metrics crate: a dozen series, and the text format is a
+//! few rules (HELP and TYPE lines, escaped label values).
+
+use crate::sync::state::{Outcome, SyncJob, SyncState};
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+// ---- the text format ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// A document in the Prometheus text exposition format (version 0.0.4).
+#[derive(Debug, Default)]
+pub struct Exposition {
+    out: String,
+}
+
+impl Exposition {
+    pub fn new() -> Exposition {
+        Exposition::default()
+    }
+
+    /// Starts a metric family: its HELP and TYPE lines. Its samples follow.
+    pub fn family(&mut self, name: &str, kind: Kind, help: &str) {
+        let kind = match kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        };
+        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+    }
+
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (label, text)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{label}=\"{}\"", escape_label_value(text));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {}", format_value(value));
+    }
+
+    /// A family with one unlabelled sample.
+    pub fn single(&mut self, name: &str, kind: Kind, help: &str, value: f64) {
+        self.family(name, kind, help);
+        self.sample(name, &[], value);
+    }
+
+    pub fn finish(self) -> String {
+        self.out
+    }
+}
+
+/// Label values may hold anything (queue names are free text): `\`, `"` and newlines escaped.
+pub fn escape_label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn format_value(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".into()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        format!("{value}")
+    }
+}
+
+// ---- helpers -----------------------------------------------------------------------------------
+
+/// An `f64` gauge in an atomic (its bits).
+#[derive(Debug, Default)]
+pub struct AtomicF64(AtomicU64);
+
+impl AtomicF64 {
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Relaxed))
+    }
+
+    pub fn set(&self, value: f64) {
+        self.0.store(value.to_bits(), Relaxed);
+    }
+}
+
+/// The recent rate of a counter, from samples taken about once a second and averaged over
+/// `window`: smooth enough to read, recent enough to show a stall within seconds.
+#[derive(Debug)]
+pub struct Rate {
+    window: Duration,
+    samples: VecDeque<(Instant, u64)>,
+}
+
+impl Rate {
+    pub fn new(window: Duration) -> Rate {
+        Rate {
+            window,
+            samples: VecDeque::new(),
+        }
+    }
+
+    /// Records the counter's value at `now`; returns the rate per second over the window.
+    pub fn observe(&mut self, now: Instant, count: u64) -> f64 {
+        self.samples.push_back((now, count));
+        while self.samples.len() > 2
+            && self
+                .samples
+                .front()
+                .is_some_and(|(at, _)| now.saturating_duration_since(*at) > self.window)
+        {
+            self.samples.pop_front();
+        }
+        let Some(&(first_at, first)) = self.samples.front() else {
+            return 0.0;
+        };
+        let secs = now.saturating_duration_since(first_at).as_secs_f64();
+        if secs < 0.001 {
+            return 0.0;
+        }
+        count.saturating_sub(first) as f64 / secs
+    }
+}
+
+pub fn unix_secs_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+// ---- the bridge's state ------------------------------------------------------------------------
+
+/// What the main loop is doing, for `/healthz`, `/readyz` and `/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    Starting = 0,
+    WaitingForBroker = 1,
+    WaitingForDatabase = 2,
+    /// A replication session was opened; no event came back yet.
+    Connecting = 3,
+    Streaming = 4,
+    Stopping = 5,
+    /// The main loop returned: nothing is captured any more.
+    Stopped = 6,
+}
+
+impl Phase {
+    fn from_u8(value: u8) -> Phase {
+        match value {
+            1 => Phase::WaitingForBroker,
+            2 => Phase::WaitingForDatabase,
+            3 => Phase::Connecting,
+            4 => Phase::Streaming,
+            5 => Phase::Stopping,
+            6 => Phase::Stopped,
+            _ => Phase::Starting,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::WaitingForBroker => "waiting for the broker",
+            Phase::WaitingForDatabase => "waiting for the database",
+            Phase::Connecting => "connecting to the binlog",
+            Phase::Streaming => "streaming",
+            Phase::Stopping => "stopping",
+            Phase::Stopped => "stopped",
+        }
+    }
+}
+
+/// A binlog position (a transaction boundary).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Position {
+    pub file: String,
+    pub pos: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gtid: Option<String>,
+}
+
+/// What the pipeline copies in at its tick.
+#[derive(Debug, Clone, Default)]
+pub struct StreamState {
+    /// The last transaction boundary the pipeline took from the reader.
+    pub read: Option<Position>,
+    /// Commit time (seconds since the epoch) of the last captured change or signal row read.
+    pub last_change_time: Option<u32>,
+    /// The last checkpoint saved (or loaded at the session's start).
+    pub checkpoint: Option<Position>,
+    /// When it was saved (or when the session started from it).
+    pub checkpoint_saved: Option<Instant>,
+    /// Initial syncs as of the read position (rows read so far, not only confirmed ones).
+    pub syncs: Option<Arc<SyncState>>,
+}
+
+/// The last reading of the server's binlog end, by [`crate::lag`].
+#[derive(Debug, Clone)]
+pub struct LagReading {
+    /// Binlog bytes between what the bridge read and the server's end.
+    pub bytes: u64,
+    pub server_end: Position,
+    /// The last reading that found the bridge caught up (`bytes` 0), if any.
+    pub caught_up_at: Option<Instant>,
+}
+
+/// Window of the recent-rate gauges.
+pub const RATE_WINDOW: Duration = Duration::from_secs(10);
+/// `/healthz` fails when the streaming loop has not turned for this long (it turns every
+/// 250 ms; even a broker that blocks publishing leaves it turning).
+pub const STUCK_AFTER: Duration = Duration::from_secs(60);
+
+/// Every number the bridge exposes. Shared by the pipeline (writer), the lag poller and the
+/// HTTP endpoints (readers).
+#[derive(Debug)]
+pub struct BridgeMetrics {
+    started: Instant,
+    phase: AtomicU8,
+    reason: Mutex<String>,
+    broker_connected: AtomicBool,
+    /// Milliseconds since `started` at the streaming loop's last turn.
+    beat_ms: AtomicU64,
+    changes_read: AtomicU64,
+    dedup_merged: AtomicU64,
+    published: AtomicU64,
+    snapshot_rows: AtomicU64,
+    confirmed: AtomicU64,
+    unconfirmed: AtomicU64,
+    /// Server heartbeats taken from the reader: each one says the reader had everything the
+    /// server had written when it was sent.
+    alive_marks: AtomicU64,
+    changes_rate: AtomicF64,
+    stream: Mutex<StreamState>,
+    lag: Mutex<Option<LagReading>>,
+}
+
+impl Default for BridgeMetrics {
+    fn default() -> Self {
+        BridgeMetrics::new()
+    }
+}
+
+impl BridgeMetrics {
+    pub fn new() -> BridgeMetrics {
+        BridgeMetrics {
+            started: Instant::now(),
+            phase: AtomicU8::new(Phase::Starting as u8),
+            reason: Mutex::new("starting".into()),
+            broker_connected: AtomicBool::new(false),
+            beat_ms: AtomicU64::new(0),
+            changes_read: AtomicU64::new(0),
+            dedup_merged: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+            snapshot_rows: AtomicU64::new(0),
+            confirmed: AtomicU64::new(0),
+            unconfirmed: AtomicU64::new(0),
+            alive_marks: AtomicU64::new(0),
+            changes_rate: AtomicF64::default(),
+            stream: Mutex::new(StreamState::default()),
+            lag: Mutex::new(None),
+        }
+    }
+
+    // -- written by the pipeline --
+
+    /// `detail` says why the bridge is not ready in this phase (shown by `/readyz`).
+    pub fn set_phase(&self, phase: Phase, detail: impl Into<String>) {
+        self.phase.store(phase as u8, Relaxed);
+        if let Ok(mut reason) = self.reason.lock() {
+            *reason = detail.into();
+        }
+        self.beat();
+    }
+
+    pub fn phase(&self) -> Phase {
+        Phase::from_u8(self.phase.load(Relaxed))
+    }
+
+    pub fn set_broker_connected(&self, connected: bool) {
+        self.broker_connected.store(connected, Relaxed);
+    }
+
+    /// The streaming loop turned.
+    pub fn beat(&self) {
+        self.beat_ms
+            .store(self.started.elapsed().as_millis() as u64, Relaxed);
+    }
+
+    /// Adds what happened since the last report.
+    pub fn add_counts(&self, changes: u64, merged: u64, published: u64, snapshot_rows: u64) {
+        for (counter, n) in [
+            (&self.changes_read, changes),
+            (&self.dedup_merged, merged),
+            (&self.published, published),
+            (&self.snapshot_rows, snapshot_rows),
+        ] {
+            if n > 0 {
+                counter.fetch_add(n, Relaxed);
+            }
+        }
+    }
+
+    /// The publisher's totals: confirmed since the process started, unconfirmed now.
+    pub fn set_publisher(&self, confirmed: u64, unconfirmed: u64) {
+        self.confirmed.store(confirmed, Relaxed);
+        self.unconfirmed.store(unconfirmed, Relaxed);
+    }
+
+    pub fn server_alive(&self) {
+        self.alive_marks.fetch_add(1, Relaxed);
+    }
+
+    pub fn update_stream(&self, update: impl FnOnce(&mut StreamState)) {
+        if let Ok(mut stream) = self.stream.lock() {
+            update(&mut stream);
+        }
+    }
+
+    // -- written by the lag poller and the rate sampler --
+
+    pub fn alive_marks(&self) -> u64 {
+        self.alive_marks.load(Relaxed)
+    }
+
+    pub fn read_position(&self) -> Option<Position> {
+        self.stream.lock().ok().and_then(|s| s.read.clone())
+    }
+
+    pub fn set_lag(&self, reading: Option<LagReading>) {
+        if let Ok(mut lag) = self.lag.lock() {
+            *lag = reading;
+        }
+    }
+
+    pub fn changes_read(&self) -> u64 {
+        self.changes_read.load(Relaxed)
+    }
+
+    pub fn set_changes_rate(&self, rate: f64) {
+        self.changes_rate.set(rate);
+    }
+
+    // -- read by the endpoints --
+
+    /// `Ok` when the bridge does its job: the binlog is streaming and the broker connected.
+    pub fn readiness(&self) -> Result<(), String> {
+        let phase = self.phase();
+        if phase != Phase::Streaming {
+            let detail = self.reason.lock().map(|r| r.clone()).unwrap_or_default();
+            return Err(if detail.is_empty() {
+                phase.as_str().to_string()
+            } else {
+                format!("{}: {detail}", phase.as_str())
+            });
+        }
+        if !self.broker_connected.load(Relaxed) {
+            return Err("the broker connection is lost; reconnecting".into());
+        }
+        Ok(())
+    }
+
+    /// `Ok` while the main loop lives (and, when streaming, keeps turning).
+    pub fn liveness(&self) -> Result<(), String> {
+        match self.phase() {
+            Phase::Stopped => Err("the main loop has ended".into()),
+            Phase::Streaming => {
+                let now = self.started.elapsed().as_millis() as u64;
+                let idle = Duration::from_millis(now.saturating_sub(self.beat_ms.load(Relaxed)));
+                if idle > STUCK_AFTER {
+                    Err(format!(
+                        "the streaming loop has not turned for {} s",
+                        idle.as_secs()
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn lag_view(&self, stream: &StreamState) -> Option<LagView> {
+        let reading = self.lag.lock().ok()?.clone()?;
+        let seconds = lag_seconds(
+            &reading,
+            stream.last_change_time,
+            unix_secs_now(),
+            Instant::now(),
+            self.started,
+        );
+        Some(LagView {
+            seconds,
+            bytes: reading.bytes,
+            server_end: reading.server_end,
+        })
+    }
+
+    /// Everything `/status` shows, read now.
+    pub fn status(&self) -> BridgeStatus {
+        let stream = self.stream.lock().map(|s| s.clone()).unwrap_or_default();
+        let lag = self.lag_view(&stream);
+        let checkpoint_age = checkpoint_age(&stream);
+        let readiness = self.readiness();
+        BridgeStatus {
+            state: self.phase().as_str(),
+            ready: readiness.is_ok(),
+            reason: readiness.err(),
+            position: stream.read.clone(),
+            checkpoint: stream.checkpoint.clone().map(|position| CheckpointView {
+                position,
+                age_s: checkpoint_age,
+            }),
+            lag,
+            changes_read: self.changes_read.load(Relaxed),
+            changes_per_s: self.changes_rate.get(),
+            dedup_merged: self.dedup_merged.load(Relaxed),
+            published: self.published.load(Relaxed),
+            unconfirmed: self.unconfirmed.load(Relaxed),
+            syncs: stream
+                .syncs
+                .as_deref()
+                .map(|state| state.all().into_iter().map(SyncView::from).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The Prometheus text of every series.
+    pub fn render(&self) -> String {
+        let status = self.status();
+        let mut out = Exposition::new();
+        out.single(
+            "cdc_bridge_ready",
+            Kind::Gauge,
+            "1 while the bridge streams the binlog with the broker connected (as /readyz), else 0.",
+            if status.ready { 1.0 } else { 0.0 },
+        );
+        if let Some(lag) = &status.lag {
+            out.single(
+                "cdc_bridge_binlog_lag_seconds",
+                Kind::Gauge,
+                "How far behind the server the bridge reads: 0 when it has read everything, else \
+                 the age of the last change it read (at most the time since it was last seen \
+                 caught up). Absent while the server's binlog end is unknown.",
+                lag.seconds as f64,
+            );
+            out.single(
+                "cdc_bridge_binlog_lag_bytes",
+                Kind::Gauge,
+                "Binlog bytes the server has written beyond the last transaction the bridge read \
+                 (across files).",
+                lag.bytes as f64,
+            );
+        }
+        out.single(
+            "cdc_bridge_changes_read_total",
+            Kind::Counter,
+            "Row changes of captured tables read from the binlog.",
+            status.changes_read as f64,
+        );
+        out.single(
+            "cdc_bridge_changes_per_second",
+            Kind::Gauge,
+            "Row changes read per second over the last 10 seconds.",
+            status.changes_per_s,
+        );
+        out.single(
+            "cdc_bridge_dedup_merged_total",
+            Kind::Counter,
+            "Row changes merged into a newer change of the same row by the dedup buffer (messages \
+             saved).",
+            status.dedup_merged as f64,
+        );
+        out.single(
+            "cdc_bridge_published_total",
+            Kind::Counter,
+            "Messages published: changes and snapshot rows (heartbeats not counted).",
+            status.published as f64,
+        );
+        out.single(
+            "cdc_bridge_snapshot_rows_total",
+            Kind::Counter,
+            "Snapshot rows of initial syncs handed to the publisher.",
+            self.snapshot_rows.load(Relaxed) as f64,
+        );
+        out.single(
+            "cdc_bridge_publishes_confirmed_total",
+            Kind::Counter,
+            "Publishes the broker confirmed.",
+            self.confirmed.load(Relaxed) as f64,
+        );
+        out.single(
+            "cdc_bridge_unconfirmed_publishes",
+            Kind::Gauge,
+            "Publishes waiting for the broker's confirm now.",
+            status.unconfirmed as f64,
+        );
+        out.single(
+            "cdc_bridge_checkpoint_age_seconds",
+            Kind::Gauge,
+            "Seconds since the checkpoint was last saved, or 0 while it is at the last \
+             transaction read (nothing waits to be saved).",
+            status.checkpoint.as_ref().map(|c| c.age_s).unwrap_or(0) as f64,
+        );
+        let running: Vec<&SyncView> = status
+            .syncs
+            .iter()
+            .filter(|s| s.state == "running")
+            .collect();
+        out.family(
+            "cdc_bridge_sync_rows_done",
+            Kind::Gauge,
+            "Rows of the running initial sync read so far (per sync and target queue).",
+        );
+        for sync in &running {
+            out.sample(
+                "cdc_bridge_sync_rows_done",
+                &[("sync_id", &sync.sync_id), ("queue", &sync.queue)],
+                sync.rows_done as f64,
+            );
+        }
+        out.family(
+            "cdc_bridge_sync_rows_total",
+            Kind::Gauge,
+            "Rows of the running initial sync in all (COUNT(*) of each table when its reading \
+             began); absent until every table was counted.",
+        );
+        for sync in &running {
+            if let Some(total) = sync.rows_total {
+                out.sample(
+                    "cdc_bridge_sync_rows_total",
+                    &[("sync_id", &sync.sync_id), ("queue", &sync.queue)],
+                    total as f64,
+                );
+            }
+        }
+        out.single(
+            "cdc_bridge_syncs_waiting",
+            Kind::Gauge,
+            "Initial syncs requested and waiting for the running one to end.",
+            status.syncs.iter().filter(|s| s.state == "waiting").count() as f64,
+        );
+        out.finish()
+    }
+}
+
+/// Keeps the recent-rate gauges moving: samples the counters every second, for as long as
+/// the process runs.
+pub async fn sample_rates(metrics: Arc<BridgeMetrics>) {
+    let mut changes = Rate::new(RATE_WINDOW);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let rate = changes.observe(Instant::now(), metrics.changes_read());
+        metrics.set_changes_rate(rate);
+    }
+}
+
+/// Seconds since the checkpoint was saved, 0 while it is at the read position: an idle
+/// database leaves nothing to save, which is no reason to alert.
+fn checkpoint_age(stream: &StreamState) -> u64 {
+    let at_read = match (&stream.checkpoint, &stream.read) {
+        (Some(cp), Some(read)) => cp.file == read.file && cp.pos == read.pos,
+        (_, None) => true,
+        (None, Some(_)) => false,
+    };
+    if at_read {
+        return 0;
+    }
+    stream
+        .checkpoint_saved
+        .map(|at| at.elapsed().as_secs())
+        .unwrap_or(0)
+}
+
+/// Lag in seconds: 0 when caught up; else the age of the last change read, at most the time
+/// since a reading last found the bridge caught up (after an idle hour, the first new write
+/// is not an hour of lag). Without either, the time since the bridge started.
+pub fn lag_seconds(
+    reading: &LagReading,
+    last_change_time: Option<u32>,
+    now_unix: u64,
+    now: Instant,
+    started: Instant,
+) -> u64 {
+    if reading.bytes == 0 {
+        return 0;
+    }
+    let since_change = last_change_time.map(|t| now_unix.saturating_sub(u64::from(t)));
+    let since_caught_up = reading
+        .caught_up_at
+        .map(|at| now.saturating_duration_since(at).as_secs());
+    match (since_change, since_caught_up) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) => a,
+        (None, Some(b)) => b,
+        (None, None) => now.saturating_duration_since(started).as_secs(),
+    }
+}
+
+// ---- the JSON of /status -----------------------------------------------------------------------
+
+/// `GET /status`: what `pusher status` shows of the bridge.
+#[derive(Debug, Clone, Serialize)]
+pub struct BridgeStatus {
+    /// The main loop's phase ("streaming", "waiting for the database", ...).
+    pub state: &'static str,
+    pub ready: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The last transaction boundary read.
+    pub position: Option<Position>,
+    pub checkpoint: Option<CheckpointView>,
+    /// `None` while the server's binlog end is unknown (database unreachable).
+    pub lag: Option<LagView>,
+    pub changes_read: u64,
+    pub changes_per_s: f64,
+    pub dedup_merged: u64,
+    pub published: u64,
+    pub unconfirmed: u64,
+    /// Running, waiting, then recently ended syncs (newest first).
+    pub syncs: Vec<SyncView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointView {
+    #[serde(flatten)]
+    pub position: Position,
+    pub age_s: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LagView {
+    pub seconds: u64,
+    pub bytes: u64,
+    pub server_end: Position,
+}
+
+/// One initial sync, by its target queue (a partner's queue).
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncView {
+    pub sync_id: String,
+    pub queue: String,
+    /// "running", "waiting", "finished", "cancelled", "failed".
+    pub state: String,
+    pub rows_done: u64,
+    /// `None` until every table was counted.
+    pub rows_total: Option<u64>,
+    /// The table being read (running syncs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub started_at: String,
+    pub ended_at: String,
+}
+
+impl From<&SyncJob> for SyncView {
+    fn from(job: &SyncJob) -> SyncView {
+        let state = match job.state {
+            Outcome::Waiting => "waiting",
+            Outcome::Running => "running",
+            Outcome::Finished => "finished",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Failed => "failed",
+        };
+        SyncView {
+            sync_id: job.sync_id.clone(),
+            queue: job.queue.clone(),
+            state: state.into(),
+            rows_done: job.rows_done(),
+            rows_total: job.rows_total(),
+            table: (job.state == Outcome::Running)
+                .then(|| job.current().map(|i| job.tables[i].table.clone()))
+                .flatten(),
+            reason: job.reason.clone(),
+            started_at: job.started_at.clone(),
+            ended_at: job.ended_at.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::state::TableProgress;
+
+    #[test]
+    fn label_values_and_help_are_escaped() {
+        let mut out = Exposition::new();
+        out.family("x_total", Kind::Counter, "a \\ b\nc");
+        out.sample("x_total", &[("queue", "a\"b\\c\nd")], 3.0);
+        out.sample("x_total", &[], 0.25);
+        let text = out.finish();
+        assert_eq!(
+            text,
+            "# HELP x_total a \\\\ b\\nc\n# TYPE x_total counter\n\
+             x_total{queue=\"a\\\"b\\\\c\\nd\"} 3\nx_total 0.25\n"
+        );
+    }
+
+    #[test]
+    fn special_values_use_the_format_s_spelling() {
+        assert_eq!(format_value(f64::NAN), "NaN");
+        assert_eq!(format_value(f64::INFINITY), "+Inf");
+        assert_eq!(format_value(-2.0), "-2");
+        assert_eq!(format_value(1e20), "100000000000000000000");
+    }
+
+    #[test]
+    fn the_rate_is_the_counter_s_slope_over_the_window() {
+        let mut rate = Rate::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(rate.observe(t0, 100), 0.0);
+        for s in 1..=20u64 {
+            let r = rate.observe(t0 + Duration::from_secs(s), 100 + 50 * s);
+            assert!((r - 50.0).abs() < 1e-9, "second {s}: {r}");
+        }
+        // Stopped: the rate falls to zero once the window holds no movement.
+        let r = rate.observe(t0 + Duration::from_secs(40), 1100);
+        assert!(r < 50.0 / 2.0, "{r}");
+        let r = rate.observe(t0 + Duration::from_secs(41), 1100);
+        assert_eq!(r, 0.0);
+    }
+
+    fn reading(bytes: u64, caught_up_ago: Option<u64>, now: Instant) -> LagReading {
+        LagReading {
+            bytes,
+            server_end: Position {
+                file: "binlog.000001".into(),
+                pos: 4,
+                gtid: None,
+            },
+            caught_up_at: caught_up_ago.map(|s| now - Duration::from_secs(s)),
+        }
+    }
+
+    #[test]
+    fn lag_seconds_is_zero_when_caught_up_and_bounded_by_the_last_caught_up_reading() {
+        let now = Instant::now() + Duration::from_secs(10_000);
+        let started = now - Duration::from_secs(7200);
+        let unix = 1_800_000_000u64;
+        // Caught up: 0 whatever the last change's age.
+        assert_eq!(
+            lag_seconds(
+                &reading(0, None, now),
+                Some((unix - 900) as u32),
+                unix,
+                now,
+                started
+            ),
+            0
+        );
+        // Reading an old backlog: the age of the last change read.
+        assert_eq!(
+            lag_seconds(
+                &reading(5000, None, now),
+                Some((unix - 900) as u32),
+                unix,
+                now,
+                started
+            ),
+            900
+        );
+        // An idle hour, then a write: caught up 3 s ago, so at most 3 s behind.
+        assert_eq!(
+            lag_seconds(
+                &reading(300, Some(3), now),
+                Some((unix - 3600) as u32),
+                unix,
+                now,
+                started
+            ),
+            3
+        );
+        // Nothing read yet: the time since start.
+        assert_eq!(
+            lag_seconds(&reading(300, None, now), None, unix, now, started),
+            7200
+        );
+    }
+
+    #[test]
+    fn checkpoint_age_is_zero_while_nothing_waits_to_be_saved() {
+        let position = |pos| Position {
+            file: "binlog.000001".into(),
+            pos,
+            gtid: None,
+        };
+        let mut stream = StreamState {
+            read: Some(position(100)),
+            checkpoint: Some(position(100)),
+            checkpoint_saved: Some(Instant::now() - Duration::from_secs(3600)),
+            ..StreamState::default()
+        };
+        assert_eq!(checkpoint_age(&stream), 0);
+        stream.read = Some(position(200));
+        assert!(checkpoint_age(&stream) >= 3600);
+    }
+
+    #[test]
+    fn readiness_needs_streaming_and_the_broker_and_says_why_not() {
+        let metrics = BridgeMetrics::new();
+        let why = metrics.readiness().unwrap_err();
+        assert!(why.starts_with("starting"), "{why}");
+        metrics.set_phase(
+            Phase::WaitingForDatabase,
+            "database 127.0.0.1:1 is not reachable",
+        );
+        let why = metrics.readiness().unwrap_err();
+        assert!(why.contains("waiting for the database") && why.contains("127.0.0.1:1"));
+        metrics.set_phase(Phase::Streaming, "");
+        assert!(metrics.readiness().unwrap_err().contains("broker"));
+        metrics.set_broker_connected(true);
+        assert_eq!(metrics.readiness(), Ok(()));
+        assert_eq!(metrics.liveness(), Ok(()));
+        metrics.set_phase(Phase::Stopped, "");
+        assert!(metrics.liveness().is_err());
+    }
+
+    #[test]
+    fn the_running_sync_is_exposed_with_its_queue_and_progress() {
+        let metrics = BridgeMetrics::new();
+        let mut table = TableProgress::new("app.locations");
+        table.rows_done = 120;
+        table.rows_total = Some(1000);
+        let job = SyncJob {
+            sync_id: "s-1".into(),
+            queue: "ocpi.acme".into(),
+            tables: vec![table],
+            state: Outcome::Running,
+            reason: None,
+            requested_at: String::new(),
+            started_at: String::new(),
+            ended_at: String::new(),
+        };
+        metrics.update_stream(|s| {
+            s.syncs = Some(Arc::new(SyncState {
+                active: Some(job),
+                ..SyncState::default()
+            }))
+        });
+        metrics.add_counts(7, 2, 5, 0);
+        let text = metrics.render();
+        assert!(
+            text.contains("cdc_bridge_sync_rows_done{sync_id=\"s-1\",queue=\"ocpi.acme\"} 120"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cdc_bridge_sync_rows_total{sync_id=\"s-1\",queue=\"ocpi.acme\"} 1000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\ncdc_bridge_changes_read_total 7\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\ncdc_bridge_dedup_merged_total 2\n"),
+            "{text}"
+        );
+        // No lag series while the server's end is unknown.
+        assert!(!text.contains("cdc_bridge_binlog_lag_bytes"), "{text}");
+        let status = metrics.status();
+        assert_eq!(status.syncs[0].table.as_deref(), Some("app.locations"));
+    }
+}
