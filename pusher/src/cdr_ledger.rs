@@ -31,6 +31,16 @@
 //! {"key":"<record key>","state":"cleared","at":"2024-05-01T12:00:02Z","location":null}
 //! ```
 //!
+//! Releasing a CDR for a replay: `pusher parked replay` is how a person says "I checked the
+//! partner, this CDR is missing there, send it again". A CDR parked because its POST has an
+//! unknown outcome is recorded as *attempted*, and would be parked again. [`release`] appends a
+//! `cleared` line for such a CDR (never touching *delivered* ones: a CDR the partner confirmed
+//! is never POSTed again, whoever asks), and the pusher holding the partner picks it up without
+//! a restart: before trusting an *attempted* entry, [`CdrLedger::state`] reads what other
+//! processes appended since it last looked. `release` only appends (whole lines, one write,
+//! fsynced) and never rewrites the file; if a pusher compacted the file at that very moment (its
+//! rename would orphan the appended line), `release` sees its line missing and appends again.
+//!
 //! A crash while appending leaves at most a torn last line; it is ignored (with a warning) and
 //! cut off when the ledger is opened. Entries older than the retention are dropped when the ledger
 //! is opened, by rewriting the file (temporary file, fsync, rename, fsync of the directory); the
@@ -162,6 +172,31 @@ pub enum LedgerError {
         /// The ledger file.
         path: PathBuf,
     },
+    /// A release was appended but did not stay in the file (a pusher rewrote it each time).
+    #[error(
+        "cannot release CDRs in the ledger {}: the cleared entries kept disappearing (a pusher \
+         was rewriting the file); run the replay again",
+        path.display()
+    )]
+    ReleaseLost {
+        /// The ledger file.
+        path: PathBuf,
+    },
+}
+
+/// What [`release`] found for one CDR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Release {
+    /// It was recorded as attempted (unknown outcome): now cleared, the next delivery POSTs it.
+    Released,
+    /// The ledger holds nothing for it: the next delivery POSTs it anyway.
+    NotRecorded,
+    /// The partner confirmed it: it stays recorded, and its next delivery is acknowledged
+    /// without a POST.
+    Delivered {
+        /// The `Location` the partner answered with, if any.
+        location: Option<String>,
+    },
 }
 
 /// The durable CDR POST ledger of one partner. Used from one task at a time.
@@ -172,6 +207,9 @@ pub struct CdrLedger {
     entries: HashMap<String, CdrState>,
     /// Set after a failed append: the file's tail is unknown until it is reopened.
     poisoned: bool,
+    /// How far the file has been read: lines after it were appended since (by this pusher, or
+    /// by a `pusher parked replay` releasing CDRs).
+    read_to: u64,
 }
 
 /// The `state` field of a line.
@@ -197,16 +235,11 @@ impl CdrLedger {
     /// Opens (or creates) the ledger of `partner` in `dir`, dropping entries older than
     /// `retention` so the file does not grow without bound.
     pub fn open(dir: &Path, partner: &str, retention: Duration) -> Result<CdrLedger, LedgerError> {
-        if partner.is_empty() || partner.starts_with('.') || partner.contains(['/', '\\', '\0']) {
-            return Err(LedgerError::InvalidPartner {
-                partner: partner.to_string(),
-            });
-        }
+        let path = ledger_path(dir, partner)?;
         fs::create_dir_all(dir).map_err(|source| LedgerError::CreateDir {
             dir: dir.to_path_buf(),
             source,
         })?;
-        let path = dir.join(format!("{partner}{FILE_SUFFIX}"));
         let open_err = |source| LedgerError::Open {
             path: path.clone(),
             source,
@@ -227,6 +260,7 @@ impl CdrLedger {
         }
         let dropped = before - entries.len();
 
+        let mut read_to = bytes.len() as u64;
         if dropped > 0 || parsed.needs_repair {
             if dropped > 0 {
                 tracing::info!(
@@ -236,7 +270,7 @@ impl CdrLedger {
                     "dropping CDR ledger entries older than the retention"
                 );
             }
-            rewrite(dir, &path, &entries).map_err(|source| LedgerError::Compact {
+            read_to = rewrite(dir, &path, &entries).map_err(|source| LedgerError::Compact {
                 path: path.clone(),
                 source,
             })?;
@@ -244,6 +278,7 @@ impl CdrLedger {
 
         let file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&path)
             .map_err(open_err)?;
@@ -257,12 +292,57 @@ impl CdrLedger {
             file,
             entries,
             poisoned: false,
+            read_to,
         })
     }
 
     /// What is known about the CDR with this record key; `None`: it may be POSTed.
-    pub fn state(&self, key: &str) -> Option<CdrState> {
+    ///
+    /// An *attempted* entry is checked against the file first: a person may have released it
+    /// for a replay ([`release`]) while this pusher held the ledger open.
+    pub fn state(&mut self, key: &str) -> Option<CdrState> {
+        if matches!(self.entries.get(key), Some(CdrState::Attempted { .. })) {
+            self.catch_up();
+        }
         self.entries.get(key).cloned()
+    }
+
+    /// Applies the complete lines appended to the file since it was last read. Lines this
+    /// pusher wrote itself are applied again, which changes nothing: the file's order is the
+    /// truth either way. A failure keeps the state in memory, which is the cautious one (an
+    /// attempted CDR stays attempted and is parked rather than POSTed).
+    fn catch_up(&mut self) {
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        if self.poisoned {
+            return;
+        }
+        let mut tail = Vec::new();
+        let mut file = &self.file;
+        let read = file
+            .seek(SeekFrom::Start(self.read_to))
+            .and_then(|_| file.read_to_end(&mut tail));
+        if let Err(error) = read {
+            tracing::warn!(path = %self.path.display(), %error, "cannot read the CDR ledger's new lines; keeping what is known");
+            return;
+        }
+        // A line still being written by another process is left for the next look.
+        let Some(end) = tail.iter().rposition(|b| *b == b'\n') else {
+            return;
+        };
+        for raw in tail[..end].split(|b| *b == b'\n') {
+            if raw.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match parse_line(raw) {
+                Ok((state, key, at, location)) => {
+                    apply(&mut self.entries, state, key, at, location)
+                }
+                Err(reason) => {
+                    tracing::warn!(path = %self.path.display(), reason, "ignoring an unreadable line appended to the CDR ledger")
+                }
+            }
+        }
+        self.read_to += end as u64 + 1;
     }
 
     /// Durably records that a POST is about to be sent. The caller POSTs only after this
@@ -412,22 +492,120 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Parsed, LedgerError> {
                 })
             }
         };
-        match state {
-            LineState::Attempted => {
-                entries.insert(key, CdrState::Attempted { at });
-            }
-            LineState::Delivered => {
-                entries.insert(key, CdrState::Delivered { at, location });
-            }
-            LineState::Cleared => {
-                entries.remove(&key);
-            }
-        }
+        apply(&mut entries, state, key, at, location);
     }
     Ok(Parsed {
         entries,
         needs_repair,
     })
+}
+
+/// One line's effect on the state.
+fn apply(
+    entries: &mut HashMap<String, CdrState>,
+    state: LineState,
+    key: String,
+    at: SystemTime,
+    location: Option<String>,
+) {
+    match state {
+        LineState::Attempted => {
+            entries.insert(key, CdrState::Attempted { at });
+        }
+        LineState::Delivered => {
+            entries.insert(key, CdrState::Delivered { at, location });
+        }
+        LineState::Cleared => {
+            entries.remove(&key);
+        }
+    }
+}
+
+/// The ledger file of `partner` in `dir`; refuses ids that would not make a plain file name.
+fn ledger_path(dir: &Path, partner: &str) -> Result<PathBuf, LedgerError> {
+    if partner.is_empty() || partner.starts_with('.') || partner.contains(['/', '\\', '\0']) {
+        return Err(LedgerError::InvalidPartner {
+            partner: partner.to_string(),
+        });
+    }
+    Ok(dir.join(format!("{partner}{FILE_SUFFIX}")))
+}
+
+/// How often [`release`] appends again when its lines vanished under a concurrent rewrite.
+const RELEASE_ATTEMPTS: usize = 3;
+
+/// Releases the CDRs `keys` of `partner` for a replay: each one recorded as *attempted* gets a
+/// `cleared` line, so its next delivery is POSTed (by a running pusher too, see
+/// [`CdrLedger::state`]). *Delivered* CDRs stay as they are. Never creates nor rewrites the
+/// file, so it is safe while a pusher holds the ledger open. Returns what it found per key.
+pub fn release(
+    dir: &Path,
+    partner: &str,
+    keys: &[String],
+) -> Result<Vec<(String, Release)>, LedgerError> {
+    let path = ledger_path(dir, partner)?;
+    let read = |path: &Path| -> Result<HashMap<String, CdrState>, LedgerError> {
+        match fs::read(path) {
+            Ok(bytes) => Ok(parse(path, &bytes)?.entries),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(HashMap::new()),
+            Err(source) => Err(LedgerError::Open {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    };
+    let entries = read(&path)?;
+    let mut found = Vec::with_capacity(keys.len());
+    let mut to_clear: Vec<&str> = Vec::new();
+    for key in keys {
+        let outcome = match entries.get(key) {
+            None => Release::NotRecorded,
+            Some(CdrState::Delivered { location, .. }) => Release::Delivered {
+                location: location.clone(),
+            },
+            Some(CdrState::Attempted { .. }) => {
+                if !to_clear.contains(&key.as_str()) {
+                    to_clear.push(key);
+                }
+                Release::Released
+            }
+        };
+        found.push((key.clone(), outcome));
+    }
+    for _ in 0..RELEASE_ATTEMPTS {
+        if to_clear.is_empty() {
+            return Ok(found);
+        }
+        let mut text = String::new();
+        for key in &to_clear {
+            let line =
+                line_text(key, LineState::Cleared, None, now_seconds()).map_err(|source| {
+                    LedgerError::Write {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+            text.push_str(&line);
+        }
+        append_once(&path, &text).map_err(|source| LedgerError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        let now = read(&path)?;
+        to_clear.retain(|key| matches!(now.get(*key), Some(CdrState::Attempted { .. })));
+    }
+    if to_clear.is_empty() {
+        Ok(found)
+    } else {
+        Err(LedgerError::ReleaseLost { path })
+    }
+}
+
+/// Appends `text` to an existing file in one write and fsyncs it.
+fn append_once(path: &Path, text: &str) -> io::Result<()> {
+    let mut file = OpenOptions::new().append(true).open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_data()
 }
 
 /// State, key, time and location of one line, or why it is not a valid line.
@@ -439,8 +617,8 @@ fn parse_line(raw: &[u8]) -> Result<(LineState, String, SystemTime, Option<Strin
 }
 
 /// Writes the entries to a temporary file and renames it over the ledger, so a crash leaves
-/// either the old or the new file, never a mix.
-fn rewrite(dir: &Path, path: &Path, entries: &HashMap<String, CdrState>) -> io::Result<()> {
+/// either the old or the new file, never a mix. Returns the new file's length.
+fn rewrite(dir: &Path, path: &Path, entries: &HashMap<String, CdrState>) -> io::Result<u64> {
     let mut sorted: Vec<(&String, &CdrState)> = entries.iter().collect();
     sorted.sort_by(|a, b| a.1.at().cmp(&b.1.at()).then_with(|| a.0.cmp(b.0)));
     let mut text = String::new();
@@ -466,7 +644,8 @@ fn rewrite(dir: &Path, path: &Path, entries: &HashMap<String, CdrState>) -> io::
         file.sync_all()?;
     }
     fs::rename(&tmp, path)?;
-    sync_dir(dir)
+    sync_dir(dir)?;
+    Ok(text.len() as u64)
 }
 
 /// Makes renames and new files in `dir` durable.
@@ -606,7 +785,7 @@ mod tests {
         let (one, two) = (ledger.state("cdr-1"), ledger.state("cdr-2"));
         drop(ledger);
 
-        let reopened = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        let mut reopened = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
         assert_eq!(reopened.len(), 2);
         assert_eq!(reopened.state("cdr-1"), one);
         assert_eq!(reopened.state("cdr-2"), two);
@@ -634,7 +813,7 @@ mod tests {
             Some(CdrState::Delivered { location: None, .. })
         ));
         drop(ledger);
-        let reopened = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        let mut reopened = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
         assert!(matches!(
             reopened.state("cdr-1"),
             Some(CdrState::Delivered { location: None, .. })
@@ -677,7 +856,7 @@ mod tests {
         .concat();
         fs::write(dir.file("acme"), &content).unwrap();
 
-        let ledger = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        let mut ledger = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
         assert_eq!(ledger.state("old"), None);
         assert!(matches!(
             ledger.state("fresh"),
@@ -726,7 +905,7 @@ mod tests {
         // New lines start on a fresh line, so the file stays readable.
         ledger.record_attempt("c").unwrap();
         drop(ledger);
-        let reopened = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        let mut reopened = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
         assert!(reopened.state("a").is_some());
         assert!(reopened.state("c").is_some());
     }
@@ -841,6 +1020,85 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_release_lets_an_open_ledger_post_an_attempted_cdr_again_but_never_a_delivered_one() {
+        let dir = TestDir::new();
+        // The pusher holding the partner: one CDR with an unknown outcome, one delivered.
+        let mut held = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        held.record_attempt("unknown").unwrap();
+        held.record_attempt("done").unwrap();
+        held.record_delivered("done", Some("https://p.example/cdrs/done"))
+            .unwrap();
+
+        // `pusher parked replay`, another process, releases all three.
+        let keys = ["unknown", "done", "never-seen"].map(String::from);
+        let found = release(&dir.0, "acme", &keys).unwrap();
+        assert_eq!(
+            found,
+            vec![
+                ("unknown".to_string(), Release::Released),
+                (
+                    "done".to_string(),
+                    Release::Delivered {
+                        location: Some("https://p.example/cdrs/done".into())
+                    }
+                ),
+                ("never-seen".to_string(), Release::NotRecorded),
+            ]
+        );
+
+        // The running pusher sees the release without reopening; the delivered CDR stays.
+        assert_eq!(held.state("unknown"), None);
+        assert!(matches!(
+            held.state("done"),
+            Some(CdrState::Delivered { .. })
+        ));
+        // Its own next lines still count, after the foreign one.
+        held.record_attempt("unknown").unwrap();
+        assert!(matches!(
+            held.state("unknown"),
+            Some(CdrState::Attempted { .. })
+        ));
+        drop(held);
+        let mut reopened = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        assert!(matches!(
+            reopened.state("unknown"),
+            Some(CdrState::Attempted { .. })
+        ));
+        assert!(matches!(
+            reopened.state("done"),
+            Some(CdrState::Delivered { .. })
+        ));
+    }
+
+    #[test]
+    fn a_release_without_a_ledger_file_finds_nothing_and_creates_no_file() {
+        let dir = TestDir::new();
+        let found = release(&dir.0, "acme", &["cdr-1".to_string()]).unwrap();
+        assert_eq!(found, vec![("cdr-1".to_string(), Release::NotRecorded)]);
+        assert!(!dir.file("acme").exists());
+        assert!(matches!(
+            release(&dir.0, "../acme", &[]),
+            Err(LedgerError::InvalidPartner { .. })
+        ));
+    }
+
+    #[test]
+    fn a_line_being_written_by_another_process_is_read_once_complete() {
+        let dir = TestDir::new();
+        let mut held = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        held.record_attempt("a").unwrap();
+        let cleared = line("a", "cleared", &recent());
+        let (head, rest) = cleared.split_at(10);
+        append_once(&dir.file("acme"), head).unwrap();
+        assert!(
+            matches!(held.state("a"), Some(CdrState::Attempted { .. })),
+            "half a line changes nothing"
+        );
+        append_once(&dir.file("acme"), rest).unwrap();
+        assert_eq!(held.state("a"), None);
     }
 
     #[test]

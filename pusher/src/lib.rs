@@ -10,8 +10,10 @@
 //! - [`ack_window`]: unacked deliveries and their gathered acks;
 //! - [`mapping`] and [`ocpi`]: from a change to an OCPI call, and the call itself;
 //! - [`parking`]: what cannot be delivered, kept with its reason;
+//! - [`parked`]: `pusher parked list|replay|discard`, what an operator does with it;
 //! - [`cdr_ledger`]: the guard that keeps a CDR from being POSTed twice;
-//! - [`status`]: the `partners` listing;
+//! - [`status`]: the `partners` listing and `pusher status`;
+//! - [`metrics`] and [`http_endpoints`]: Prometheus metrics, health and readiness over HTTP;
 //! - [`sync_request`]: `pusher sync`, adding (or re-syncing) a partner through the bridge.
 
 pub mod ack_window;
@@ -19,9 +21,12 @@ pub mod assignment;
 pub mod cdr_ledger;
 pub mod config;
 pub mod delivery;
+pub mod http_endpoints;
 pub mod lanes;
 pub mod mapping;
+pub mod metrics;
 pub mod ocpi;
+pub mod parked;
 pub mod parking;
 pub mod presence;
 pub mod status;

@@ -1,5 +1,6 @@
 //! `pusher` command line: `run` delivers partner queues to their OCPI APIs, `setup` declares
-//! the partners' queues, `partners` lists their backlog and status.
+//! the partners' queues, `partners` lists their backlog and status, `status` shows the bridge's
+//! position and lag next to every partner's backlog, oldest message and initial sync.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pusher::config::{Config, LogFormat};
+use pusher::metrics::{Phase, PusherMetrics};
 
 /// Allocation-heavy hot path (a JSON message in, an HTTP request out, per push): mimalloc
 /// costs measurably less CPU per push than the system allocator.
@@ -49,6 +51,23 @@ enum Command {
         #[arg(long)]
         cancel: bool,
     },
+    /// Show the bridge's position and lag, and per partner: backlog, oldest message, parked,
+    /// active pusher, endpoint state and initial sync.
+    Status {
+        #[arg(long, short, default_value = "config/pusher.toml")]
+        config: PathBuf,
+        /// Print JSON (one object) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A partner's parked messages: list them with their reasons, replay them into the
+    /// partner's queue once the cause is fixed, or discard them.
+    Parked {
+        #[arg(long, short, default_value = "config/pusher.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: pusher::parked::ParkedCommand,
+    },
     /// List partners: backlog (ready, unacked), parked, active pusher, endpoint status.
     Partners {
         #[arg(long, short, default_value = "config/pusher.toml")]
@@ -73,6 +92,12 @@ fn init_logging(config: &Config) {
 
 fn load(path: &std::path::Path) -> anyhow::Result<Config> {
     Config::load(path).with_context(|| format!("cannot use configuration {}", path.display()))
+}
+
+/// For `status` and `partners`, which call no partner: tokens need not be set.
+fn load_for_inspection(path: &std::path::Path) -> anyhow::Result<Config> {
+    Config::load_for_inspection(path)
+        .with_context(|| format!("cannot use configuration {}", path.display()))
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
@@ -104,7 +129,22 @@ async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     });
-    pusher::supervisor::run(Arc::new(config), stop_rx).await?;
+    let metrics = Arc::new(PusherMetrics::new(
+        config.partners.iter().map(|p| p.id.as_str()),
+    ));
+    if !config.metrics.listen.is_empty() {
+        let listener = pusher::http_endpoints::bind(&config.metrics.listen).await?;
+        let address = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| config.metrics.listen.clone());
+        pusher::http_endpoints::spawn(listener, metrics.clone());
+        tokio::spawn(pusher::metrics::sample_rates(metrics.clone()));
+        tracing::info!(%address, "serving /metrics, /healthz and /readyz");
+    }
+    let result = pusher::supervisor::run(Arc::new(config), stop_rx, metrics.clone()).await;
+    metrics.set_phase(Phase::Stopped, "");
+    result?;
     tracing::info!("pusher stopped cleanly");
     Ok(())
 }
@@ -141,7 +181,29 @@ async fn main() -> ExitCode {
                 .map_err(Into::into),
             Err(e) => Err(e),
         },
-        Command::Partners { config, json } => match load(&config) {
+        Command::Status { config, json } => match load_for_inspection(&config) {
+            Ok(loaded) => {
+                let path = config.display().to_string();
+                match pusher::status::status(&loaded, &path).await {
+                    Ok(report) if json => serde_json::to_string_pretty(&report)
+                        .map(|text| println!("{text}"))
+                        .map_err(Into::into),
+                    Ok(report) => {
+                        print!("{}", pusher::status::render_status(&report));
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        },
+        Command::Parked { config, action } => match load_for_inspection(&config) {
+            Ok(config) => pusher::parked::run(&config, action)
+                .await
+                .map_err(Into::into),
+            Err(e) => Err(e),
+        },
+        Command::Partners { config, json } => match load_for_inspection(&config) {
             Ok(config) => match pusher::status::partners(&config).await {
                 Ok(rows) if json => serde_json::to_string_pretty(&rows)
                     .map(|text| println!("{text}"))

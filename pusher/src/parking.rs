@@ -1,7 +1,8 @@
 //! Parking: what a partner permanently refused, or what cannot become an OCPI call at all
 //! (malformed JSON, an unmapped table, a missing key), is published to the partner's parking
 //! queue with the reason in its headers, and only then acknowledged. Nothing is dropped
-//! silently: an operator reads the parking queue, fixes the cause and replays.
+//! silently: an operator lists the parking queue, fixes the cause and replays, or discards
+//! (`pusher parked`, [`crate::parked`]).
 //!
 //! Publishes go through a small pool (deadpool) of confirm-mode channels shared by all partners
 //! of this pusher: a park waits for the broker's confirm (the message is on disk in the parking
