@@ -1,6 +1,7 @@
 //! Test harness for end-to-end tests: private MariaDB servers with the binlog on, RabbitMQ (the
 //! shared broker or private nodes), the bridge and pusher binaries as child processes, their
-//! config files, and an OCPI partner double.
+//! config files, an OCPI partner double, and the comparison of what a partner holds with the
+//! database (shared with the demo).
 //!
 //! Everything panics with a clear message on failure: this is test code. Servers, bridges and pushers
 //! keep their files under `<workspace>/target/test-servers/`; a passing test removes them, a failing
@@ -8,6 +9,8 @@
 
 pub mod changes;
 pub mod config;
+pub mod consistency;
+pub mod example_mapping;
 pub mod mariadb;
 pub mod ocpi_partner;
 pub mod pusher_config;
@@ -17,10 +20,13 @@ pub mod util;
 
 pub use config::{
     bridge_config, BridgeConfig, BrokerConfig, CaptureConfig, CheckpointConfig, DedupConfig,
-    LogConfig, SourceConfig,
+    LogConfig, MetricsConfig, SourceConfig,
 };
+pub use consistency::{compare, Comparison, DatabaseRows};
 pub use mariadb::{MariaDb, MariaDbOptions, APP_DATABASE, CDC_PASSWORD, CDC_USER};
-pub use ocpi_partner::{Mode, OcpiPartner, PartnerOptions, PartnerVersion, RecordedRequest};
+pub use ocpi_partner::{
+    Mode, OcpiPartner, PartnerOptions, PartnerState, PartnerVersion, RecordedRequest,
+};
 pub use pusher_config::{
     example_mapping_path, partner_entry, pusher_config, PartnerEntry, PusherConfig,
 };

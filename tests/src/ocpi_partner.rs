@@ -30,6 +30,14 @@
 //!
 //! Stored objects are keyed by their ids upper-cased and joined with '/': locations, sessions
 //! and tariffs `CC/PID/ID`, tokens `CC/PID/UID/TYPE`, CDRs `ID`.
+//!
+//! The `demo_partner` binary serves the same double as a process of its own
+//! ([`OcpiPartner::start_at`]): it keeps no request log ([`PartnerOptions::record_requests`])
+//! and answers demo control requests under `/demo/` ([`PartnerOptions::demo_control`]):
+//! `GET /demo/state` (what it holds, [`PartnerState`]; `?objects=false` for the counts only),
+//! `POST /demo/offline` (from then on every OCPI request is answered HTTP 503 with a proxy's
+//! error page, like a partner whose backend is down; nothing stored is lost) and
+//! `POST /demo/online`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -43,6 +51,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::{Extension, Router};
 use base64::Engine as _;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Notify};
@@ -86,6 +95,18 @@ pub struct PartnerOptions {
     /// For 2.2.1 module requests, require X-Request-ID, X-Correlation-ID and the four routing
     /// headers (OCPI 2001 when one is missing).
     pub require_221_headers: bool,
+    /// For 2.2.1 module requests, the (country code, party id) this partner is: a request whose
+    /// `OCPI-to-country-code`/`OCPI-to-party-id` name another party is refused with OCPI 2001.
+    /// `None`: any.
+    pub expect_to: Option<(String, String)>,
+    /// Keep every request for [`OcpiPartner::requests`]. A long-running partner process turns it
+    /// off: the log would grow without bound.
+    pub record_requests: bool,
+    /// Answer the demo control requests under `/demo/` (see the module documentation). They need
+    /// no token: for demos only.
+    pub demo_control: bool,
+    /// Log every request with its answer (tracing, info level), to follow a partner process.
+    pub log_requests: bool,
 }
 
 impl PartnerOptions {
@@ -99,6 +120,10 @@ impl PartnerOptions {
             trailing_slash_urls: false,
             reject_older: true,
             require_221_headers: true,
+            expect_to: None,
+            record_requests: true,
+            demo_control: false,
+            log_requests: false,
         }
     }
 
@@ -190,6 +215,59 @@ impl RecordedRequest {
     }
 }
 
+/// What a partner holds, as `GET /demo/state` answers it (and [`OcpiPartner::state`] returns
+/// it): the demo's live display reads the counters, its consistency check the objects.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PartnerState {
+    /// "2.2.1" or "2.1.1".
+    pub version: String,
+    /// True while it answers every OCPI request with 503.
+    pub offline: bool,
+    /// Module requests other than GET answered with OCPI success: what was delivered.
+    pub accepted: u64,
+    /// Module requests other than GET answered otherwise (refused, offline, misbehaved on).
+    pub failed: u64,
+    /// Objects held per kind: locations, evses, connectors (nested in their parents), tariffs,
+    /// sessions, tokens, and cdrs (every accepted POST, duplicates included).
+    pub counts: BTreeMap<String, usize>,
+    /// module -> key (see the module documentation) -> object; empty when asked without.
+    #[serde(default)]
+    pub objects: BTreeMap<String, BTreeMap<String, Value>>,
+    /// Every CDR POSTed and accepted, in order; empty when asked without objects.
+    #[serde(default)]
+    pub cdrs: Vec<Value>,
+}
+
+impl PartnerState {
+    /// A held object by its URL ids, as [`OcpiPartner::object`] finds it.
+    pub fn object(&self, module: &str, path_ids: &[&str]) -> Option<&Value> {
+        lookup(self.objects.get(module)?, module, path_ids)
+    }
+}
+
+/// An object of one module's map by its URL ids (see [`OcpiPartner::object`]).
+fn lookup<'a>(
+    map: &'a BTreeMap<String, Value>,
+    module: &str,
+    path_ids: &[&str],
+) -> Option<&'a Value> {
+    match (module, path_ids.len()) {
+        ("locations", 3..=5) => {
+            let location = map.get(&key(&path_ids[..3]))?;
+            let Some(evse_uid) = path_ids.get(3) else {
+                return Some(location);
+            };
+            let evse = find_child(location, "evses", "uid", evse_uid)?;
+            let Some(connector_id) = path_ids.get(4) else {
+                return Some(evse);
+            };
+            find_child(evse, "connectors", "id", connector_id)
+        }
+        ("tokens", 3) => map.get(&key(&[path_ids[0], path_ids[1], path_ids[2], "RFID"])),
+        _ => map.get(&key(path_ids)),
+    }
+}
+
 struct ActiveMode {
     mode: Mode,
     remaining: Option<usize>,
@@ -202,12 +280,18 @@ struct Store {
     objects: HashMap<&'static str, BTreeMap<String, Value>>,
     cdrs: Vec<Value>,
     mode: Option<ActiveMode>,
+    /// Module requests other than GET answered with OCPI success.
+    accepted: u64,
+    /// Module requests other than GET answered otherwise (refused, misbehaved on, offline).
+    failed: u64,
 }
 
 struct Shared {
     options: PartnerOptions,
     base_url: String,
     reject_older: AtomicBool,
+    /// See [`OcpiPartner::set_offline`].
+    offline: AtomicBool,
     store: Mutex<Store>,
 }
 
@@ -218,6 +302,59 @@ impl Shared {
 
     fn version(&self) -> &'static str {
         self.options.version.as_str()
+    }
+
+    /// See [`OcpiPartner::state`].
+    fn state(&self, with_objects: bool) -> PartnerState {
+        let store = self.lock();
+        let mut counts = BTreeMap::new();
+        for kind in [
+            "locations",
+            "evses",
+            "connectors",
+            "tariffs",
+            "sessions",
+            "tokens",
+        ] {
+            counts.insert(kind.to_string(), 0);
+        }
+        counts.insert("cdrs".to_string(), store.cdrs.len());
+        for (module, map) in &store.objects {
+            if *module == "cdrs" {
+                continue;
+            }
+            *counts.entry(module.to_string()).or_default() += map.len();
+            if *module == "locations" {
+                for location in map.values() {
+                    for evse in location["evses"].as_array().into_iter().flatten() {
+                        *counts.entry("evses".into()).or_default() += 1;
+                        *counts.entry("connectors".into()).or_default() +=
+                            evse["connectors"].as_array().map_or(0, Vec::len);
+                    }
+                }
+            }
+        }
+        PartnerState {
+            version: self.version().to_string(),
+            offline: self.offline.load(Ordering::SeqCst),
+            accepted: store.accepted,
+            failed: store.failed,
+            counts,
+            objects: if with_objects {
+                store
+                    .objects
+                    .iter()
+                    .map(|(module, map)| (module.to_string(), map.clone()))
+                    .collect()
+            } else {
+                BTreeMap::new()
+            },
+            cdrs: if with_objects {
+                store.cdrs.clone()
+            } else {
+                Vec::new()
+            },
+        }
     }
 
     /// The published RECEIVER URL of a module.
@@ -245,14 +382,28 @@ pub struct OcpiPartner {
 impl OcpiPartner {
     /// Starts the partner on 127.0.0.1 at a port the kernel picks.
     pub async fn start(options: PartnerOptions) -> OcpiPartner {
-        let listener = listen("127.0.0.1:0".parse().expect("an address"))
-            .unwrap_or_else(|e| panic!("OCPI partner: cannot listen on 127.0.0.1: {e}"));
-        let addr = listener
-            .local_addr()
-            .expect("a bound listener has an address");
+        let addr = "127.0.0.1:0".parse().expect("an address");
+        OcpiPartner::start_at(addr, None, options)
+            .await
+            .unwrap_or_else(|e| panic!("OCPI partner: cannot listen on 127.0.0.1: {e}"))
+    }
+
+    /// Starts the partner on `addr`; it publishes URLs under `public_url` (default
+    /// `http://{the bound address}`), the address the pusher reaches it at.
+    pub async fn start_at(
+        addr: SocketAddr,
+        public_url: Option<String>,
+        options: PartnerOptions,
+    ) -> std::io::Result<OcpiPartner> {
+        let listener = listen(addr)?;
+        let addr = listener.local_addr()?;
+        let base_url = public_url
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| format!("http://{addr}"));
         let shared = Arc::new(Shared {
-            base_url: format!("http://{addr}"),
+            base_url,
             reject_older: AtomicBool::new(options.reject_older),
+            offline: AtomicBool::new(false),
             options,
             store: Mutex::new(Store::default()),
         });
@@ -262,7 +413,12 @@ impl OcpiPartner {
             running: Mutex::new(None),
         };
         partner.spawn(listener);
-        partner
+        Ok(partner)
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
     }
 
     fn spawn(&self, listener: TcpListener) {
@@ -330,24 +486,23 @@ impl OcpiPartner {
     /// `[id]` (the latest CDR POSTed with that id).
     pub fn object(&self, module: &str, path_ids: &[&str]) -> Option<Value> {
         let store = self.shared.lock();
-        let map = store.objects.get(module)?;
-        match (module, path_ids.len()) {
-            ("locations", 3..=5) => {
-                let location = map.get(&key(&path_ids[..3]))?;
-                let Some(evse_uid) = path_ids.get(3) else {
-                    return Some(location.clone());
-                };
-                let evse = find_child(location, "evses", "uid", evse_uid)?;
-                let Some(connector_id) = path_ids.get(4) else {
-                    return Some(evse.clone());
-                };
-                find_child(evse, "connectors", "id", connector_id).cloned()
-            }
-            ("tokens", 3) => map
-                .get(&key(&[path_ids[0], path_ids[1], path_ids[2], "RFID"]))
-                .cloned(),
-            _ => map.get(&key(path_ids)).cloned(),
-        }
+        lookup(store.objects.get(module)?, module, path_ids).cloned()
+    }
+
+    /// What the partner holds now, with (`with_objects`) or without the objects themselves.
+    pub fn state(&self, with_objects: bool) -> PartnerState {
+        self.shared.state(with_objects)
+    }
+
+    /// Offline, every OCPI request is answered HTTP 503 with a proxy's error page (not
+    /// applied); stored state stays. Demo control requests are still answered.
+    pub fn set_offline(&self, offline: bool) {
+        self.shared.offline.store(offline, Ordering::SeqCst);
+    }
+
+    /// True while offline (see [`OcpiPartner::set_offline`]).
+    pub fn is_offline(&self) -> bool {
+        self.shared.offline.load(Ordering::SeqCst)
     }
 
     /// Every stored object of a module, by key (see the module documentation).
@@ -494,6 +649,9 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if shared.options.demo_control && uri.path().starts_with("/demo/") {
+        return demo_control(&shared, &method, &uri);
+    }
     let request = RecordedRequest {
         seq: 0,
         method: method.to_string(),
@@ -514,9 +672,15 @@ async fn handle(
     };
     let mode = {
         let mut store = shared.lock();
-        let seq = store.requests.len();
-        store.requests.push(RecordedRequest { seq, ..request });
-        take_mode(&mut store)
+        if shared.options.record_requests {
+            let seq = store.requests.len();
+            store.requests.push(RecordedRequest { seq, ..request });
+        }
+        if shared.offline.load(Ordering::SeqCst) {
+            Some(Mode::Http(503))
+        } else {
+            take_mode(&mut store)
+        }
     };
     let mut response = match mode {
         Some(Mode::DropConnection) => {
@@ -539,7 +703,63 @@ async fn handle(
             }
         }
     }
+    let ocpi_status = response.extensions().get::<OcpiStatus>().map(|s| s.0);
+    if shared.options.log_requests {
+        tracing::info!(
+            %method,
+            path = uri.path(),
+            query = uri.query().unwrap_or(""),
+            http = response.status().as_u16(),
+            ocpi = ocpi_status.unwrap_or(0),
+            "OCPI request"
+        );
+    }
+    if method != Method::GET {
+        let accepted = ocpi_status.is_some_and(|code| (1000..2000).contains(&code));
+        let mut store = shared.lock();
+        if accepted {
+            store.accepted += 1;
+        } else {
+            store.failed += 1;
+        }
+    }
     response
+}
+
+/// The OCPI status code of an envelope answer, kept on the response for the counters.
+#[derive(Clone, Copy)]
+struct OcpiStatus(u32);
+
+/// `/demo/...`: state, offline, online (see the module documentation).
+fn demo_control(shared: &Shared, method: &Method, uri: &Uri) -> Response {
+    match (method.clone(), uri.path()) {
+        (Method::GET, "/demo/state") => {
+            let with_objects = query_param(uri.query(), "objects").as_deref() != Some("false");
+            match serde_json::to_string(&shared.state(with_objects)) {
+                Ok(body) => raw(StatusCode::OK, "application/json", body),
+                Err(e) => raw(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    format!("cannot serialise the state: {e}"),
+                ),
+            }
+        }
+        (Method::POST, "/demo/offline" | "/demo/online") => {
+            let offline = uri.path() == "/demo/offline";
+            shared.offline.store(offline, Ordering::SeqCst);
+            tracing::info!(offline, "demo partner: offline switched");
+            raw(
+                StatusCode::OK,
+                "application/json",
+                json!({ "offline": offline }).to_string(),
+            )
+        }
+        _ => raw(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "demo control: GET /demo/state[?objects=false], POST /demo/offline, POST /demo/online",
+        ),
+    }
 }
 
 fn take_mode(store: &mut Store) -> Option<Mode> {
@@ -649,7 +869,9 @@ fn envelope(status: StatusCode, code: u32, message: &str, data: Value) -> Respon
         "status_message": message,
         "timestamp": format_rfc3339(SystemTime::now()),
     });
-    raw(status, "application/json", body.to_string())
+    let mut response = raw(status, "application/json", body.to_string());
+    response.extensions_mut().insert(OcpiStatus(code));
+    response
 }
 
 fn success(status: StatusCode, data: Value) -> Response {
@@ -734,6 +956,23 @@ fn respond(
                         .is_some_and(|v| !v.trim().is_empty());
                     if !present {
                         return ocpi_error(2001, format!("missing header {name}"));
+                    }
+                }
+                if let Some((country_code, party_id)) = &shared.options.expect_to {
+                    for (name, expected) in [
+                        ("ocpi-to-country-code", country_code),
+                        ("ocpi-to-party-id", party_id),
+                    ] {
+                        let found = headers
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default();
+                        if !found.eq_ignore_ascii_case(expected) {
+                            return ocpi_error(
+                                2001,
+                                format!("{name} {found:?} is not this party ({expected})"),
+                            );
+                        }
                     }
                 }
             }
@@ -1200,8 +1439,8 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     })
 }
 
-/// Ids upper-cased (CiString) and joined with '/'.
-fn key(ids: &[&str]) -> String {
+/// The key an object is stored under: its ids upper-cased (CiString) and joined with '/'.
+pub fn key(ids: &[&str]) -> String {
     ids.iter()
         .map(|s| s.to_uppercase())
         .collect::<Vec<_>>()
