@@ -21,6 +21,21 @@
 //!
 //! The merged message takes the newest change's `id`, `seq` and `source`, and counts how many
 //! changes it stands for in `merged`.
+//!
+//! Snapshot rows of an initial sync wait in a lane of their own beside the FIFO, so that a live
+//! change does not queue behind a whole chunk of them: they go to one partner's queue while live
+//! changes go to every queue, and the only order that matters between the two is per record
+//! in that partner's queue. A snapshot row is released
+//! - never before a FIFO entry that was queued before it (an earlier live change of its record
+//!   holds an older state);
+//! - always before a live change of its own record queued after it (the change is newer);
+//! - otherwise when the publisher has room for snapshot rows and no live change is due, so the
+//!   live stream keeps its latency during a sync.
+//!
+//! A transaction boundary is released only after every snapshot row queued before it: a
+//! checkpoint must never pass a snapshot row that is not confirmed yet. Boundaries that wait
+//! for snapshot rows are held aside (consecutive ones collapse into the newest), so live
+//! changes flow on and the checkpoint advances chunk by chunk.
 
 use crate::checkpoint::Checkpoint;
 use crate::source::changed_columns;
@@ -44,7 +59,30 @@ enum Entry {
         bytes: usize,
         since: Instant,
     },
-    Boundary(Checkpoint),
+    /// A transaction boundary, with how many snapshot rows had been queued before it.
+    Boundary {
+        checkpoint: Checkpoint,
+        snapshots_before: u64,
+    },
+}
+
+/// A snapshot row in its lane.
+#[derive(Debug)]
+struct SnapshotEntry {
+    change: Box<RowChange>,
+    record: String,
+    bytes: usize,
+    /// Absolute FIFO index of the first entry queued after this row: every entry before it
+    /// must be released first.
+    barrier: u64,
+}
+
+/// Snapshot rows of one record waiting in the lane.
+#[derive(Debug, Clone, Copy)]
+struct PendingRecord {
+    rows: u32,
+    /// Barrier of the record's newest snapshot row.
+    last_barrier: u64,
 }
 
 /// Counters for operators: how much the buffer saved.
@@ -68,6 +106,15 @@ pub struct DedupBuffer {
     rows: usize,
     bytes: usize,
     stats: DedupStats,
+    /// Snapshot rows, in the order they were read.
+    snapshots: VecDeque<SnapshotEntry>,
+    /// Records with snapshot rows in `snapshots`.
+    pending: HashMap<String, PendingRecord>,
+    snapshots_queued: u64,
+    snapshots_released: u64,
+    /// Boundaries that reached the head of the FIFO before the snapshot rows queued ahead of
+    /// them were released: (snapshot rows that must be released first, checkpoint).
+    held: VecDeque<(u64, Checkpoint)>,
 }
 
 /// Merges `newer` into `older` when a rule allows it; gives `newer` back otherwise.
@@ -107,6 +154,11 @@ impl DedupBuffer {
             rows: 0,
             bytes: 0,
             stats: DedupStats::default(),
+            snapshots: VecDeque::new(),
+            pending: HashMap::new(),
+            snapshots_queued: 0,
+            snapshots_released: 0,
+            held: VecDeque::new(),
         }
     }
 
@@ -115,10 +167,15 @@ impl DedupBuffer {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.snapshots.is_empty() && self.held.is_empty()
     }
 
-    /// Rows waiting to be published.
+    /// Snapshot rows waiting in their lane.
+    pub fn snapshot_rows(&self) -> usize {
+        self.snapshots.len()
+    }
+
+    /// Rows waiting to be published (live changes and snapshot rows).
     pub fn rows(&self) -> usize {
         self.rows
     }
@@ -185,72 +242,183 @@ impl DedupBuffer {
         self.bytes += bytes;
     }
 
-    /// Queues a snapshot row of an initial sync. It is never merged, nor merged into: it goes
-    /// to one partner queue while live changes go to all. The record's open entry is closed,
-    /// so a later live change of the record queues behind the snapshot row instead of merging
-    /// into an entry ahead of it (which would put a newer state before an older one).
-    pub fn push_snapshot(&mut self, change: RowChange, bytes: usize, now: Instant) {
+    /// Queues a snapshot row of an initial sync in the snapshot lane. It is never merged, nor
+    /// merged into: it goes to one partner queue while live changes go to all. The record's
+    /// open entry is closed, so a later live change of the record starts a new entry behind
+    /// the row instead of merging into one ahead of it.
+    pub fn push_snapshot(&mut self, change: RowChange, bytes: usize) {
+        let record = change.record_key();
         if !self.window.is_zero() {
-            self.open.remove(&change.record_key());
+            self.open.remove(&record);
         }
-        self.entries.push_back(Entry::Change {
+        let barrier = self.first + self.entries.len() as u64;
+        self.pending
+            .entry(record.clone())
+            .and_modify(|p| {
+                p.rows += 1;
+                p.last_barrier = barrier;
+            })
+            .or_insert(PendingRecord {
+                rows: 1,
+                last_barrier: barrier,
+            });
+        self.snapshots.push_back(SnapshotEntry {
             change: Box::new(change),
-            record: String::new(),
+            record,
             bytes,
-            // Nothing merges into it: no reason to hold it back.
-            since: now.checked_sub(self.window).unwrap_or(now),
+            barrier,
         });
+        self.snapshots_queued += 1;
         self.rows += 1;
         self.bytes += bytes;
     }
 
     pub fn push_boundary(&mut self, checkpoint: Checkpoint) {
+        let snapshots_before = self.snapshots_queued;
         // Consecutive boundaries: only the newest matters.
-        if let Some(Entry::Boundary(last)) = self.entries.back_mut() {
+        if let Some(Entry::Boundary {
+            checkpoint: last,
+            snapshots_before: before,
+        }) = self.entries.back_mut()
+        {
             *last = checkpoint;
+            *before = snapshots_before;
             return;
         }
-        self.entries.push_back(Entry::Boundary(checkpoint));
+        self.entries.push_back(Entry::Boundary {
+            checkpoint,
+            snapshots_before,
+        });
     }
 
-    /// When the oldest waiting change is due, if any change waits.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    /// When the next entry can be released, if any waits. `snapshot_room`: whether the
+    /// publisher takes snapshot rows now (see [`DedupBuffer::pop_ready`]).
+    pub fn next_deadline(&self, snapshot_room: bool) -> Option<Instant> {
+        if self.held_releasable() || (snapshot_room && self.snapshot_eligible()) {
+            return Some(Instant::now());
+        }
         match self.entries.front() {
             Some(Entry::Change { since, .. }) => Some(*since + self.window),
-            Some(Entry::Boundary(_)) => Some(Instant::now()),
+            Some(Entry::Boundary { .. }) => Some(Instant::now()),
             None => None,
         }
     }
 
-    /// The head entry, if its window has passed, or the buffer is over its bounds, or `flush`.
-    pub fn pop_ready(&mut self, now: Instant, flush: bool) -> Option<Released> {
-        let ready = match self.entries.front()? {
-            Entry::Boundary(_) => true,
-            Entry::Change { since, .. } => {
-                flush || self.over_limits() || now.duration_since(*since) >= self.window
+    /// The next entry to publish, if one may go now: a held boundary whose snapshot rows are
+    /// all out; the FIFO's head when its window has passed (or the buffer is over its bounds,
+    /// or `flush`); otherwise a snapshot row, when `snapshot_room` (the publisher's share for
+    /// snapshot rows is not used up) or `flush`.
+    pub fn pop_ready(
+        &mut self,
+        now: Instant,
+        flush: bool,
+        snapshot_room: bool,
+    ) -> Option<Released> {
+        loop {
+            if self.held_releasable() {
+                return self.held.pop_front().map(|(_, cp)| Released::Boundary(cp));
             }
-        };
-        if !ready {
-            return None;
-        }
-        let index = self.first;
-        self.first += 1;
-        match self.entries.pop_front()? {
-            Entry::Boundary(checkpoint) => Some(Released::Boundary(checkpoint)),
-            Entry::Change {
-                change,
-                record,
-                bytes,
-                ..
-            } => {
-                self.rows -= 1;
-                self.bytes -= bytes;
-                if self.open.get(&record) == Some(&index) {
-                    self.open.remove(&record);
+            let head_ready = match self.entries.front() {
+                None => false,
+                Some(Entry::Boundary { .. }) => true,
+                Some(Entry::Change {
+                    change,
+                    record,
+                    since,
+                    ..
+                }) => {
+                    if self.snapshot_due_before(change, record) {
+                        return self.pop_snapshot();
+                    }
+                    flush || self.over_limits() || now.duration_since(*since) >= self.window
                 }
-                Some(Released::Change(change))
+            };
+            if !head_ready {
+                return if (snapshot_room || flush) && self.snapshot_eligible() {
+                    self.pop_snapshot()
+                } else {
+                    None
+                };
+            }
+            let index = self.first;
+            self.first += 1;
+            match self.entries.pop_front()? {
+                Entry::Boundary {
+                    checkpoint,
+                    snapshots_before,
+                } => {
+                    if self.snapshots_released >= snapshots_before && self.held.is_empty() {
+                        return Some(Released::Boundary(checkpoint));
+                    }
+                    // Snapshot rows queued before it are not out yet: hold it aside.
+                    match self.held.back_mut() {
+                        Some(last) if last.0 == snapshots_before => {
+                            *last = (snapshots_before, checkpoint)
+                        }
+                        _ => self.held.push_back((snapshots_before, checkpoint)),
+                    }
+                }
+                Entry::Change {
+                    change,
+                    record,
+                    bytes,
+                    ..
+                } => {
+                    self.rows -= 1;
+                    self.bytes -= bytes;
+                    if self.open.get(&record) == Some(&index) {
+                        self.open.remove(&record);
+                    }
+                    return Some(Released::Change(change));
+                }
             }
         }
+    }
+
+    fn held_releasable(&self) -> bool {
+        self.held
+            .front()
+            .is_some_and(|(before, _)| self.snapshots_released >= *before)
+    }
+
+    /// Whether the lane's first row may go: every FIFO entry queued before it is out.
+    fn snapshot_eligible(&self) -> bool {
+        self.snapshots
+            .front()
+            .is_some_and(|row| row.barrier <= self.first)
+    }
+
+    /// Whether snapshot rows must go before the FIFO's head: the head is a live change of a
+    /// record whose snapshot row was queued before it.
+    fn snapshot_due_before(&self, change: &RowChange, record: &str) -> bool {
+        if self.pending.is_empty() {
+            return false;
+        }
+        let key;
+        let record = if record.is_empty() {
+            // A zero window keeps no record keys in the FIFO.
+            key = change.record_key();
+            key.as_str()
+        } else {
+            record
+        };
+        self.pending
+            .get(record)
+            .is_some_and(|p| p.last_barrier <= self.first)
+    }
+
+    fn pop_snapshot(&mut self) -> Option<Released> {
+        let row = self.snapshots.pop_front()?;
+        self.rows -= 1;
+        self.bytes -= row.bytes;
+        self.snapshots_released += 1;
+        if let Some(p) = self.pending.get_mut(&row.record) {
+            p.rows -= 1;
+            if p.rows == 0 {
+                self.pending.remove(&row.record);
+            }
+        }
+        Some(Released::Change(row.change))
     }
 }
 
@@ -315,7 +483,7 @@ mod tests {
 
     fn drain(buffer: &mut DedupBuffer) -> Vec<Released> {
         let mut out = Vec::new();
-        while let Some(r) = buffer.pop_ready(Instant::now(), true) {
+        while let Some(r) = buffer.pop_ready(Instant::now(), true, true) {
             out.push(r);
         }
         out
@@ -408,7 +576,11 @@ mod tests {
         buffer.push_change(change(2, 8, Update, Some(0), Some(1)), 10, now);
         buffer.push_change(change(3, 7, Update, Some(1), Some(2)), 10, now);
         buffer.push_boundary(checkpoint(3));
-        assert_eq!(buffer.pop_ready(now, false), None, "window not over yet");
+        assert_eq!(
+            buffer.pop_ready(now, false, true),
+            None,
+            "window not over yet"
+        );
         let out = drain(&mut buffer);
         assert_eq!(out.len(), 3);
         match (&out[0], &out[1], &out[2]) {
@@ -437,7 +609,7 @@ mod tests {
         snapshot.snapshot = Some(change_message::SnapshotMark {
             sync_id: "s".into(),
         });
-        buffer.push_snapshot(snapshot, 10, now);
+        buffer.push_snapshot(snapshot, 10);
         buffer.push_change(change(3, 7, Update, Some(1), Some(2)), 10, now);
         let out: Vec<(u64, bool)> = drain(&mut buffer)
             .into_iter()
@@ -449,13 +621,142 @@ mod tests {
         assert_eq!(out, vec![(1, false), (2, true), (3, false)]);
     }
 
+    fn snapshot_row(seq: u64, id: i64) -> RowChange {
+        let mut row = change(seq, id, Insert, None, Some(1));
+        row.snapshot = Some(change_message::SnapshotMark {
+            sync_id: "s".into(),
+        });
+        row
+    }
+
+    fn seq_and_kind(released: Option<Released>) -> Option<(u64, &'static str)> {
+        released.map(|r| match r {
+            Released::Change(c) if c.snapshot.is_some() => (c.seq, "snapshot"),
+            Released::Change(c) => (c.seq, "live"),
+            Released::Boundary(cp) => (cp.pos, "boundary"),
+        })
+    }
+
+    #[test]
+    fn a_due_live_change_overtakes_waiting_snapshot_rows_of_other_records() {
+        let mut buffer = DedupBuffer::new(Duration::from_millis(10), 10_000, 1 << 20);
+        let now = Instant::now();
+        for id in 100..110 {
+            buffer.push_snapshot(snapshot_row(5, id), 10);
+        }
+        buffer.push_change(change(6, 7, Update, Some(0), Some(1)), 10, now);
+        // The publisher's share for snapshot rows is used up: nothing but the live change goes.
+        let later = now + Duration::from_millis(11);
+        assert_eq!(
+            seq_and_kind(buffer.pop_ready(later, false, false)),
+            Some((6, "live"))
+        );
+        assert_eq!(buffer.pop_ready(later, false, false), None);
+        assert_eq!(buffer.snapshot_rows(), 10);
+        // With room, the snapshot rows follow.
+        let rest: Vec<_> =
+            std::iter::from_fn(|| seq_and_kind(buffer.pop_ready(later, false, true))).collect();
+        assert_eq!(rest, vec![(5, "snapshot"); 10]);
+        assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_row_never_overtakes_a_change_queued_before_it() {
+        let mut buffer = DedupBuffer::new(Duration::from_secs(60), 100, 1 << 20);
+        let now = Instant::now();
+        buffer.push_change(change(1, 8, Update, Some(0), Some(1)), 10, now);
+        buffer.push_snapshot(snapshot_row(2, 9), 10);
+        assert_eq!(
+            buffer.pop_ready(now, false, true),
+            None,
+            "the live change is not due, and the snapshot row must not pass it"
+        );
+        let later = now + Duration::from_secs(61);
+        assert_eq!(
+            seq_and_kind(buffer.pop_ready(later, false, true)),
+            Some((1, "live"))
+        );
+        assert_eq!(
+            seq_and_kind(buffer.pop_ready(later, false, true)),
+            Some((2, "snapshot"))
+        );
+    }
+
+    #[test]
+    fn a_live_change_of_a_record_waits_for_that_records_snapshot_row() {
+        let mut buffer = DedupBuffer::new(Duration::ZERO, 100, 1 << 20);
+        let now = Instant::now();
+        buffer.push_snapshot(snapshot_row(2, 100), 10);
+        buffer.push_snapshot(snapshot_row(2, 7), 10);
+        buffer.push_snapshot(snapshot_row(2, 101), 10);
+        buffer.push_change(change(3, 8, Update, Some(0), Some(1)), 10, now);
+        buffer.push_change(change(4, 7, Update, Some(1), Some(2)), 10, now);
+        let order: Vec<_> = std::iter::from_fn(|| {
+            buffer.pop_ready(now, false, false).map(|r| match r {
+                Released::Change(c) => (c.seq, c.key["id"].as_i64().unwrap_or(0)),
+                Released::Boundary(_) => (0, 0),
+            })
+        })
+        .collect();
+        // Record 8 goes at once; record 7's live change pulls out the snapshot rows up to
+        // and including 7's; record 101's row waits for snapshot room.
+        assert_eq!(order, vec![(3, 8), (2, 100), (2, 7), (4, 7)]);
+        assert_eq!(
+            seq_and_kind(buffer.pop_ready(now, false, true)),
+            Some((2, "snapshot"))
+        );
+    }
+
+    #[test]
+    fn a_boundary_is_held_until_the_snapshot_rows_before_it_are_out_while_live_changes_pass() {
+        let mut buffer = DedupBuffer::new(Duration::ZERO, 100, 1 << 20);
+        let now = Instant::now();
+        buffer.push_boundary(checkpoint(1));
+        buffer.push_snapshot(snapshot_row(2, 100), 10);
+        buffer.push_snapshot(snapshot_row(2, 101), 10);
+        buffer.push_change(change(3, 8, Update, Some(0), Some(1)), 10, now);
+        buffer.push_boundary(checkpoint(3));
+        buffer.push_change(change(4, 9, Update, Some(0), Some(1)), 10, now);
+        buffer.push_boundary(checkpoint(4));
+        let no_room: Vec<_> =
+            std::iter::from_fn(|| seq_and_kind(buffer.pop_ready(now, false, false))).collect();
+        assert_eq!(
+            no_room,
+            vec![(1, "boundary"), (3, "live"), (4, "live")],
+            "boundaries 3 and 4 wait for the two snapshot rows"
+        );
+        assert!(!buffer.is_empty());
+        let rest: Vec<_> =
+            std::iter::from_fn(|| seq_and_kind(buffer.pop_ready(now, false, true))).collect();
+        assert_eq!(
+            rest,
+            vec![(2, "snapshot"), (2, "snapshot"), (4, "boundary")],
+            "the held boundaries collapse into the newest"
+        );
+        assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn a_flush_releases_snapshot_rows_and_held_boundaries_without_room() {
+        let mut buffer = DedupBuffer::new(Duration::from_secs(60), 100, 1 << 20);
+        let now = Instant::now();
+        buffer.push_snapshot(snapshot_row(2, 100), 10);
+        buffer.push_change(change(3, 8, Update, Some(0), Some(1)), 10, now);
+        buffer.push_boundary(checkpoint(3));
+        let out: Vec<_> =
+            std::iter::from_fn(|| seq_and_kind(buffer.pop_ready(now, true, false))).collect();
+        assert_eq!(out, vec![(3, "live"), (2, "snapshot"), (3, "boundary")]);
+        assert!(buffer.is_empty());
+        assert_eq!(buffer.rows(), 0);
+    }
+
     #[test]
     fn a_released_record_starts_a_new_entry_behind_the_others() {
         let mut buffer = DedupBuffer::new(Duration::from_secs(60), 100, 1 << 20);
         let now = Instant::now();
         buffer.push_change(change(1, 7, Update, Some(0), Some(1)), 10, now);
         assert!(matches!(
-            buffer.pop_ready(now, true),
+            buffer.pop_ready(now, true, true),
             Some(Released::Change(_))
         ));
         buffer.push_change(change(2, 8, Update, Some(0), Some(1)), 10, now);
@@ -477,14 +778,14 @@ mod tests {
         buffer.push_change(change(1, 7, Update, Some(0), Some(1)), 10, now);
         buffer.push_boundary(checkpoint(1));
         // the boundary waits behind the change until the window passes
-        assert_eq!(buffer.pop_ready(now, false), None);
+        assert_eq!(buffer.pop_ready(now, false, true), None);
         let later = now + Duration::from_secs(61);
         assert!(matches!(
-            buffer.pop_ready(later, false),
+            buffer.pop_ready(later, false, true),
             Some(Released::Change(_))
         ));
         assert!(matches!(
-            buffer.pop_ready(later, false),
+            buffer.pop_ready(later, false, true),
             Some(Released::Boundary(_))
         ));
     }
@@ -498,12 +799,14 @@ mod tests {
         buffer.push_change(change(2, 2, Update, Some(0), Some(1)), 10, now);
         assert!(!buffer.has_room());
         assert_eq!(
-            buffer.pop_ready(now, false),
+            buffer.pop_ready(now, false, true),
             None,
             "at the bound, not over it"
         );
         buffer.push_change(change(3, 3, Update, Some(0), Some(1)), 10, now);
-        assert!(matches!(buffer.pop_ready(now, false), Some(Released::Change(c)) if c.seq == 1));
+        assert!(
+            matches!(buffer.pop_ready(now, false, true), Some(Released::Change(c)) if c.seq == 1)
+        );
     }
 
     #[test]
@@ -526,7 +829,7 @@ mod tests {
         let now = Instant::now();
         buffer.push_change(change(1, 7, Update, Some(0), Some(1)), 10, now);
         buffer.push_change(change(2, 7, Update, Some(1), Some(2)), 10, now);
-        let out: Vec<u64> = std::iter::from_fn(|| buffer.pop_ready(now, false))
+        let out: Vec<u64> = std::iter::from_fn(|| buffer.pop_ready(now, false, true))
             .map(|r| match r {
                 Released::Change(c) => c.seq,
                 _ => 0,

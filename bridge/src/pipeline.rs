@@ -151,8 +151,9 @@ pub async fn run(
             None => {
                 let start = match config.source.start {
                     StartPoint::End => {
-                        tracing::warn!(checkpoint = %store.path().display(), "no checkpoint: starting at the CURRENT END of the binlog (source.start = \"end\"); changes made before now are not captured");
-                        StartAt::CurrentEnd
+                        let (file, pos) = facts.binlog_end.clone();
+                        tracing::warn!(checkpoint = %store.path().display(), %file, pos, "no checkpoint: starting at the CURRENT END of the binlog (source.start = \"end\"); changes made before now are not captured");
+                        StartAt::Position { file, pos }
                     }
                     StartPoint::Start => {
                         tracing::warn!(checkpoint = %store.path().display(), oldest = %facts.binlog_files[0], "no checkpoint: starting at the OLDEST binlog the server has (source.start = \"start\")");
@@ -401,12 +402,12 @@ impl Session<'_> {
             }
             self.feed(false).await?;
             if let Some(sync) = self.sync.as_mut() {
-                sync.pace(self.dedup.rows() + self.publisher.unconfirmed());
+                sync.pace(self.dedup.snapshot_rows());
             }
             // A due deadline only helps when the publisher can take what it releases.
             let deadline = self
                 .dedup
-                .next_deadline()
+                .next_deadline(self.snapshot_room())
                 .filter(|_| self.publisher.has_room())
                 .map(tokio::time::Instant::from_std);
             tokio::select! {
@@ -620,7 +621,6 @@ impl Session<'_> {
             rows,
             binary_columns,
         } = emission;
-        let now = Instant::now();
         for row in rows {
             let change = RowChange {
                 version: CONTRACT_VERSION,
@@ -649,7 +649,7 @@ impl Session<'_> {
                 }),
             };
             self.snapshot_rows += 1;
-            self.dedup.push_snapshot(change, row.bytes, now);
+            self.dedup.push_snapshot(change, row.bytes);
         }
     }
 
@@ -692,7 +692,8 @@ impl Session<'_> {
     async fn feed(&mut self, flush: bool) -> Result<(), PublishError> {
         let now = Instant::now();
         while self.publisher.has_room() && !self.publisher.needs_reconnect() {
-            match self.dedup.pop_ready(now, flush) {
+            let snapshot_room = self.snapshot_room();
+            match self.dedup.pop_ready(now, flush, snapshot_room) {
                 Some(Released::Change(change)) => {
                     let queue = match &change.snapshot {
                         None => None,
@@ -708,6 +709,13 @@ impl Session<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Snapshot rows may fill at most a quarter of the publisher's confirm window: a live
+    /// change released meanwhile then finds room at once and waits behind few snapshot rows
+    /// at the broker, whatever the size of the sync.
+    fn snapshot_room(&self) -> bool {
+        self.publisher.unconfirmed() < (self.config.broker.confirm_window / 4).max(1)
     }
 
     async fn publish_heartbeat(&mut self) -> Result<(), PublishError> {

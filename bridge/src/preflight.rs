@@ -116,6 +116,10 @@ pub struct ServerFacts {
     pub is_mariadb: bool,
     pub server_id: u32,
     pub binlog_files: Vec<String>,
+    /// The newest binlog file and its size: where the server writes its next event. Read with
+    /// `SHOW BINARY LOGS`, which every supported server answers (MySQL 8.4 dropped
+    /// `SHOW MASTER STATUS`).
+    pub binlog_end: (String, u64),
     /// The server's current GTID state (MariaDB `gtid_binlog_pos`, MySQL `gtid_executed` when
     /// `gtid_mode` is on), read just before replication starts.
     pub gtid_position: Option<String>,
@@ -373,6 +377,10 @@ pub async fn run(
 
     let binlog_rows: Vec<mysql_async::Row> =
         conn.query("SHOW BINARY LOGS").await.map_err(query_error)?;
+    let binlog_end = binlog_rows
+        .last()
+        .and_then(|row| Some((row.get::<String, _>(0)?, row.get::<u64, _>(1)?)))
+        .unwrap_or_default();
     let binlog_files: Vec<String> = binlog_rows
         .into_iter()
         .filter_map(|row| row.get::<String, _>(0))
@@ -443,6 +451,7 @@ pub async fn run(
             is_mariadb,
             server_id,
             binlog_files,
+            binlog_end,
             gtid_position,
         },
         catalog,

@@ -155,7 +155,6 @@ impl SourceError {
 pub enum StartAt {
     Position { file: String, pos: u64 },
     OldestBinlog,
-    CurrentEnd,
 }
 
 /// Looks up catalog facts for a table the bridge did not know at start (created later).
@@ -307,7 +306,6 @@ impl Reader {
                 BinlogOptions::from_position(file.clone(), *pos as u32)
             }
             StartAt::OldestBinlog => BinlogOptions::from_start(),
-            StartAt::CurrentEnd => BinlogOptions::from_end(),
         };
         let options = ReplicaOptions {
             hostname: self.params.host.clone(),

@@ -27,8 +27,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The longest a chunk's permit is withheld waiting for the publish backlog to drain.
-const MAX_WITHHOLD: Duration = Duration::from_secs(1);
 use tokio::sync::{mpsc, Semaphore};
 use tracker::{DriverEvent, Effect, SnapshotRow, Tracker};
 
@@ -55,10 +53,9 @@ pub struct SyncEngine {
     chunks_in_flight: usize,
     permits: Arc<Semaphore>,
     permits_generation: u64,
-    /// Chunks handled by the pipeline whose permits wait for the publish backlog to drain
-    /// (see [`SyncEngine::pace`]), and since when the oldest waits.
+    /// Chunks handled by the pipeline whose permits wait for the snapshot rows ahead to drain
+    /// (see [`SyncEngine::pace`]).
     withheld: usize,
-    withheld_since: Option<Instant>,
     queues: HashMap<String, Arc<str>>,
     progress_every: Duration,
     progress: Option<Progress>,
@@ -92,7 +89,6 @@ impl SyncEngine {
             permits: Arc::new(Semaphore::new(0)),
             permits_generation: u64::MAX,
             withheld: 0,
-            withheld_since: None,
             queues: HashMap::new(),
             progress_every: Duration::from_secs(config.sync.progress_secs),
             progress: None,
@@ -114,24 +110,16 @@ impl SyncEngine {
         }
     }
 
-    /// Lets the readers take their next chunk once the rows waiting to be published or
-    /// confirmed (`backlog`) are down to half a chunk. A live change queues behind every
-    /// snapshot row handed over before it, so reading ahead of the publisher would only
-    /// delay the live stream: this keeps what sits in front of a live change to about one
-    /// chunk. Under a live load that alone keeps the backlog above that, a withheld permit is
-    /// still given back after [`MAX_WITHHOLD`], so the sync always moves on.
-    pub fn pace(&mut self, backlog: usize) {
-        if self.withheld == 0 {
-            return;
-        }
-        let drained = backlog <= self.ctx.chunk_size / 2;
-        let waited_enough = self
-            .withheld_since
-            .is_some_and(|since| since.elapsed() >= MAX_WITHHOLD);
-        if drained || waited_enough {
+    /// Lets the readers take their next chunk once the snapshot rows still waiting to be
+    /// published (`waiting`) are down to half a chunk. Live changes pass waiting snapshot
+    /// rows (see the dedup buffer's snapshot lane), so this does not guard the live stream's
+    /// latency: it keeps the bridge's memory at about two chunks, and keeps the buffer from
+    /// filling up with snapshot rows, which would stop the binlog reader and with it the live
+    /// stream.
+    pub fn pace(&mut self, waiting: usize) {
+        if self.withheld > 0 && waiting <= self.ctx.chunk_size / 2 {
             self.permits.add_permits(self.withheld);
             self.withheld = 0;
-            self.withheld_since = None;
         }
     }
 
@@ -185,7 +173,6 @@ impl SyncEngine {
                     self.permits = Arc::new(Semaphore::new(self.chunks_in_flight));
                     self.permits_generation = generation;
                     self.withheld = 0;
-                    self.withheld_since = None;
                     if !delay.is_zero() {
                         tracing::warn!(%sync_id, %table, retry_in_s = delay.as_secs(), "reading the table again from its last confirmed chunk");
                     }
@@ -202,7 +189,6 @@ impl SyncEngine {
                 Effect::ReleasePermit { generation } => {
                     if generation == self.permits_generation {
                         self.withheld += 1;
-                        self.withheld_since.get_or_insert_with(Instant::now);
                     }
                 }
                 Effect::Started { sync_id, queue } => {
