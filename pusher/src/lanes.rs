@@ -89,7 +89,8 @@ impl Lanes {
     }
 
     /// The next lane with waiting changes and no call in flight, and the changes its call
-    /// carries (sorted by `seq`); the lane is busy until [`Lanes::finish`].
+    /// carries (its head record's run, sorted by `seq`); the lane is busy until
+    /// [`Lanes::finish`].
     ///
     /// With `hold_redelivered`, lanes holding a redelivered change wait: the partner may
     /// already hold a newer state of that record (sent by a pusher that died before acking),
@@ -132,7 +133,7 @@ impl Lanes {
         };
         if let Some(lane) = self.lanes.get_mut(key) {
             if !lane.one_at_a_time {
-                lane.pending.sort_by_key(|p| (p.change.seq, p.tag));
+                lane.pending.sort_by_key(|p| p.tag);
                 let run = lane
                     .pending
                     .iter()
@@ -185,9 +186,15 @@ impl Lanes {
 }
 
 /// The head of the lane: its first record's changes up to the first change of another record
-/// (all of them in a one-record lane; one for CDRs).
+/// (all of them in a one-record lane; one for CDRs), sorted by `seq`.
+///
+/// Across records the lane keeps queue order (delivery tags), not `seq` order: the bridge's
+/// dedup buffer publishes a merged change (a Location inserted, then updated) at its first
+/// change's place but with its last change's `seq`, so a child written in between (an EVSE
+/// of that Location) has a smaller `seq` yet must not go first. Within one record, `seq`
+/// decides: a duplicate republished by the bridge may arrive behind a newer change.
 fn take(lane: &mut Lane) -> Vec<Pending> {
-    lane.pending.sort_by_key(|p| (p.change.seq, p.tag));
+    lane.pending.sort_by_key(|p| p.tag);
     let Some(record) = lane.pending.first().map(|p| p.record.clone()) else {
         return Vec::new();
     };
@@ -199,7 +206,9 @@ fn take(lane: &mut Lane) -> Vec<Pending> {
             .take_while(|p| p.record == record)
             .count()
     };
-    lane.pending.drain(..run).collect()
+    let mut batch: Vec<Pending> = lane.pending.drain(..run).collect();
+    batch.sort_by_key(|p| (p.change.seq, p.tag));
+    batch
 }
 
 /// The newest pushed `seq` of the most recently pushed records, forgetting the oldest first.
@@ -491,6 +500,52 @@ mod tests {
         lanes.finish("loc", Some(("E", 3)));
         let (_, batch) = lanes.next_ready(false).unwrap();
         assert_eq!(batch.iter().map(|p| p.tag).collect::<Vec<_>>(), vec![4]);
+    }
+
+    #[test]
+    fn a_merged_parent_goes_before_a_child_with_a_smaller_seq_queued_behind_it() {
+        let mut lanes = Lanes::new(100);
+        // Location inserted (seq 1), EVSE inserted (seq 2), Location updated (seq 3): the
+        // bridge merged the Location's two changes into one message at the insert's place,
+        // carrying seq 3.
+        lanes.add(
+            "loc",
+            pending_of("L", 1, change(3, Operation::Insert, &[])),
+            false,
+        );
+        lanes.add(
+            "loc",
+            pending_of("E", 2, change(2, Operation::Insert, &[])),
+            false,
+        );
+        let (_, batch) = lanes.next_ready(false).unwrap();
+        assert_eq!(batch.iter().map(|p| p.tag).collect::<Vec<_>>(), vec![1]);
+        lanes.finish("loc", Some(("L", 3)));
+        let (_, batch) = lanes.next_ready(false).unwrap();
+        assert_eq!(batch.iter().map(|p| p.tag).collect::<Vec<_>>(), vec![2]);
+    }
+
+    #[test]
+    fn within_a_record_a_duplicate_behind_a_newer_change_never_becomes_the_newest() {
+        let mut lanes = Lanes::new(100);
+        lanes.add(
+            "r",
+            pending(1, change(10, Operation::Update, &["v"])),
+            false,
+        );
+        lanes.add(
+            "r",
+            pending(2, change(11, Operation::Update, &["v"])),
+            false,
+        );
+        // The bridge republished seq 10 after a crash.
+        lanes.add(
+            "r",
+            pending(3, change(10, Operation::Update, &["v"])),
+            false,
+        );
+        let (_, batch) = lanes.next_ready(false).unwrap();
+        assert_eq!(batch.last().map(|p| p.change.seq), Some(11));
     }
 
     #[test]
