@@ -23,15 +23,17 @@
 //!
 //! | object | removal of an object the partner holds |
 //! |---|---|
-//! | EVSE | `PATCH {"status": "REMOVED", "last_updated"}` at the EVSE URL |
+//! | EVSE | `PATCH {"status": "REMOVED", "last_updated"}` at the EVSE URL, with every other field the same change moved |
 //! | Location, Connector | none in OCPI: rejected (and a soft delete on them is refused when the mapping is loaded). Take a Location out with `publish = false` or by removing its EVSEs; a Connector goes away with a PUT of its EVSE, which a row mapping cannot build |
 //! | Tariff | `DELETE` at the tariff URL |
 //! | Token | `PATCH {"valid": false, "last_updated"}` |
 //! | Session | `PATCH {"status": "INVALID", "last_updated"}`: a session row that disappears was not a billable session |
 //! | CDR | none: rejected (a CDR is corrected by a credit CDR) |
 //!
-//! Removals are `PATCH`es whatever the `update` mode: they touch one field and work the same
-//! in OCPI 2.1.1 and 2.2.1. When the partner cannot hold the object yet (an insert whose row is
+//! Removals are `PATCH`es (of the removal field, plus any other field the soft delete's update
+//! moved, which the partner would otherwise never get); with `update = "put"`, a soft delete
+//! is the `PUT` of the whole object with the removal value. A delete event is always the
+//! bare removal `PATCH`. When the partner cannot hold the object yet (an insert whose row is
 //! already soft-deleted, or a snapshot of a soft-deleted row), the full object is `PUT` with the
 //! removal applied (EVSE status REMOVED, Token valid false, Session status INVALID); a Tariff in
 //! that state has nothing to send ([`MappingError::NothingToSend`]).

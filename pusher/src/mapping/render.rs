@@ -150,7 +150,7 @@ impl Ctx<'_> {
             None => false,
         };
         match (was_removed, removed) {
-            (false, true) => self.removal(after, false),
+            (false, true) if self.object == ObjectKind::Tariff => self.removal(after, false),
             (true, true) if self.object == ObjectKind::Tariff => {
                 Err(self
                     .nothing("the Tariff row stays soft-deleted: the partner deleted it already"))
@@ -174,7 +174,11 @@ impl Ctx<'_> {
                     _ => self.object_body(after, select)?,
                 };
                 if removed {
-                    self.apply_removal_value(&mut body, method == Method::Put);
+                    // Removed now (EVSE REMOVED, token valid = false, ...): the removal value
+                    // goes with every other field the change moved, which the partner would
+                    // otherwise never get.
+                    let newly = !was_removed;
+                    self.apply_removal_value(&mut body, method == Method::Put || newly);
                 }
                 self.request(method, after, Some(body), true)
             }

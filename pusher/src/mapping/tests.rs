@@ -490,6 +490,20 @@ fn evse_soft_delete_is_a_patch_to_removed() {
 }
 
 #[test]
+fn evse_removed_together_with_other_changes_sends_them_with_the_removal() {
+    let before = evse_row();
+    let after = with(
+        before.clone(),
+        json!({"status": "REMOVED", "floor_level": "-2", "last_updated": "2026-01-07T00:00:00.000"}),
+    );
+    let p = plan("evses", &update("evses", before, after), V221);
+    assert_eq!(p.method, Method::Patch);
+    let body = p.body.unwrap();
+    assert_eq!(body["status"], "REMOVED");
+    assert_eq!(body["floor_level"], "-2");
+}
+
+#[test]
 fn evse_delete_event_is_a_patch_to_removed_dated_at_the_commit() {
     let p = plan("evses", &delete("evses", evse_row()), V221);
     assert_eq!(p.method, Method::Patch);
