@@ -953,6 +953,14 @@ impl Shared {
                 if rediscover && reason.starts_with("HTTP 404") {
                     return CallResult::EndpointGone { reason };
                 }
+                if snapshot && plan.method == mapping::Method::Delete {
+                    // A snapshot's removal of an object the partner never held: the partner
+                    // is where the database is.
+                    return CallResult::Delivered {
+                        seq: net.seq,
+                        note: Some(format!("{plan}: the partner does not hold it ({reason})")),
+                    };
+                }
                 let reason = format!("{plan}: the partner rejected it: {reason}");
                 self.park(batch, &reason).await
             }

@@ -33,10 +33,12 @@
 //! Removals are `PATCH`es (of the removal field, plus any other field the soft delete's update
 //! moved, which the partner would otherwise never get); with `update = "put"`, a soft delete
 //! is the `PUT` of the whole object with the removal value. A delete event is always the
-//! bare removal `PATCH`. When the partner cannot hold the object yet (an insert whose row is
+//! bare removal `PATCH`. When the partner may not hold the object yet (an insert whose row is
 //! already soft-deleted, or a snapshot of a soft-deleted row), the full object is `PUT` with the
-//! removal applied (EVSE status REMOVED, Token valid false, Session status INVALID); a Tariff in
-//! that state has nothing to send ([`MappingError::NothingToSend`]).
+//! removal applied (EVSE status REMOVED, Token valid false, Session status INVALID). A Tariff
+//! inserted already soft-deleted has nothing to send ([`MappingError::NothingToSend`]); a
+//! soft-deleted Tariff in a snapshot is a `DELETE` (a re-synced partner may hold it), and the
+//! pusher takes the partner's refusal of that `DELETE` as done.
 //!
 //! Further decisions, each with its reason:
 //!

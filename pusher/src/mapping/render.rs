@@ -134,6 +134,12 @@ impl Ctx<'_> {
         if snapshot || op == Operation::Insert {
             // The partner may not hold the object: send all of it.
             if removed && self.object == ObjectKind::Tariff {
+                if snapshot {
+                    // The partner may hold it: a re-synced partner, or a live change that
+                    // reached it before this row. A partner that does not hold it refuses the
+                    // DELETE, which the pusher takes as done for a snapshot row.
+                    return self.removal(after, false);
+                }
                 return Err(self.nothing(
                     "a Tariff that is already soft-deleted: the partner never had it, there is \
                      nothing to delete",

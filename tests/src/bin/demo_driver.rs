@@ -366,12 +366,8 @@ struct Charging {
 /// start, charge and complete with their CDR. One connection, UTC, one change per statement,
 /// so `last_updated` only ever grows per record. Counts the rows changed in `written`.
 ///
-/// It starts once the demo data has arrived ([`wait_initial_load`]), and it stays clear of one
-/// open defect of the pusher that leaves a partner different from the database (the
-/// consistency check reports it when it happens): a live Tariff soft delete coalesced with the
-/// Tariff's snapshot row of an initial sync is taken for "never sent, nothing to delete"
-/// although an earlier live change created it at the partner, so tariffs are not soft-deleted
-/// while the demo runs (the demo data has some).
+/// It starts once the demo data has arrived ([`wait_initial_load`]). Tariffs are not
+/// soft-deleted while it runs (the demo data has some deleted ones).
 async fn workload(
     mysql_url: String,
     rate: u32,
