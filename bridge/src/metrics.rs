@@ -7,91 +7,15 @@
 //! pipeline's 250 ms tick. Everything derived (rates, ages, lag in seconds) is computed when
 //! read, not when written.
 //!
-//! Written by hand rather than with a metrics crate: a dozen series, and the text format is a
-//! few rules (HELP and TYPE lines, escaped label values).
+//! The text format and the HTTP server are shared with the other binary (`ops-endpoints`).
 
 use crate::sync::state::{Outcome, SyncJob, SyncState};
 use serde::Serialize;
-use std::collections::VecDeque;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-// ---- the text format ---------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy)]
-pub enum Kind {
-    Counter,
-    Gauge,
-}
-
-/// A document in the Prometheus text exposition format (version 0.0.4).
-#[derive(Debug, Default)]
-pub struct Exposition {
-    out: String,
-}
-
-impl Exposition {
-    pub fn new() -> Exposition {
-        Exposition::default()
-    }
-
-    /// Starts a metric family: its HELP and TYPE lines. Its samples follow.
-    pub fn family(&mut self, name: &str, kind: Kind, help: &str) {
-        let kind = match kind {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-        };
-        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
-        let _ = writeln!(self.out, "# HELP {name} {help}");
-        let _ = writeln!(self.out, "# TYPE {name} {kind}");
-    }
-
-    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (label, text)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                let _ = write!(self.out, "{label}=\"{}\"", escape_label_value(text));
-            }
-            self.out.push('}');
-        }
-        let _ = writeln!(self.out, " {}", format_value(value));
-    }
-
-    /// A family with one unlabelled sample.
-    pub fn single(&mut self, name: &str, kind: Kind, help: &str, value: f64) {
-        self.family(name, kind, help);
-        self.sample(name, &[], value);
-    }
-
-    pub fn finish(self) -> String {
-        self.out
-    }
-}
-
-/// Label values may hold anything (queue names are free text): `\`, `"` and newlines escaped.
-pub fn escape_label_value(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn format_value(value: f64) -> String {
-    if value.is_nan() {
-        "NaN".into()
-    } else if value.is_infinite() {
-        if value > 0.0 { "+Inf" } else { "-Inf" }.into()
-    } else if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{}", value as i64)
-    } else {
-        format!("{value}")
-    }
-}
+pub use ops_endpoints::{unix_secs_now, Exposition, Kind, Rate};
 
 // ---- helpers -----------------------------------------------------------------------------------
 
@@ -107,51 +31,6 @@ impl AtomicF64 {
     pub fn set(&self, value: f64) {
         self.0.store(value.to_bits(), Relaxed);
     }
-}
-
-/// The recent rate of a counter, from samples taken about once a second and averaged over
-/// `window`: smooth enough to read, recent enough to show a stall within seconds.
-#[derive(Debug)]
-pub struct Rate {
-    window: Duration,
-    samples: VecDeque<(Instant, u64)>,
-}
-
-impl Rate {
-    pub fn new(window: Duration) -> Rate {
-        Rate {
-            window,
-            samples: VecDeque::new(),
-        }
-    }
-
-    /// Records the counter's value at `now`; returns the rate per second over the window.
-    pub fn observe(&mut self, now: Instant, count: u64) -> f64 {
-        self.samples.push_back((now, count));
-        while self.samples.len() > 2
-            && self
-                .samples
-                .front()
-                .is_some_and(|(at, _)| now.saturating_duration_since(*at) > self.window)
-        {
-            self.samples.pop_front();
-        }
-        let Some(&(first_at, first)) = self.samples.front() else {
-            return 0.0;
-        };
-        let secs = now.saturating_duration_since(first_at).as_secs_f64();
-        if secs < 0.001 {
-            return 0.0;
-        }
-        count.saturating_sub(first) as f64 / secs
-    }
-}
-
-pub fn unix_secs_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 // ---- the bridge's state ------------------------------------------------------------------------
@@ -711,44 +590,6 @@ impl From<&SyncJob> for SyncView {
 mod tests {
     use super::*;
     use crate::sync::state::TableProgress;
-
-    #[test]
-    fn label_values_and_help_are_escaped() {
-        let mut out = Exposition::new();
-        out.family("x_total", Kind::Counter, "a \\ b\nc");
-        out.sample("x_total", &[("queue", "a\"b\\c\nd")], 3.0);
-        out.sample("x_total", &[], 0.25);
-        let text = out.finish();
-        assert_eq!(
-            text,
-            "# HELP x_total a \\\\ b\\nc\n# TYPE x_total counter\n\
-             x_total{queue=\"a\\\"b\\\\c\\nd\"} 3\nx_total 0.25\n"
-        );
-    }
-
-    #[test]
-    fn special_values_use_the_format_s_spelling() {
-        assert_eq!(format_value(f64::NAN), "NaN");
-        assert_eq!(format_value(f64::INFINITY), "+Inf");
-        assert_eq!(format_value(-2.0), "-2");
-        assert_eq!(format_value(1e20), "100000000000000000000");
-    }
-
-    #[test]
-    fn the_rate_is_the_counter_s_slope_over_the_window() {
-        let mut rate = Rate::new(Duration::from_secs(10));
-        let t0 = Instant::now();
-        assert_eq!(rate.observe(t0, 100), 0.0);
-        for s in 1..=20u64 {
-            let r = rate.observe(t0 + Duration::from_secs(s), 100 + 50 * s);
-            assert!((r - 50.0).abs() < 1e-9, "second {s}: {r}");
-        }
-        // Stopped: the rate falls to zero once the window holds no movement.
-        let r = rate.observe(t0 + Duration::from_secs(40), 1100);
-        assert!(r < 50.0 / 2.0, "{r}");
-        let r = rate.observe(t0 + Duration::from_secs(41), 1100);
-        assert_eq!(r, 0.0);
-    }
 
     fn reading(bytes: u64, caught_up_ago: Option<u64>, now: Instant) -> LagReading {
         LagReading {

@@ -1,86 +1,28 @@
-//! The pusher's HTTP endpoints for operators, on `[metrics] listen`:
-//!
-//! - `GET /metrics`: every series of [`crate::metrics`], Prometheus text format;
-//! - `GET /healthz`: 200 while the supervisor lives (and, in a broker session, keeps turning),
-//!   else 503 with the reason on one line: a process to restart;
-//! - `GET /readyz`: 200 while the pusher is connected to the broker, else 503 with the reason
-//!   on one line.
-//!
-//! The listener is bound before the pusher starts working, so a taken address (two pushers on
-//! one host with the same `listen`) stops it at once with the fix named.
-
-use std::sync::Arc;
-
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
-use tokio::net::TcpListener;
+//! The pusher's HTTP endpoints for operators, on `[metrics] listen`, served by `ops-endpoints`:
+//! `/metrics` (every series of [`crate::metrics`]), `/healthz` (200 while the supervisor
+//! lives), `/readyz` (200 while connected to the broker; otherwise the reason).
 
 use crate::metrics::PusherMetrics;
+use std::sync::Arc;
+use tokio::net::TcpListener;
 
-#[derive(Debug, thiserror::Error)]
-pub enum HttpError {
-    #[error(
-        "cannot listen on {address} (metrics.listen): {source}; give each pusher on this host its \
-         own address, or set metrics.listen = \"\" to turn the HTTP endpoints off"
-    )]
-    Bind {
-        address: String,
-        source: std::io::Error,
-    },
-}
+pub use ops_endpoints::{bind, HttpError};
 
-/// Binds `address` (`ip:port`; port 0 picks a free one, see `local_addr`).
-pub async fn bind(address: &str) -> Result<TcpListener, HttpError> {
-    TcpListener::bind(address)
-        .await
-        .map_err(|source| HttpError::Bind {
-            address: address.to_string(),
-            source,
-        })
+impl ops_endpoints::Observed for PusherMetrics {
+    fn metrics_text(&self) -> String {
+        self.render()
+    }
+
+    fn liveness(&self) -> Result<(), String> {
+        PusherMetrics::liveness(self)
+    }
+
+    fn readiness(&self) -> Result<(), String> {
+        PusherMetrics::readiness(self)
+    }
 }
 
 /// Serves the endpoints on `listener` for as long as the runtime runs.
 pub fn spawn(listener: TcpListener, metrics: Arc<PusherMetrics>) {
-    let app = Router::new()
-        .route("/metrics", get(metrics_text))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(metrics);
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
-            tracing::error!(%error, "the metrics endpoints stopped");
-        }
-    });
-}
-
-async fn metrics_text(State(metrics): State<Arc<PusherMetrics>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        metrics.render(),
-    )
-        .into_response()
-}
-
-fn verdict(result: Result<(), String>) -> (StatusCode, String) {
-    match result {
-        Ok(()) => (StatusCode::OK, "ok\n".into()),
-        Err(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{}\n", reason.replace('\n', " ")),
-        ),
-    }
-}
-
-async fn healthz(State(metrics): State<Arc<PusherMetrics>>) -> (StatusCode, String) {
-    verdict(metrics.liveness())
-}
-
-async fn readyz(State(metrics): State<Arc<PusherMetrics>>) -> (StatusCode, String) {
-    verdict(metrics.readiness())
+    ops_endpoints::spawn(listener, metrics, axum::Router::new());
 }

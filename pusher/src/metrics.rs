@@ -7,133 +7,19 @@
 //! and from passive declarations of the partner queues (every [`DEPTH_POLL_EVERY`], only when
 //! the endpoints are on). Rates and ages are computed when read.
 //!
-//! Written by hand rather than with a metrics crate: a dozen series, and the text format is a
-//! few rules (HELP and TYPE lines, escaped label values).
+//! The text format and the HTTP server are shared with the other binary (`ops-endpoints`).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::ocpi::Outcome;
 use crate::presence::Board;
 
-// ---- the text format ---------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy)]
-pub enum Kind {
-    Counter,
-    Gauge,
-}
-
-/// A document in the Prometheus text exposition format (version 0.0.4).
-#[derive(Debug, Default)]
-pub struct Exposition {
-    out: String,
-}
-
-impl Exposition {
-    pub fn new() -> Exposition {
-        Exposition::default()
-    }
-
-    /// Starts a metric family: its HELP and TYPE lines. Its samples follow.
-    pub fn family(&mut self, name: &str, kind: Kind, help: &str) {
-        let kind = match kind {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-        };
-        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
-        let _ = writeln!(self.out, "# HELP {name} {help}");
-        let _ = writeln!(self.out, "# TYPE {name} {kind}");
-    }
-
-    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (label, text)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                let _ = write!(self.out, "{label}=\"{}\"", escape_label_value(text));
-            }
-            self.out.push('}');
-        }
-        let _ = writeln!(self.out, " {}", format_value(value));
-    }
-
-    pub fn finish(self) -> String {
-        self.out
-    }
-}
-
-/// `\`, `"` and newlines escaped, as the format requires of label values.
-pub fn escape_label_value(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn format_value(value: f64) -> String {
-    if value.is_nan() {
-        "NaN".into()
-    } else if value.is_infinite() {
-        if value > 0.0 { "+Inf" } else { "-Inf" }.into()
-    } else if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{}", value as i64)
-    } else {
-        format!("{value}")
-    }
-}
+pub use ops_endpoints::{unix_secs_now, Exposition, Kind, Rate};
 
 // ---- helpers -----------------------------------------------------------------------------------
-
-/// The recent rate of a counter, from samples taken about once a second and averaged over
-/// `window`: smooth enough to read, recent enough to show a stall within seconds.
-#[derive(Debug)]
-pub struct Rate {
-    window: Duration,
-    samples: VecDeque<(Instant, u64)>,
-}
-
-impl Rate {
-    pub fn new(window: Duration) -> Rate {
-        Rate {
-            window,
-            samples: VecDeque::new(),
-        }
-    }
-
-    /// Records the counter's value at `now`; returns the rate per second over the window.
-    pub fn observe(&mut self, now: Instant, count: u64) -> f64 {
-        self.samples.push_back((now, count));
-        while self.samples.len() > 2
-            && self
-                .samples
-                .front()
-                .is_some_and(|(at, _)| now.saturating_duration_since(*at) > self.window)
-        {
-            self.samples.pop_front();
-        }
-        let Some(&(first_at, first)) = self.samples.front() else {
-            return 0.0;
-        };
-        let secs = now.saturating_duration_since(first_at).as_secs_f64();
-        if secs < 0.001 {
-            return 0.0;
-        }
-        count.saturating_sub(first) as f64 / secs
-    }
-}
-
-pub fn unix_secs_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// When the messages a consuming phase holds unacked were published (the AMQP `timestamp` the
 /// bridge sets on each message), in delivery order, so the oldest one's age can be told
@@ -581,17 +467,6 @@ pub async fn sample_rates(metrics: Arc<PusherMetrics>) {
 mod tests {
     use super::*;
     use crate::presence::{Announcement, PartnerStatus};
-
-    #[test]
-    fn label_values_are_escaped() {
-        let mut out = Exposition::new();
-        out.family("x", Kind::Gauge, "h");
-        out.sample("x", &[("partner", "a\"b\\c\nd")], 1.5);
-        assert_eq!(
-            out.finish(),
-            "# HELP x h\n# TYPE x gauge\nx{partner=\"a\\\"b\\\\c\\nd\"} 1.5\n"
-        );
-    }
 
     #[test]
     fn the_oldest_held_message_follows_the_ack_window() {
