@@ -272,6 +272,68 @@ pub async fn purge_queue(url: &str, queue: &str) -> u32 {
     n
 }
 
+/// Queues and exchanges of one test on the shared broker, deleted when dropped (also after a
+/// panic, so a failing test leaves nothing behind).
+pub struct BrokerCleanup {
+    url: String,
+    queues: Vec<String>,
+    exchanges: Vec<String>,
+}
+
+impl BrokerCleanup {
+    pub fn new(url: &str, queues: Vec<String>, exchanges: Vec<String>) -> BrokerCleanup {
+        BrokerCleanup {
+            url: url.to_string(),
+            queues,
+            exchanges,
+        }
+    }
+
+    /// Every queue and exchange the pusher declares for `cfg`'s partners.
+    pub fn of_pusher(url: &str, cfg: &crate::pusher_config::PusherConfig) -> BrokerCleanup {
+        let queues = cfg
+            .partners
+            .iter()
+            .flat_map(|p| [cfg.queue(&p.id), cfg.parking_queue(&p.id)])
+            .collect();
+        BrokerCleanup::new(
+            url,
+            queues,
+            vec![cfg.exchange.clone(), cfg.presence_exchange.clone()],
+        )
+    }
+}
+
+impl Drop for BrokerCleanup {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let queues = self.queues.clone();
+        let exchanges = self.exchanges.clone();
+        // Dropped inside a tokio runtime: do the async cleanup on a thread of its own.
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime");
+            rt.block_on(async {
+                for queue in &queues {
+                    delete_queue(&url, queue).await;
+                }
+                for exchange in &exchanges {
+                    // Also deletes the bridge's `<exchange>.sync-requests` queue.
+                    delete_exchange(&url, exchange).await;
+                }
+            });
+        });
+        if cleanup.join().is_err() {
+            eprintln!(
+                "could not delete queues {:?} / exchanges {:?}",
+                self.queues, self.exchanges
+            );
+        }
+    }
+}
+
 /// Deletes a queue (no error if it does not exist).
 pub async fn delete_queue(url: &str, queue: &str) {
     let conn = connect(url).await;

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use change_message::{Heartbeat, Message, Operation, Row, RowChange};
 use serde_json::{json, Value};
 use system_tests::{
-    bridge_config, declare_bound_queue, delete_exchange, delete_queue, drain, drain_changes,
-    drain_received, queue_len, shared_amqp_url, unique_name, BridgeConfig, BridgeProcess, MariaDb,
+    bridge_config, declare_bound_queue, drain, drain_changes, drain_received, queue_len,
+    shared_amqp_url, unique_name, BridgeConfig, BridgeProcess, BrokerCleanup, MariaDb,
 };
 
 /// Generous upper bound for messages to show up (never asserted as a timing).
@@ -26,47 +26,13 @@ const STARTED: &str = "database checks passed";
 // Fixture
 // ------------------------------------------------------------------------------------------------
 
-/// Deletes the test's queue and exchange on the shared broker when dropped (also after a panic).
-struct BrokerNames {
-    url: String,
-    exchange: String,
-    queue: Option<String>,
-}
-
-impl Drop for BrokerNames {
-    fn drop(&mut self) {
-        let url = self.url.clone();
-        let exchange = self.exchange.clone();
-        let queue = self.queue.clone();
-        // Dropped inside a tokio runtime: do the async cleanup on a thread of its own.
-        let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("cleanup runtime");
-            rt.block_on(async {
-                if let Some(queue) = &queue {
-                    delete_queue(&url, queue).await;
-                }
-                delete_exchange(&url, &exchange).await;
-            });
-        });
-        if cleanup.join().is_err() {
-            eprintln!(
-                "[bridge_capture] could not delete exchange {} / queue {:?}",
-                self.exchange, self.queue
-            );
-        }
-    }
-}
-
 /// A private MariaDB with the test's schema, and a fanout exchange with one bound queue.
 struct Setup {
     db: MariaDb,
     url: String,
     exchange: String,
     queue: String,
-    _names: BrokerNames,
+    _names: BrokerCleanup,
 }
 
 impl Setup {
@@ -80,11 +46,7 @@ impl Setup {
         let queue = unique_name("capture.q");
         declare_bound_queue(&url, &exchange, &queue).await;
         Setup {
-            _names: BrokerNames {
-                url: url.clone(),
-                exchange: exchange.clone(),
-                queue: Some(queue.clone()),
-            },
+            _names: BrokerCleanup::new(&url, vec![queue.clone()], vec![exchange.clone()]),
             db,
             url,
             exchange,
@@ -1185,11 +1147,7 @@ async fn unbound_exchange_stops_the_bridge_with_a_clear_error() {
     db.exec("CREATE TABLE t (id INT NOT NULL PRIMARY KEY); INSERT INTO t VALUES (1);");
     let url = shared_amqp_url();
     let exchange = unique_name("capture.unbound");
-    let _names = BrokerNames {
-        url: url.clone(),
-        exchange: exchange.clone(),
-        queue: None,
-    };
+    let _names = BrokerCleanup::new(&url, vec![], vec![exchange.clone()]);
     let config =
         bridge_config(db.port(), &url, &exchange).with(|c| c.source.start = "start".into());
     let mut bridge = BridgeProcess::start(&config.to_toml());

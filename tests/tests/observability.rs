@@ -24,9 +24,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use system_tests::changes::tariff_insert;
 use system_tests::{
-    bridge_config, declare_bound_queue, delete_exchange, delete_queue, free_port, partner_entry,
-    publish_messages, pusher_config, queue_len, shared_amqp_url, unique_name, BridgeProcess,
-    MariaDb, Mode, OcpiPartner, PartnerOptions, PusherConfig, PusherProcess,
+    bridge_config, declare_bound_queue, free_port, partner_entry, publish_messages, pusher_config,
+    queue_len, shared_amqp_url, unique_name, BridgeProcess, BrokerCleanup, MariaDb, Mode,
+    OcpiPartner, PartnerOptions, PusherConfig, PusherProcess,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -149,51 +149,6 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Queues and exchanges of one test, deleted when it ends (passed or failed).
-struct BrokerNames {
-    url: String,
-    queues: Vec<String>,
-    exchanges: Vec<String>,
-}
-
-impl Drop for BrokerNames {
-    fn drop(&mut self) {
-        let (url, queues, exchanges) = (
-            self.url.clone(),
-            self.queues.clone(),
-            self.exchanges.clone(),
-        );
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("cleanup runtime");
-            runtime.block_on(async {
-                for queue in &queues {
-                    delete_queue(&url, queue).await;
-                }
-                for exchange in &exchanges {
-                    delete_exchange(&url, exchange).await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-fn names_of(url: &str, cfg: &PusherConfig) -> BrokerNames {
-    let mut queues = Vec::new();
-    for p in &cfg.partners {
-        queues.push(cfg.queue(&p.id));
-        queues.push(cfg.parking_queue(&p.id));
-    }
-    BrokerNames {
-        url: url.to_string(),
-        queues,
-        exchanges: vec![cfg.exchange.clone(), cfg.presence_exchange.clone()],
-    }
-}
-
 // ---- the bridge --------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,11 +161,11 @@ async fn bridge_metrics_and_status_count_known_traffic_and_show_position_lag_and
     let target = unique_name("obs.target");
     declare_bound_queue(&url, &exchange, &live).await;
     declare_bound_queue(&url, &exchange, &target).await;
-    let _names = BrokerNames {
-        url: url.clone(),
-        queues: vec![live.clone(), target.clone()],
-        exchanges: vec![exchange.clone()],
-    };
+    let _names = BrokerCleanup::new(
+        &url,
+        vec![live.clone(), target.clone()],
+        vec![exchange.clone()],
+    );
     let port = free_port();
     let toml = bridge_config(db.port(), &url, &exchange)
         .with(|c| {
@@ -410,11 +365,7 @@ async fn bridge_readyz_says_why_while_the_database_is_down() {
     let exchange = unique_name("obs.down.x");
     let queue = unique_name("obs.down.q");
     declare_bound_queue(&url, &exchange, &queue).await;
-    let _names = BrokerNames {
-        url: url.clone(),
-        queues: vec![queue],
-        exchanges: vec![exchange.clone()],
-    };
+    let _names = BrokerCleanup::new(&url, vec![queue], vec![exchange.clone()]);
     block(|| db.stop());
     let port = free_port();
     let toml = bridge_config(db.port(), &url, &exchange)
@@ -478,7 +429,7 @@ async fn pusher_metrics_count_pushes_failures_and_parks_per_partner() {
             c.name = "obs-metrics".into();
             c.metrics_listen = format!("127.0.0.1:{port}");
         });
-    let _names = names_of(&url, &cfg);
+    let _names = BrokerCleanup::of_pusher(&url, &cfg);
     let env = [(TOKEN_ENV, partner.options().token.as_str())];
     let mut pusher = block(|| PusherProcess::start_with_env(&cfg.to_toml(), &env));
     assert!(
@@ -713,7 +664,7 @@ async fn pusher_status_shows_the_bridge_and_each_partner_backlog_oldest_message_
             c.metrics_listen = format!("127.0.0.1:{pusher_port}");
             c.bridge_status_url = Some(format!("http://127.0.0.1:{bridge_port}/status"));
         });
-    let _names = names_of(&url, &cfg);
+    let _names = BrokerCleanup::of_pusher(&url, &cfg);
     let env = [(TOKEN_ENV, token.as_str())];
     let (exit, out) =
         block(|| PusherProcess::run_to_exit_with_env(&cfg.to_toml(), &["setup"], &env, WAIT));

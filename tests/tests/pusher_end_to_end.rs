@@ -39,8 +39,8 @@ use system_tests::example_mapping::{
 };
 use system_tests::ocpi_partner::parse_rfc3339;
 use system_tests::{
-    bridge_config, delete_exchange, delete_queue, drain_changes, drain_received, partner_entry,
-    pusher_config, queue_len, shared_amqp_url, BridgeProcess, MariaDb, OcpiPartner, PartnerOptions,
+    bridge_config, drain_changes, drain_received, partner_entry, pusher_config, queue_len,
+    shared_amqp_url, BridgeProcess, BrokerCleanup, MariaDb, OcpiPartner, PartnerOptions,
     PusherConfig, PusherProcess, RecordedRequest,
 };
 use uuid::Uuid;
@@ -56,43 +56,6 @@ const QUIET: Duration = Duration::from_millis(1500);
 // The chain
 // ------------------------------------------------------------------------------------------------
 
-/// Deletes the test's queues and exchanges on the shared broker when dropped (also after a
-/// panic).
-struct BrokerNames {
-    url: String,
-    queues: Vec<String>,
-    exchanges: Vec<String>,
-}
-
-impl Drop for BrokerNames {
-    fn drop(&mut self) {
-        let url = self.url.clone();
-        let queues = self.queues.clone();
-        let exchanges = self.exchanges.clone();
-        // Dropped inside a tokio runtime: do the async cleanup on a thread of its own.
-        let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("cleanup runtime");
-            rt.block_on(async {
-                for queue in &queues {
-                    delete_queue(&url, queue).await;
-                }
-                for exchange in &exchanges {
-                    delete_exchange(&url, exchange).await;
-                }
-            });
-        });
-        if cleanup.join().is_err() {
-            eprintln!(
-                "[pusher_end_to_end] could not delete queues {:?} / exchanges {:?}",
-                self.queues, self.exchanges
-            );
-        }
-    }
-}
-
 /// MariaDB with the example schema, bridge and pusher running, partner queues bound.
 /// Field order is drop order: processes first, then the database, then the broker names.
 struct Chain {
@@ -103,7 +66,7 @@ struct Chain {
     url: String,
     cfg: PusherConfig,
     env: Vec<(String, String)>,
-    _names: BrokerNames,
+    _names: BrokerCleanup,
 }
 
 impl Chain {
@@ -131,16 +94,7 @@ impl Chain {
             env.push((token_env.clone(), partner.options().token.clone()));
             cfg = cfg.partner(partner_entry(id, partner, &token_env));
         }
-        let mut queues = Vec::new();
-        for (id, _) in partners {
-            queues.push(cfg.queue(id));
-            queues.push(cfg.parking_queue(id));
-        }
-        let names = BrokerNames {
-            url: url.clone(),
-            queues,
-            exchanges: vec![cfg.exchange.clone(), cfg.presence_exchange.clone()],
-        };
+        let names = BrokerCleanup::of_pusher(&url, &cfg);
         let env_refs: Vec<(&str, &str)> =
             env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let (status, out) = block(|| {

@@ -29,9 +29,9 @@ use mysql_async::prelude::Queryable;
 use serde_json::Value;
 use system_tests::example_mapping::last_updated_of;
 use system_tests::{
-    bridge_config, compare, delete_exchange, delete_queue, drain_received, partner_entry,
-    pusher_config, queue_len, shared_amqp_url, BridgeProcess, DatabaseRows, MariaDb, OcpiPartner,
-    PartnerOptions, PusherConfig, PusherProcess, RecordedRequest,
+    bridge_config, compare, drain_received, partner_entry, pusher_config, queue_len,
+    shared_amqp_url, BridgeProcess, BrokerCleanup, DatabaseRows, MariaDb, OcpiPartner,
+    PartnerOptions, PusherProcess, RecordedRequest,
 };
 
 /// Upper bound for the partners to catch up with the database (never asserted as a timing).
@@ -46,60 +46,6 @@ const PREFIX: &str = "/ocpi/2.2.1/";
 // ------------------------------------------------------------------------------------------------
 // Broker names and the example data
 // ------------------------------------------------------------------------------------------------
-
-/// Deletes the test's queues and exchanges on the shared broker when dropped (also after a
-/// panic).
-struct BrokerNames {
-    url: String,
-    queues: Vec<String>,
-    exchanges: Vec<String>,
-}
-
-impl BrokerNames {
-    /// Every queue and exchange the pusher declares for `cfg`'s partners.
-    fn of(url: &str, cfg: &PusherConfig) -> BrokerNames {
-        let mut queues = Vec::new();
-        for p in &cfg.partners {
-            queues.push(cfg.queue(&p.id));
-            queues.push(cfg.parking_queue(&p.id));
-        }
-        BrokerNames {
-            url: url.to_string(),
-            queues,
-            exchanges: vec![cfg.exchange.clone(), cfg.presence_exchange.clone()],
-        }
-    }
-}
-
-impl Drop for BrokerNames {
-    fn drop(&mut self) {
-        let url = self.url.clone();
-        let queues = self.queues.clone();
-        let exchanges = self.exchanges.clone();
-        // Dropped inside a tokio runtime: do the async cleanup on a thread of its own.
-        let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("cleanup runtime");
-            rt.block_on(async {
-                for queue in &queues {
-                    delete_queue(&url, queue).await;
-                }
-                for exchange in &exchanges {
-                    // Also deletes the bridge's `<exchange>.sync-requests` queue.
-                    delete_exchange(&url, exchange).await;
-                }
-            });
-        });
-        if cleanup.join().is_err() {
-            eprintln!(
-                "[pusher_sync] could not delete queues {:?} / exchanges {:?}",
-                self.queues, self.exchanges
-            );
-        }
-    }
-}
 
 /// Runs blocking work (the mariadb client, child processes) without stalling the runtime's
 /// other tasks, among them the partner doubles.
@@ -480,7 +426,7 @@ async fn adding_a_partner_sends_every_existing_record_then_the_live_changes() {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let cfg_a = pusher_config(&url).partner(partner_entry("a", &a, "TOKEN_A"));
     let cfg_ab = cfg_a.clone().partner(partner_entry("b", &b, "TOKEN_B"));
-    let _names = BrokerNames::of(&url, &cfg_ab);
+    let _names = BrokerCleanup::of_pusher(&url, &cfg_ab);
     let (queue_a, queue_b) = (cfg_ab.queue("a"), cfg_ab.queue("b"));
     let (status, out) = block(|| {
         PusherProcess::run_to_exit_with_env(
@@ -747,7 +693,7 @@ async fn sync_of_an_unknown_partner_or_without_the_bridge_queue_fails_with_the_f
     let cfg = pusher_config(&url)
         .partner(partner_entry("a", &a, "TOKEN_A"))
         .partner(partner_entry("b", &b, "TOKEN_B"));
-    let _names = BrokerNames::of(&url, &cfg);
+    let _names = BrokerCleanup::of_pusher(&url, &cfg);
     let env = [
         ("TOKEN_A", a.options().token.clone()),
         ("TOKEN_B", b.options().token.clone()),
