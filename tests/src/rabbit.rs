@@ -419,6 +419,8 @@ pub async fn publish_messages(url: &str, exchange: &str, messages: &[Message]) {
 }
 
 const RABBIT_READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// A node's VM writes its pid file within seconds of `rabbitmq-server -detached`.
+const RABBIT_PID_TIMEOUT: Duration = Duration::from_secs(45);
 const RABBIT_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A private RabbitMQ node (own name, port, mnesia and log directories) for tests that stop,
@@ -434,8 +436,26 @@ pub struct RabbitNode {
 }
 
 impl RabbitNode {
-    /// Starts a node on a free port (its distribution port, port + 20000, is free too).
+    /// Starts a node on a free port (its distribution port, port + 20000, is free too). A node
+    /// whose VM never comes up (no pid within [`RABBIT_PID_TIMEOUT`], nothing logged: seen
+    /// rarely on busy machines) is given up and another started on another port.
     pub fn start() -> RabbitNode {
+        for attempt in 1.. {
+            let mut node = RabbitNode::prepare();
+            match node.launch() {
+                Ok(()) => return node,
+                Err(why) if attempt < 3 => {
+                    eprintln!("[system-tests] {why}; starting another node");
+                    node.running = false;
+                }
+                Err(why) => panic!("{why} (3 attempts)"),
+            }
+        }
+        unreachable!("the loop returns or panics")
+    }
+
+    /// A node's directory, port and name, not started.
+    fn prepare() -> RabbitNode {
         let dir = fresh_dir("rabbit");
         // Ephemeral ports start at 32768: stay below so that port + 20000 is a valid port and
         // unlikely to be taken by outgoing connections.
@@ -459,14 +479,12 @@ impl RabbitNode {
                 dir.display()
             );
         }
-        let mut node = RabbitNode {
+        RabbitNode {
             dir,
             port,
             node,
             running: false,
-        };
-        node.launch();
-        node
+        }
     }
 
     /// `amqp://guest:guest@127.0.0.1:PORT/%2f` (guest may connect: loopback_users = none).
@@ -577,10 +595,14 @@ impl RabbitNode {
             "RabbitMQ node {} is still running",
             self.node
         );
-        self.launch();
+        if let Err(why) = self.launch() {
+            panic!("{why}");
+        }
     }
 
-    fn launch(&mut self) {
+    /// Starts the node and waits until it serves AMQP. `Err` only when its VM never came up
+    /// (the caller may try another node); every other failure panics with the node's logs.
+    fn launch(&mut self) -> Result<(), String> {
         let dir = self.dir.display().to_string();
         let startup_log = self.dir.join("startup.log");
         let out = Command::new(find_program("rabbitmq-server"))
@@ -620,10 +642,19 @@ impl RabbitNode {
         let mut saw_pid = false;
         loop {
             if amqp_answers(self.port) {
-                return;
+                return Ok(());
             }
             match self.pid() {
                 Some(_) => saw_pid = true,
+                None if !saw_pid && started.elapsed() > RABBIT_PID_TIMEOUT => {
+                    return Err(format!(
+                        "RabbitMQ node {} (port {}) wrote no pid within {RABBIT_PID_TIMEOUT:?}; \
+                         startup output: {}",
+                        self.node,
+                        self.port,
+                        tail(&startup_log, 20)
+                    ));
+                }
                 None if saw_pid => panic!(
                     "RabbitMQ node {} died while starting. Tail of {}:\n{}\nstartup output:\n{}",
                     self.node,
