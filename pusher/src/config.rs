@@ -183,6 +183,7 @@ impl PartnerConfig {
             to_party_id: self.party_id.clone(),
             timeout: self.request_timeout,
             connect_timeout: self.connect_timeout,
+            idle_connections: self.concurrency,
         }
     }
 }

@@ -33,6 +33,7 @@ fn config_for(partner: &OcpiPartner) -> ClientConfig {
         to_party_id: "MSP".into(),
         timeout: WAIT,
         connect_timeout: Duration::from_secs(5),
+        idle_connections: 16,
     }
 }
 

@@ -73,6 +73,9 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Limit for establishing the TCP (and TLS, when built in) connection.
     pub connect_timeout: Duration,
+    /// Idle connections kept open to the partner: the partner's concurrency, so that every
+    /// call in flight finds a warm connection next time instead of a new connect.
+    pub idle_connections: usize,
 }
 
 impl fmt::Debug for ClientConfig {
@@ -87,6 +90,7 @@ impl fmt::Debug for ClientConfig {
             .field("to_party_id", &self.to_party_id)
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("idle_connections", &self.idle_connections)
             .finish()
     }
 }
@@ -194,7 +198,7 @@ impl OcpiClient {
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(8)
+            .pool_max_idle_per_host(config.idle_connections.max(1))
             .redirect(redirect_policy())
             .user_agent(concat!("ocpi-pusher/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -528,6 +532,7 @@ mod tests {
             to_party_id: "MSP".into(),
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
+            idle_connections: 4,
         }
     }
 
