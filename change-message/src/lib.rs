@@ -8,7 +8,9 @@
 pub mod calendar;
 pub mod sync_request;
 
-use serde::{Deserialize, Serialize};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 /// Version of the JSON layout. A consumer refuses messages whose version it does not know.
@@ -33,13 +35,75 @@ pub type Row = Map<String, Value>;
 // Heartbeats are rare and short-lived; boxing the common variant would cost an allocation per
 // change for nothing.
 #[allow(clippy::large_enum_variant)]
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Clone, Debug, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Message {
     /// One row change (possibly several changes of the same row coalesced into one).
     Change(RowChange),
     /// Sent when the source is idle so consumers can tell the bridge is alive and how far it read.
     Heartbeat(Heartbeat),
+}
+
+/// Reads `{"type": ..., ...}` without the copy serde makes for an internally tagged enum.
+///
+/// serde's derived reader for `#[serde(tag = "type")]` first buffers the whole object into a
+/// generic tree, because the tag could come last, and then reads the variant from that tree:
+/// every string of every row image is allocated twice. The bridge always writes `type` first, so
+/// this reader takes the tag and hands the rest of the object straight to the variant. An object
+/// whose `type` comes later (written by another producer) is still read, through a
+/// `serde_json::Value`.
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Message, D::Error> {
+        deserializer.deserialize_map(MessageVisitor)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum MessageType {
+    Change,
+    Heartbeat,
+}
+
+const TYPE_FIELD: &str = "type";
+
+struct MessageVisitor;
+
+impl MessageVisitor {
+    fn variant<'de, D: Deserializer<'de>>(kind: MessageType, rest: D) -> Result<Message, D::Error> {
+        Ok(match kind {
+            MessageType::Change => Message::Change(RowChange::deserialize(rest)?),
+            MessageType::Heartbeat => Message::Heartbeat(Heartbeat::deserialize(rest)?),
+        })
+    }
+}
+
+impl<'de> Visitor<'de> for MessageVisitor {
+    type Value = Message;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object with a \"type\" of \"change\" or \"heartbeat\"")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Message, A::Error> {
+        let Some(first) = map.next_key::<String>()? else {
+            return Err(de::Error::missing_field(TYPE_FIELD));
+        };
+        if first == TYPE_FIELD {
+            let kind: MessageType = map.next_value()?;
+            return Self::variant(kind, MapAccessDeserializer::new(map));
+        }
+        let mut object = Map::new();
+        object.insert(first, map.next_value()?);
+        while let Some((name, value)) = map.next_entry::<String, Value>()? {
+            object.insert(name, value);
+        }
+        let kind = object
+            .remove(TYPE_FIELD)
+            .ok_or_else(|| de::Error::missing_field(TYPE_FIELD))?;
+        let kind = MessageType::deserialize(kind).map_err(de::Error::custom)?;
+        Self::variant(kind, Value::Object(object)).map_err(de::Error::custom)
+    }
 }
 
 /// What happened to the row.
@@ -269,6 +333,49 @@ mod tests {
             "{text}"
         );
         assert_eq!(Message::from_slice(&body).unwrap(), message);
+    }
+
+    #[test]
+    fn type_tag_may_come_anywhere_in_the_object() {
+        let message = Message::Change(sample());
+        let Value::Object(mut object) = serde_json::to_value(&message).unwrap() else {
+            panic!("a message is an object")
+        };
+        let kind = object.remove("type").unwrap();
+        object.insert("type".into(), kind);
+        let body = serde_json::to_vec(&object).unwrap();
+        assert!(!String::from_utf8_lossy(&body).starts_with(r#"{"type""#));
+        assert_eq!(Message::from_slice(&body).unwrap(), message);
+    }
+
+    #[test]
+    fn heartbeats_round_trip() {
+        let message = Message::Heartbeat(Heartbeat {
+            version: CONTRACT_VERSION,
+            id: "hb-1".into(),
+            seq: 9,
+            time: "2026-01-01T00:00:00Z".into(),
+            file: "binlog.000002".into(),
+            pos: 4,
+        });
+        assert_eq!(Message::from_slice(&message.to_vec()).unwrap(), message);
+    }
+
+    #[test]
+    fn missing_or_unknown_types_are_refused_with_the_reason() {
+        for (body, reason) in [
+            (r#"{}"#, "missing field `type`"),
+            (r#"{"version":1}"#, "missing field `type`"),
+            (r#"{"type":"bogus","version":1}"#, "unknown variant `bogus`"),
+            (r#"{"version":1,"type":"bogus"}"#, "unknown variant `bogus`"),
+            (r#"{"type":"change","version":1}"#, "missing field"),
+            (r#"[1]"#, "invalid type"),
+        ] {
+            let error = Message::from_slice(body.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(reason), "{body}: {error}");
+        }
     }
 
     #[test]
