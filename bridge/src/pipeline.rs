@@ -621,6 +621,7 @@ impl Session<'_> {
             rows,
             binary_columns,
         } = emission;
+        let commit_time = rfc3339_utc_millis(i64::from(at.commit_time) * 1000, 0);
         for row in rows {
             let change = RowChange {
                 version: CONTRACT_VERSION,
@@ -642,7 +643,7 @@ impl Session<'_> {
                     row: 0,
                     gtid: at.gtid.as_deref().map(str::to_string),
                     tx_index: 0,
-                    commit_time: rfc3339_utc_millis(i64::from(at.commit_time) * 1000, 0),
+                    commit_time: commit_time.clone(),
                 },
                 snapshot: Some(SnapshotMark {
                     sync_id: sync_id.clone(),

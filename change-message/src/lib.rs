@@ -232,12 +232,11 @@ impl RowChange {
     /// Identity of the record this change is about: database, table and primary key. Two changes
     /// of the same record always have equal keys, whatever their operation.
     pub fn record_key(&self) -> String {
-        format!(
-            "{}.{}/{}",
-            self.database,
-            self.table,
-            Value::Object(self.key.clone())
-        )
+        // Written like `Value::Object(key).to_string()`, without copying the key first. Writing
+        // a map of strings to JSON values into a Vec cannot fail.
+        let mut text = format!("{}.{}/", self.database, self.table).into_bytes();
+        let _ = serde_json::to_writer(&mut text, &self.key);
+        String::from_utf8(text).unwrap_or_default()
     }
 
     /// True for a snapshot row of an initial sync.
