@@ -299,7 +299,7 @@ async fn publish_backlog(conn: &Connection, queues: &[String], count: u64) -> an
 }
 
 /// Ready messages in a queue (passive declare).
-async fn ready(channel: &Channel, queue: &str) -> anyhow::Result<u64> {
+pub(crate) async fn ready(channel: &Channel, queue: &str) -> anyhow::Result<u64> {
     Ok(u64::from(
         channel
             .queue_declare(

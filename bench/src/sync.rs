@@ -4,10 +4,13 @@
 //! - `sync-seed`: creates the benchmark schema, seeds `bench.items` with ids 1..=N (multi-row
 //!   INSERTs) and the `bench.probe` rows the writer updates, and checks the table holds exactly
 //!   those ids (so every snapshot row can be accounted for by its id);
-//! - `sync-run`: consumes the new partner's queue (counting every snapshot row by its key) and a
-//!   live queue (timing every live change), runs the writer, asks the bridge for the sync with
-//!   `bridge sync start`, and times from that request to the moment the last snapshot row is in
-//!   the partner's queue.
+//! - `sync-run`: consumes a live queue (timing every live change), runs the writer, asks the
+//!   bridge for the sync with `bridge sync start`, and times from that request to the moment the
+//!   last snapshot row is in the partner's queue, read from the queue's depth (polled every
+//!   50 ms) less the live messages the exchange fanned out to it. The partner's queue is not
+//!   consumed during the timing, so the broker does the same work per message as in the raw
+//!   publish the rate is compared with; afterwards it is read and every snapshot row is
+//!   counted by its key.
 //!
 //! The writer updates `bench.probe`, a captured table that is NOT synced: the synced table does
 //! not change during the sync, so the partner's queue must receive exactly one snapshot row per
@@ -30,6 +33,7 @@ use lapin::types::FieldTable;
 use mysql_async::prelude::Queryable;
 use serde_json::Value;
 
+use crate::pusher::ready;
 use crate::{amqp_channel, drive, mysql_conn, proc_cpu_secs, proc_status_mb, unix_micros};
 
 /// `bench.probe` rows the writer cycles through.
@@ -106,9 +110,6 @@ struct Snapshot {
     sync_ids: BTreeMap<String, u64>,
     bytes: u64,
     messages: u64,
-    first_us: i64,
-    /// Arrival of the row that made the count complete.
-    complete_us: i64,
     /// Live changes that reached the partner's queue too (fanout).
     live: u64,
     /// Bodies that are not change messages of this contract.
@@ -168,7 +169,8 @@ async fn consume(
         .with_context(|| format!("consuming queue {queue}"))
 }
 
-/// Counts every snapshot row of `table` by its `id`; notes when the count became complete.
+/// Counts every snapshot row of `table` by its `id` (after the timing, to check the queue's
+/// contents).
 fn count_snapshot_rows(
     mut consumer: lapin::Consumer,
     state: Arc<Mutex<Snapshot>>,
@@ -179,7 +181,6 @@ fn count_snapshot_rows(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(delivery) = consumer.next().await {
-            let received_us = unix_micros();
             let Ok(delivery) = delivery else { break };
             let mut s = state.lock().expect("snapshot lock");
             s.messages += 1;
@@ -197,9 +198,6 @@ fn count_snapshot_rows(
             };
             *s.sync_ids.entry(mark.sync_id.clone()).or_default() += 1;
             s.bytes += delivery.data.len() as u64;
-            if s.first_us == 0 {
-                s.first_us = received_us;
-            }
             let id = change
                 .key
                 .get("id")
@@ -217,9 +215,6 @@ fn count_snapshot_rows(
             if *slot == 1 {
                 s.distinct += 1;
                 distinct.store(s.distinct, Ordering::SeqCst);
-                if s.distinct == u64::from(rows) {
-                    s.complete_us = received_us;
-                }
             } else {
                 s.duplicates += 1;
             }
@@ -229,22 +224,28 @@ fn count_snapshot_rows(
 
 /// Times every live change of `bench.probe` (its `sent_us` is the writer's clock before the
 /// commit).
+///
+/// `fanout` counts every message of the live queue that is not a snapshot row: the exchange
+/// fans each of them out to the partner's queue too.
 fn time_live_changes(
     mut consumer: lapin::Consumer,
     state: Arc<Mutex<Live>>,
     newest: Arc<AtomicI64>,
+    fanout: Arc<AtomicU64>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(delivery) = consumer.next().await {
             let received_us = unix_micros();
             let Ok(delivery) = delivery else { break };
             let Ok(Message::Change(change)) = Message::from_slice(&delivery.data) else {
+                fanout.fetch_add(1, Ordering::SeqCst);
                 continue;
             };
             if change.snapshot.is_some() {
                 state.lock().expect("live lock").snapshot_rows += 1;
                 continue;
             }
+            fanout.fetch_add(1, Ordering::SeqCst);
             if change.table != "probe" {
                 continue;
             }
@@ -393,21 +394,14 @@ pub async fn run(run: SyncRun) -> anyhow::Result<()> {
         bail!("--rows must be at least 1");
     }
 
-    // Consumers first: every message the queues get from now on is seen.
+    // The partner's queue is not consumed while the sync is timed: like the raw publish it is
+    // compared with, the broker only stores what the bridge publishes. Snapshot rows in it are
+    // its depth less what the exchange fanned out to it as well, which the live queue (consumed,
+    // for the live latency) counts. Its contents are checked once the timing is over.
     let (amqp_conn, channel) = amqp_channel(&run.amqp).await?;
-    let snapshot = Arc::new(Mutex::new(Snapshot {
-        seen: vec![0; run.rows as usize + 1],
-        ..Snapshot::default()
-    }));
-    let distinct = Arc::new(AtomicU64::new(0));
-    let partner_task = count_snapshot_rows(
-        consume(&channel, &run.queue, "benchkit-sync-partner").await?,
-        snapshot.clone(),
-        distinct.clone(),
-        database,
-        table,
-        run.rows,
-    );
+    let partner_before = ready(&channel, &run.queue).await?;
+    let live_before = ready(&channel, &run.live_queue).await?;
+    let fanout = Arc::new(AtomicU64::new(0));
     let live_channel = amqp_conn.create_channel().await?;
     let live = Arc::new(Mutex::new(Live::default()));
     let newest_live = Arc::new(AtomicI64::new(0));
@@ -415,7 +409,14 @@ pub async fn run(run: SyncRun) -> anyhow::Result<()> {
         consume(&live_channel, &run.live_queue, "benchkit-sync-live").await?,
         live.clone(),
         newest_live.clone(),
+        fanout.clone(),
     );
+    let snapshot_rows_in_queue = |depth: u64| -> u64 {
+        let fanned_out = fanout.load(Ordering::SeqCst).saturating_sub(live_before);
+        depth
+            .saturating_sub(partner_before)
+            .saturating_sub(fanned_out)
+    };
 
     // The writer, then a baseline of live latency without a sync.
     let stop_writer = Arc::new(AtomicBool::new(false));
@@ -449,11 +450,26 @@ pub async fn run(run: SyncRun) -> anyhow::Result<()> {
     let mut warnings = 0;
     let mut last_progress = (0u64, Instant::now());
     let mut last_report = (0u64, Instant::now());
-    let mut ticker = tokio::time::interval(Duration::from_millis(100));
+    let mut first_us = 0;
+    let mut complete_us = 0;
+    let mut ticker = tokio::time::interval(Duration::from_millis(50));
     let failure = loop {
         ticker.tick().await;
-        let done = distinct.load(Ordering::SeqCst);
+        let depth = match ready(&channel, &run.queue).await {
+            Ok(depth) => depth,
+            Err(e) => {
+                break Some(format!(
+                    "cannot read the depth of queue {}: {e:#}",
+                    run.queue
+                ))
+            }
+        };
+        let done = snapshot_rows_in_queue(depth);
+        if done > 0 && first_us == 0 {
+            first_us = unix_micros();
+        }
         if done >= expected {
+            complete_us = unix_micros();
             break None;
         }
         if proc_status_mb(run.bridge_pid, "VmRSS:").is_none() {
@@ -521,6 +537,27 @@ pub async fn run(run: SyncRun) -> anyhow::Result<()> {
     let cpu_sync = proc_cpu_secs(run.bridge_pid).unwrap_or(0.0) - cpu_before;
     let hwm = proc_status_mb(run.bridge_pid, "VmHWM:").unwrap_or(0.0);
 
+    // The timing is over: read the partner's queue and check every row.
+    let snapshot = Arc::new(Mutex::new(Snapshot {
+        seen: vec![0; run.rows as usize + 1],
+        ..Snapshot::default()
+    }));
+    let distinct = Arc::new(AtomicU64::new(0));
+    let partner_task = count_snapshot_rows(
+        consume(&channel, &run.queue, "benchkit-sync-partner").await?,
+        snapshot.clone(),
+        distinct.clone(),
+        database,
+        table,
+        run.rows,
+    );
+    if failure.is_none() {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while distinct.load(Ordering::SeqCst) < expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     // Stop the writer; wait for its last change (10 s at most) and for late duplicates (1 s).
     stop_writer.store(true, Ordering::SeqCst);
     let writer_result = writer.await;
@@ -568,13 +605,10 @@ pub async fn run(run: SyncRun) -> anyhow::Result<()> {
         );
     }
     writer_result??;
-    if s.complete_us == 0 {
-        bail!("the snapshot count completed but no completion time was noted");
-    }
 
     // Live latency: changes in flight at some point of the sync (committed before the last
     // snapshot row arrived, arrived after the request), and a baseline before the request.
-    let end_us = s.complete_us;
+    let end_us = complete_us;
     let during: Vec<i64> = {
         let mut v: Vec<i64> = l
             .samples
@@ -649,10 +683,10 @@ pub async fn run(run: SyncRun) -> anyhow::Result<()> {
         );
     }
 
-    let elapsed = (s.complete_us - request_us) as f64 / 1e6;
-    let first_row = (s.first_us - request_us) as f64 / 1e6;
-    let steady = if s.complete_us > s.first_us {
-        (expected - 1) as f64 / ((s.complete_us - s.first_us) as f64 / 1e6)
+    let elapsed = (complete_us - request_us) as f64 / 1e6;
+    let first_row = (first_us - request_us) as f64 / 1e6;
+    let steady = if complete_us > first_us {
+        (expected - 1) as f64 / ((complete_us - first_us) as f64 / 1e6)
     } else {
         0.0
     };
