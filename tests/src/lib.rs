@@ -33,7 +33,7 @@ pub use pusher_config::{
 pub use rabbit::{
     declare_bound_queue, declare_exchange, delete_exchange, delete_queue, drain, drain_changes,
     drain_received, publish_bodies, publish_messages, purge_queue, queue_len, shared_amqp_url,
-    unique_name, BrokerCleanup, RabbitNode, Received,
+    unique_name, BrokerCleanup, QueueReader, RabbitNode, Received,
 };
 pub use service_process::{bridge_bin, pusher_bin, BridgeProcess, PusherProcess, ServiceProcess};
 pub use util::{free_port, test_servers_dir, workspace_root};

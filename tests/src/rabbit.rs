@@ -147,6 +147,97 @@ impl Received {
     }
 }
 
+/// One consumer on a queue, kept open across batches. A consumer closed with deliveries it
+/// has not acked hands them back to the queue, and a consumer opened right after may receive
+/// newer messages before the broker has put those back: tests that read a queue while it
+/// fills, and check the order, read it through one `QueueReader`.
+pub struct QueueReader {
+    queue: String,
+    connection: Connection,
+    channel: Channel,
+    consumer: lapin::Consumer,
+}
+
+impl QueueReader {
+    pub async fn open(url: &str, queue: &str) -> QueueReader {
+        let connection = connect(url).await;
+        let channel = channel(&connection).await;
+        channel
+            .basic_qos(200, BasicQosOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("basic.qos: {e}"));
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                unique_name("drain").as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("cannot consume from queue {queue:?}: {e}"));
+        QueueReader {
+            queue: queue.to_string(),
+            connection,
+            channel,
+            consumer,
+        }
+    }
+
+    /// Acks and returns what arrives until `expected_changes` change messages have arrived or
+    /// `timeout` passes (heartbeats included, they do not count). Panics on a body that is not
+    /// a change message.
+    pub async fn next_batch(
+        &mut self,
+        expected_changes: usize,
+        timeout: Duration,
+    ) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let queue = &self.queue;
+        let mut received = Vec::new();
+        let mut changes = 0;
+        while changes < expected_changes {
+            let next = poll_fn(|cx| Pin::new(&mut self.consumer).poll_next(cx));
+            let delivery = match tokio::time::timeout_at(deadline, next).await {
+                Err(_) => break,
+                Ok(None) => panic!("consumer on queue {queue:?} ended (channel closed?)"),
+                Ok(Some(Err(e))) => panic!("consuming from queue {queue:?}: {e}"),
+                Ok(Some(Ok(delivery))) => delivery,
+            };
+            let message = Message::from_slice(&delivery.data).unwrap_or_else(|e| {
+                panic!(
+                    "queue {queue:?} delivered something that is not a change message ({e}): {}",
+                    String::from_utf8_lossy(&delivery.data)
+                )
+            });
+            let acked = delivery
+                .ack(BasicAckOptions::default())
+                .await
+                .unwrap_or_else(|e| panic!("ack on queue {queue:?}: {e}"));
+            assert!(
+                acked,
+                "ack on queue {queue:?} was not accepted (channel closed)"
+            );
+            if matches!(message, Message::Change(_)) {
+                changes += 1;
+            }
+            received.push(Received {
+                message,
+                body: delivery.data,
+                properties: delivery.properties,
+                redelivered: delivery.redelivered,
+            });
+        }
+        received
+    }
+
+    /// Closes the consumer; messages delivered to it and not returned yet go back to the queue.
+    pub async fn close(self) {
+        drop(self.consumer);
+        let _ = self.channel.close(200, "OK".into()).await;
+        close(self.connection).await;
+    }
+}
+
 /// Consumes and acks messages from `queue` until `expected_changes` change messages have arrived
 /// or `timeout` passes; returns everything received (heartbeats included, they do not count),
 /// with properties. Messages prefetched beyond the count are returned to the queue unacked.
@@ -157,61 +248,18 @@ pub async fn drain_received(
     expected_changes: usize,
     timeout: Duration,
 ) -> Vec<Received> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut received = Vec::new();
     if expected_changes == 0 {
-        return received;
+        return Vec::new();
     }
-    let conn = connect(url).await;
-    let ch = channel(&conn).await;
-    ch.basic_qos(200, BasicQosOptions::default())
-        .await
-        .unwrap_or_else(|e| panic!("basic.qos: {e}"));
-    let mut consumer = ch
-        .basic_consume(
-            queue.into(),
-            unique_name("drain").as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut reader = QueueReader::open(url, queue).await;
+    let received = reader
+        .next_batch(
+            expected_changes,
+            deadline.saturating_duration_since(tokio::time::Instant::now()),
         )
-        .await
-        .unwrap_or_else(|e| panic!("cannot consume from queue {queue:?}: {e}"));
-    let mut changes = 0;
-    while changes < expected_changes {
-        let next = poll_fn(|cx| Pin::new(&mut consumer).poll_next(cx));
-        let delivery = match tokio::time::timeout_at(deadline, next).await {
-            Err(_) => break,
-            Ok(None) => panic!("consumer on queue {queue:?} ended (channel closed?)"),
-            Ok(Some(Err(e))) => panic!("consuming from queue {queue:?}: {e}"),
-            Ok(Some(Ok(delivery))) => delivery,
-        };
-        let message = Message::from_slice(&delivery.data).unwrap_or_else(|e| {
-            panic!(
-                "queue {queue:?} delivered something that is not a change message ({e}): {}",
-                String::from_utf8_lossy(&delivery.data)
-            )
-        });
-        let acked = delivery
-            .ack(BasicAckOptions::default())
-            .await
-            .unwrap_or_else(|e| panic!("ack on queue {queue:?}: {e}"));
-        assert!(
-            acked,
-            "ack on queue {queue:?} was not accepted (channel closed)"
-        );
-        if matches!(message, Message::Change(_)) {
-            changes += 1;
-        }
-        received.push(Received {
-            message,
-            body: delivery.data,
-            properties: delivery.properties,
-            redelivered: delivery.redelivered,
-        });
-    }
-    drop(consumer);
-    let _ = ch.close(200, "OK".into()).await;
-    close(conn).await;
+        .await;
+    reader.close().await;
     received
 }
 
