@@ -68,7 +68,7 @@ enum InFlight {
 type Writing = Pin<Box<dyn Future<Output = Result<PublisherConfirm, lapin::Error>> + Send>>;
 
 /// A message handed to lapin: its frames are queued; first the write, then the confirm.
-enum Sent {
+pub enum Sent {
     Writing(Writing),
     Confirming(PublisherConfirm),
 }
@@ -76,7 +76,7 @@ enum Sent {
 impl Sent {
     /// The broker's answer. Cancel-safe: a finished write is kept as `Confirming`, so dropping
     /// this future and calling it again goes on where it stopped.
-    async fn confirmation(&mut self) -> Result<Confirmation, lapin::Error> {
+    pub async fn confirmation(&mut self) -> Result<Confirmation, lapin::Error> {
         loop {
             match self {
                 Sent::Writing(write) => *self = Sent::Confirming(write.await?),
@@ -440,8 +440,6 @@ async fn close_quietly(connection: &Connection) {
     let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
 }
 
-/// Hands a message to lapin and returns once its frames are queued, without waiting for the
-/// write (see the module comment). An error here means the channel is already closed.
 async fn send(
     channel: &Arc<Channel>,
     exchange: &str,
@@ -451,11 +449,29 @@ async fn send(
         None => (exchange, ""),
         Some(queue) => ("", &**queue),
     };
+    publish_pipelined(
+        channel,
+        exchange,
+        routing_key,
+        message.body.clone(),
+        message.properties.clone(),
+    )
+    .await
+}
+
+/// Publishes (mandatory) and returns once lapin has queued the frames, without waiting for
+/// the write (see the module comment); await [`Sent::confirmation`] for the broker's answer.
+/// An error here means the channel is already closed.
+pub async fn publish_pipelined(
+    channel: &Arc<Channel>,
+    exchange: &str,
+    routing_key: &str,
+    body: Arc<Vec<u8>>,
+    properties: BasicProperties,
+) -> Result<Sent, lapin::Error> {
     let channel = channel.clone();
     let exchange = ShortString::from(exchange);
     let routing_key = ShortString::from(routing_key);
-    let body = message.body.clone();
-    let properties = message.properties.clone();
     let mut write: Writing = Box::pin(async move {
         channel
             .basic_publish(
