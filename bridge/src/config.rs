@@ -72,6 +72,9 @@ pub struct SyncConfig {
     pub chunk_size: usize,
     #[serde(default = "default_chunks_in_flight")]
     pub chunks_in_flight: usize,
+    /// Snapshot rows awaiting the broker's confirm at most (capped at `broker.confirm_window`).
+    #[serde(default = "default_snapshot_window")]
+    pub snapshot_window: usize,
     #[serde(default = "default_progress_secs")]
     pub progress_secs: u64,
     #[serde(default = "default_signal_retention_secs")]
@@ -220,7 +223,10 @@ fn default_chunk_size() -> usize {
     1024
 }
 fn default_chunks_in_flight() -> usize {
-    2
+    4
+}
+fn default_snapshot_window() -> usize {
+    500
 }
 fn default_progress_secs() -> u64 {
     5
@@ -273,6 +279,7 @@ impl Default for SyncConfig {
             signal_table: default_signal_table(),
             chunk_size: default_chunk_size(),
             chunks_in_flight: default_chunks_in_flight(),
+            snapshot_window: default_snapshot_window(),
             progress_secs: default_progress_secs(),
             signal_retention_secs: default_signal_retention_secs(),
         }
@@ -437,6 +444,12 @@ impl Config {
             return Err(invalid(
                 "sync.chunks_in_flight",
                 "must be between 1 and 16".into(),
+            ));
+        }
+        if self.sync.snapshot_window == 0 {
+            return Err(invalid(
+                "sync.snapshot_window",
+                "must be at least 1 (500 is a good default)".into(),
             ));
         }
         if self.sync.progress_secs == 0 {

@@ -712,11 +712,12 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Snapshot rows may fill at most a quarter of the publisher's confirm window: a live
-    /// change released meanwhile then finds room at once and waits behind few snapshot rows
-    /// at the broker, whatever the size of the sync.
+    /// Snapshot rows may fill at most `sync.snapshot_window` of the publisher's confirm window:
+    /// a live change released meanwhile finds room at once (when that is less than
+    /// `broker.confirm_window`) and waits behind at most that many snapshot rows at the broker,
+    /// whatever the size of the sync.
     fn snapshot_room(&self) -> bool {
-        self.publisher.unconfirmed() < (self.config.broker.confirm_window / 4).max(1)
+        self.publisher.unconfirmed() < self.config.sync.snapshot_window.max(1)
     }
 
     async fn publish_heartbeat(&mut self) -> Result<(), PublishError> {
