@@ -44,8 +44,10 @@ pub enum BridgeError {
     Thread(std::io::Error),
 }
 
-/// How many events the reader may run ahead of the publisher.
-const SOURCE_CHANNEL: usize = 4096;
+/// How many events the reader may run ahead of the pipeline. The dedup buffer behind it is the
+/// real reservoir (`dedup.max_rows`); this only absorbs jitter between the two threads, and
+/// every event held here is a decoded row in memory.
+const SOURCE_CHANNEL: usize = 1024;
 const STATS_EVERY: Duration = Duration::from_secs(30);
 /// How often the session copies its state into the metrics (also done at every tick).
 const REPORT_EVERY: Duration = Duration::from_millis(250);
