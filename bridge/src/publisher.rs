@@ -8,10 +8,12 @@
 //!
 //! Publishing does not wait for lapin's I/O thread to write each message: lapin queues a
 //! publish's frames, in call order, during the first poll of `basic_publish`, and only then
-//! waits for the write. `send` polls once and keeps the rest of the future with the message
-//! (`Sent::Writing`); the write and the broker's confirm are awaited together, at the head of
-//! `in_flight`. Awaiting every write instead costs two thread switches per message, which was
-//! half of the bridge's CPU during an initial sync.
+//! waits for the write. `publish_pipelined` polls once and keeps the rest of the future with
+//! the message (`Sent::Writing`); the write and the broker's confirm are awaited together, at
+//! the head of `in_flight`. Awaiting every write instead costs two thread switches per message,
+//! which was half of the bridge's CPU during an initial sync. The order rests on that lapin
+//! behaviour (4.12): the end-to-end order tests (tests/tests/bridge_*.rs) fail if an upgrade
+//! changes it.
 
 use crate::checkpoint::Checkpoint;
 use crate::config::redact_url;
