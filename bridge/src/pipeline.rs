@@ -719,7 +719,7 @@ impl Session<'_> {
     /// `broker.confirm_window`) and waits behind at most that many snapshot rows at the broker,
     /// whatever the size of the sync.
     fn snapshot_room(&self) -> bool {
-        self.publisher.unconfirmed() < self.config.sync.snapshot_window.max(1)
+        self.publisher.unconfirmed() < self.config.sync.snapshot_window
     }
 
     async fn publish_heartbeat(&mut self) -> Result<(), PublishError> {

@@ -113,9 +113,9 @@ impl SyncEngine {
     /// Lets the readers take their next chunk once the snapshot rows still waiting to be
     /// published (`waiting`) are down to half a chunk. Live changes pass waiting snapshot
     /// rows (see the dedup buffer's snapshot lane), so this does not guard the live stream's
-    /// latency: it keeps the bridge's memory at about two chunks, and keeps the buffer from
-    /// filling up with snapshot rows, which would stop the binlog reader and with it the live
-    /// stream.
+    /// latency: it keeps the bridge's memory at about `chunks_in_flight` chunks, and keeps the
+    /// buffer from filling up with snapshot rows, which would stop the binlog reader and with it
+    /// the live stream.
     pub fn pace(&mut self, waiting: usize) {
         if self.withheld > 0 && waiting <= self.ctx.chunk_size / 2 {
             self.permits.add_permits(self.withheld);
