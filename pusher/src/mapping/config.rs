@@ -405,7 +405,7 @@ impl<'de> Deserialize<'de> for RawField {
 
 // ---- validation ------------------------------------------------------------------------------
 
-const VERSIONS: [OcpiVersion; 2] = [OcpiVersion::V211, OcpiVersion::V221];
+const VERSIONS: [OcpiVersion; 3] = OcpiVersion::ALL;
 
 fn validate(
     raw: RawTable,
@@ -467,7 +467,7 @@ fn validate(
         (Module::Tariffs, Some(UpdateMode::Patch)) => {
             return Err(invalid(
                 "update",
-                "OCPI 2.2.1 Tariffs have no PATCH: use \"put\"".into(),
+                "OCPI 2.2.1 and 2.3.0 Tariffs have no PATCH: use \"put\"".into(),
             ))
         }
         (_, Some(mode)) => mode,
@@ -709,12 +709,13 @@ fn validate_fields(
                 ),
             ));
         }
-        if object == ObjectKind::Token && version == OcpiVersion::V221 && !has("type") {
+        if object == ObjectKind::Token && version.has_221_transport() && !has("type") {
             return Err(invalid(
                 "fields.type",
-                "missing for OCPI 2.2.1: a Token is addressed by uid and type (?type=...); \
-                 map its type"
-                    .into(),
+                format!(
+                    "missing for OCPI {version}: a Token is addressed by uid and type \
+                     (?type=...); map its type"
+                ),
             ));
         }
     }

@@ -235,7 +235,7 @@ impl Ctx<'_> {
         ids_in_url: bool,
     ) -> Result<PlannedRequest, MappingError> {
         let ids = self.ids(image)?;
-        let query = if self.object == ObjectKind::Token && self.version == OcpiVersion::V221 {
+        let query = if self.object == ObjectKind::Token && self.version.has_221_transport() {
             match self.token_type(image)? {
                 Some(t) if !t.eq_ignore_ascii_case("RFID") => vec![("type".to_string(), t)],
                 _ => Vec::new(),

@@ -159,7 +159,7 @@ impl OcpiClient {
         authorization.set_sensitive(true);
 
         let mut routing = Vec::new();
-        if config.version == OcpiVersion::V221 {
+        if config.version.has_221_transport() {
             for (name, setting, value, len) in [
                 (
                     OCPI_FROM_COUNTRY_CODE,
@@ -244,7 +244,7 @@ impl OcpiClient {
     ) -> Result<reqwest::Request, reqwest::Error> {
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, self.authorization.clone());
-        if self.config.version == OcpiVersion::V221 {
+        if self.config.version.has_221_transport() {
             headers.insert(X_REQUEST_ID, uuid_header(Uuid::new_v4()));
             headers.insert(
                 X_CORRELATION_ID,

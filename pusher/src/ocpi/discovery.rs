@@ -54,7 +54,7 @@ impl Endpoints {
 
 fn receiver_word(version: OcpiVersion) -> &'static str {
     match version {
-        OcpiVersion::V221 => "RECEIVER ",
+        OcpiVersion::V221 | OcpiVersion::V230 => "RECEIVER ",
         OcpiVersion::V211 => "",
     }
 }
@@ -220,8 +220,8 @@ pub fn pick_version(
     }
     let fix = match offered.iter().find_map(|v| v.parse::<OcpiVersion>().ok()) {
         Some(other) => format!("set ocpi_version = \"{other}\" for this partner"),
-        None => "this pusher speaks OCPI 2.1.1 and 2.2.1 only, matched exactly (\"2.2\" is not \
-                 \"2.2.1\"): ask the partner to offer one of them"
+        None => "this pusher speaks OCPI 2.1.1, 2.2.1 and 2.3.0 only, matched exactly (\"2.2\" is \
+                 not \"2.2.1\"): ask the partner to offer one of them"
             .to_string(),
     };
     Err(DiscoveryError::VersionNotOffered {
@@ -281,7 +281,7 @@ pub fn parse_endpoints(
             continue;
         };
         let identifier = identifier.trim().to_ascii_lowercase();
-        if version == OcpiVersion::V221 {
+        if version.has_221_transport() {
             match endpoint.get("role").and_then(Value::as_str).map(str::trim) {
                 Some(role) if role.eq_ignore_ascii_case("RECEIVER") => {}
                 Some(role) => {
@@ -403,13 +403,35 @@ mod tests {
     }
 
     #[test]
+    fn the_configured_version_is_picked_from_several_and_a_missing_one_is_named() {
+        let data = json!([
+            {"version": "2.1.1", "url": "https://p.example/ocpi/2.1.1"},
+            {"version": "2.2.1", "url": "https://p.example/ocpi/2.2.1"},
+            {"version": "2.3.0", "url": "https://p.example/ocpi/2.3.0"}
+        ]);
+        for (wanted, url) in [
+            (OcpiVersion::V211, "https://p.example/ocpi/2.1.1"),
+            (OcpiVersion::V221, "https://p.example/ocpi/2.2.1"),
+            (OcpiVersion::V230, "https://p.example/ocpi/2.3.0"),
+        ] {
+            assert_eq!(pick_version(VERSIONS_URL, &data, wanted).unwrap(), url);
+        }
+        let only_221 = json!([{"version": "2.2.1", "url": "https://p.example/ocpi/2.2.1"}]);
+        let err = pick_version(VERSIONS_URL, &only_221, OcpiVersion::V230)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not offer version 2.3.0"), "{err}");
+        assert!(err.contains("set ocpi_version = \"2.2.1\""), "{err}");
+    }
+
+    #[test]
     fn version_2_2_is_not_taken_for_2_2_1() {
         let data = json!([{"version": "2.2", "url": "https://p.example/ocpi/2.2"}]);
         let err = pick_version(VERSIONS_URL, &data, OcpiVersion::V221)
             .unwrap_err()
             .to_string();
         assert!(err.contains("offers 2.2)"), "{err}");
-        assert!(err.contains("2.1.1 and 2.2.1 only"), "{err}");
+        assert!(err.contains("2.1.1, 2.2.1 and 2.3.0 only"), "{err}");
         let err = pick_version(VERSIONS_URL, &json!([]), OcpiVersion::V221)
             .unwrap_err()
             .to_string();
