@@ -13,9 +13,12 @@ use serde::Deserialize;
 
 use crate::mapping::{self, MappingConfig, Module, TableMapping};
 use crate::ocpi::{ClientConfig, OcpiVersion, TokenEncoding};
+pub use crate::source_db::DatabaseConfig;
 
 /// Overrides `broker.url`, so a broker password need not sit in the file.
 pub const ENV_BROKER_URL: &str = "PUSHER_BROKER_URL";
+/// Overrides `database.password`.
+pub const ENV_DATABASE_PASSWORD: &str = "PUSHER_DATABASE_PASSWORD";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -48,6 +51,9 @@ pub struct Config {
     pub log: LogConfig,
     pub metrics: MetricsConfig,
     pub bridge: BridgeLink,
+    /// `[database]`: where composite objects are read; `None` when the section is absent (then
+    /// no partner's mapping may have `[[table.children]]`).
+    pub database: Option<DatabaseConfig>,
     pub partners: Vec<Arc<PartnerConfig>>,
 }
 
@@ -215,8 +221,48 @@ struct RawConfig {
     metrics: Option<MetricsConfig>,
     #[serde(default)]
     bridge: Option<BridgeLink>,
+    #[serde(default)]
+    database: Option<RawDatabase>,
     #[serde(default, rename = "partner")]
     partners: Vec<RawPartner>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    #[serde(default = "default_database_host")]
+    host: String,
+    #[serde(default = "default_database_port")]
+    port: u16,
+    user: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default = "default_database_pool_size")]
+    pool_size: usize,
+    #[serde(default = "default_database_timeout_ms")]
+    timeout_ms: u64,
+}
+
+impl fmt::Debug for RawDatabase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawDatabase")
+            .field("host", &self.host)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_database_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_database_port() -> u16 {
+    3306
+}
+fn default_database_pool_size() -> usize {
+    8
+}
+fn default_database_timeout_ms() -> u64 {
+    5000
 }
 
 #[derive(Debug, Deserialize)]
@@ -716,12 +762,63 @@ impl Config {
         if pusher.name.trim().is_empty() {
             pusher.name = default_pusher_name();
         }
+        let database = match raw.database {
+            None => None,
+            Some(d) => {
+                if d.user.trim().is_empty() {
+                    return Err(invalid(
+                        "database.user".into(),
+                        "must not be empty: the read-only user the pusher reads composite \
+                         objects with (README \"Composite objects\")"
+                            .into(),
+                    ));
+                }
+                if d.pool_size == 0 || d.pool_size > 256 {
+                    return Err(invalid(
+                        "database.pool_size".into(),
+                        format!("{} is out of range: 1 to 256 connections", d.pool_size),
+                    ));
+                }
+                if d.timeout_ms == 0 {
+                    return Err(invalid(
+                        "database.timeout_ms".into(),
+                        "must be at least 1".into(),
+                    ));
+                }
+                let password = env(ENV_DATABASE_PASSWORD)
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or(d.password);
+                Some(DatabaseConfig {
+                    host: d.host,
+                    port: d.port,
+                    user: d.user,
+                    password,
+                    pool_size: d.pool_size,
+                    timeout: Duration::from_millis(d.timeout_ms),
+                })
+            }
+        };
+        if database.is_none() {
+            if let Some(p) = partners.iter().find(|p| p.mapping.has_trees()) {
+                return Err(invalid(
+                    "database".into(),
+                    format!(
+                        "missing: partner `{}`'s mapping {} links tables with \
+                         [[table.children]], whose objects (an EVSE with its connectors, a \
+                         Location with its EVSEs) the pusher reads from the source database; \
+                         add a [database] section with a read-only user",
+                        p.id, p.mapping.origin
+                    ),
+                ));
+            }
+        }
         Ok(Config {
             broker,
             pusher,
             log,
             metrics,
             bridge,
+            database,
             partners,
         })
     }

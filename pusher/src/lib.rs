@@ -19,6 +19,7 @@
 pub mod ack_window;
 pub mod assignment;
 pub mod cdr_ledger;
+pub mod composite;
 pub mod config;
 pub mod delivery;
 pub mod http_endpoints;
@@ -29,6 +30,7 @@ pub mod ocpi;
 pub mod parked;
 pub mod parking;
 pub mod presence;
+pub mod source_db;
 pub mod status;
 pub mod supervisor;
 pub mod sync_request;

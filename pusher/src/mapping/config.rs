@@ -34,6 +34,23 @@ pub struct TableMapping {
     pub update: UpdateMode,
     pub body: Body,
     pub soft_delete: Option<SoftDelete>,
+    /// Child tables whose rows are part of this table's OCPI object (a Location's EVSEs, an
+    /// EVSE's Connectors), in file order. See [`ChildLink`].
+    pub children: Vec<ChildLink>,
+}
+
+/// A child table whose rows belong inside the parent's object: `[[table.children]]`.
+///
+/// A PUT of the parent carries every child row the database holds, each as the child table's
+/// mapping renders it, as a list under `field` (an EVSE's `connectors`, a Location's `evses`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildLink {
+    /// `database.table` of the child rows; mapped in the same file.
+    pub table: String,
+    /// The parent's OCPI field holding the children: `evses` or `connectors`.
+    pub field: String,
+    /// How a child row names its parent: (child column, parent column) pairs.
+    pub join: Vec<(String, String)>,
 }
 
 /// How updates are sent.
@@ -233,10 +250,154 @@ impl MappingConfig {
             }
             tables.push(mapping);
         }
-        Ok(MappingConfig {
+        let config = MappingConfig {
             origin: origin.to_string(),
             tables,
+        };
+        config.check_trees()?;
+        Ok(config)
+    }
+
+    /// The `[[table.children]]` links: each names a table of this file, one level down in
+    /// OCPI's Location > EVSE > Connector tree, under the field OCPI gives it, with a parent
+    /// of its own at most once; the tables of a tree are always sent whole (no `update =
+    /// "patch"`).
+    fn check_trees(&self) -> Result<(), ConfigError> {
+        let mut has_parent: HashSet<String> = HashSet::new();
+        for (index, parent) in self.tables.iter().enumerate() {
+            let entry = format!("[[table]] #{} ({})", index + 1, parent.qualified_name());
+            let invalid = |key: String, problem: String| ConfigError::Invalid {
+                file: self.origin.clone(),
+                entry: entry.clone(),
+                key,
+                problem,
+            };
+            for (i, link) in parent.children.iter().enumerate() {
+                let key = |k: &str| format!("children[{i}].{k}");
+                let Some(child) = self
+                    .tables
+                    .iter()
+                    .find(|t| t.qualified_name() == link.table)
+                else {
+                    return Err(invalid(
+                        key("table"),
+                        format!(
+                            "`{}` is not mapped in this file: add a [[table]] for it",
+                            link.table
+                        ),
+                    ));
+                };
+                let expected = match parent.object() {
+                    ObjectKind::Location => Some((ObjectKind::Evse, "evses")),
+                    ObjectKind::Evse => Some((ObjectKind::Connector, "connectors")),
+                    _ => None,
+                };
+                let Some((kind, field)) = expected else {
+                    return Err(invalid(
+                        key("table"),
+                        format!(
+                            "a {} has no child objects in OCPI: only a Location holds EVSEs \
+                             and an EVSE holds Connectors",
+                            parent.object()
+                        ),
+                    ));
+                };
+                if child.object() != kind {
+                    return Err(invalid(
+                        key("table"),
+                        format!(
+                            "`{}` maps {}s; a {}'s children are {kind}s",
+                            link.table,
+                            child.object(),
+                            parent.object()
+                        ),
+                    ));
+                }
+                if link.field != field {
+                    return Err(invalid(
+                        key("field"),
+                        format!(
+                            "{:?}: OCPI keeps a {}'s {kind}s in `{field}`",
+                            link.field,
+                            parent.object()
+                        ),
+                    ));
+                }
+                if let Some((column, _)) = link.join.iter().find(|(c, _)| !child.path.contains(c)) {
+                    return Err(invalid(
+                        key("join"),
+                        format!(
+                            "`{column}` is not one of `{}`'s path columns: a child names its \
+                             parent with columns of its own identity",
+                            link.table
+                        ),
+                    ));
+                }
+                if let Some(missing) = parent
+                    .path
+                    .iter()
+                    .find(|p| !link.join.iter().any(|(_, pc)| pc == *p))
+                {
+                    return Err(invalid(
+                        key("join"),
+                        format!(
+                            "the parent's path column `{missing}` is not joined: map the child \
+                             column that holds it, e.g. {{ ..., some_column = \"{missing}\" }}"
+                        ),
+                    ));
+                }
+                if !has_parent.insert(child.qualified_name()) {
+                    return Err(invalid(
+                        key("table"),
+                        format!("`{}` is already the child of another table", link.table),
+                    ));
+                }
+            }
+        }
+        for (index, table) in self.tables.iter().enumerate() {
+            let in_tree =
+                !table.children.is_empty() || has_parent.contains(&table.qualified_name());
+            if in_tree && table.update == UpdateMode::Patch {
+                return Err(ConfigError::Invalid {
+                    file: self.origin.clone(),
+                    entry: format!("[[table]] #{} ({})", index + 1, table.qualified_name()),
+                    key: "update".into(),
+                    problem: "\"patch\" cannot be used in a Location > EVSE > Connector tree: \
+                              its changes are sent as a PUT of the complete object read from the \
+                              database (see [[table.children]]); remove the key"
+                        .into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any table has `[[table.children]]`: the pusher then reads composite objects
+    /// from the source database and needs `[database]`.
+    pub fn has_trees(&self) -> bool {
+        self.tables.iter().any(|t| !t.children.is_empty())
+    }
+
+    /// The table whose object holds `child`'s rows, and the link between them.
+    pub fn parent_of(&self, child: &TableMapping) -> Option<(&TableMapping, &ChildLink)> {
+        let name = child.qualified_name();
+        self.tables.iter().find_map(|parent| {
+            parent
+                .children
+                .iter()
+                .find(|link| link.table == name)
+                .map(|link| (parent, link))
         })
+    }
+
+    /// Whether the table is part of a composite tree (has a parent or children).
+    pub fn in_tree(&self, table: &TableMapping) -> bool {
+        !table.children.is_empty() || self.parent_of(table).is_some()
+    }
+
+    /// The mapping of a `database.table` name.
+    pub fn by_name(&self, qualified: &str) -> Option<&TableMapping> {
+        self.tables.iter().find(|t| t.qualified_name() == qualified)
     }
 
     /// The mapping of `database.table`, if the file has one.
@@ -329,6 +490,16 @@ struct RawTable {
     fields: Option<RawFields>,
     #[serde(default)]
     soft_delete: Option<RawSoftDelete>,
+    #[serde(default)]
+    children: Vec<RawChild>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChild {
+    table: String,
+    field: String,
+    join: toml::value::Table,
 }
 
 #[derive(Deserialize)]
@@ -537,6 +708,43 @@ fn validate(
         }
     };
 
+    let children = raw
+        .children
+        .into_iter()
+        .enumerate()
+        .map(|(i, child)| {
+            let key = |k: &str| format!("children[{i}].{k}");
+            let mut join = Vec::with_capacity(child.join.len());
+            for (child_column, parent_column) in child.join {
+                let toml::Value::String(parent_column) = parent_column else {
+                    return Err(invalid(
+                        &key("join"),
+                        format!(
+                            "`{child_column}` must name a column of this table as text, e.g. \
+                             {child_column} = \"id\""
+                        ),
+                    ));
+                };
+                check_column_name(&child_column).map_err(|p| invalid(&key("join"), p))?;
+                check_column_name(&parent_column).map_err(|p| invalid(&key("join"), p))?;
+                join.push((child_column, parent_column));
+            }
+            if join.is_empty() {
+                return Err(invalid(
+                    &key("join"),
+                    "empty: name each child column that holds a parent id, e.g. \
+                     { location_id = \"id\" }"
+                        .into(),
+                ));
+            }
+            Ok(ChildLink {
+                table: child.table,
+                field: child.field,
+                join,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
     Ok(TableMapping {
         database,
         table,
@@ -545,6 +753,7 @@ fn validate(
         update,
         body,
         soft_delete,
+        children,
     })
 }
 

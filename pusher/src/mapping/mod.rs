@@ -86,9 +86,10 @@ use std::fmt;
 use serde::Deserialize;
 
 pub use config::{
-    Body, ConfigError, Conversion, FieldMapping, FieldSource, MappingConfig, SoftDelete,
+    Body, ChildLink, ConfigError, Conversion, FieldMapping, FieldSource, MappingConfig, SoftDelete,
     TableMapping, UpdateMode,
 };
+pub(crate) use convert::instant;
 pub use render::render;
 
 /// The OCPI version a request is rendered for.

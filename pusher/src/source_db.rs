@@ -1,0 +1,457 @@
+//! The source database, read by the pusher for composite OCPI objects.
+//!
+//! A change message says which record changed; for the tables of a Location > EVSE > Connector
+//! tree the pusher sends the record's *current* state with all its children, read here, instead
+//! of the row image in the message (see [`crate::composite`]). Reads only move forward in time,
+//! so two pushes of one object can never go backwards, and a backlog of changes to one object
+//! costs one read and one call.
+//!
+//! Values are typed like the bridge types them in change messages (the mapping's conversions
+//! read both alike): integers exact, DECIMAL as its text, DATETIME as `YYYY-MM-DDTHH:MM:SS` with
+//! the column's fractional digits, TIMESTAMP in UTC with a `Z`, text as text, binary as base64.
+//! The connection uses `time_zone = '+00:00'`.
+//!
+//! Every failure to reach or query the server is [`DbError::Unavailable`]: the pusher waits and
+//! tries again (a composite push never parks because the database is down). A table or column
+//! the mapping names but the server lacks is [`DbError::Schema`], found at start by
+//! [`SourceDb::check_tables`].
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::Engine as _;
+use change_message::Row;
+use mysql_async::consts::{ColumnFlags, ColumnType};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Column, Value as SqlValue};
+use serde_json::Value;
+
+/// `[database]` of the pusher configuration.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    /// Connections kept open at most.
+    pub pool_size: usize,
+    /// Limit for one read (connect included).
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("pool_size", &self.pool_size)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Why a read did not give rows.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The server cannot be reached, refused us, or failed the query for a reason that may pass.
+    #[error(
+        "the source database {addr} did not answer the read of {what}: {reason} (composite \
+         objects wait until it answers; check [database] in the pusher configuration, the \
+         server, and the user's SELECT grant)"
+    )]
+    Unavailable {
+        addr: String,
+        what: String,
+        reason: String,
+    },
+    /// The server answers, but a table or column the mapping reads is not there.
+    #[error(
+        "the source database {addr} cannot give {what}: {reason}; fix the mapping or give the \
+         pusher's user SELECT on the table"
+    )]
+    Schema {
+        addr: String,
+        what: String,
+        reason: String,
+    },
+}
+
+/// A pool of read-only connections to the source database, with counters for operators.
+pub struct SourceDb {
+    pool: mysql_async::Pool,
+    addr: String,
+    timeout: Duration,
+    reads: AtomicU64,
+    reachable: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+/// One SELECT: columns of a table, rows whose `filter` columns equal one of `keys`, in
+/// `order_by` order.
+pub struct Select<'a> {
+    pub database: &'a str,
+    pub table: &'a str,
+    pub columns: &'a [&'a str],
+    pub filter: &'a [&'a str],
+    /// One value per filter column, for each wanted row group; empty gives no rows.
+    pub keys: &'a [Vec<Value>],
+    pub order_by: &'a [&'a str],
+}
+
+impl SourceDb {
+    /// A pool that connects on first use (nothing is tried here).
+    pub fn new(config: &DatabaseConfig) -> SourceDb {
+        let constraints =
+            mysql_async::PoolConstraints::new(0, config.pool_size.max(1)).unwrap_or_default();
+        let opts = mysql_async::OptsBuilder::default()
+            .ip_or_hostname(config.host.clone())
+            .tcp_port(config.port)
+            .user(Some(config.user.clone()))
+            .pass(Some(config.password.clone()))
+            .prefer_socket(false)
+            .init(vec![
+                "SET time_zone = '+00:00'",
+                "SET SESSION TRANSACTION READ ONLY",
+            ])
+            .pool_opts(mysql_async::PoolOpts::default().with_constraints(constraints));
+        SourceDb {
+            pool: mysql_async::Pool::new(opts),
+            addr: format!("{}:{}", config.host, config.port),
+            timeout: config.timeout,
+            reads: AtomicU64::new(0),
+            reachable: AtomicBool::new(true),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// SELECTs run so far (each query counts once).
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    /// `None` while the last read worked, else why it did not.
+    pub fn unavailable_reason(&self) -> Option<String> {
+        if self.reachable.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Checks that every `(database, table, columns)` can be read: a missing table, column or
+    /// grant is a [`DbError::Schema`]; a server that cannot be reached is
+    /// [`DbError::Unavailable`] (the caller may go on and wait for it).
+    pub async fn check_tables(
+        &self,
+        tables: &[(String, String, Vec<String>)],
+    ) -> Result<(), DbError> {
+        for (database, table, columns) in tables {
+            let cols: Vec<&str> = columns.iter().map(String::as_str).collect();
+            let sql = format!(
+                "SELECT {} FROM {}.{} WHERE 1 = 0",
+                column_list(&cols),
+                ident(database),
+                ident(table)
+            );
+            let what = format!("`{database}.{table}`");
+            self.run(&what, &sql, Vec::new()).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs one [`Select`].
+    pub async fn select(&self, select: &Select<'_>) -> Result<Vec<Row>, DbError> {
+        if select.keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (sql, params) = select_sql(select);
+        let what = format!("`{}.{}`", select.database, select.table);
+        self.run(&what, &sql, params).await
+    }
+
+    async fn run(&self, what: &str, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Row>, DbError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let read = async {
+            let mut conn = self.pool.get_conn().await?;
+            let rows: Vec<mysql_async::Row> = if params.is_empty() {
+                conn.query(sql).await?
+            } else {
+                conn.exec(sql, params).await?
+            };
+            Ok::<_, mysql_async::Error>(rows)
+        };
+        let result = match tokio::time::timeout(self.timeout, read).await {
+            Ok(Ok(rows)) => rows
+                .into_iter()
+                .map(typed_row)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|reason| DbError::Schema {
+                    addr: self.addr.clone(),
+                    what: what.to_string(),
+                    reason,
+                }),
+            Ok(Err(e)) => Err(self.classify(what, e)),
+            Err(_) => Err(DbError::Unavailable {
+                addr: self.addr.clone(),
+                what: what.to_string(),
+                reason: format!("no answer within {} ms", self.timeout.as_millis()),
+            }),
+        };
+        match &result {
+            Err(DbError::Unavailable { .. }) => {
+                self.reachable.store(false, Ordering::Relaxed);
+                if let (Ok(mut last), Err(e)) = (self.last_error.lock(), &result) {
+                    *last = Some(e.to_string());
+                }
+            }
+            _ => self.reachable.store(true, Ordering::Relaxed),
+        }
+        result
+    }
+
+    fn classify(&self, what: &str, error: mysql_async::Error) -> DbError {
+        // 1054 unknown column, 1146 no such table, 1142/1143 SELECT denied, 1049 unknown
+        // database: the mapping or the grants are wrong, waiting will not help.
+        if let mysql_async::Error::Server(server) = &error {
+            if matches!(server.code, 1049 | 1054 | 1142 | 1143 | 1146) {
+                return DbError::Schema {
+                    addr: self.addr.clone(),
+                    what: what.to_string(),
+                    reason: format!("server error {}: {}", server.code, server.message),
+                };
+            }
+        }
+        DbError::Unavailable {
+            addr: self.addr.clone(),
+            what: what.to_string(),
+            reason: error.to_string(),
+        }
+    }
+
+    /// Closes the pool's connections.
+    pub async fn close(self) {
+        let _ = self.pool.disconnect().await;
+    }
+}
+
+/// `SELECT cols FROM db.t WHERE (f1, f2) IN ((?, ?), ...) ORDER BY o1, o2` and its parameters.
+fn select_sql(select: &Select<'_>) -> (String, Vec<SqlValue>) {
+    let one = format!("({})", vec!["?"; select.filter.len()].join(", "));
+    let filter = if select.keys.len() == 1 {
+        select
+            .filter
+            .iter()
+            .map(|c| format!("{} = ?", ident(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    } else {
+        format!(
+            "({}) IN ({})",
+            column_list(select.filter),
+            vec![one; select.keys.len()].join(", ")
+        )
+    };
+    let mut sql = format!(
+        "SELECT {} FROM {}.{} WHERE {filter}",
+        column_list(select.columns),
+        ident(select.database),
+        ident(select.table)
+    );
+    if !select.order_by.is_empty() {
+        sql.push_str(" ORDER BY ");
+        sql.push_str(&column_list(select.order_by));
+    }
+    let params = select
+        .keys
+        .iter()
+        .flat_map(|key| key.iter().map(sql_param))
+        .collect();
+    (sql, params)
+}
+
+fn ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+fn column_list(columns: &[&str]) -> String {
+    columns
+        .iter()
+        .map(|c| ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn sql_param(value: &Value) -> SqlValue {
+    match value {
+        Value::Null => SqlValue::NULL,
+        Value::Bool(b) => SqlValue::Int(i64::from(*b)),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => SqlValue::Int(i),
+            (_, Some(u), _) => SqlValue::UInt(u),
+            (_, _, Some(f)) => SqlValue::Double(f),
+            _ => SqlValue::Bytes(n.to_string().into_bytes()),
+        },
+        Value::String(s) => SqlValue::Bytes(s.clone().into_bytes()),
+        other => SqlValue::Bytes(other.to_string().into_bytes()),
+    }
+}
+
+fn typed_row(row: mysql_async::Row) -> Result<Row, String> {
+    let columns = row.columns();
+    let values = row.unwrap();
+    let mut out = Row::new();
+    for (column, value) in columns.iter().zip(values) {
+        out.insert(column.name_str().into_owned(), typed_value(column, value)?);
+    }
+    Ok(out)
+}
+
+/// One value in the change messages' JSON form (see the module documentation).
+pub fn typed_value(column: &Column, value: SqlValue) -> Result<Value, String> {
+    let kind = column.column_type();
+    Ok(match value {
+        SqlValue::NULL => Value::Null,
+        SqlValue::Int(i) => Value::from(i),
+        SqlValue::UInt(u) => Value::from(u),
+        SqlValue::Float(f) => float(f64::from(f)),
+        SqlValue::Double(d) => float(d),
+        SqlValue::Date(year, month, day, hour, minute, second, micros) => {
+            let date = format!("{year:04}-{month:02}-{day:02}");
+            let fsp = u32::from(column.decimals()).min(6);
+            match kind {
+                ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE => Value::String(date),
+                _ => {
+                    let mut text = format!("{date}T{hour:02}:{minute:02}:{second:02}");
+                    push_fraction(&mut text, micros, fsp);
+                    if matches!(
+                        kind,
+                        ColumnType::MYSQL_TYPE_TIMESTAMP | ColumnType::MYSQL_TYPE_TIMESTAMP2
+                    ) {
+                        text.push('Z');
+                    }
+                    Value::String(text)
+                }
+            }
+        }
+        SqlValue::Time(negative, days, hours, minutes, seconds, micros) => {
+            let hours = days * 24 + u32::from(hours);
+            let mut text = format!(
+                "{}{hours:02}:{minutes:02}:{seconds:02}",
+                if negative { "-" } else { "" }
+            );
+            push_fraction(&mut text, micros, u32::from(column.decimals()).min(6));
+            Value::String(text)
+        }
+        SqlValue::Bytes(bytes) => bytes_value(column, kind, bytes)?,
+    })
+}
+
+fn bytes_value(column: &Column, kind: ColumnType, bytes: Vec<u8>) -> Result<Value, String> {
+    let flags = column.flags();
+    let name = column.name_str();
+    Ok(match kind {
+        ColumnType::MYSQL_TYPE_DECIMAL | ColumnType::MYSQL_TYPE_NEWDECIMAL => {
+            Value::String(String::from_utf8_lossy(&bytes).into_owned())
+        }
+        ColumnType::MYSQL_TYPE_JSON => serde_json::from_slice(&bytes)
+            .map_err(|e| format!("column `{name}` holds JSON that does not parse: {e}"))?,
+        ColumnType::MYSQL_TYPE_BIT => {
+            Value::from(bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+        }
+        ColumnType::MYSQL_TYPE_GEOMETRY => base64(&bytes),
+        _ if flags.contains(ColumnFlags::ENUM_FLAG) || flags.contains(ColumnFlags::SET_FLAG) => {
+            Value::String(String::from_utf8_lossy(&bytes).into_owned())
+        }
+        // Character set 63 is `binary`: BINARY, VARBINARY, BLOB.
+        _ if column.character_set() == 63 => base64(&bytes),
+        _ => Value::String(String::from_utf8(bytes).map_err(|_| {
+            format!("column `{name}` holds text that is not UTF-8 on a utf8mb4 connection")
+        })?),
+    })
+}
+
+fn float(x: f64) -> Value {
+    serde_json::Number::from_f64(x)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
+}
+
+fn base64(bytes: &[u8]) -> Value {
+    Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+fn push_fraction(text: &mut String, micros: u32, fsp: u32) {
+    if fsp == 0 {
+        return;
+    }
+    let digits = format!("{micros:06}");
+    text.push('.');
+    text.push_str(&digits[..fsp as usize]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn one_key_is_an_equality_and_several_are_a_row_in_list() {
+        let keys = vec![vec![json!("NL"), json!(7)]];
+        let (sql, params) = select_sql(&Select {
+            database: "ocpi",
+            table: "evses",
+            columns: &["uid", "status"],
+            filter: &["country_code", "location_id"],
+            keys: &keys,
+            order_by: &["uid"],
+        });
+        assert_eq!(
+            sql,
+            "SELECT `uid`, `status` FROM `ocpi`.`evses` WHERE `country_code` = ? AND \
+             `location_id` = ? ORDER BY `uid`"
+        );
+        assert_eq!(
+            params,
+            vec![SqlValue::Bytes(b"NL".to_vec()), SqlValue::Int(7)]
+        );
+        let keys = vec![vec![json!("a")], vec![json!("b")]];
+        let (sql, params) = select_sql(&Select {
+            database: "d",
+            table: "t`x",
+            columns: &["c"],
+            filter: &["k"],
+            keys: &keys,
+            order_by: &[],
+        });
+        assert_eq!(sql, "SELECT `c` FROM `d`.`t``x` WHERE (`k`) IN ((?), (?))");
+        assert_eq!(params.len(), 2);
+    }
+
+    #[test]
+    fn fractions_keep_the_columns_digits() {
+        let mut text = "10:00:00".to_string();
+        push_fraction(&mut text, 123_456, 3);
+        assert_eq!(text, "10:00:00.123");
+        let mut text = "x".to_string();
+        push_fraction(&mut text, 5, 6);
+        assert_eq!(text, "x.000005");
+        let mut text = "x".to_string();
+        push_fraction(&mut text, 5, 0);
+        assert_eq!(text, "x");
+    }
+
+    #[test]
+    fn the_password_is_not_in_debug_output() {
+        let config = DatabaseConfig {
+            host: "h".into(),
+            port: 1,
+            user: "u".into(),
+            password: "s3cret".into(),
+            pool_size: 1,
+            timeout: Duration::from_secs(1),
+        };
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+}
