@@ -34,14 +34,30 @@ pub struct Pending {
     pub raw: Arc<Raw>,
     /// The broker's redelivered flag: someone may have seen this message before.
     pub redelivered: bool,
+    /// A change of a composite tree's table: `record` is its target object, and the call reads
+    /// that object from the source database ([`crate::composite`]).
+    pub tree: bool,
+}
+
+/// How a lane's waiting changes become calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LaneKind {
+    /// The head record's run, coalesced into one call.
+    #[default]
+    Record,
+    /// One message per call: a CDR POST is never merged with another.
+    OneAtATime,
+    /// A Location's tree, keyed by the Location: the head record's run, or, when a change of
+    /// the Location itself waits, every waiting change (one PUT of the whole Location covers
+    /// them all).
+    Tree,
 }
 
 #[derive(Debug, Default)]
 struct Lane {
     pending: Vec<Pending>,
     busy: bool,
-    /// CDR lanes send one message per call: a CDR POST is never merged with another.
-    one_at_a_time: bool,
+    kind: LaneKind,
 }
 
 /// What [`Lanes::add`] did with a delivery.
@@ -72,14 +88,14 @@ impl Lanes {
     /// Adds a delivery to lane `key`: its record's key, or a group of records whose changes
     /// must keep their relative order (a Location with its EVSEs and Connectors: a child must
     /// not reach the partner before its parent exists).
-    pub fn add(&mut self, key: &str, pending: Pending, one_at_a_time: bool) -> Added {
+    pub fn add(&mut self, key: &str, pending: Pending, kind: LaneKind) -> Added {
         if let Some(pushed_seq) = self.pushed.get(&pending.record) {
             if pending.change.seq <= pushed_seq {
                 return Added::Stale { pushed_seq };
             }
         }
         let lane = self.lanes.entry(key.to_string()).or_default();
-        lane.one_at_a_time = one_at_a_time;
+        lane.kind = kind;
         let was_waiting = !lane.pending.is_empty();
         lane.pending.push(pending);
         if !lane.busy && !was_waiting {
@@ -119,7 +135,7 @@ impl Lanes {
         let key = found?;
         if let Some(lane) = self.lanes.get_mut(&key) {
             lane.busy = true;
-            let batch = take(lane);
+            let batch = take(lane, &key);
             return Some((key, batch));
         }
         None
@@ -132,13 +148,18 @@ impl Lanes {
             return;
         };
         if let Some(lane) = self.lanes.get_mut(key) {
-            if !lane.one_at_a_time {
+            if lane.kind != LaneKind::OneAtATime {
                 lane.pending.sort_by_key(|p| p.tag);
-                let run = lane
-                    .pending
-                    .iter()
-                    .take_while(|p| p.record == record)
-                    .count();
+                let whole_tree =
+                    lane.kind == LaneKind::Tree && batch.iter().any(|p| &*p.record == key);
+                let run = if whole_tree {
+                    lane.pending.len()
+                } else {
+                    lane.pending
+                        .iter()
+                        .take_while(|p| p.record == record)
+                        .count()
+                };
                 batch.extend(lane.pending.drain(..run));
                 batch.sort_by_key(|p| (p.change.seq, p.tag));
             }
@@ -193,18 +214,22 @@ impl Lanes {
 /// change's place but with its last change's `seq`, so a child written in between (an EVSE
 /// of that Location) has a smaller `seq` yet must not go first. Within one record, `seq`
 /// decides: a duplicate republished by the bridge may arrive behind a newer change.
-fn take(lane: &mut Lane) -> Vec<Pending> {
+///
+/// A tree lane whose Location itself has a change waiting gives all its changes: the PUT of
+/// the whole Location, read after all of them were committed, covers every one.
+fn take(lane: &mut Lane, key: &str) -> Vec<Pending> {
     lane.pending.sort_by_key(|p| p.tag);
     let Some(record) = lane.pending.first().map(|p| p.record.clone()) else {
         return Vec::new();
     };
-    let run = if lane.one_at_a_time {
-        1
-    } else {
-        lane.pending
+    let run = match lane.kind {
+        LaneKind::OneAtATime => 1,
+        LaneKind::Tree if lane.pending.iter().any(|p| &*p.record == key) => lane.pending.len(),
+        LaneKind::Record | LaneKind::Tree => lane
+            .pending
             .iter()
             .take_while(|p| p.record == record)
-            .count()
+            .count(),
     };
     let mut batch: Vec<Pending> = lane.pending.drain(..run).collect();
     batch.sort_by_key(|p| (p.change.seq, p.tag));
@@ -337,6 +362,7 @@ mod tests {
             change: c,
             raw: Arc::new(Raw::default()),
             redelivered: false,
+            tree: false,
         }
     }
 
@@ -387,12 +413,28 @@ mod tests {
     #[test]
     fn one_call_per_record_at_a_time_and_later_changes_wait_for_it() {
         let mut lanes = Lanes::new(100);
-        lanes.add("r1", pending(1, change(1, Operation::Update, &[])), false);
-        lanes.add("r2", pending(2, change(2, Operation::Update, &[])), false);
+        lanes.add(
+            "r1",
+            pending(1, change(1, Operation::Update, &[])),
+            LaneKind::Record,
+        );
+        lanes.add(
+            "r2",
+            pending(2, change(2, Operation::Update, &[])),
+            LaneKind::Record,
+        );
         let (k, batch) = lanes.next_ready(false).unwrap();
         assert_eq!((k.as_str(), batch.len()), ("r1", 1));
-        lanes.add("r1", pending(3, change(3, Operation::Update, &[])), false);
-        lanes.add("r1", pending(4, change(4, Operation::Update, &[])), false);
+        lanes.add(
+            "r1",
+            pending(3, change(3, Operation::Update, &[])),
+            LaneKind::Record,
+        );
+        lanes.add(
+            "r1",
+            pending(4, change(4, Operation::Update, &[])),
+            LaneKind::Record,
+        );
         let (k, _) = lanes.next_ready(false).unwrap();
         assert_eq!(k, "r2");
         assert!(lanes.next_ready(false).is_none(), "r1 is busy");
@@ -405,18 +447,34 @@ mod tests {
     #[test]
     fn changes_not_newer_than_what_was_pushed_are_stale() {
         let mut lanes = Lanes::new(100);
-        lanes.add("r1", pending(1, change(5, Operation::Update, &[])), false);
+        lanes.add(
+            "r1",
+            pending(1, change(5, Operation::Update, &[])),
+            LaneKind::Record,
+        );
         let (_, _) = lanes.next_ready(false).unwrap();
         // a duplicate of an older change arrives while the newer one is in flight
-        lanes.add("r1", pending(2, change(4, Operation::Update, &[])), false);
+        lanes.add(
+            "r1",
+            pending(2, change(4, Operation::Update, &[])),
+            LaneKind::Record,
+        );
         let stale = lanes.finish("r1", Some(("r", 5)));
         assert_eq!(stale.len(), 1);
         assert_eq!(
-            lanes.add("r1", pending(3, change(5, Operation::Update, &[])), false),
+            lanes.add(
+                "r1",
+                pending(3, change(5, Operation::Update, &[])),
+                LaneKind::Record
+            ),
             Added::Stale { pushed_seq: 5 }
         );
         assert_eq!(
-            lanes.add("r1", pending(4, change(6, Operation::Update, &[])), false),
+            lanes.add(
+                "r1",
+                pending(4, change(6, Operation::Update, &[])),
+                LaneKind::Record
+            ),
             Added::Queued
         );
     }
@@ -424,8 +482,16 @@ mod tests {
     #[test]
     fn cdr_lanes_send_one_message_per_call() {
         let mut lanes = Lanes::new(100);
-        lanes.add("c", pending(1, change(1, Operation::Insert, &[])), true);
-        lanes.add("c", pending(2, change(2, Operation::Insert, &[])), true);
+        lanes.add(
+            "c",
+            pending(1, change(1, Operation::Insert, &[])),
+            LaneKind::OneAtATime,
+        );
+        lanes.add(
+            "c",
+            pending(2, change(2, Operation::Insert, &[])),
+            LaneKind::OneAtATime,
+        );
         let (_, batch) = lanes.next_ready(false).unwrap();
         assert_eq!(batch.len(), 1);
         let mut batch = batch;
@@ -439,9 +505,17 @@ mod tests {
     #[test]
     fn retries_absorb_what_arrived_meanwhile() {
         let mut lanes = Lanes::new(100);
-        lanes.add("r", pending(1, change(1, Operation::Update, &[])), false);
+        lanes.add(
+            "r",
+            pending(1, change(1, Operation::Update, &[])),
+            LaneKind::Record,
+        );
         let (_, mut batch) = lanes.next_ready(false).unwrap();
-        lanes.add("r", pending(2, change(2, Operation::Update, &[])), false);
+        lanes.add(
+            "r",
+            pending(2, change(2, Operation::Update, &[])),
+            LaneKind::Record,
+        );
         lanes.absorb("r", &mut batch);
         assert_eq!(batch.len(), 2);
         assert_eq!(lanes.waiting(), 0);
@@ -452,14 +526,18 @@ mod tests {
         let mut lanes = Lanes::new(100);
         let mut p = pending(1, change(3, Operation::Update, &[]));
         p.redelivered = true;
-        lanes.add("old", p, false);
-        lanes.add("new", pending(2, change(9, Operation::Update, &[])), false);
+        lanes.add("old", p, LaneKind::Record);
+        lanes.add(
+            "new",
+            pending(2, change(9, Operation::Update, &[])),
+            LaneKind::Record,
+        );
         let (k, _) = lanes.next_ready(true).unwrap();
         assert_eq!(k, "new");
         assert!(lanes.next_ready(true).is_none());
         let mut p = pending(3, change(6, Operation::Update, &[]));
         p.redelivered = true;
-        lanes.add("old", p, false);
+        lanes.add("old", p, LaneKind::Record);
         let (k, batch) = lanes.next_ready(false).unwrap();
         assert_eq!(k, "old");
         assert_eq!(batch.len(), 2, "the redelivered run goes out as one call");

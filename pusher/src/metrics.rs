@@ -65,14 +65,18 @@ pub enum FailureClass {
     PartnerLevel = 2,
     /// The message cannot become a call (malformed, unmapped, not expressible): parked.
     Unsendable = 3,
+    /// A composite object could not be read from the source database: the call waits and is
+    /// tried again (never parked for it).
+    Database = 4,
 }
 
 impl FailureClass {
-    pub const ALL: [FailureClass; 4] = [
+    pub const ALL: [FailureClass; 5] = [
         FailureClass::Transient,
         FailureClass::Rejected,
         FailureClass::PartnerLevel,
         FailureClass::Unsendable,
+        FailureClass::Database,
     ];
 
     pub fn label(self) -> &'static str {
@@ -81,6 +85,7 @@ impl FailureClass {
             FailureClass::Rejected => "rejected",
             FailureClass::PartnerLevel => "partner_level",
             FailureClass::Unsendable => "unsendable",
+            FailureClass::Database => "database",
         }
     }
 }
@@ -90,8 +95,10 @@ impl FailureClass {
 #[derive(Debug)]
 pub struct PartnerMetrics {
     pushes: AtomicU64,
-    failures: [AtomicU64; 4],
+    failures: [AtomicU64; 5],
     parked: AtomicU64,
+    /// Composite objects read from the source database.
+    database_reads: AtomicU64,
     /// Bits of an f64, set by the rate sampler.
     pushes_rate: AtomicU64,
     /// Messages ready in the partner queue; -1 unknown.
@@ -112,6 +119,7 @@ impl Default for PartnerMetrics {
             pushes: AtomicU64::new(0),
             failures: Default::default(),
             parked: AtomicU64::new(0),
+            database_reads: AtomicU64::new(0),
             pushes_rate: AtomicU64::new(0f64.to_bits()),
             ready: AtomicI64::new(-1),
             parked_depth: AtomicI64::new(-1),
@@ -127,6 +135,15 @@ impl PartnerMetrics {
     /// `n` messages acknowledged after the partner accepted them.
     pub fn pushed(&self, n: u64) {
         self.pushes.fetch_add(n, Relaxed);
+    }
+
+    /// One composite object read from the source database for a call.
+    pub fn database_read(&self) {
+        self.database_reads.fetch_add(1, Relaxed);
+    }
+
+    pub fn database_reads(&self) -> u64 {
+        self.database_reads.load(Relaxed)
     }
 
     pub fn failed(&self, class: FailureClass) {
@@ -217,6 +234,10 @@ pub struct PusherMetrics {
     reason: Mutex<String>,
     /// Milliseconds since `started` at the session loop's last turn.
     beat_ms: AtomicU64,
+    /// Why the source database cannot be read (composite objects wait), or `None`.
+    database_down: Mutex<Option<String>>,
+    /// Whether a source database is configured at all.
+    database_configured: AtomicBool,
 }
 
 impl PusherMetrics {
@@ -230,6 +251,16 @@ impl PusherMetrics {
             phase: AtomicU8::new(Phase::Connecting as u8),
             reason: Mutex::new("starting".into()),
             beat_ms: AtomicU64::new(0),
+            database_down: Mutex::new(None),
+            database_configured: AtomicBool::new(false),
+        }
+    }
+
+    /// The source database's state: `Some(reason)` while composite objects cannot be read.
+    pub fn set_database(&self, down: Option<String>) {
+        self.database_configured.store(true, Relaxed);
+        if let Ok(mut d) = self.database_down.lock() {
+            *d = down;
         }
     }
 
@@ -256,11 +287,16 @@ impl PusherMetrics {
             .store(self.started.elapsed().as_millis() as u64, Relaxed);
     }
 
-    /// `Ok` while a broker session runs (the pusher can consume and announce itself).
+    /// `Ok` while a broker session runs (the pusher can consume and announce itself) and, where
+    /// one is configured, the source database answers (composite objects can be read).
     pub fn readiness(&self) -> Result<(), String> {
         let phase = self.phase();
         if phase == Phase::Running {
-            return Ok(());
+            let down = self.database_down.lock().ok().and_then(|d| d.clone());
+            return match down {
+                None => Ok(()),
+                Some(reason) => Err(format!("source database: {reason}")),
+            };
         }
         let detail = self.reason.lock().map(|r| r.clone()).unwrap_or_default();
         Err(if detail.is_empty() {
@@ -363,6 +399,29 @@ impl PusherMetrics {
                     partner.failures(class) as f64,
                 );
             }
+        }
+        out.family(
+            "cdc_pusher_database_reads_total",
+            Kind::Counter,
+            "Composite objects (an EVSE with its connectors, a Location with its EVSEs) this \
+             pusher read from the source database for calls to the partner.",
+        );
+        each(&mut out, "cdc_pusher_database_reads_total", &|p| {
+            Some(p.database_reads.load(Relaxed) as f64)
+        });
+        if self.database_configured.load(Relaxed) {
+            out.family(
+                "cdc_pusher_database_up",
+                Kind::Gauge,
+                "1 while the source database answers the pusher's reads, 0 while composite \
+                 objects wait for it.",
+            );
+            let down = self
+                .database_down
+                .lock()
+                .map(|d| d.is_some())
+                .unwrap_or(false);
+            out.sample("cdc_pusher_database_up", &[], if down { 0.0 } else { 1.0 });
         }
         out.family(
             "cdc_pusher_parked_total",

@@ -25,12 +25,15 @@ use crate::mapping::Module;
 use crate::metrics::{Phase, PusherMetrics, DEPTH_POLL_EVERY};
 use crate::parking::Parker;
 use crate::presence::{self, Announcement, Board, PartnerStatus};
+use crate::source_db::SourceDb;
 use crate::topology::{self, TopologyError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PusherError {
     #[error(transparent)]
     Topology(#[from] TopologyError),
+    #[error(transparent)]
+    Database(#[from] crate::source_db::DbError),
 }
 
 enum SessionEnd {
@@ -53,6 +56,7 @@ pub async fn run(
 ) -> Result<(), PusherError> {
     let mut delay = Duration::from_millis(200);
     metrics.set_phase(Phase::Connecting, redact_url(&config.broker.url));
+    let source_db = open_source_db(&config, &metrics).await?;
     loop {
         if *stop.borrow() {
             return Ok(());
@@ -61,7 +65,7 @@ pub async fn run(
             Ok(connection) => {
                 let connection = Arc::new(connection);
                 delay = Duration::from_millis(200);
-                let end = session(&config, &connection, &mut stop, &metrics).await;
+                let end = session(&config, &connection, &mut stop, &metrics, &source_db).await;
                 let _ = tokio::time::timeout(
                     Duration::from_secs(2),
                     connection.close(200, "pusher stopping".into()),
@@ -94,6 +98,40 @@ pub async fn run(
         }
         delay = (delay * 2).min(Duration::from_secs(10));
     }
+}
+
+/// The source database for composite objects, when `[database]` is configured. Every table and
+/// column the partners' tree mappings read is checked now: a missing one stops the pusher with
+/// its name. A server that cannot be reached yet is not fatal: composite pushes wait for it.
+async fn open_source_db(
+    config: &Config,
+    metrics: &PusherMetrics,
+) -> Result<Option<Arc<SourceDb>>, PusherError> {
+    let Some(database) = &config.database else {
+        return Ok(None);
+    };
+    let db = Arc::new(SourceDb::new(database));
+    let mut tables = Vec::new();
+    for partner in &config.partners {
+        for table in &partner.mapping.tables {
+            if partner.mapping.in_tree(table) {
+                let columns = table.columns().into_iter().map(String::from).collect();
+                let entry = (table.database.clone(), table.table.clone(), columns);
+                if !tables.contains(&entry) {
+                    tables.push(entry);
+                }
+            }
+        }
+    }
+    match db.check_tables(&tables).await {
+        Ok(()) => metrics.set_database(None),
+        Err(e @ crate::source_db::DbError::Schema { .. }) => return Err(e.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "the source database cannot be read yet; composite objects wait for it");
+            metrics.set_database(Some(e.to_string()));
+        }
+    }
+    Ok(Some(db))
 }
 
 /// Declares every partner's queues and exits: what `pusher setup` does, and what must happen
@@ -149,6 +187,7 @@ async fn session(
     connection: &Arc<Connection>,
     stop: &mut watch::Receiver<bool>,
     metrics: &Arc<PusherMetrics>,
+    source_db: &Option<Arc<SourceDb>>,
 ) -> Result<SessionEnd, PusherError> {
     let name = config.pusher.name.clone();
     for partner in &config.partners {
@@ -224,9 +263,12 @@ async fn session(
                 }
                 // Hear the others for a moment before claiming anything.
                 if started.elapsed() >= interval * 2 {
-                    reconcile(config, &name, &board, connection, &parker, &statuses, metrics, &mut workers, &mut refused_until);
+                    reconcile(config, &name, &board, connection, &parker, &statuses, metrics, source_db, &mut workers, &mut refused_until);
                 }
                 metrics.observe_board(&board, |id| workers.contains_key(id));
+                if let Some(db) = source_db {
+                    metrics.set_database(db.unavailable_reason());
+                }
                 metrics.beat();
             },
             _ = stop.changed() => break SessionEnd::Stopped,
@@ -315,6 +357,7 @@ fn reconcile(
     parker: &Parker,
     statuses: &HashMap<String, Arc<Mutex<PartnerStatus>>>,
     metrics: &PusherMetrics,
+    source_db: &Option<Arc<SourceDb>>,
     workers: &mut HashMap<String, Running>,
     refused_until: &mut HashMap<String, Instant>,
 ) {
@@ -349,7 +392,10 @@ fn reconcile(
                 {
                     continue;
                 }
-                match start_worker(config, partner, name, connection, parker, statuses, metrics) {
+                let started = start_worker(
+                    config, partner, name, connection, parker, statuses, metrics, source_db,
+                );
+                match started {
                     Ok(running) => {
                         workers.insert(partner.id.clone(), running);
                     }
@@ -365,6 +411,7 @@ fn reconcile(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn start_worker(
     config: &Arc<Config>,
     partner: &Arc<PartnerConfig>,
@@ -373,6 +420,7 @@ fn start_worker(
     parker: &Parker,
     statuses: &HashMap<String, Arc<Mutex<PartnerStatus>>>,
     metrics: &PusherMetrics,
+    source_db: &Option<Arc<SourceDb>>,
 ) -> anyhow::Result<Running> {
     let ledger = if partner.modules.contains(&Module::Cdrs) {
         Some(CdrLedger::open(
@@ -403,6 +451,7 @@ fn start_worker(
         Duration::from_millis(config.pusher.shutdown_grace_ms),
         status,
         metrics.partner(&partner.id),
+        source_db.clone(),
     )?;
     let (stop, stop_rx) = watch::channel(false);
     let handle = tokio::spawn(worker.run(stop_rx));

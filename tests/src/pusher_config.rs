@@ -29,7 +29,17 @@ pub struct PusherConfig {
     pub metrics_listen: String,
     /// `[bridge] status_url` for `pusher status`; `None` leaves the pusher's default.
     pub bridge_status_url: Option<String>,
+    /// `[database]`: where composite objects are read (mappings with `[[table.children]]`).
+    pub database: Option<DatabaseEntry>,
     pub partners: Vec<PartnerEntry>,
+}
+
+/// `[database]` of the pusher: a server on 127.0.0.1.
+#[derive(Clone, Debug)]
+pub struct DatabaseEntry {
+    pub port: u16,
+    pub user: String,
+    pub password: String,
 }
 
 #[derive(Clone, Debug)]
@@ -58,6 +68,42 @@ pub struct PartnerEntry {
     pub max_hold_secs: u64,
 }
 
+/// The example mapping with its Location > EVSE > Connector tree linked (`[[table.children]]`:
+/// a Location's `evses`, an EVSE's `connectors`), written to `dir`: how a deployment that reads
+/// composite objects from the database maps the example schema.
+pub fn composite_example_mapping(dir: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(example_mapping_path())
+        .unwrap_or_else(|e| panic!("cannot read the example mapping: {e}"));
+    let children = [
+        (
+            "table = \"ocpi.locations\"",
+            "[[table.children]]\ntable = \"ocpi.evses\"\nfield = \"evses\"\n\
+             join = { country_code = \"country_code\", party_id = \"party_id\", location_id = \"id\" }\n",
+        ),
+        (
+            "table = \"ocpi.evses\"",
+            "[[table.children]]\ntable = \"ocpi.connectors\"\nfield = \"connectors\"\n\
+             join = { country_code = \"country_code\", party_id = \"party_id\", \
+             location_id = \"location_id\", evse_uid = \"uid\" }\n",
+        ),
+    ];
+    let mut parts: Vec<String> = text.split("\n[[table]]\n").map(str::to_string).collect();
+    for part in parts.iter_mut() {
+        for (table, block) in children {
+            if part.starts_with(table) {
+                *part = part.replace("update = \"patch\"", "");
+                part.push_str("\n");
+                part.push_str(block);
+            }
+        }
+    }
+    let path = dir.join("mapping-composite.toml");
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    std::fs::write(&path, parts.join("\n[[table]]\n"))
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    path.display().to_string()
+}
+
 /// The example mapping shipped in `config/ocpi-example/mapping.toml`.
 pub fn example_mapping_path() -> String {
     workspace_root()
@@ -82,6 +128,7 @@ pub fn pusher_config(amqp_url: &str) -> PusherConfig {
         log_level: "info,pusher=debug".into(),
         metrics_listen: String::new(),
         bridge_status_url: None,
+        database: None,
         partners: Vec::new(),
     }
 }
@@ -173,6 +220,12 @@ impl PusherConfig {
         let _ = writeln!(out, "\n[metrics]\nlisten = {}", q(&self.metrics_listen));
         if let Some(url) = &self.bridge_status_url {
             let _ = writeln!(out, "\n[bridge]\nstatus_url = {}", q(url));
+        }
+        if let Some(db) = &self.database {
+            let _ = writeln!(out, "\n[database]\nhost = \"127.0.0.1\"");
+            let _ = writeln!(out, "port = {}", db.port);
+            let _ = writeln!(out, "user = {}", q(&db.user));
+            let _ = writeln!(out, "password = {}", q(&db.password));
         }
         for p in &self.partners {
             let _ = writeln!(out, "\n[[partner]]");

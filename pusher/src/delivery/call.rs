@@ -19,6 +19,22 @@ impl Shared {
         self.endpoints.read().ok().and_then(|e| e.clone())
     }
 
+    /// The partner's endpoint URL of `module`, or what the call comes to without it.
+    pub(super) fn module_url(&self, module: &str) -> Result<String, CallResult> {
+        let Some(endpoints) = self.endpoints() else {
+            return Err(CallResult::Retry {
+                reason: "endpoints not discovered yet".into(),
+                retry_after: None,
+            });
+        };
+        match endpoints.url(module) {
+            Some(url) => Ok(url.to_string()),
+            None => Err(CallResult::PartnerLevel {
+                reason: format!("the partner no longer offers a {module} endpoint"),
+            }),
+        }
+    }
+
     /// One OCPI call for a lane's batch (its changes coalesced into the newest state).
     pub(super) async fn push(&self, batch: &[Pending], rediscover: bool) -> CallResult {
         let changes: Vec<Arc<RowChange>> = batch.iter().map(|p| p.change.clone()).collect();
@@ -50,20 +66,11 @@ impl Shared {
                     .await;
             }
         };
-        let Some(endpoints) = self.endpoints() else {
-            return CallResult::Retry {
-                reason: "endpoints not discovered yet".into(),
-                retry_after: None,
-            };
+        let base = match self.module_url(plan.module.identifier()) {
+            Ok(base) => base,
+            Err(result) => return result,
         };
-        let Some(base) = endpoints.url(plan.module.identifier()) else {
-            return CallResult::PartnerLevel {
-                reason: format!(
-                    "the partner no longer offers a {} endpoint",
-                    plan.module.identifier()
-                ),
-            };
-        };
+        let base = base.as_str();
         let is_cdr_post = plan.method == mapping::Method::Post;
         if is_cdr_post {
             if let Some(result) = self.before_cdr_post(&plan.record_id, batch, net.seq).await {

@@ -37,15 +37,18 @@ use tokio::task::JoinSet;
 
 use crate::ack_window::AckWindow;
 use crate::cdr_ledger::CdrLedger;
+use crate::composite;
 use crate::config::{PartnerConfig, RetryPolicy};
-use crate::lanes::{Added, Lanes, Pending, Raw};
-use crate::mapping::Module;
+use crate::lanes::{Added, LaneKind, Lanes, Pending, Raw};
+use crate::mapping::{MappingConfig, Module, TableMapping};
 use crate::metrics::{FailureClass, OldestHeld, PartnerMetrics};
 use crate::ocpi::{discover, Endpoints, OcpiClient};
 use crate::parking::{now_rfc3339, Parker};
 use crate::presence::PartnerStatus;
+use crate::source_db::SourceDb;
 
 mod call;
+mod tree_call;
 
 /// How many records' last pushed `seq` each partner remembers (about 100 bytes each).
 const REMEMBERED_RECORDS: usize = 100_000;
@@ -71,6 +74,8 @@ struct Shared {
     parker: Parker,
     ledger: Option<tokio::sync::Mutex<CdrLedger>>,
     metrics: Arc<PartnerMetrics>,
+    /// Where composite objects are read (mappings with `[[table.children]]`).
+    source_db: Option<Arc<SourceDb>>,
 }
 
 pub struct Worker {
@@ -124,6 +129,9 @@ enum CallResult {
         reason: String,
         retry_after: Option<Duration>,
     },
+    /// The source database could not be read: try again later, without counting it against
+    /// the partner (a database outage must not pause a healthy partner, nor park anything).
+    WaitDatabase { reason: String },
     /// The partner refuses us as a whole; the messages stay unacked.
     PartnerLevel { reason: String },
     /// The endpoint answered 404: discover again, then retry once.
@@ -151,6 +159,7 @@ impl Worker {
         grace: Duration,
         status: Arc<Mutex<PartnerStatus>>,
         metrics: Arc<PartnerMetrics>,
+        source_db: Option<Arc<SourceDb>>,
     ) -> Result<Worker, crate::ocpi::OcpiError> {
         let client = OcpiClient::new(partner.client_config())?;
         Ok(Worker {
@@ -162,6 +171,7 @@ impl Worker {
                 parker,
                 ledger: ledger.map(tokio::sync::Mutex::new),
                 metrics,
+                source_db,
             }),
             connection,
             grace,
@@ -560,17 +570,19 @@ impl Worker {
             run.settle(&[tag]);
             return;
         }
-        let one_at_a_time = mapping.module == Module::Cdrs;
-        let record = change.record_key();
-        let key = lane_key(mapping, &change).unwrap_or_else(|| record.clone());
+        let (key, record, kind) = match lane_of(&partner.mapping, mapping, &change) {
+            Ok(lane) => lane,
+            Err(reason) => return self.spawn_park(run, tag, raw, reason),
+        };
         let pending = Pending {
             tag,
             record: Arc::from(record.as_str()),
             change: Arc::new(change),
             raw,
             redelivered: delivery.redelivered,
+            tree: kind == LaneKind::Tree,
         };
-        if let Added::Stale { pushed_seq } = run.lanes.add(&key, pending, one_at_a_time) {
+        if let Added::Stale { pushed_seq } = run.lanes.add(&key, pending, kind) {
             tracing::debug!(partner = %partner.id, record = %key, pushed_seq, "older than what the partner holds: acknowledged unsent");
             run.settle(&[tag]);
         }
@@ -604,7 +616,11 @@ impl Worker {
                     result: CallResult::Aborted,
                 };
             }
-            let result = shared.push(&batch, rediscover).await;
+            let result = if batch.first().is_some_and(|p| p.tree) {
+                shared.push_tree(&batch).await
+            } else {
+                shared.push(&batch, rediscover).await
+            };
             CallDone {
                 key: Some(key),
                 batch,
@@ -624,6 +640,7 @@ impl Worker {
                 change: Arc::new(placeholder_change()),
                 raw,
                 redelivered: false,
+                tree: false,
             };
             let batch = vec![pending];
             let result = shared.park(&batch, &reason).await;
@@ -701,6 +718,20 @@ impl Worker {
                         failing_for_s = since.elapsed().as_secs(), retry_in_ms = delay.as_millis() as u64,
                         "transient failure; the message stays in place and is retried"
                     );
+                }
+                self.set_status(|s| s.reason = Some(reason));
+                run.lanes.absorb(&key, &mut batch);
+                self.spawn_call(run, key, batch, attempt + 1, delay, true);
+            }
+            CallResult::WaitDatabase { reason } => {
+                let Some(key) = key else { return };
+                if run.end.is_some() {
+                    run.lanes.finish(&key, None);
+                    return;
+                }
+                let delay = backoff(&partner.retry, attempt);
+                if attempt == 0 || attempt % 10 == 0 {
+                    tracing::warn!(partner = %partner.id, record = %key, attempt = attempt + 1, reason, retry_in_ms = delay.as_millis() as u64, "the source database cannot be read; the change waits in place");
                 }
                 self.set_status(|s| s.reason = Some(reason));
                 run.lanes.absorb(&key, &mut batch);
@@ -851,24 +882,50 @@ pub fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
     half + Duration::from_millis(fastrand::u64(0..=half.as_millis() as u64))
 }
 
-/// The lane of a change: Locations, EVSEs and Connectors of one location share a lane, so a
-/// child never overtakes its parent (the partner answers 2003 "unknown location" to an EVSE of a
-/// Location it does not hold yet, and takes a child's last_updated into the parent, which
-/// makes an overtaken parent update look older than what it holds). `None`: its own record.
-fn lane_key(mapping: &crate::mapping::TableMapping, change: &RowChange) -> Option<String> {
-    if mapping.module != Module::Locations || mapping.path.len() < 3 {
-        return None;
+/// The lane, the record and the kind of lane of a change.
+///
+/// Tables of a composite tree (`[[table.children]]`) share one lane per Location, and a change's
+/// record is its target object (an EVSE for a Connector's change, see [`crate::composite`]), so
+/// every change of one EVSE and its connectors becomes one read and one PUT. Other Locations
+/// module tables (mapped without children) share a lane per Location too, so a child never
+/// overtakes its parent (the partner answers 2003 "unknown location" to an EVSE of a Location it
+/// does not hold yet). CDRs go one message per call. Everything else: a lane per record.
+fn lane_of(
+    config: &MappingConfig,
+    mapping: &TableMapping,
+    change: &RowChange,
+) -> Result<(String, String, LaneKind), String> {
+    if config.in_tree(mapping) {
+        let Some(image) = change.latest_image() else {
+            return Err(format!(
+                "change {} of `{}.{}` carries no row image to name its object",
+                change.id, change.database, change.table
+            ));
+        };
+        let target = composite::target_of(config, mapping, image)
+            .map_err(|e| format!("cannot be sent as OCPI: {e}"))?;
+        let root = composite::root_of(config, &target);
+        return Ok((root.key(), target.key(), LaneKind::Tree));
     }
-    let image = change.latest_image()?;
-    let mut key = String::from("locations");
-    for column in &mapping.path[..3] {
-        key.push('/');
-        match image.get(column)? {
-            serde_json::Value::String(s) => key.push_str(s),
-            other => key.push_str(&other.to_string()),
+    let record = change.record_key();
+    if mapping.module == Module::Cdrs {
+        return Ok((record.clone(), record, LaneKind::OneAtATime));
+    }
+    if mapping.module == Module::Locations && mapping.path.len() >= 3 {
+        if let Some(image) = change.latest_image() {
+            let mut key = String::from("locations");
+            for column in &mapping.path[..3] {
+                key.push('/');
+                match image.get(column) {
+                    Some(serde_json::Value::String(s)) => key.push_str(s),
+                    Some(other) => key.push_str(&other.to_string()),
+                    None => {}
+                }
+            }
+            return Ok((key, record, LaneKind::Record));
         }
     }
-    Some(key)
+    Ok((record.clone(), record, LaneKind::Record))
 }
 
 /// A lane-less delivery (malformed) still travels as a [`Pending`]; its change is never read.

@@ -242,6 +242,13 @@ fn is_partner_level_code(code: u32) -> bool {
 }
 
 /// "HTTP 200, OCPI status_code 2001: message" or "HTTP 422, body is not an OCPI envelope: ...".
+/// True when a rejection's reason (as [`classify`] words it) says the partner does not know the
+/// object or its parent: HTTP 404, or OCPI 2003 (unknown location). A child pushed before the
+/// partner holds its parent is refused so.
+pub fn refused_as_unknown(reason: &str) -> bool {
+    reason.starts_with("HTTP 404") || reason.contains("OCPI status_code 2003")
+}
+
 fn describe(http_status: u16, body: &[u8], envelope: Option<&Envelope>) -> String {
     let mut out = format!("HTTP {http_status}");
     if let Some(phrase) = reqwest::StatusCode::from_u16(http_status)
@@ -356,6 +363,36 @@ fn location(headers: &HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_objects_are_told_by_404_or_ocpi_2003_from_the_words_classify_uses() {
+        let headers = HeaderMap::new();
+        let unknown = [
+            (
+                404,
+                &br#"{"status_code": 2003, "status_message": "Unknown Location"}"#[..],
+            ),
+            (404, &b"<html>not found</html>"[..]),
+            (
+                200,
+                &br#"{"status_code": 2003, "status_message": "Unknown EVSE"}"#[..],
+            ),
+        ];
+        for (http, body) in unknown {
+            let Outcome::Rejected { reason } = classify(http, &headers, body) else {
+                panic!("not rejected");
+            };
+            assert!(refused_as_unknown(&reason), "{reason}");
+        }
+        let Outcome::Rejected { reason } = classify(
+            200,
+            &headers,
+            br#"{"status_code": 2001, "status_message": "connectors missing"}"#,
+        ) else {
+            panic!("not rejected");
+        };
+        assert!(!refused_as_unknown(&reason), "{reason}");
+    }
     use reqwest::header::{HeaderValue, LOCATION};
 
     fn no_headers() -> HeaderMap {

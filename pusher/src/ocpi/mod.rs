@@ -11,7 +11,7 @@ pub mod discovery;
 use std::fmt;
 use std::str::FromStr;
 
-pub use classify::{classify, Outcome};
+pub use classify::{classify, refused_as_unknown, Outcome};
 pub use client::{join_url, ClientConfig, OcpiClient, OcpiError, TokenEncoding};
 pub use discovery::{discover, DiscoveryError, Endpoints};
 /// The HTTP method type [`OcpiClient::send`] takes.

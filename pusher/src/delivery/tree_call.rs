@@ -1,0 +1,237 @@
+//! One call for a lane of a Location > EVSE > Connector tree: read the target object's current
+//! state with its children from the source database and PUT it whole (the rules and the
+//! invariants are in [`crate::composite`]). A partner that does not hold the target's parent
+//! gets the whole Location instead.
+
+use change_message::Operation;
+
+use super::{CallResult, Shared};
+use crate::composite::{self, Target};
+use crate::lanes::{coalesce, Pending};
+use crate::mapping::{self, PlannedRequest};
+use crate::metrics::FailureClass;
+use crate::ocpi::{refused_as_unknown, Outcome};
+use crate::source_db::{DbError, SourceDb};
+
+/// What reading and planning one target came to.
+enum Planned {
+    Put(PlannedRequest),
+    /// The object is not in the database (any more).
+    Gone,
+    Stop(CallResult),
+}
+
+impl Shared {
+    /// The call of a tree lane's batch: one record's changes, or the root's with every change
+    /// of its tree (see [`crate::lanes`]).
+    pub(super) async fn push_tree(&self, batch: &[Pending]) -> CallResult {
+        let Some(newest) = batch.iter().max_by_key(|p| p.change.seq) else {
+            return CallResult::Delivered { seq: 0, note: None };
+        };
+        let seq = newest.change.seq;
+        let Some(db) = self.source_db.as_deref() else {
+            return self
+                .park(
+                    batch,
+                    "a composite object needs [database] in the pusher configuration",
+                )
+                .await;
+        };
+        let config = &self.partner.mapping;
+        let target = match self.target(batch) {
+            Ok(target) => target,
+            Err(e) => {
+                self.metrics.failed(FailureClass::Unsendable);
+                return self
+                    .park(batch, &format!("cannot be sent as OCPI: {e}"))
+                    .await;
+            }
+        };
+        let floor = newest_commit_time(batch);
+        let plan = match self.plan(db, &target, floor).await {
+            Planned::Put(plan) => plan,
+            Planned::Gone => return self.gone(batch, &target, seq).await,
+            Planned::Stop(result) => return self.stop(batch, result).await,
+        };
+        let base = match self.module_url(target.mapping.module.identifier()) {
+            Ok(base) => base,
+            Err(result) => return result,
+        };
+        let mut outcome = self.send(&base, &plan).await;
+        let root = composite::root_of(config, &target);
+        if let Outcome::Rejected { reason } = &outcome {
+            if refused_as_unknown(reason) && root.key() != target.key() {
+                tracing::info!(partner = %self.partner.id, request = %plan, reason, "the partner does not hold the parent: sending the whole Location");
+                match self.plan(db, &root, floor).await {
+                    Planned::Put(root_plan) => outcome = self.send(&base, &root_plan).await,
+                    Planned::Gone => {}
+                    Planned::Stop(result) => return self.stop(batch, result).await,
+                }
+            }
+        }
+        self.answer(batch, &plan, outcome, seq, false).await
+    }
+
+    /// What the partner's answer to a tree call means for the batch. With `removal`, a refusal
+    /// because the partner does not know the object is done: the object is gone on both sides.
+    async fn answer(
+        &self,
+        batch: &[Pending],
+        plan: &PlannedRequest,
+        outcome: Outcome,
+        seq: u64,
+        removal: bool,
+    ) -> CallResult {
+        match outcome {
+            Outcome::Success { .. } => CallResult::Delivered { seq, note: None },
+            Outcome::Transient {
+                reason,
+                retry_after,
+            } => CallResult::Retry {
+                reason,
+                retry_after,
+            },
+            Outcome::Rejected { reason } if removal && refused_as_unknown(&reason) => {
+                CallResult::Delivered {
+                    seq,
+                    note: Some(format!("{plan}: the partner does not hold it ({reason})")),
+                }
+            }
+            Outcome::Rejected { reason } => {
+                let reason = format!("{plan}: the partner rejected it: {reason}");
+                self.park(batch, &reason).await
+            }
+            Outcome::PartnerLevel { reason } => CallResult::PartnerLevel { reason },
+        }
+    }
+
+    /// The object the batch makes us PUT: the tree's root when the batch holds a change of it,
+    /// else the target of the batch's record.
+    fn target(&self, batch: &[Pending]) -> Result<Target<'_>, mapping::MappingError> {
+        let config = &self.partner.mapping;
+        let mut found = None;
+        for pending in batch {
+            let change = &pending.change;
+            let Some(table) = config.get(&change.database, &change.table) else {
+                continue;
+            };
+            let Some(image) = change.latest_image() else {
+                continue;
+            };
+            let target = composite::target_of(config, table, image)?;
+            let root = composite::root_of(config, &target);
+            if root.key() == target.key() {
+                return Ok(root);
+            }
+            found.get_or_insert(target);
+        }
+        found.ok_or_else(|| mapping::MappingError::Rejected {
+            table: batch
+                .first()
+                .map(|p| format!("{}.{}", p.change.database, p.change.table))
+                .unwrap_or_default(),
+            reason: "the change carries no row image to name its object".into(),
+        })
+    }
+
+    async fn plan(&self, db: &SourceDb, target: &Target<'_>, floor: Option<&str>) -> Planned {
+        let config = &self.partner.mapping;
+        let node = match composite::read(db, config, target).await {
+            Ok(Some(node)) => node,
+            Ok(None) => return Planned::Gone,
+            Err(e @ DbError::Unavailable { .. }) => {
+                self.metrics.failed(FailureClass::Database);
+                return Planned::Stop(CallResult::WaitDatabase {
+                    reason: e.to_string(),
+                });
+            }
+            Err(e @ DbError::Schema { .. }) => {
+                return Planned::Stop(CallResult::Parked {
+                    reason: e.to_string(),
+                })
+            }
+        };
+        self.metrics.database_read();
+        match composite::plan_put(config, target.mapping, &node, self.partner.version, floor) {
+            Ok(plan) => Planned::Put(plan),
+            Err(e) => Planned::Stop(CallResult::Parked {
+                reason: format!("cannot be sent as OCPI: {e}"),
+            }),
+        }
+    }
+
+    /// A [`Planned::Stop`]: `Parked` still has to be parked.
+    async fn stop(&self, batch: &[Pending], result: CallResult) -> CallResult {
+        match result {
+            CallResult::Parked { reason } => {
+                self.metrics.failed(FailureClass::Unsendable);
+                self.park(batch, &reason).await
+            }
+            other => other,
+        }
+    }
+
+    /// The target is not in the database. Its own delete goes out as the mapping's removal (an
+    /// EVSE: PATCH status REMOVED); a child's change of a parent deleted since needs nothing
+    /// (the parent's own delete follows in the queue).
+    async fn gone(&self, batch: &[Pending], target: &Target<'_>, seq: u64) -> CallResult {
+        let own_delete = batch.iter().any(|p| {
+            p.change.op == Operation::Delete
+                && p.change.database == target.mapping.database
+                && p.change.table == target.mapping.table
+        });
+        if !own_delete {
+            return CallResult::Delivered {
+                seq,
+                note: Some(format!(
+                    "{} {} is no longer in the database: nothing to send for this change",
+                    target.mapping.object(),
+                    target.key()
+                )),
+            };
+        }
+        let changes: Vec<_> = batch.iter().map(|p| p.change.clone()).collect();
+        let Some(net) = coalesce(&changes) else {
+            return CallResult::Delivered { seq, note: None };
+        };
+        let plan = match mapping::render(target.mapping, &net, self.partner.version, false) {
+            Ok(plan) => plan,
+            Err(e) if e.is_nothing_to_send() => {
+                return CallResult::Delivered {
+                    seq,
+                    note: Some(e.to_string()),
+                }
+            }
+            Err(e) => {
+                self.metrics.failed(FailureClass::Unsendable);
+                return self
+                    .park(batch, &format!("cannot be sent as OCPI: {e}"))
+                    .await;
+            }
+        };
+        let base = match self.module_url(target.mapping.module.identifier()) {
+            Ok(base) => base,
+            Err(result) => return result,
+        };
+        let outcome = self.send(&base, &plan).await;
+        self.answer(batch, &plan, outcome, seq, true).await
+    }
+}
+
+/// The newest commit time among the batch's changes (RFC 3339).
+fn newest_commit_time(batch: &[Pending]) -> Option<&str> {
+    let mut newest: Option<&str> = None;
+    for p in batch {
+        let t = p.change.source.commit_time.as_str();
+        let later = match newest {
+            None => mapping::instant(t).is_some(),
+            Some(n) => {
+                matches!((mapping::instant(t), mapping::instant(n)), (Some(a), Some(b)) if a > b)
+            }
+        };
+        if later {
+            newest = Some(t);
+        }
+    }
+    newest
+}
