@@ -54,7 +54,7 @@ impl Endpoints {
 
 fn receiver_word(version: OcpiVersion) -> &'static str {
     match version {
-        OcpiVersion::V221 => "RECEIVER ",
+        OcpiVersion::V221 | OcpiVersion::V230 => "RECEIVER ",
         OcpiVersion::V211 => "",
     }
 }

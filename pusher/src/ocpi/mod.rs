@@ -24,14 +24,17 @@ pub enum OcpiVersion {
     V211,
     /// OCPI 2.2.1: request/correlation ids, routing headers, SENDER/RECEIVER roles.
     V221,
+    /// OCPI 2.3.0: headers, roles and discovery as 2.2.1; objects differ (Price with taxes, ...).
+    V230,
 }
 
 impl OcpiVersion {
-    /// The version string as OCPI writes it: "2.1.1" or "2.2.1".
+    /// The version string as OCPI writes it: "2.1.1", "2.2.1" or "2.3.0".
     pub fn as_str(self) -> &'static str {
         match self {
             OcpiVersion::V211 => "2.1.1",
             OcpiVersion::V221 => "2.2.1",
+            OcpiVersion::V230 => "2.3.0",
         }
     }
 }
@@ -49,8 +52,9 @@ impl FromStr for OcpiVersion {
         match s.trim() {
             "2.1.1" => Ok(OcpiVersion::V211),
             "2.2.1" => Ok(OcpiVersion::V221),
+            "2.3.0" => Ok(OcpiVersion::V230),
             other => Err(format!(
-                "unsupported OCPI version {other:?}: use \"2.1.1\" or \"2.2.1\""
+                "unsupported OCPI version {other:?}: use \"2.1.1\", \"2.2.1\" or \"2.3.0\""
             )),
         }
     }
