@@ -281,3 +281,6 @@ pub fn check(
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
