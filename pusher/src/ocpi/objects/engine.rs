@@ -115,6 +115,8 @@ impl Checker {
         };
         // Which fields of `def` are present, by index (tables have at most 64 fields).
         let mut present: u64 = 0;
+        // Bodies mostly follow the spec's field order: try the field after the last one first.
+        let mut next = 0;
         for (key, item) in map {
             if self.full() {
                 return;
@@ -123,8 +125,13 @@ impl Checker {
                 parent: Some(path),
                 seg: Seg::Field(key),
             };
-            match def.fields.iter().position(|f| f.name == key) {
+            let index = match def.fields.get(next) {
+                Some(f) if f.name == key => Some(next),
+                _ => def.fields.iter().position(|f| f.name == key),
+            };
+            match index {
                 Some(i) => {
+                    next = i + 1;
                     present |= 1u64 << i;
                     self.field(&def.fields[i], item, &child);
                 }

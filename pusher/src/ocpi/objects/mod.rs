@@ -5,7 +5,7 @@
 //! not know, a date-time without `Z`) parks the change with the field and the rule named,
 //! instead of being sent and refused by a schema-validating receiver with a framework's 422.
 //!
-//! The rules are static tables, one file per version ([`v211`], [`v221`], [`v230`]), written from
+//! The rules are static tables, one file per version (`v211.rs`, `v221.rs`, `v230.rs`), written from
 //! the object and type tables of the specification (field, type, cardinality). The engine
 //! (`engine.rs`) walks the body once, in document order, and allocates only to describe a
 //! violation.
@@ -15,7 +15,12 @@
 //! arrays for `*` / `+` (and `+` non-empty), enum values of the version, string lengths
 //! (`string(n)`, `CiString(n)`, `URL` = 255, `DateTime` = 25), CiString = printable ASCII, no
 //! control characters in strings, integers for `int` (and the digit count of `int(n)`),
-//! DateTime syntax, and unknown fields (a field the version does not define).
+//! DateTime syntax, the 2.1.1 Hours choice, and unknown fields (a field the version does not
+//! define: for us a mapping mistake, although 2.3.0 receivers must ignore unknown fields).
+//!
+//! DateTime is checked stricter than the spec, which also allows a time without a zone
+//! designator: we always send `Z`, so a time without it is a mapping mistake. The spec's
+//! string(25) leaves room for at most four fractional digits (`2026-03-01T08:00:00.1234Z`).
 //!
 //! Deliberately not checked, each for its reason:
 //! - cross-field rules written in prose (`publish_allowed_to` only when `publish` is false,
@@ -102,7 +107,8 @@ impl fmt::Display for Violation {
 pub struct Invalid {
     pub version: OcpiVersion,
     pub object: ObjectKind,
-    /// The first violations in document order; checking stops at [`MAX_VIOLATIONS`].
+    /// The first violations in document order (a missing field at the end of the object that
+    /// lacks it); checking stops at [`MAX_VIOLATIONS`]. The message spells out the first three.
     pub violations: Vec<Violation>,
 }
 
