@@ -26,11 +26,15 @@ pub enum OcpiVersion {
     V211,
     /// OCPI 2.2.1: request/correlation ids, routing headers, SENDER/RECEIVER roles.
     V221,
-    /// OCPI 2.3.0: headers, roles and discovery as 2.2.1; objects differ (Price with taxes, ...).
+    /// OCPI 2.3.0: the transport of 2.2.1 (same headers and roles); new object fields (taxes in
+    /// every price, parking, ...).
     V230,
 }
 
 impl OcpiVersion {
+    /// Every version, oldest first.
+    pub const ALL: [OcpiVersion; 3] = [OcpiVersion::V211, OcpiVersion::V221, OcpiVersion::V230];
+
     /// The version string as OCPI writes it: "2.1.1", "2.2.1" or "2.3.0".
     pub fn as_str(self) -> &'static str {
         match self {
@@ -38,6 +42,12 @@ impl OcpiVersion {
             OcpiVersion::V221 => "2.2.1",
             OcpiVersion::V230 => "2.3.0",
         }
+    }
+
+    /// True for 2.2.1 and later: request and correlation ids, the four routing headers,
+    /// SENDER/RECEIVER endpoint roles, objects that carry `country_code` and `party_id`.
+    pub fn has_221_transport(self) -> bool {
+        self != OcpiVersion::V211
     }
 }
 
@@ -68,7 +78,7 @@ mod tests {
 
     #[test]
     fn versions_round_trip_through_their_ocpi_strings() {
-        for v in [OcpiVersion::V211, OcpiVersion::V221] {
+        for v in OcpiVersion::ALL {
             assert_eq!(v.as_str().parse::<OcpiVersion>().unwrap(), v);
             assert_eq!(v.to_string(), v.as_str());
         }
