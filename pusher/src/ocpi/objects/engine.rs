@@ -262,28 +262,36 @@ impl Checker {
             self.report(path, format_args!("a string, found {}", describe(value)));
             return;
         };
-        let mut count = 0usize;
-        for (i, c) in s.chars().enumerate() {
-            count += 1;
-            let bad = if ascii {
-                !(' '..='~').contains(&c)
+        // The first character the type does not allow, and the length in characters. ASCII,
+        // the common case, goes by bytes: below space or DEL is what both rules exclude.
+        let (bad, count) = if s.is_ascii() {
+            let bad = s.bytes().position(|b| b < b' ' || b == 0x7f);
+            (bad.map(|i| (i, char::from(s.as_bytes()[i]))), s.len())
+        } else if ascii {
+            (
+                s.chars()
+                    .enumerate()
+                    .find(|(_, c)| !c.is_ascii() || c.is_ascii_control()),
+                0,
+            )
+        } else {
+            (
+                s.chars().enumerate().find(|(_, c)| c.is_control()),
+                s.chars().count(),
+            )
+        };
+        if let Some((i, c)) = bad {
+            let what = if ascii {
+                "printable ASCII (CiString)"
             } else {
-                c.is_control()
+                "no control characters"
             };
-            if bad {
-                let what = if ascii {
-                    "printable ASCII (CiString)"
-                } else {
-                    "no control characters"
-                };
-                self.report(
-                    path,
-                    format_args!("{what}, found U+{:04X} at character {}", c as u32, i + 1),
-                );
-                return;
-            }
-        }
-        if max > 0 && count > usize::from(max) {
+            let code = u32::from(c);
+            self.report(
+                path,
+                format_args!("{what}, found U+{code:04X} at character {}", i + 1),
+            );
+        } else if max > 0 && count > usize::from(max) {
             self.report(
                 path,
                 format_args!("at most {max} characters, found {count}"),
@@ -303,7 +311,10 @@ impl Checker {
         if digits > 0 && magnitude >= 10u64.saturating_pow(u32::from(digits)) {
             self.report(
                 path,
-                format_args!("an integer of at most {digits} digits, found {magnitude}"),
+                format_args!(
+                    "an integer of at most {digits} digits, found {}",
+                    Described(value)
+                ),
             );
         }
     }
