@@ -268,6 +268,7 @@ impl Checker {
             let bad = s.bytes().position(|b| b < b' ' || b == 0x7f);
             (bad.map(|i| (i, char::from(s.as_bytes()[i]))), s.len())
         } else if ascii {
+            // Not ASCII, so a CiString fails at its first non-ASCII character: no count needed.
             (
                 s.chars()
                     .enumerate()
