@@ -2,11 +2,13 @@
 //!
 //! - [`classify`]: what an answer means (success, transient, rejected, partner-level);
 //! - [`client`]: one HTTP client per partner, with the headers of its OCPI version;
-//! - [`discovery`]: from the partner's versions URL to its module endpoint URLs.
+//! - [`discovery`]: from the partner's versions URL to its module endpoint URLs;
+//! - [`objects`]: the pre-send check of a body against the OCPI object definitions of its version.
 
 pub mod classify;
 pub mod client;
 pub mod discovery;
+pub mod objects;
 
 use std::fmt;
 use std::str::FromStr;
