@@ -1417,6 +1417,15 @@ fn check_ids(
     Ok(())
 }
 
+/// The ids of the object a PATCH leaves behind must still match the URL: a PATCH cannot move
+/// an object to another id.
+fn check_merged_ids(call: &Call<'_>, merged: &Value, field: &str, id: &str) -> Result<(), Refusal> {
+    match merged {
+        Value::Object(map) => check_ids(call, map, field, id),
+        _ => Ok(()),
+    }
+}
+
 fn module_request(module: &'static str, call: Call<'_>) -> Response {
     let method = call.method.clone();
     let ids = call.ids;
@@ -1540,6 +1549,7 @@ fn write_location(
     if call.is_patch() {
         let mut location = stored.cloned().ok_or_else(|| call.unknown("Location"))?;
         merge(&mut location, body, false);
+        check_merged_ids(call, &location, "id", call.ids[2])?;
         call.check_merged(|rules| rules.location, &location)?;
         return Ok((location, false));
     }
@@ -1567,6 +1577,7 @@ fn write_child(
             if call.is_patch() {
                 let i = evse_index.ok_or_else(|| call.unknown("EVSE"))?;
                 merge(&mut evses[i], body, false);
+                check_merged_ids(call, &evses[i], "uid", ids[3])?;
                 call.check_merged(|rules| rules.evse, &evses[i])?;
                 created = false;
             } else {
@@ -1582,6 +1593,7 @@ fn write_child(
             if call.is_patch() {
                 let i = connector_index.ok_or_else(|| call.unknown("Connector"))?;
                 merge(&mut connectors[i], body, false);
+                check_merged_ids(call, &connectors[i], "id", ids[4])?;
                 call.check_merged(|rules| rules.connector, &connectors[i])?;
                 created = false;
             } else {
@@ -1712,7 +1724,10 @@ fn flat_object(module: &'static str, call: &Call<'_>) -> Response {
                 };
                 let mut merged = stored.clone();
                 merge(&mut merged, body, module == "sessions");
-                if let Err(refusal) = call.check_merged(schema, &merged) {
+                let id_field = if module == "tokens" { "uid" } else { "id" };
+                let checked = check_merged_ids(call, &merged, id_field, ids[2])
+                    .and_then(|()| call.check_merged(schema, &merged));
+                if let Err(refusal) = checked {
                     return refusal.respond();
                 }
                 map.insert(object_key, merged);
