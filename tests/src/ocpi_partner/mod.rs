@@ -161,9 +161,8 @@ pub struct PartnerOptions {
     /// routing headers (OCPI 2001 when one is missing).
     pub require_221_headers: bool,
     /// For 2.2.1 and 2.3.0 module requests, the (country code, party id) this partner is: a
-    /// request whose
-    /// `OCPI-to-country-code`/`OCPI-to-party-id` name another party is refused with OCPI 2001.
-    /// `None`: any.
+    /// request whose `OCPI-to-country-code`/`OCPI-to-party-id` name another party is refused
+    /// with OCPI 2001. `None`: any.
     pub expect_to: Option<(String, String)>,
     /// Keep every request for [`OcpiPartner::requests`]. A long-running partner process turns it
     /// off: the log would grow without bound.
