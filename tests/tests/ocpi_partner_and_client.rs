@@ -9,6 +9,7 @@ use pusher::ocpi::{
     Outcome, TokenEncoding,
 };
 use serde_json::{json, Value};
+use system_tests::ocpi_partner::examples;
 use system_tests::{Mode, OcpiPartner, PartnerOptions, PartnerVersion};
 use uuid::Uuid;
 
@@ -20,6 +21,7 @@ fn config_for(partner: &OcpiPartner) -> ClientConfig {
         version: match options.version {
             PartnerVersion::V211 => OcpiVersion::V211,
             PartnerVersion::V221 => OcpiVersion::V221,
+            PartnerVersion::V230 => panic!("the pusher's OCPI client speaks 2.1.1 and 2.2.1 only"),
         },
         token: options.token.clone(),
         token_encoding: if options.expect_base64_token {
@@ -76,11 +78,7 @@ fn connector(id: &str, last_updated: &str) -> Value {
 }
 
 fn cdr(id: &str) -> Value {
-    json!({
-        "country_code": "NL", "party_id": "CPO", "id": id,
-        "start_date_time": "2024-05-01T10:00:00Z", "end_date_time": "2024-05-01T11:00:00Z",
-        "total_energy": 12.5, "last_updated": "2024-05-01T11:05:00Z",
-    })
+    examples::cdr(PartnerVersion::V221, id)
 }
 
 fn url(endpoints: &Endpoints, module: &str, ids: &[&str]) -> String {
@@ -264,7 +262,11 @@ async fn v211_requests_carry_the_plain_token_and_none_of_the_221_headers() {
         .send(
             Method::PUT,
             &target,
-            Some(&json!({"id": "S1", "status": "ACTIVE", "last_updated": "2024-05-01T10:00:00Z"})),
+            Some(&examples::session(
+                PartnerVersion::V211,
+                "S1",
+                "2024-05-01T10:00:00Z",
+            )),
             None,
         )
         .await;
@@ -295,7 +297,7 @@ async fn v211_requests_carry_the_plain_token_and_none_of_the_221_headers() {
 async fn discovery_gets_send_no_routing_headers_but_module_requests_do() {
     let (partner, client, endpoints) = started(PartnerOptions::v221()).await;
     let target = url(&endpoints, "tariffs", &["NL", "CPO", "T1"]);
-    let body = json!({"id": "T1", "currency": "EUR", "elements": [], "last_updated": "2024-05-01T10:00:00Z"});
+    let body = examples::tariff(PartnerVersion::V221, "T1", "2024-05-01T10:00:00Z");
     assert_success(&client.send(Method::PUT, &target, Some(&body), None).await);
     let requests = partner.requests();
     assert_eq!(requests.len(), 3);
@@ -415,17 +417,23 @@ async fn locations_are_stored_at_three_depths_and_children_bump_the_parent() {
 
 #[tokio::test]
 async fn ids_with_slashes_and_non_ascii_stay_one_path_segment() {
-    let (partner, client, endpoints) = started(PartnerOptions::v221()).await;
+    // A CiString is printable ASCII: a strict partner refuses this id whatever the URL says, so
+    // the encoding of the URL is checked against a partner without object rules.
     let id = "LOC/1 é?#";
+    let (strict, client, endpoints) = started(PartnerOptions::v221()).await;
     let target = url(&endpoints, "locations", &["NL", "CPO", id]);
-    let out = client
-        .send(
-            Method::PUT,
-            &target,
-            Some(&location(id, "2024-05-01T10:00:00Z")),
-            None,
-        )
-        .await;
+    let body = location(id, "2024-05-01T10:00:00Z");
+    let out = client.send(Method::PUT, &target, Some(&body), None).await;
+    assert_rejected(&out, "id: CiString allows printable ASCII only");
+    assert!(strict.objects("locations").is_empty());
+
+    let lenient = PartnerOptions {
+        object_rules: false,
+        ..PartnerOptions::v221()
+    };
+    let (partner, client, endpoints) = started(lenient).await;
+    let target = url(&endpoints, "locations", &["NL", "CPO", id]);
+    let out = client.send(Method::PUT, &target, Some(&body), None).await;
     assert_success(&out);
     assert!(partner.object("locations", &["NL", "CPO", id]).is_some());
 }
@@ -521,10 +529,8 @@ async fn session_patch_appends_charging_periods() {
     let (partner, client, endpoints) = started(PartnerOptions::v221()).await;
     let target = url(&endpoints, "sessions", &["NL", "CPO", "S1"]);
     let period = |start: &str| json!({"start_date_time": start, "dimensions": [{"type": "ENERGY", "volume": 1.0}]});
-    let session = json!({
-        "country_code": "NL", "party_id": "CPO", "id": "S1", "status": "ACTIVE",
-        "charging_periods": [period("2024-05-01T10:00:00Z")], "last_updated": "2024-05-01T10:00:00Z",
-    });
+    let mut session = examples::session(PartnerVersion::V221, "S1", "2024-05-01T10:00:00Z");
+    session["charging_periods"] = json!([period("2024-05-01T10:00:00Z")]);
     assert_success(
         &client
             .send(Method::PUT, &target, Some(&session), None)
@@ -599,7 +605,7 @@ async fn cdr_post_without_location_header_is_still_a_success() {
 async fn tariffs_are_put_and_deleted() {
     let (partner, client, endpoints) = started(PartnerOptions::v221()).await;
     let target = url(&endpoints, "tariffs", &["NL", "CPO", "T1"]);
-    let tariff = json!({"country_code": "NL", "party_id": "CPO", "id": "T1", "currency": "EUR", "elements": [], "last_updated": "2024-05-01T10:00:00Z"});
+    let tariff = examples::tariff(PartnerVersion::V221, "T1", "2024-05-01T10:00:00Z");
     assert_success(&client.send(Method::PUT, &target, Some(&tariff), None).await);
     assert!(partner.object("tariffs", &["NL", "CPO", "T1"]).is_some());
     assert_success(&client.send(Method::DELETE, &target, None, None).await);
@@ -620,7 +626,8 @@ async fn tariffs_are_put_and_deleted() {
 async fn tokens_are_stored_per_type() {
     let (partner, client, endpoints) = started(PartnerOptions::v221()).await;
     let base = url(&endpoints, "tokens", &["DE", "MSP", "TOK1"]);
-    let token = |kind: &str| json!({"country_code": "DE", "party_id": "MSP", "uid": "TOK1", "type": kind, "valid": true, "last_updated": "2024-05-01T10:00:00Z"});
+    let token =
+        |kind: &str| examples::token(PartnerVersion::V221, "TOK1", kind, "2024-05-01T10:00:00Z");
     assert_success(
         &client
             .send(Method::PUT, &base, Some(&token("RFID")), None)

@@ -3,10 +3,15 @@
 //! pusher by hand.
 //!
 //! ```text
-//! demo_partner --listen 127.0.0.1:18091 --token secret [--ocpi-version 2.2.1|2.1.1]
+//! demo_partner --listen 127.0.0.1:18091 --token secret [--ocpi-version 2.3.0|2.2.1|2.1.1]
 //!              [--public-url http://partner:18091] [--country-code DE] [--party-id PRT]
-//!              [--token-encoding base64|plain] [--log-requests]
+//!              [--token-encoding base64|plain] [--object-rules on|off]
+//!              [--rejection ocpi2001|http422] [--log-requests]
 //! ```
+//!
+//! With object rules on (the default) it refuses objects that break the rules of its OCPI
+//! version as a schema-validating receiver does: HTTP 400 with OCPI 2001, or with
+//! `--rejection http422` HTTP 422 with a web framework's body and no OCPI envelope.
 //!
 //! Its versions URL is `<public-url>/ocpi/versions`. Besides the OCPI endpoints it answers, on
 //! the same listener and without a token (for demos only, never expose it):
@@ -18,6 +23,7 @@ use std::net::SocketAddr;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
+use system_tests::ocpi_partner::Rejection;
 use system_tests::{OcpiPartner, PartnerOptions};
 
 #[derive(Parser)]
@@ -39,23 +45,46 @@ struct Cli {
     /// it); default `http://<listen>`.
     #[arg(long)]
     public_url: Option<String>,
-    /// Token encoding it expects: default base64 for 2.2.1, plain for 2.1.1.
+    /// Token encoding it expects: default base64 for 2.2.1 and 2.3.0, plain for 2.1.1.
     #[arg(long, value_enum)]
     token_encoding: Option<Encoding>,
-    /// Its country code: 2.2.1 requests must name it in OCPI-to-country-code (the pusher's
+    /// Its country code: 2.2.1 and 2.3.0 requests must name it in OCPI-to-country-code (the pusher's
     /// `country_code` of this partner).
     #[arg(long, default_value = "DE")]
     country_code: String,
-    /// Its party id: 2.2.1 requests must name it in OCPI-to-party-id (the pusher's `party_id`).
+    /// Its party id: 2.2.1 and 2.3.0 requests must name it in OCPI-to-party-id (the pusher's
+    /// `party_id`).
     #[arg(long, default_value = "PRT")]
     party_id: String,
+    /// Check every object against the rules of its OCPI version.
+    #[arg(long, value_enum, default_value = "on")]
+    object_rules: Switch,
+    /// How it refuses an object that breaks the rules.
+    #[arg(long, value_enum, default_value = "ocpi2001")]
+    rejection: RejectionStyle,
     /// Log every OCPI request with its answer.
     #[arg(long)]
     log_requests: bool,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Switch {
+    On,
+    Off,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RejectionStyle {
+    /// HTTP 400 with an OCPI envelope, status_code 2001.
+    Ocpi2001,
+    /// HTTP 422 with a web framework's validation body, no envelope.
+    Http422,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Version {
+    #[value(name = "2.3.0")]
+    V230,
     #[value(name = "2.2.1")]
     V221,
     #[value(name = "2.1.1")]
@@ -90,6 +119,7 @@ async fn main() -> Result<()> {
         }
     }
     let base = match cli.ocpi_version {
+        Version::V230 => PartnerOptions::v230(),
         Version::V221 => PartnerOptions::v221(),
         Version::V211 => PartnerOptions::v211(),
     };
@@ -104,6 +134,11 @@ async fn main() -> Result<()> {
         record_requests: false,
         demo_control: true,
         log_requests: cli.log_requests,
+        object_rules: cli.object_rules == Switch::On,
+        rejection: match cli.rejection {
+            RejectionStyle::Ocpi2001 => Rejection::Ocpi2001,
+            RejectionStyle::Http422 => Rejection::Http422,
+        },
         ..base
     };
     let version = options.version.as_str();
@@ -115,8 +150,13 @@ async fn main() -> Result<()> {
                 cli.listen
             )
         })?;
+    let rules = if partner.options().object_rules {
+        "object rules on"
+    } else {
+        "object rules off"
+    };
     println!(
-        "demo partner {} {}: OCPI {version}, versions URL {}, demo control {}/demo/state",
+        "demo partner {} {}: OCPI {version} ({rules}), versions URL {}, demo control {}/demo/state",
         cli.country_code,
         cli.party_id,
         partner.versions_url(),

@@ -1,8 +1,19 @@
 //! An in-process OCPI partner for tests: a receiver (eMSP side for locations, sessions, CDRs and
-//! tariffs; CPO side for tokens) on 127.0.0.1 at a random port, speaking OCPI 2.2.1 or 2.1.1.
+//! tariffs; CPO side for tokens) on 127.0.0.1 at a random port, speaking OCPI 2.3.0, 2.2.1 or
+//! 2.1.1.
 //!
 //! It behaves like a strict but real receiver:
-//! - `GET /ocpi/versions` and `GET /ocpi/{version}/details` (2.2.1: each module is listed first as
+//! - object rules of its version (unless [`PartnerOptions::object_rules`] is off; see the
+//!   `rules` module): a PUT or POST body must be a valid whole object, a PATCH body valid
+//!   fields, and the object a PATCH leaves behind valid as a whole. Refusals as
+//!   [`PartnerOptions::rejection`] says: HTTP 400 with OCPI 2001, or HTTP 422 with a web
+//!   framework's body and no envelope. Either way the message names the field and the rule;
+//! - an EVSE or connector PUT/PATCH needs its Location (and EVSE): else HTTP 404
+//!   ([`PartnerOptions::unknown_parent_status`]) with OCPI 2003. A Location PUT replaces the
+//!   whole Location with its `evses` (none when absent), an EVSE PUT its connectors; every EVSE
+//!   or connector a write takes away is recorded ([`OcpiPartner::dropped_children`]);
+//! - `GET /ocpi/versions` (the versions of [`PartnerOptions::offered_versions`], and its own) and
+//!   `GET /ocpi/{version}/details` of each (2.2.1 and 2.3.0: each module is listed first as
 //!   a SENDER endpoint under `/ocpi/{version}/sender/...`, which answers 404, then as a RECEIVER
 //!   endpoint; a pusher that takes the first entry instead of the RECEIVER one is caught);
 //! - receiver endpoints: locations (PUT/PATCH at location, EVSE and connector depth; a child
@@ -11,9 +22,12 @@
 //!   `{cdrs}/{id}`; every POST is kept, so duplicates are visible), tariffs (PUT, DELETE; 2.1.1
 //!   also PATCH), tokens (PUT/PATCH with `?type=`, RFID when absent). GET on an object URL
 //!   returns it;
-//! - checks `Authorization: Token ...` (401 on mismatch), for 2.2.1 module requests the
+//!   Only its own version's modules are served: module URLs of another offered version answer
+//!   404;
+//! - checks `Authorization: Token ...` (401 on mismatch), for 2.2.1 and 2.3.0 module requests the
 //!   `X-Request-ID`, `X-Correlation-ID` and four `OCPI-from/to-*` headers (OCPI 2001 when one is
-//!   missing; echoes the two ids), `last_updated` on every PUT and PATCH (OCPI 2001 when missing),
+//!   missing; echoes the two ids), `last_updated` on every PUT and PATCH (OCPI 2001 when missing;
+//!   a 2.1.1 PATCH may leave it out),
 //!   ids in the body against the URL (case-insensitively, as CiString), and, unless turned off,
 //!   rejects a PUT or PATCH whose `last_updated` is older than the stored object's with OCPI 2001
 //!   "older than stored" (ocpi/ocpi issue 281). Note that an EVSE or connector update bumps the
@@ -21,7 +35,8 @@
 //!   too, as a real receiver with that check would;
 //! - answers envelopes `{data, status_code, status_message, timestamp}`.
 //!
-//! Every request is recorded in arrival order (also those refused or misbehaved on).
+//! Every request is recorded in arrival order (also those refused or misbehaved on), with how it
+//! was answered and, when refused, why ([`RecordedRequest::refusal`]).
 //! Misbehaviour on command, for the next N requests or until cleared: see [`Mode`]. Requests
 //! that a mode answers are not applied, except [`Mode::Slow`] (applied, then answered late) and
 //! [`Mode::NoLocationHeader`]. [`OcpiPartner::go_down`] closes the listener and every open
@@ -53,6 +68,11 @@ use axum::{Extension, Router};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+
+pub mod examples;
+mod rules;
+
+use rules::{Schema, Violation};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Notify};
 use tokio::task::{JoinHandle, JoinSet};
@@ -64,23 +84,68 @@ pub enum PartnerVersion {
     V211,
     /// OCPI 2.2.1.
     V221,
+    /// OCPI 2.3.0: headers and roles as 2.2.1; taxes in every Price.
+    V230,
 }
 
 impl PartnerVersion {
-    /// "2.1.1" or "2.2.1".
+    /// "2.1.1", "2.2.1" or "2.3.0".
     pub fn as_str(self) -> &'static str {
         match self {
             PartnerVersion::V211 => "2.1.1",
             PartnerVersion::V221 => "2.2.1",
+            PartnerVersion::V230 => "2.3.0",
         }
     }
+
+    /// Request ids, routing headers and endpoint roles (2.2.1 and later).
+    fn has_roles_and_routing(self) -> bool {
+        self != PartnerVersion::V211
+    }
+}
+
+/// How the partner refuses an object that breaks the rules of its version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// HTTP 400 with an OCPI envelope, status_code 2001, the message naming field and rule.
+    Ocpi2001,
+    /// HTTP 422 with a web framework's validation body and no envelope:
+    /// `{"detail":[{"loc":["body","connectors"],"msg":"...","type":"..."}]}`.
+    Http422,
+}
+
+/// An EVSE or connector the partner held and a write took away (see
+/// [`OcpiPartner::dropped_children`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedChild {
+    /// The [`RecordedRequest::seq`] of the request that dropped it.
+    pub request_seq: usize,
+    /// The Location's key, `CC/PID/ID` (upper-cased; see the module documentation).
+    pub location: String,
+    /// The EVSE's uid as it was stored (the EVSE dropped, or the one that lost a connector).
+    pub evse_uid: String,
+    /// The connector's id as it was stored; `None` when the whole EVSE was dropped.
+    pub connector_id: Option<String>,
 }
 
 /// How the partner is set up.
 #[derive(Debug, Clone)]
 pub struct PartnerOptions {
-    /// The one version it offers.
+    /// The version it speaks: the one whose modules it serves.
     pub version: PartnerVersion,
+    /// Versions its versions list offers besides `version` (in this order, `version` added
+    /// when missing), each with its details URL: a test can check that the pusher picks the
+    /// one it is configured for. Module requests under another version than `version` get 404.
+    pub offered_versions: Vec<PartnerVersion>,
+    /// Check every received object against the rules of `version` (see the module
+    /// documentation). Off: only the checks of the transport layer and ids remain.
+    pub object_rules: bool,
+    /// How an object that breaks the rules is refused.
+    pub rejection: Rejection,
+    /// The HTTP status of the OCPI 2003 answer to an EVSE or connector request whose Location
+    /// or EVSE the partner does not hold, and to a PATCH of a Location, EVSE or connector it
+    /// does not hold.
+    pub unknown_parent_status: u16,
     /// The credentials token it expects.
     pub token: String,
     /// Expect `Token base64(token)` (else `Token token`).
@@ -92,12 +157,12 @@ pub struct PartnerOptions {
     pub trailing_slash_urls: bool,
     /// Reject a PUT/PATCH whose `last_updated` is older than the stored object's (OCPI 2001).
     pub reject_older: bool,
-    /// For 2.2.1 module requests, require X-Request-ID, X-Correlation-ID and the four routing
-    /// headers (OCPI 2001 when one is missing).
+    /// For 2.2.1 and 2.3.0 module requests, require X-Request-ID, X-Correlation-ID and the four
+    /// routing headers (OCPI 2001 when one is missing).
     pub require_221_headers: bool,
-    /// For 2.2.1 module requests, the (country code, party id) this partner is: a request whose
-    /// `OCPI-to-country-code`/`OCPI-to-party-id` name another party is refused with OCPI 2001.
-    /// `None`: any.
+    /// For 2.2.1 and 2.3.0 module requests, the (country code, party id) this partner is: a
+    /// request whose `OCPI-to-country-code`/`OCPI-to-party-id` name another party is refused
+    /// with OCPI 2001. `None`: any.
     pub expect_to: Option<(String, String)>,
     /// Keep every request for [`OcpiPartner::requests`]. A long-running partner process turns it
     /// off: the log would grow without bound.
@@ -114,6 +179,10 @@ impl PartnerOptions {
     pub fn v221() -> Self {
         Self {
             version: PartnerVersion::V221,
+            offered_versions: Vec::new(),
+            object_rules: true,
+            rejection: Rejection::Ocpi2001,
+            unknown_parent_status: 404,
             token: "partner-token-221".into(),
             expect_base64_token: true,
             modules: ALL_MODULES.to_vec(),
@@ -135,6 +204,24 @@ impl PartnerOptions {
             expect_base64_token: false,
             ..Self::v221()
         }
+    }
+
+    /// A 2.3.0 receiver of all five modules expecting a Base64-encoded token.
+    pub fn v230() -> Self {
+        Self {
+            version: PartnerVersion::V230,
+            token: "partner-token-230".into(),
+            ..Self::v221()
+        }
+    }
+
+    /// The versions its versions list names: `offered_versions`, then `version` when missing.
+    pub fn listed_versions(&self) -> Vec<PartnerVersion> {
+        let mut listed = self.offered_versions.clone();
+        if !listed.contains(&self.version) {
+            listed.push(self.version);
+        }
+        listed
     }
 }
 
@@ -187,7 +274,8 @@ pub enum Mode {
 /// One request as the partner received it.
 #[derive(Debug, Clone)]
 pub struct RecordedRequest {
-    /// Arrival order, from 0.
+    /// Arrival order since the partner started, from 0 (not reset by
+    /// [`OcpiPartner::clear_requests`]).
     pub seq: usize,
     /// "GET", "PUT", "PATCH", "POST", "DELETE", ...
     pub method: String,
@@ -203,6 +291,15 @@ pub struct RecordedRequest {
     pub raw_body: Vec<u8>,
     /// When it arrived.
     pub at: SystemTime,
+    /// The HTTP status it was answered with (`None`: not answered yet, or the connection was
+    /// dropped on command).
+    pub http_status: Option<u16>,
+    /// The OCPI status_code of the answer, when it was an envelope.
+    pub ocpi_status: Option<u32>,
+    /// Why it was refused: the status_message of an error envelope, the rule an object broke
+    /// (as in the 422 body), or the HTTP status of an answer without an envelope. `None` when
+    /// it was answered with success (or a redirect), or not answered yet.
+    pub refusal: Option<String>,
 }
 
 impl RecordedRequest {
@@ -219,7 +316,7 @@ impl RecordedRequest {
 /// it): the demo's live display reads the counters, its consistency check the objects.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PartnerState {
-    /// "2.2.1" or "2.1.1".
+    /// "2.3.0", "2.2.1" or "2.1.1".
     pub version: String,
     /// True while it answers every OCPI request with 503.
     pub offline: bool,
@@ -275,7 +372,10 @@ struct ActiveMode {
 
 #[derive(Default)]
 struct Store {
+    /// Requests received so far (the next one's [`RecordedRequest::seq`]).
+    received: usize,
     requests: Vec<RecordedRequest>,
+    dropped: Vec<DroppedChild>,
     /// module -> key -> object
     objects: HashMap<&'static str, BTreeMap<String, Value>>,
     cdrs: Vec<Value>,
@@ -359,7 +459,12 @@ impl Shared {
 
     /// The published RECEIVER URL of a module.
     fn module_url(&self, module: &str) -> String {
-        let mut url = format!("{}/ocpi/{}/{module}", self.base_url, self.version());
+        self.module_url_of(self.options.version, module)
+    }
+
+    /// The RECEIVER URL of a module under an offered version.
+    fn module_url_of(&self, version: PartnerVersion, module: &str) -> String {
+        let mut url = format!("{}/ocpi/{}/{module}", self.base_url, version.as_str());
         if self.options.trailing_slash_urls {
             url.push('/');
         }
@@ -513,6 +618,13 @@ impl OcpiPartner {
             .get(module)
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default()
+    }
+
+    /// Every EVSE a Location lost and every connector an EVSE lost while the partner held
+    /// them (a PUT without them, or a PATCH of `evses`/`connectors`), in order: what a
+    /// receiver storing the tree would have lost. Kept also when requests are not recorded.
+    pub fn dropped_children(&self) -> Vec<DroppedChild> {
+        self.shared.lock().dropped.clone()
     }
 
     /// Every CDR POSTed and accepted, in order, duplicates included.
@@ -669,18 +781,23 @@ async fn handle(
         body: serde_json::from_slice(&body).ok(),
         raw_body: body.to_vec(),
         at: SystemTime::now(),
+        http_status: None,
+        ocpi_status: None,
+        refusal: None,
     };
-    let mode = {
+    let (seq, mode) = {
         let mut store = shared.lock();
+        let seq = store.received;
+        store.received += 1;
         if shared.options.record_requests {
-            let seq = store.requests.len();
             store.requests.push(RecordedRequest { seq, ..request });
         }
-        if shared.offline.load(Ordering::SeqCst) {
+        let mode = if shared.offline.load(Ordering::SeqCst) {
             Some(Mode::Http(503))
         } else {
             take_mode(&mut store)
-        }
+        };
+        (seq, mode)
     };
     let mut response = match mode {
         Some(Mode::DropConnection) => {
@@ -688,15 +805,15 @@ async fn handle(
             return std::future::pending::<Response>().await;
         }
         Some(Mode::Slow(delay)) => {
-            let response = respond(&shared, &method, &uri, &headers, &body, false);
+            let response = respond(&shared, seq, &method, &uri, &headers, &body, false);
             tokio::time::sleep(delay).await;
             response
         }
-        Some(Mode::NoLocationHeader) => respond(&shared, &method, &uri, &headers, &body, true),
+        Some(Mode::NoLocationHeader) => respond(&shared, seq, &method, &uri, &headers, &body, true),
         Some(other) => misbehave(&shared, other, &uri),
-        None => respond(&shared, &method, &uri, &headers, &body, false),
+        None => respond(&shared, seq, &method, &uri, &headers, &body, false),
     };
-    if shared.options.version == PartnerVersion::V221 {
+    if shared.options.version.has_roles_and_routing() {
         for name in ["x-request-id", "x-correlation-id"] {
             if let Some(value) = headers.get(name) {
                 response.headers_mut().insert(name, value.clone());
@@ -714,21 +831,40 @@ async fn handle(
             "OCPI request"
         );
     }
+    let http = response.status();
+    let refused = http.is_client_error()
+        || http.is_server_error()
+        || ocpi_status.is_some_and(|code| !(1000..2000).contains(&code));
+    let refusal = refused.then(|| match response.extensions().get::<AnswerNote>() {
+        Some(note) => note.0.clone(),
+        None => format!("HTTP {http} without an OCPI envelope"),
+    });
+    let mut store = shared.lock();
     if method != Method::GET {
         let accepted = ocpi_status.is_some_and(|code| (1000..2000).contains(&code));
-        let mut store = shared.lock();
         if accepted {
             store.accepted += 1;
         } else {
             store.failed += 1;
         }
     }
+    if let Some(recorded) = store.requests.iter_mut().rev().find(|r| r.seq == seq) {
+        recorded.http_status = Some(http.as_u16());
+        recorded.ocpi_status = ocpi_status;
+        recorded.refusal = refusal;
+    }
+    drop(store);
     response
 }
 
 /// The OCPI status code of an envelope answer, kept on the response for the counters.
 #[derive(Clone, Copy)]
 struct OcpiStatus(u32);
+
+/// What an answer said in words (an envelope's status_message, a refused object's rule), kept on
+/// the response for [`RecordedRequest::refusal`].
+#[derive(Clone)]
+struct AnswerNote(String);
 
 /// `/demo/...`: state, offline, online (see the module documentation).
 fn demo_control(shared: &Shared, method: &Method, uri: &Uri) -> Response {
@@ -872,6 +1008,9 @@ fn envelope(status: StatusCode, code: u32, message: &str, data: Value) -> Respon
     let mut response = raw(status, "application/json", body.to_string());
     response.extensions_mut().insert(OcpiStatus(code));
     response
+        .extensions_mut()
+        .insert(AnswerNote(format!("OCPI {code}: {message}")));
+    response
 }
 
 fn success(status: StatusCode, data: Value) -> Response {
@@ -886,6 +1025,7 @@ fn ocpi_error(code: u32, message: impl AsRef<str>) -> Response {
 /// The normal behaviour of a receiver.
 fn respond(
     shared: &Shared,
+    seq: usize,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -920,17 +1060,33 @@ fn respond(
             if method != Method::GET {
                 return raw(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only");
             }
-            let mut url = format!("{}/ocpi/{version}/details", shared.base_url);
-            if shared.options.trailing_slash_urls {
-                url.push('/');
-            }
-            success(StatusCode::OK, json!([{"version": version, "url": url}]))
+            let listed: Vec<Value> = shared
+                .options
+                .listed_versions()
+                .into_iter()
+                .map(|offered| {
+                    let mut url = format!("{}/ocpi/{}/details", shared.base_url, offered.as_str());
+                    if shared.options.trailing_slash_urls {
+                        url.push('/');
+                    }
+                    json!({"version": offered.as_str(), "url": url})
+                })
+                .collect();
+            success(StatusCode::OK, Value::Array(listed))
         }
-        ["ocpi", v, "details"] if *v == version => {
+        ["ocpi", v, "details"] => {
+            let Some(offered) = shared
+                .options
+                .listed_versions()
+                .into_iter()
+                .find(|offered| offered.as_str() == *v)
+            else {
+                return raw(StatusCode::NOT_FOUND, "text/plain", "version not offered");
+            };
             if method != Method::GET {
                 return raw(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only");
             }
-            success(StatusCode::OK, version_details(shared))
+            success(StatusCode::OK, version_details(shared, offered))
         }
         ["ocpi", v, "sender", ..] if *v == version => raw(
             StatusCode::NOT_FOUND,
@@ -941,7 +1097,8 @@ fn respond(
             let Some(module) = shared.options.modules.iter().copied().find(|m| m == module) else {
                 return raw(StatusCode::NOT_FOUND, "text/plain", "no such module");
             };
-            if version == "2.2.1" && shared.options.require_221_headers {
+            if shared.options.version.has_roles_and_routing() && shared.options.require_221_headers
+            {
                 for name in [
                     "x-request-id",
                     "x-correlation-id",
@@ -978,6 +1135,7 @@ fn respond(
             }
             let call = Call {
                 shared,
+                seq,
                 method,
                 ids,
                 query: uri.query(),
@@ -1005,19 +1163,21 @@ fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
         .is_some_and(|v| v == format!("Token {expected}"))
 }
 
-fn version_details(shared: &Shared) -> Value {
-    let version = shared.version();
+/// The details of an offered version; module URLs of another version than the partner's own
+/// answer 404.
+fn version_details(shared: &Shared, offered: PartnerVersion) -> Value {
+    let version = offered.as_str();
     let mut endpoints = Vec::new();
-    let v221 = shared.options.version == PartnerVersion::V221;
+    let roles = offered.has_roles_and_routing();
     let credentials = format!("{}/ocpi/{version}/credentials", shared.base_url);
-    if v221 {
+    if roles {
         endpoints.push(json!({"identifier": "credentials", "role": "SENDER", "url": credentials}));
     } else {
         endpoints.push(json!({"identifier": "credentials", "url": credentials}));
     }
     for module in &shared.options.modules {
-        let url = shared.module_url(module);
-        if v221 {
+        let url = shared.module_url_of(offered, module);
+        if roles {
             let sender = format!("{}/ocpi/{version}/sender/{module}", shared.base_url);
             endpoints.push(json!({"identifier": module, "role": "SENDER", "url": sender}));
             endpoints.push(json!({"identifier": module, "role": "RECEIVER", "url": url}));
@@ -1033,6 +1193,8 @@ struct Refusal {
     status: StatusCode,
     code: u32,
     message: String,
+    /// For [`Rejection::Http422`]: the framework's body, answered instead of an envelope.
+    framework_body: Option<Value>,
 }
 
 impl Refusal {
@@ -1042,16 +1204,32 @@ impl Refusal {
             status: StatusCode::OK,
             code,
             message: message.into(),
+            framework_body: None,
         }
     }
 
     fn respond(self) -> Response {
-        envelope(self.status, self.code, &self.message, Value::Null)
+        match self.framework_body {
+            Some(body) => {
+                let mut response = raw(self.status, "application/json", body.to_string());
+                response.extensions_mut().insert(AnswerNote(format!(
+                    "HTTP {}: {}",
+                    self.status, self.message
+                )));
+                response
+            }
+            None => envelope(self.status, self.code, &self.message, Value::Null),
+        }
     }
 }
 
+/// Which object table a request's body is checked against.
+type PickSchema = fn(&rules::VersionRules) -> &'static Schema;
+
 struct Call<'a> {
     shared: &'a Shared,
+    /// The request's [`RecordedRequest::seq`].
+    seq: usize,
     method: &'a Method,
     ids: &'a [&'a str],
     query: Option<&'a str>,
@@ -1062,17 +1240,47 @@ struct Call<'a> {
 }
 
 impl Call<'_> {
-    /// The body as a JSON object with a readable `last_updated`, or the answer to give.
-    fn object_body(&self) -> Result<(Map<String, Value>, i128), Refusal> {
+    fn is_patch(&self) -> bool {
+        *self.method == Method::PATCH
+    }
+
+    /// The object rules of the partner's version, unless they are off.
+    fn rules(&self) -> Option<&'static rules::VersionRules> {
+        let options = &self.shared.options;
+        options
+            .object_rules
+            .then(|| rules::for_version(options.version))
+    }
+
+    /// The body as a JSON object that keeps the rules of `schema` (whole for PUT and POST,
+    /// field by field for PATCH), with its `last_updated` (absent only in a 2.1.1 PATCH), or
+    /// the answer to give.
+    fn object_body(
+        &self,
+        schema: PickSchema,
+    ) -> Result<(Map<String, Value>, Option<i128>), Refusal> {
         let value: Value = serde_json::from_slice(self.body).map_err(|e| Refusal {
             status: StatusCode::BAD_REQUEST,
             code: 2001,
             message: format!("body is not valid JSON: {e}"),
+            framework_body: None,
         })?;
         let Value::Object(map) = value else {
             return Err(Refusal::ocpi(2001, "body is not a JSON object"));
         };
+        if let Some(rules) = self.rules() {
+            let schema = schema(rules);
+            let checked = if self.is_patch() {
+                rules::check_patch(rules, schema, &map)
+            } else {
+                rules::check_whole(rules, schema, &map)
+            };
+            checked.map_err(|violation| self.broken_rule(schema, violation, false))?;
+        }
         let Some(last_updated) = map.get("last_updated") else {
+            if self.is_patch() && self.shared.options.version == PartnerVersion::V211 {
+                return Ok((map, None));
+            }
             return Err(Refusal::ocpi(2001, "last_updated is required"));
         };
         let Some(at) = last_updated.as_str().and_then(parse_rfc3339) else {
@@ -1081,15 +1289,75 @@ impl Call<'_> {
                 format!("last_updated {last_updated} is not an RFC 3339 date-time"),
             ));
         };
-        Ok((map, at))
+        Ok((map, Some(at)))
+    }
+
+    /// The object a PATCH leaves behind must still keep the rules as a whole.
+    fn check_merged(&self, schema: PickSchema, merged: &Value) -> Result<(), Refusal> {
+        let (Some(rules), Value::Object(map)) = (self.rules(), merged) else {
+            return Ok(());
+        };
+        let schema = schema(rules);
+        rules::check_whole(rules, schema, map)
+            .map_err(|violation| self.broken_rule(schema, violation, true))
+    }
+
+    /// The refusal of an object that breaks a rule, in the configured style.
+    fn broken_rule(&self, schema: &Schema, violation: Violation, after_patch: bool) -> Refusal {
+        let version = self.shared.version();
+        let message = if after_patch {
+            format!(
+                "the PATCH would leave the {} invalid (OCPI {version}): {violation}",
+                schema.name
+            )
+        } else {
+            format!(
+                "{} breaks the OCPI {version} object rules: {violation}",
+                schema.name
+            )
+        };
+        match self.shared.options.rejection {
+            Rejection::Ocpi2001 => Refusal {
+                status: StatusCode::BAD_REQUEST,
+                code: 2001,
+                message,
+                framework_body: None,
+            },
+            Rejection::Http422 => Refusal {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: 2001,
+                framework_body: Some(json!({"detail": [{
+                    "loc": violation.loc(),
+                    "msg": violation.rule,
+                    "type": violation.kind,
+                }]})),
+                message,
+            },
+        }
+    }
+
+    /// OCPI 2003 for a Location, EVSE or connector the partner does not hold, at the
+    /// configured HTTP status.
+    fn unknown(&self, what: &str) -> Refusal {
+        Refusal {
+            status: StatusCode::from_u16(self.shared.options.unknown_parent_status)
+                .unwrap_or(StatusCode::NOT_FOUND),
+            code: 2003,
+            message: format!("Unknown {what}"),
+            framework_body: None,
+        }
     }
 
     fn reject_older(&self) -> bool {
         self.shared.reject_older.load(Ordering::SeqCst)
     }
 
-    /// OCPI 2001 when the new state is older than the stored one (and the check is on).
-    fn check_not_older(&self, stored: Option<&Value>, new_at: i128) -> Result<(), Refusal> {
+    /// OCPI 2001 when the new state is older than the stored one (and the check is on). A
+    /// 2.1.1 PATCH without `last_updated` (`new_at` None) is not compared.
+    fn check_not_older(&self, stored: Option<&Value>, new_at: Option<i128>) -> Result<(), Refusal> {
+        let Some(new_at) = new_at else {
+            return Ok(());
+        };
         if !self.reject_older() {
             return Ok(());
         }
@@ -1113,8 +1381,8 @@ impl Call<'_> {
     }
 }
 
-/// The body's id field must match the id in the URL (case-insensitively), and for 2.2.1 the
-/// country_code/party_id fields, when present, must match the URL's.
+/// The body's id field must match the id in the URL (case-insensitively), and the
+/// country_code/party_id fields (2.2.1 and 2.3.0), when present, must match the URL's.
 fn check_ids(
     call: &Call<'_>,
     body: &Map<String, Value>,
@@ -1148,6 +1416,15 @@ fn check_ids(
     Ok(())
 }
 
+/// The ids of the object a PATCH leaves behind must still match the URL: a PATCH cannot move
+/// an object to another id.
+fn check_merged_ids(call: &Call<'_>, merged: &Value, field: &str, id: &str) -> Result<(), Refusal> {
+    match merged {
+        Value::Object(map) => check_ids(call, map, field, id),
+        _ => Ok(()),
+    }
+}
+
 fn module_request(module: &'static str, call: Call<'_>) -> Response {
     let method = call.method.clone();
     let ids = call.ids;
@@ -1174,28 +1451,14 @@ fn post_cdr(call: &Call<'_>) -> Response {
         let target = format!("{}{}/", call.shared.base_url, call.raw_path);
         return redirect(StatusCode::TEMPORARY_REDIRECT, &target);
     }
-    let value: Value = match serde_json::from_slice(call.body) {
-        Ok(v) => v,
-        Err(e) => {
-            return envelope(
-                StatusCode::BAD_REQUEST,
-                2001,
-                &format!("body is not valid JSON: {e}"),
-                Value::Null,
-            )
-        }
+    let (body, _) = match call.object_body(|rules| rules.cdr) {
+        Ok(b) => b,
+        Err(refusal) => return refusal.respond(),
     };
-    let Some(id) = value.get("id").and_then(Value::as_str).map(str::to_string) else {
+    let Some(id) = body.get("id").and_then(Value::as_str).map(str::to_string) else {
         return ocpi_error(2001, "id is required");
     };
-    if value
-        .get("last_updated")
-        .and_then(Value::as_str)
-        .and_then(parse_rfc3339)
-        .is_none()
-    {
-        return ocpi_error(2001, "last_updated is required (RFC 3339)");
-    }
+    let value = Value::Object(body);
     {
         let mut store = call.shared.lock();
         store.cdrs.push(value.clone());
@@ -1212,10 +1475,9 @@ fn post_cdr(call: &Call<'_>) -> Response {
             call.shared.module_url("cdrs").trim_end_matches('/'),
             percent_encoding::utf8_percent_encode(&id, ID_SEGMENT)
         );
-        response.headers_mut().insert(
-            header::LOCATION,
-            HeaderValue::from_str(&location).expect("an encoded URL is a header value"),
-        );
+        if let Ok(value) = HeaderValue::from_str(&location) {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
     }
     response
 }
@@ -1223,112 +1485,174 @@ fn post_cdr(call: &Call<'_>) -> Response {
 fn locations(call: &Call<'_>) -> Response {
     let ids = call.ids;
     let location_key = key(&ids[..3]);
-    let mut store = call.shared.lock();
-    let map = store.objects.entry("locations").or_default();
     if *call.method == Method::GET {
-        let found = map.get(&location_key).and_then(|loc| match ids.len() {
-            3 => Some(loc),
-            4 => find_child(loc, "evses", "uid", ids[3]),
-            _ => find_child(
-                find_child(loc, "evses", "uid", ids[3])?,
-                "connectors",
-                "id",
-                ids[4],
-            ),
-        });
+        let store = call.shared.lock();
+        let found = store
+            .objects
+            .get("locations")
+            .and_then(|map| lookup(map, "locations", ids));
         return match found {
             Some(v) => success(StatusCode::OK, v.clone()),
             None => envelope(StatusCode::NOT_FOUND, 2003, "Unknown Location", Value::Null),
         };
     }
-    let patch = match *call.method {
-        Method::PUT => false,
-        Method::PATCH => true,
-        _ => {
-            return raw(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "text/plain",
-                "PUT, PATCH or GET",
-            )
-        }
+    if !matches!(*call.method, Method::PUT | Method::PATCH) {
+        return raw(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "PUT, PATCH or GET",
+        );
+    }
+    let schema: PickSchema = match ids.len() {
+        3 => |rules| rules.location,
+        4 => |rules| rules.evse,
+        _ => |rules| rules.connector,
     };
-    let (body, at) = match call.object_body() {
+    let (body, at) = match call.object_body(schema) {
         Ok(b) => b,
         Err(refusal) => return refusal.respond(),
     };
-    if ids.len() == 3 {
-        let stored = map.get(&location_key);
-        if let Err(refusal) = call.check_not_older(stored, at) {
-            return refusal.respond();
+    let mut store = call.shared.lock();
+    let map = store.objects.entry("locations").or_default();
+    let stored = map.get(&location_key);
+    let written = if ids.len() == 3 {
+        write_location(call, stored, body, at)
+    } else {
+        match stored {
+            Some(location) => write_child(call, location, body, at),
+            None => Err(call.unknown("Location")),
         }
-        if patch {
-            let Some(stored) = map.get_mut(&location_key) else {
-                return ocpi_error(2003, "Unknown Location");
-            };
-            merge(stored, body, false);
-            return success(StatusCode::OK, Value::Null);
-        }
-        if let Err(refusal) = check_ids(call, &body, "id", ids[2]) {
-            return refusal.respond();
-        }
-        let created = map.insert(location_key, Value::Object(body)).is_none();
-        return success(created_or_ok(created), Value::Null);
-    }
-    let Some(location) = map.get_mut(&location_key) else {
-        return ocpi_error(2003, "Unknown Location");
     };
+    match written {
+        Ok((location, created)) => {
+            let dropped = stored
+                .map(|old| dropped_children(old, &location, &location_key, call.seq))
+                .unwrap_or_default();
+            map.insert(location_key, location);
+            store.dropped.extend(dropped);
+            success(created_or_ok(created), Value::Null)
+        }
+        Err(refusal) => refusal.respond(),
+    }
+}
+
+/// A Location PUT (the whole Location, `evses` included: none when absent) or PATCH (its
+/// fields merged, the result checked whole): the new Location and whether it was created.
+fn write_location(
+    call: &Call<'_>,
+    stored: Option<&Value>,
+    body: Map<String, Value>,
+    at: Option<i128>,
+) -> Result<(Value, bool), Refusal> {
+    call.check_not_older(stored, at)?;
+    if call.is_patch() {
+        let mut location = stored.cloned().ok_or_else(|| call.unknown("Location"))?;
+        merge(&mut location, body, false);
+        check_merged_ids(call, &location, "id", call.ids[2])?;
+        call.check_merged(|rules| rules.location, &location)?;
+        return Ok((location, false));
+    }
+    check_ids(call, &body, "id", call.ids[2])?;
+    Ok((Value::Object(body), stored.is_none()))
+}
+
+/// An EVSE or connector PUT/PATCH as read-modify-write of its stored Location: the new
+/// Location (the parents' `last_updated` bumped) and whether the child was created.
+fn write_child(
+    call: &Call<'_>,
+    stored: &Value,
+    body: Map<String, Value>,
+    at: Option<i128>,
+) -> Result<(Value, bool), Refusal> {
+    let ids = call.ids;
     let last_updated = body.get("last_updated").cloned().unwrap_or(Value::Null);
+    let mut location = stored.clone();
     let created;
     {
-        let evses = children(location, "evses");
+        let evses = children(&mut location, "evses");
         let evse_index = evses.iter().position(|e| id_matches(e, "uid", ids[3]));
         if ids.len() == 4 {
-            let stored = evse_index.map(|i| &evses[i]);
-            if let Err(refusal) = call.check_not_older(stored, at) {
-                return refusal.respond();
-            }
-            match (patch, evse_index) {
-                (true, None) => return ocpi_error(2003, "Unknown EVSE"),
-                (true, Some(i)) => {
-                    merge(&mut evses[i], body, false);
-                    created = false;
-                }
-                (false, _) => {
-                    if let Err(refusal) = check_ids(call, &body, "uid", ids[3]) {
-                        return refusal.respond();
-                    }
-                    created = replace_or_push(evses, evse_index, Value::Object(body));
-                }
+            call.check_not_older(evse_index.map(|i| &evses[i]), at)?;
+            if call.is_patch() {
+                let i = evse_index.ok_or_else(|| call.unknown("EVSE"))?;
+                merge(&mut evses[i], body, false);
+                check_merged_ids(call, &evses[i], "uid", ids[3])?;
+                call.check_merged(|rules| rules.evse, &evses[i])?;
+                created = false;
+            } else {
+                check_ids(call, &body, "uid", ids[3])?;
+                created = replace_or_push(evses, evse_index, Value::Object(body));
             }
         } else {
-            let Some(evse_index) = evse_index else {
-                return ocpi_error(2003, "Unknown EVSE");
-            };
+            let evse_index = evse_index.ok_or_else(|| call.unknown("EVSE"))?;
             let evse = &mut evses[evse_index];
             let connectors = children(evse, "connectors");
             let connector_index = connectors.iter().position(|c| id_matches(c, "id", ids[4]));
-            let stored = connector_index.map(|i| &connectors[i]);
-            if let Err(refusal) = call.check_not_older(stored, at) {
-                return refusal.respond();
-            }
-            match (patch, connector_index) {
-                (true, None) => return ocpi_error(2003, "Unknown Connector"),
-                (true, Some(i)) => {
-                    merge(&mut connectors[i], body, false);
-                    created = false;
-                }
-                (false, _) => {
-                    if let Err(refusal) = check_ids(call, &body, "id", ids[4]) {
-                        return refusal.respond();
-                    }
-                    created = replace_or_push(connectors, connector_index, Value::Object(body));
-                }
+            call.check_not_older(connector_index.map(|i| &connectors[i]), at)?;
+            if call.is_patch() {
+                let i = connector_index.ok_or_else(|| call.unknown("Connector"))?;
+                merge(&mut connectors[i], body, false);
+                check_merged_ids(call, &connectors[i], "id", ids[4])?;
+                call.check_merged(|rules| rules.connector, &connectors[i])?;
+                created = false;
+            } else {
+                check_ids(call, &body, "id", ids[4])?;
+                created = replace_or_push(connectors, connector_index, Value::Object(body));
             }
             bump_last_updated(evse, &last_updated);
         }
     }
-    bump_last_updated(location, &last_updated);
-    success(created_or_ok(created), Value::Null)
+    bump_last_updated(&mut location, &last_updated);
+    Ok((location, created))
+}
+
+/// The EVSEs of `old` that `new` no longer has, and the connectors of EVSEs both have that
+/// `new` no longer has (ids compared case-insensitively).
+fn dropped_children(
+    old: &Value,
+    new: &Value,
+    location_key: &str,
+    request_seq: usize,
+) -> Vec<DroppedChild> {
+    let list = |parent: &Value, field: &str| -> Vec<Value> {
+        parent
+            .get(field)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let id_of = |child: &Value, field: &str| -> String {
+        child
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut dropped = Vec::new();
+    for old_evse in list(old, "evses") {
+        let uid = id_of(&old_evse, "uid");
+        let Some(new_evse) = find_child(new, "evses", "uid", &uid) else {
+            dropped.push(DroppedChild {
+                request_seq,
+                location: location_key.to_string(),
+                evse_uid: uid,
+                connector_id: None,
+            });
+            continue;
+        };
+        for old_connector in list(&old_evse, "connectors") {
+            let id = id_of(&old_connector, "id");
+            if find_child(new_evse, "connectors", "id", &id).is_none() {
+                dropped.push(DroppedChild {
+                    request_seq,
+                    location: location_key.to_string(),
+                    evse_uid: uid.clone(),
+                    connector_id: Some(id),
+                });
+            }
+        }
+    }
+    dropped
 }
 
 fn flat_object(module: &'static str, call: &Call<'_>) -> Response {
@@ -1348,9 +1672,12 @@ fn flat_object(module: &'static str, call: &Call<'_>) -> Response {
         "sessions" => (2001, "Unknown Session"),
         _ => (2001, "Unknown Tariff"),
     };
+    let schema: PickSchema = match module {
+        "tokens" => |rules| rules.token,
+        "sessions" => |rules| rules.session,
+        _ => |rules| rules.tariff,
+    };
     let v211 = call.shared.options.version == PartnerVersion::V211;
-    let mut store = call.shared.lock();
-    let map = store.objects.entry(module).or_default();
     let allowed = match (module, call.method.clone()) {
         (_, Method::GET | Method::PUT) => true,
         ("sessions" | "tokens", Method::PATCH) => true,
@@ -1366,28 +1693,43 @@ fn flat_object(module: &'static str, call: &Call<'_>) -> Response {
         );
     }
     match *call.method {
-        Method::GET => match map.get(&object_key) {
-            Some(v) => success(StatusCode::OK, v.clone()),
-            None => envelope(StatusCode::NOT_FOUND, unknown.0, unknown.1, Value::Null),
-        },
-        Method::DELETE => match map.remove(&object_key) {
-            Some(_) => success(StatusCode::OK, Value::Null),
-            None => ocpi_error(unknown.0, unknown.1),
-        },
+        Method::GET => {
+            let store = call.shared.lock();
+            match store.objects.get(module).and_then(|m| m.get(&object_key)) {
+                Some(v) => success(StatusCode::OK, v.clone()),
+                None => envelope(StatusCode::NOT_FOUND, unknown.0, unknown.1, Value::Null),
+            }
+        }
+        Method::DELETE => {
+            let mut store = call.shared.lock();
+            match store.objects.entry(module).or_default().remove(&object_key) {
+                Some(_) => success(StatusCode::OK, Value::Null),
+                None => ocpi_error(unknown.0, unknown.1),
+            }
+        }
         _ => {
-            let patch = *call.method == Method::PATCH;
-            let (body, at) = match call.object_body() {
+            let (body, at) = match call.object_body(schema) {
                 Ok(b) => b,
                 Err(refusal) => return refusal.respond(),
             };
+            let mut store = call.shared.lock();
+            let map = store.objects.entry(module).or_default();
             if let Err(refusal) = call.check_not_older(map.get(&object_key), at) {
                 return refusal.respond();
             }
-            if patch {
-                let Some(stored) = map.get_mut(&object_key) else {
+            if call.is_patch() {
+                let Some(stored) = map.get(&object_key) else {
                     return ocpi_error(unknown.0, unknown.1);
                 };
-                merge(stored, body, module == "sessions");
+                let mut merged = stored.clone();
+                merge(&mut merged, body, module == "sessions");
+                let id_field = if module == "tokens" { "uid" } else { "id" };
+                let checked = check_merged_ids(call, &merged, id_field, ids[2])
+                    .and_then(|()| call.check_merged(schema, &merged));
+                if let Err(refusal) = checked {
+                    return refusal.respond();
+                }
+                map.insert(object_key, merged);
                 return success(StatusCode::OK, Value::Null);
             }
             let id_field = if module == "tokens" { "uid" } else { "id" };
