@@ -549,22 +549,22 @@ mod tests {
         lanes.add(
             "loc",
             pending_of("L", 1, change(1, Operation::Insert, &[])),
-            false,
+            LaneKind::Record,
         );
         lanes.add(
             "loc",
             pending_of("E", 2, change(2, Operation::Insert, &[])),
-            false,
+            LaneKind::Record,
         );
         lanes.add(
             "loc",
             pending_of("E", 3, change(3, Operation::Update, &[])),
-            false,
+            LaneKind::Record,
         );
         lanes.add(
             "loc",
             pending_of("L", 4, change(4, Operation::Update, &[])),
-            false,
+            LaneKind::Record,
         );
         let (_, batch) = lanes.next_ready(false).unwrap();
         assert_eq!(batch.iter().map(|p| p.tag).collect::<Vec<_>>(), vec![1]);
@@ -589,12 +589,12 @@ mod tests {
         lanes.add(
             "loc",
             pending_of("L", 1, change(3, Operation::Insert, &[])),
-            false,
+            LaneKind::Record,
         );
         lanes.add(
             "loc",
             pending_of("E", 2, change(2, Operation::Insert, &[])),
-            false,
+            LaneKind::Record,
         );
         let (_, batch) = lanes.next_ready(false).unwrap();
         assert_eq!(batch.iter().map(|p| p.tag).collect::<Vec<_>>(), vec![1]);
@@ -609,18 +609,18 @@ mod tests {
         lanes.add(
             "r",
             pending(1, change(10, Operation::Update, &["v"])),
-            false,
+            LaneKind::Record,
         );
         lanes.add(
             "r",
             pending(2, change(11, Operation::Update, &["v"])),
-            false,
+            LaneKind::Record,
         );
         // The bridge republished seq 10 after a crash.
         lanes.add(
             "r",
             pending(3, change(10, Operation::Update, &["v"])),
-            false,
+            LaneKind::Record,
         );
         let (_, batch) = lanes.next_ready(false).unwrap();
         assert_eq!(batch.last().map(|p| p.change.seq), Some(11));

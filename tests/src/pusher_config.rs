@@ -92,7 +92,7 @@ pub fn composite_example_mapping(dir: &std::path::Path) -> String {
         for (table, block) in children {
             if part.starts_with(table) {
                 *part = part.replace("update = \"patch\"", "");
-                part.push_str("\n");
+                part.push('\n');
                 part.push_str(block);
             }
         }

@@ -683,13 +683,13 @@ async fn every_module_reaches_a_221_and_a_211_partner_of_one_pusher_as_the_mappi
     let mut p221 = Partner {
         id: "p221",
         version: "2.2.1",
-        double: OcpiPartner::start(PartnerOptions::v221()).await,
+        double: OcpiPartner::start(PartnerOptions::v221().lenient()).await,
         mark: 0,
     };
     let mut p211 = Partner {
         id: "p211",
         version: "2.1.1",
-        double: OcpiPartner::start(PartnerOptions::v211()).await,
+        double: OcpiPartner::start(PartnerOptions::v211().lenient()).await,
         mark: 0,
     };
     let chain = Chain::start(&[("p221", &p221.double), ("p211", &p211.double)]).await;
@@ -1238,7 +1238,7 @@ async fn bulk_run(backlog: bool) {
     let partner = Partner {
         id: "bulk",
         version: "2.2.1",
-        double: OcpiPartner::start(PartnerOptions::v221()).await,
+        double: OcpiPartner::start(PartnerOptions::v221().lenient()).await,
         mark: 0,
     };
     let mut chain = Chain::start_without_pusher(&[("bulk", &partner.double)]).await;
@@ -1433,7 +1433,7 @@ async fn locations_created_with_their_evses_and_connectors_in_one_transaction_ar
     let partner = Partner {
         id: "sites",
         version: "2.2.1",
-        double: OcpiPartner::start(PartnerOptions::v221()).await,
+        double: OcpiPartner::start(PartnerOptions::v221().lenient()).await,
         mark: 0,
     };
     let chain = Chain::start(&[("sites", &partner.double)]).await;
@@ -1520,7 +1520,7 @@ async fn a_location_updated_just_before_its_evses_is_not_refused_as_older_than_s
     let mut partner = Partner {
         id: "upd",
         version: "2.2.1",
-        double: OcpiPartner::start(PartnerOptions::v221()).await,
+        double: OcpiPartner::start(PartnerOptions::v221().lenient()).await,
         mark: 0,
     };
     let chain = Chain::start(&[("upd", &partner.double)]).await;

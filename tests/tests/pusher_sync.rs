@@ -395,8 +395,8 @@ async fn wait_drained(db: &MariaDb, url: &str, partners: &[(&OcpiPartner, String
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn adding_a_partner_sends_every_existing_record_then_the_live_changes() {
     let test_started = Instant::now();
-    let a = OcpiPartner::start(PartnerOptions::v221()).await;
-    let b = OcpiPartner::start(PartnerOptions::v221()).await;
+    let a = OcpiPartner::start(PartnerOptions::v221().lenient()).await;
+    let b = OcpiPartner::start(PartnerOptions::v221().lenient()).await;
 
     // ---- The database holds its records before the bridge starts ----------------------------
     let db = MariaDb::start();
@@ -686,8 +686,8 @@ async fn adding_a_partner_sends_every_existing_record_then_the_live_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_of_an_unknown_partner_or_without_the_bridge_queue_fails_with_the_fix() {
-    let a = OcpiPartner::start(PartnerOptions::v221()).await;
-    let b = OcpiPartner::start(PartnerOptions::v221()).await;
+    let a = OcpiPartner::start(PartnerOptions::v221().lenient()).await;
+    let b = OcpiPartner::start(PartnerOptions::v221().lenient()).await;
     let url = shared_amqp_url();
     // An exchange no bridge ever published to: no `<exchange>.sync-requests` queue.
     let cfg = pusher_config(&url)

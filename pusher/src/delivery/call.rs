@@ -270,8 +270,7 @@ pub(super) fn post_may_have_landed(reason: &str) -> bool {
     true
 }
 
-/// Capped exponential backoff with jitter: between half and all of `initial * 2^attempt`.
-
+/// `url` with the query parameters appended, each escaped.
 pub(super) fn with_query(url: &str, query: &[(String, String)]) -> String {
     use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
     // RFC 3986 unreserved characters stay as they are.

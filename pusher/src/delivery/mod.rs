@@ -873,6 +873,7 @@ impl Run {
     }
 }
 
+/// Capped exponential backoff with jitter: between half and all of `initial * 2^attempt`.
 pub fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
     let base = policy
         .initial_backoff

@@ -10,7 +10,7 @@ use crate::composite::{self, Target};
 use crate::lanes::{coalesce, Pending};
 use crate::mapping::{self, PlannedRequest};
 use crate::metrics::FailureClass;
-use crate::ocpi::{refused_as_unknown, Outcome};
+use crate::ocpi::{objects, refused_as_unknown, OcpiVersion, Outcome};
 use crate::source_db::{DbError, SourceDb};
 
 /// What reading and planning one target came to.
@@ -153,7 +153,12 @@ impl Shared {
         };
         self.metrics.database_read();
         match composite::plan_put(config, target.mapping, &node, self.partner.version, floor) {
-            Ok(plan) => Planned::Put(plan),
+            Ok(plan) => match check_object(&plan, self.partner.version) {
+                Ok(()) => Planned::Put(plan),
+                Err(invalid) => Planned::Stop(CallResult::Parked {
+                    reason: format!("{plan}: not sent: {invalid}"),
+                }),
+            },
             Err(e) => Planned::Stop(CallResult::Parked {
                 reason: format!("cannot be sent as OCPI: {e}"),
             }),
@@ -215,6 +220,16 @@ impl Shared {
         };
         let outcome = self.send(&base, &plan).await;
         self.answer(batch, &plan, outcome, seq, true).await
+    }
+}
+
+/// The OCPI object rules of the partner's version, before the request leaves: an object that
+/// breaks them (an EVSE whose database rows hold no connector) is parked with the field and
+/// the rule named, without a call.
+fn check_object(plan: &PlannedRequest, version: OcpiVersion) -> Result<(), objects::Invalid> {
+    match &plan.body {
+        Some(body) => objects::check(version, plan.object, body, objects::Completeness::Whole),
+        None => Ok(()),
     }
 }
 
