@@ -367,6 +367,29 @@ mod tests {
     }
 
     #[test]
+    fn a_tree_lane_goes_one_object_at_a_time_until_its_location_itself_waits() {
+        let root = "locations/NL/EXA/L1";
+        let evse = "locations/NL/EXA/L1/E1";
+        let mut lanes = Lanes::new(100);
+        let add = |lanes: &mut Lanes, record: &str, tag: u64| {
+            let p = pending_of(record, tag, change(tag, Operation::Update, &[]));
+            lanes.add(root, p, LaneKind::Tree)
+        };
+        add(&mut lanes, evse, 1);
+        add(&mut lanes, "locations/NL/EXA/L1/E2", 2);
+        add(&mut lanes, evse, 3);
+        let (_, batch) = lanes.next_ready(false).unwrap();
+        let tags: Vec<u64> = batch.iter().map(|p| p.tag).collect();
+        assert_eq!(tags, [1], "one object's adjacent run");
+        lanes.finish(root, Some((evse, 1)));
+        // The Location itself waits now: its one PUT covers every change of its tree.
+        add(&mut lanes, root, 4);
+        let (_, batch) = lanes.next_ready(false).unwrap();
+        let tags: Vec<u64> = batch.iter().map(|p| p.tag).collect();
+        assert_eq!(tags, [2, 3, 4]);
+    }
+
+    #[test]
     fn updates_coalesce_into_the_newest_state_with_every_changed_column() {
         let run = [
             change(2, Operation::Update, &["a"]),
