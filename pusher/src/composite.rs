@@ -26,9 +26,10 @@
 //! - all changes of one Location tree share one lane, and each call reads the database after
 //!   the changes it covers were committed, so the states one partner receives of any object of
 //!   the tree (children inside a parent's PUT included) only move forward in time;
-//! - `last_updated` of a composite object is the newest of the tree's rows and the covered
-//!   changes' commit time, so a receiver that refuses an older `last_updated` accepts every
-//!   push that carries a newer state.
+//! - `last_updated` of a composite object is the newest of the tree's rows (and, when the
+//!   call covers a delete, of that delete's commit time: the deleted row may have held the
+//!   newest value), so a receiver that refuses an older `last_updated` accepts every push that
+//!   carries a newer state.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -267,8 +268,8 @@ fn read_columns(mapping: &TableMapping) -> Vec<&str> {
 }
 
 /// The PUT of `node` (the target's object) with its children nested, for a partner of
-/// `version`. `floor` is the newest commit time of the changes the push covers: the object's
-/// `last_updated` is never older than it.
+/// `version`. `floor`, when given (the commit time of a covered delete), is the oldest
+/// `last_updated` the object may carry.
 pub fn plan_put(
     config: &MappingConfig,
     mapping: &TableMapping,

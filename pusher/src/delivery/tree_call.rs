@@ -47,7 +47,13 @@ impl Shared {
                     .await;
             }
         };
-        let floor = newest_commit_time(batch);
+        // A deleted child may have held the tree's newest last_updated: its delete's commit time
+        // keeps the object from looking older than what the partner holds.
+        let floor = batch
+            .iter()
+            .any(|p| p.change.op == Operation::Delete)
+            .then(|| newest_commit_time(batch))
+            .flatten();
         let plan = match self.plan(db, &target, floor).await {
             Planned::Put(plan) => plan,
             Planned::Gone => return self.gone(batch, &target, seq).await,
