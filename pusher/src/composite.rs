@@ -40,7 +40,7 @@ use serde_json::Value;
 use crate::mapping::{
     self, MappingConfig, MappingError, Method, Module, OcpiVersion, PlannedRequest, TableMapping,
 };
-use crate::source_db::{DbError, Select, SourceDb};
+use crate::source_db::{DbError, DbSession, Select, SourceDb};
 
 /// The object a change makes the pusher PUT: a mapped table and the values of its path columns.
 #[derive(Debug, Clone)]
@@ -167,6 +167,7 @@ pub async fn read(
 ) -> Result<Option<Node>, DbError> {
     let columns = read_columns(target.mapping);
     let filter: Vec<&str> = target.mapping.path.iter().map(String::as_str).collect();
+    let mut db = db.session().await?;
     let rows = db
         .select(&Select {
             database: &target.mapping.database,
@@ -184,7 +185,7 @@ pub async fn read(
         row,
         children: Vec::new(),
     }];
-    fill_children(db, config, target.mapping, &mut nodes).await?;
+    fill_children(&mut db, config, target.mapping, &mut nodes).await?;
     Ok(nodes.pop())
 }
 
@@ -192,7 +193,7 @@ type FillFuture<'a> = Pin<Box<dyn Future<Output = Result<(), DbError>> + Send + 
 
 /// Reads the children of every node (all of one table) with one SELECT per link, then theirs.
 fn fill_children<'a>(
-    db: &'a SourceDb,
+    db: &'a mut DbSession<'_>,
     config: &'a MappingConfig,
     mapping: &'a TableMapping,
     nodes: &'a mut [Node],
@@ -231,7 +232,7 @@ fn fill_children<'a>(
                     children: Vec::new(),
                 })
                 .collect();
-            fill_children(db, config, child, &mut kids).await?;
+            fill_children(&mut *db, config, child, &mut kids).await?;
             let mut lists: Vec<Vec<Node>> = vec![Vec::new(); nodes.len()];
             for kid in kids {
                 let parent = keys.iter().position(|key| {
@@ -267,6 +268,17 @@ fn read_columns(mapping: &TableMapping) -> Vec<&str> {
     mapping.columns()
 }
 
+/// Whether an object of `mapping` with these children can exist in OCPI: an EVSE needs at
+/// least one connector. An EVSE whose rows hold none yet (its connectors are inserted in a
+/// later transaction) is sent with its first connector; until then it is left out.
+fn complete(mapping: &TableMapping, node: &Node) -> bool {
+    mapping
+        .children
+        .iter()
+        .zip(&node.children)
+        .all(|(link, (_, kids))| link.field != "connectors" || !kids.is_empty())
+}
+
 /// The PUT of `node` (the target's object) with its children nested, for a partner of
 /// `version`. `floor`, when given (the commit time of a covered delete), is the oldest
 /// `last_updated` the object may carry.
@@ -277,18 +289,23 @@ pub fn plan_put(
     version: OcpiVersion,
     floor: Option<&str>,
 ) -> Result<PlannedRequest, MappingError> {
+    if !complete(mapping, node) {
+        return Err(MappingError::NothingToSend {
+            table: mapping.qualified_name(),
+            reason: format!(
+                "{} {} has no connector in the database yet (OCPI requires at least one): it \
+                 is sent with its first connector",
+                mapping.object(),
+                key_of(mapping, &node.row)
+            ),
+        });
+    }
     let mut plan = full_object(mapping, &node.row, version)?;
-    let mut newest = plan
-        .body
-        .as_ref()
-        .and_then(|b| b.get("last_updated"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let body = nest(config, mapping, node, version, &mut newest)?;
-    let mut body = body;
+    let (mut body, newest) = nest(config, mapping, node, version)?;
     let newest = match (newest, floor) {
         (Some(n), Some(f)) if later(f, &n) => Some(f.to_string()),
-        (Some(n), _) => Some(n),
+        (n, None) => n,
+        (Some(n), Some(_)) => Some(n),
         (None, f) => f.map(str::to_string),
     };
     if let (Some(newest), Value::Object(map)) = (newest, &mut body) {
@@ -298,36 +315,44 @@ pub fn plan_put(
     Ok(plan)
 }
 
-/// The object of `node` with its children under their fields; `newest` collects the newest
-/// `last_updated` seen in the tree.
+/// The object of `node` with its children under their fields, each object's `last_updated`
+/// the newest of its own row's and its descendants' (a receiver takes a child's change into its
+/// parent's `last_updated`, and pull clients select on it); also that newest value.
 fn nest(
     config: &MappingConfig,
     mapping: &TableMapping,
     node: &Node,
     version: OcpiVersion,
-    newest: &mut Option<String>,
-) -> Result<Value, MappingError> {
+) -> Result<(Value, Option<String>), MappingError> {
     let mut body = full_object(mapping, &node.row, version)?
         .body
         .unwrap_or(Value::Null);
-    if let Some(lu) = body.get("last_updated").and_then(Value::as_str) {
-        if newest.as_deref().is_none_or(|n| later(lu, n)) {
-            *newest = Some(lu.to_string());
-        }
-    }
+    let mut newest = body
+        .get("last_updated")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     for (link, (field, kids)) in mapping.children.iter().zip(&node.children) {
         let Some(child) = config.by_name(&link.table) else {
             continue;
         };
         let mut list = Vec::with_capacity(kids.len());
-        for kid in kids {
-            list.push(nest(config, child, kid, version, newest)?);
+        for kid in kids.iter().filter(|kid| complete(child, kid)) {
+            let (kid_body, kid_newest) = nest(config, child, kid, version)?;
+            if let Some(k) = kid_newest {
+                if newest.as_deref().is_none_or(|n| later(&k, n)) {
+                    newest = Some(k);
+                }
+            }
+            list.push(kid_body);
         }
         if let Value::Object(map) = &mut body {
             map.insert(field.clone(), Value::Array(list));
         }
     }
-    Ok(body)
+    if let (Some(n), Value::Object(map)) = (&newest, &mut body) {
+        map.insert("last_updated".into(), Value::String(n.clone()));
+    }
+    Ok((body, newest))
 }
 
 fn later(a: &str, b: &str) -> bool {

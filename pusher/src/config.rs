@@ -799,14 +799,22 @@ impl Config {
             }
         };
         if database.is_none() {
-            if let Some(p) = partners.iter().find(|p| p.mapping.has_trees()) {
+            let pushes_a_tree = |p: &&Arc<PartnerConfig>| {
+                p.mapping
+                    .tables
+                    .iter()
+                    .any(|t| p.mapping.in_tree(t) && p.tables.contains(&t.qualified_name()))
+            };
+            if let Some(p) = partners.iter().find(pushes_a_tree) {
                 return Err(invalid(
                     "database".into(),
                     format!(
-                        "missing: partner `{}`'s mapping {} links tables with \
+                        "missing: partner `{}` is pushed tables that its mapping {} links with \
                          [[table.children]], whose objects (an EVSE with its connectors, a \
                          Location with its EVSEs) the pusher reads from the source database; \
-                         add a [database] section with a read-only user",
+                         add a [database] section with a read-only user (README \"Composite \
+                         objects\"), or leave the locations module out of the partner's \
+                         `modules`",
                         p.id, p.mapping.origin
                     ),
                 ));
@@ -863,6 +871,9 @@ mod tests {
     fn partner_toml(extra: &str) -> String {
         format!(
             r#"
+[database]
+user = "ocpi_reader"
+
 [[partner]]
 id = "acme"
 ocpi_version = "2.2.1"
@@ -949,11 +960,45 @@ mapping = "{}"
                 .to_string();
             assert!(err.contains(key), "{extra}: {err}");
         }
-        let twice = format!("{}{}", partner_toml(""), partner_toml(""));
+        let partner = partner_toml("");
+        let once = partner.split("[[partner]]").nth(1).unwrap_or_default();
+        let twice = format!("{partner}[[partner]]{once}");
         let err = Config::parse(&twice, Path::new("p.toml"), &env_with_token)
             .unwrap_err()
             .to_string();
         assert!(err.contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn a_partner_pushed_a_tree_needs_the_database_and_one_without_locations_does_not() {
+        let without_db = partner_toml("").replace("[database]\nuser = \"ocpi_reader\"\n", "");
+        let err = Config::parse(&without_db, Path::new("p.toml"), &env_with_token)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("database") && err.contains("[[table.children]]") && err.contains("acme"),
+            "{err}"
+        );
+        let tariffs_only = partner_toml("modules = [\"tariffs\"]")
+            .replace("[database]\nuser = \"ocpi_reader\"\n", "");
+        let c = Config::parse(&tariffs_only, Path::new("p.toml"), &env_with_token).unwrap();
+        assert!(c.database.is_none());
+        let with_db = Config::parse(&partner_toml(""), Path::new("p.toml"), &|n| match n {
+            ENV_DATABASE_PASSWORD => Some("from-env".into()),
+            other => env_with_token(other),
+        })
+        .unwrap();
+        let db = with_db.database.unwrap();
+        assert_eq!(
+            (db.host.as_str(), db.port, db.pool_size),
+            ("127.0.0.1", 3306, 8)
+        );
+        assert_eq!(db.password, "from-env");
+        let bad = partner_toml("").replace("user = \"ocpi_reader\"", "user = \"\"");
+        let err = Config::parse(&bad, Path::new("p.toml"), &env_with_token)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("database.user"), "{err}");
     }
 
     #[test]

@@ -45,7 +45,8 @@ pub enum LaneKind {
     /// The head record's run, coalesced into one call.
     #[default]
     Record,
-    /// One message per call: a CDR POST is never merged with another.
+    /// One message per call: a CDR POST is never merged with another, a Session keeps every
+    /// state.
     OneAtATime,
     /// A Location's tree, keyed by the Location: the head record's run, or, when a change of
     /// the Location itself waits, every waiting change (one PUT of the whole Location covers

@@ -1128,6 +1128,9 @@ mod tests {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/ocpi-example/mapping.toml");
         let text = format!(
             r#"
+[database]
+user = "ocpi_reader"
+
 [[partner]]
 id = "acme"
 ocpi_version = "2.2.1"

@@ -116,7 +116,11 @@ impl SourceDb {
                 "SET time_zone = '+00:00'",
                 "SET SESSION TRANSACTION READ ONLY",
             ])
-            .pool_opts(mysql_async::PoolOpts::default().with_constraints(constraints));
+            .pool_opts(
+                mysql_async::PoolOpts::default()
+                    .with_constraints(constraints)
+                    .with_reset_connection(false),
+            );
         SourceDb {
             pool: mysql_async::Pool::new(opts),
             addr: format!("{}:{}", config.host, config.port),
@@ -161,8 +165,48 @@ impl SourceDb {
         Ok(())
     }
 
+    /// One connection of the pool for several reads (the levels of one tree), given back when
+    /// the session is dropped.
+    pub async fn session(&self) -> Result<DbSession<'_>, DbError> {
+        let conn = tokio::time::timeout(self.timeout, self.pool.get_conn()).await;
+        let conn = match conn {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(self.failed(self.classify("a connection", e))),
+            Err(_) => {
+                return Err(self.failed(DbError::Unavailable {
+                    addr: self.addr.clone(),
+                    what: "a connection".into(),
+                    reason: format!("no connection within {} ms", self.timeout.as_millis()),
+                }))
+            }
+        };
+        Ok(DbSession { db: self, conn })
+    }
+
+    fn failed(&self, error: DbError) -> DbError {
+        if let DbError::Unavailable { .. } = &error {
+            self.reachable.store(false, Ordering::Relaxed);
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = Some(error.to_string());
+            }
+        }
+        error
+    }
+
+    async fn run(&self, what: &str, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Row>, DbError> {
+        self.session().await?.run(what, sql, params).await
+    }
+}
+
+/// A connection taken from [`SourceDb`]'s pool.
+pub struct DbSession<'a> {
+    db: &'a SourceDb,
+    conn: mysql_async::Conn,
+}
+
+impl DbSession<'_> {
     /// Runs one [`Select`].
-    pub async fn select(&self, select: &Select<'_>) -> Result<Vec<Row>, DbError> {
+    pub async fn select(&mut self, select: &Select<'_>) -> Result<Vec<Row>, DbError> {
         if select.keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -171,10 +215,16 @@ impl SourceDb {
         self.run(&what, &sql, params).await
     }
 
-    async fn run(&self, what: &str, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Row>, DbError> {
-        self.reads.fetch_add(1, Ordering::Relaxed);
+    async fn run(
+        &mut self,
+        what: &str,
+        sql: &str,
+        params: Vec<SqlValue>,
+    ) -> Result<Vec<Row>, DbError> {
+        let db = self.db;
+        db.reads.fetch_add(1, Ordering::Relaxed);
+        let conn = &mut self.conn;
         let read = async {
-            let mut conn = self.pool.get_conn().await?;
             let rows: Vec<mysql_async::Row> = if params.is_empty() {
                 conn.query(sql).await?
             } else {
@@ -182,35 +232,35 @@ impl SourceDb {
             };
             Ok::<_, mysql_async::Error>(rows)
         };
-        let result = match tokio::time::timeout(self.timeout, read).await {
+        let (addr, timeout) = (&db.addr, db.timeout);
+        let result = match tokio::time::timeout(timeout, read).await {
             Ok(Ok(rows)) => rows
                 .into_iter()
                 .map(typed_row)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|reason| DbError::Schema {
-                    addr: self.addr.clone(),
+                    addr: addr.clone(),
                     what: what.to_string(),
                     reason,
                 }),
-            Ok(Err(e)) => Err(self.classify(what, e)),
+            Ok(Err(e)) => Err(db.classify(what, e)),
             Err(_) => Err(DbError::Unavailable {
-                addr: self.addr.clone(),
+                addr: addr.clone(),
                 what: what.to_string(),
-                reason: format!("no answer within {} ms", self.timeout.as_millis()),
+                reason: format!("no answer within {} ms", timeout.as_millis()),
             }),
         };
-        match &result {
-            Err(DbError::Unavailable { .. }) => {
-                self.reachable.store(false, Ordering::Relaxed);
-                if let (Ok(mut last), Err(e)) = (self.last_error.lock(), &result) {
-                    *last = Some(e.to_string());
-                }
+        match result {
+            Err(e) => Err(db.failed(e)),
+            Ok(rows) => {
+                db.reachable.store(true, Ordering::Relaxed);
+                Ok(rows)
             }
-            _ => self.reachable.store(true, Ordering::Relaxed),
         }
-        result
     }
+}
 
+impl SourceDb {
     fn classify(&self, what: &str, error: mysql_async::Error) -> DbError {
         // 1054 unknown column, 1146 no such table, 1142/1143 SELECT denied, 1049 unknown
         // database: the mapping or the grants are wrong, waiting will not help.

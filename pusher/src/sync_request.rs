@@ -67,11 +67,14 @@ pub async fn request(
     } else {
         // In the mapping file's order, parents before children (Locations before their EVSEs
         // and Connectors): the bridge syncs tables in the order given, and a partner refuses
-        // an EVSE of a Location it does not hold yet.
+        // an EVSE of a Location it does not hold yet. The children of a composite tree are
+        // left out: each snapshot row of its root is a PUT of the whole tree, children read
+        // from the database (README "Composite objects").
         let tables: Vec<String> = partner
             .mapping
             .tables
             .iter()
+            .filter(|t| partner.mapping.parent_of(t).is_none())
             .map(|t| t.qualified_name())
             .filter(|name| partner.tables.contains(name))
             .collect();

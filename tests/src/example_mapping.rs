@@ -31,13 +31,23 @@ pub enum Conv {
     Datetime,
     /// `as = "list"` (SET text).
     List,
+    /// A 2.2.1 ParkingType as a 2.1.1 LocationType: ALONG_MOTORWAY and ON_DRIVEWAY become
+    /// OTHER, NULL becomes UNKNOWN (2.1.1 requires a type).
+    LocationType,
+    /// Text; NULL becomes "" for 2.1.1, which requires the field (a Location's postal_code).
+    TextRequiredIn211,
 }
 
 /// The OCPI versions a field is sent to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Only {
     All,
+    /// 2.2.1 and 2.3.0 (`versions = ["2.2.1", "2.3.0"]`).
     V221,
+    /// 2.2.1 alone (its Price fields).
+    Exactly221,
+    /// 2.3.0 alone (its Price fields).
+    V230,
     V211,
 }
 
@@ -123,12 +133,12 @@ pub const LOCATIONS: TableSpec = TableSpec {
         ("country_code", "country_code", Text, V221),
         ("party_id", "party_id", Text, V221),
         ("id", "id", Text, All),
-        ("type", "parking_type", Text, V211),
+        ("type", "parking_type", LocationType, V211),
         ("publish", "publish", Bool, V221),
         ("name", "name", Text, All),
         ("address", "address", Text, All),
         ("city", "city", Text, All),
-        ("postal_code", "postal_code", Text, All),
+        ("postal_code", "postal_code", TextRequiredIn211, All),
         ("state", "state", Text, V221),
         ("country", "country", Text, All),
         ("coordinates.latitude", "latitude", Str, All),
@@ -290,8 +300,24 @@ pub const SESSIONS: TableSpec = TableSpec {
         ("connector_id", "connector_id", Text, V221),
         ("meter_id", "meter_id", Text, All),
         ("currency", "currency", Text, All),
-        ("total_cost.excl_vat", "total_cost_excl_vat", Number, V221),
-        ("total_cost.incl_vat", "total_cost_incl_vat", Number, V221),
+        (
+            "total_cost.excl_vat",
+            "total_cost_excl_vat",
+            Number,
+            Exactly221,
+        ),
+        (
+            "total_cost.incl_vat",
+            "total_cost_incl_vat",
+            Number,
+            Exactly221,
+        ),
+        (
+            "total_cost.before_taxes",
+            "total_cost_excl_vat",
+            Number,
+            V230,
+        ),
         ("total_cost", "total_cost_excl_vat", Number, V211),
         ("status", "status", Text, All),
         ("last_updated", "last_updated", Datetime, All),
@@ -350,7 +376,9 @@ pub const ALL_TABLES: [&TableSpec; 6] = [
 pub fn applies(only: Only, version: &str) -> bool {
     match only {
         All => true,
-        V221 => version == "2.2.1",
+        V221 => version == "2.2.1" || version == "2.3.0",
+        Exactly221 => version == "2.2.1",
+        V230 => version == "2.3.0",
         V211 => version == "2.1.1",
     }
 }
@@ -361,7 +389,11 @@ pub fn applies(only: Only, version: &str) -> bool {
 pub fn convert(text: &str, conv: Conv) -> Value {
     let unreadable = || Value::String(format!("<{conv:?} unreadable: {text}>"));
     match conv {
-        Text | Str => Value::String(text.to_string()),
+        Text | Str | TextRequiredIn211 => Value::String(text.to_string()),
+        LocationType => Value::from(match text {
+            "ALONG_MOTORWAY" | "ON_DRIVEWAY" => "OTHER",
+            other => other,
+        }),
         Number => text
             .parse::<f64>()
             .ok()
@@ -391,10 +423,12 @@ pub fn expected_object(spec: &TableSpec, version: &str, row: &Row) -> Map<String
         if !applies(*only, version) {
             continue;
         }
-        let Some(Some(text)) = row.get(*column) else {
-            continue;
+        let value = match (row.get(*column), conv) {
+            (Some(Some(text)), _) => convert(text, *conv),
+            (_, LocationType) => Value::from("UNKNOWN"),
+            (_, TextRequiredIn211) if version == "2.1.1" => Value::from(""),
+            _ => continue,
         };
-        let value = convert(text, *conv);
         match field.split_once('.') {
             None => {
                 object.insert(field.to_string(), value);

@@ -23,12 +23,14 @@ pub use config::{
     LogConfig, MetricsConfig, SourceConfig,
 };
 pub use consistency::{compare, Comparison, DatabaseRows};
-pub use mariadb::{MariaDb, MariaDbOptions, APP_DATABASE, CDC_PASSWORD, CDC_USER};
+pub use mariadb::{
+    MariaDb, MariaDbOptions, APP_DATABASE, CDC_PASSWORD, CDC_USER, READER_PASSWORD, READER_USER,
+};
 pub use ocpi_partner::{
     Mode, OcpiPartner, PartnerOptions, PartnerState, PartnerVersion, RecordedRequest,
 };
 pub use pusher_config::{
-    example_mapping_path, partner_entry, pusher_config, PartnerEntry, PusherConfig,
+    example_mapping_path, partner_entry, pusher_config, DatabaseEntry, PartnerEntry, PusherConfig,
 };
 pub use rabbit::{
     declare_bound_queue, declare_exchange, delete_exchange, delete_queue, drain, drain_changes,

@@ -15,6 +15,10 @@ pub const CDC_USER: &str = "cdc";
 pub const CDC_PASSWORD: &str = "cdc-pass";
 /// Database every private server creates.
 pub const APP_DATABASE: &str = "app";
+/// The pusher's read-only user: SELECT on the example OCPI schema only (composite objects).
+pub const READER_USER: &str = "ocpi_reader";
+/// Its password.
+pub const READER_PASSWORD: &str = "reader-pass";
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const DROP_STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -386,6 +390,12 @@ impl MariaDb {
             sql.push_str(&format!(
                 "CREATE USER '{CDC_USER}'@'{host}' IDENTIFIED BY '{CDC_PASSWORD}';\n\
                  GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO '{CDC_USER}'@'{host}';\n"
+            ));
+        }
+        for host in ["%", "localhost", "127.0.0.1"] {
+            sql.push_str(&format!(
+                "CREATE USER '{READER_USER}'@'{host}' IDENTIFIED BY '{READER_PASSWORD}';\n\
+                 GRANT SELECT ON ocpi.* TO '{READER_USER}'@'{host}';\n"
             ));
         }
         sql.push_str(&format!("CREATE DATABASE {APP_DATABASE};\n"));

@@ -30,6 +30,8 @@ pub struct PusherConfig {
     /// `[bridge] status_url` for `pusher status`; `None` leaves the pusher's default.
     pub bridge_status_url: Option<String>,
     /// `[database]`: where composite objects are read (mappings with `[[table.children]]`).
+    /// Without it, a partner whose `modules` is empty gets every module but Locations (see
+    /// [`PusherConfig::to_toml`]).
     pub database: Option<DatabaseEntry>,
     pub partners: Vec<PartnerEntry>,
 }
@@ -41,6 +43,21 @@ pub struct DatabaseEntry {
     pub user: String,
     pub password: String,
 }
+
+impl DatabaseEntry {
+    /// The harness's read-only user ([`crate::READER_USER`]) of the server on `port`.
+    pub fn reader(port: u16) -> DatabaseEntry {
+        DatabaseEntry {
+            port,
+            user: crate::READER_USER.into(),
+            password: crate::READER_PASSWORD.into(),
+        }
+    }
+}
+
+/// The modules a partner without `modules` of its own is pushed in a configuration without
+/// `[database]`: all but Locations, whose tree the pusher reads from the source database.
+const MODULES_WITHOUT_DATABASE: [&str; 4] = ["sessions", "cdrs", "tariffs", "tokens"];
 
 #[derive(Clone, Debug)]
 pub struct PartnerEntry {
@@ -68,39 +85,38 @@ pub struct PartnerEntry {
     pub max_hold_secs: u64,
 }
 
-/// The example mapping with its Location > EVSE > Connector tree linked (`[[table.children]]`:
-/// a Location's `evses`, an EVSE's `connectors`), written to `dir`: how a deployment that reads
-/// composite objects from the database maps the example schema.
-pub fn composite_example_mapping(dir: &std::path::Path) -> String {
+/// The example mapping as a row mapping, written to `dir`: without its `[[table.children]]`
+/// links, Locations and EVSEs with `update = "patch"`. What a deployment without a source
+/// database for the pusher maps: each row its own object (an EVSE PUT carries no connectors,
+/// which strict receivers refuse). For the tests of how single rows render.
+pub fn row_example_mapping(dir: &std::path::Path) -> String {
     let text = std::fs::read_to_string(example_mapping_path())
         .unwrap_or_else(|e| panic!("cannot read the example mapping: {e}"));
-    let children = [
-        (
-            "table = \"ocpi.locations\"",
-            "[[table.children]]\ntable = \"ocpi.evses\"\nfield = \"evses\"\n\
-             join = { country_code = \"country_code\", party_id = \"party_id\", location_id = \"id\" }\n",
-        ),
-        (
-            "table = \"ocpi.evses\"",
-            "[[table.children]]\ntable = \"ocpi.connectors\"\nfield = \"connectors\"\n\
-             join = { country_code = \"country_code\", party_id = \"party_id\", \
-             location_id = \"location_id\", evse_uid = \"uid\" }\n",
-        ),
-    ];
-    let mut parts: Vec<String> = text.split("\n[[table]]\n").map(str::to_string).collect();
-    for part in parts.iter_mut() {
-        for (table, block) in children {
-            if part.starts_with(table) {
-                *part = part.replace("update = \"patch\"", "");
-                part.push('\n');
-                part.push_str(block);
-            }
+    let mut out = String::new();
+    let mut skipping = false;
+    let mut table = "";
+    for line in text.lines() {
+        if line.starts_with("[[table.children]]") {
+            skipping = true;
+            continue;
+        }
+        if skipping && !(line.starts_with('[') || line.trim().is_empty()) {
+            continue;
+        }
+        skipping = false;
+        if let Some(name) = line.strip_prefix("table = ") {
+            table = name.trim();
+        }
+        out.push_str(line);
+        out.push('\n');
+        let patched = ["\"ocpi.locations\"", "\"ocpi.evses\""];
+        if line.starts_with("path = ") && patched.contains(&table) {
+            out.push_str("update = \"patch\"\n");
         }
     }
-    let path = dir.join("mapping-composite.toml");
+    let path = dir.join("mapping-rows.toml");
     std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-    std::fs::write(&path, parts.join("\n[[table]]\n"))
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    std::fs::write(&path, out).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     path.display().to_string()
 }
 
@@ -189,6 +205,9 @@ impl PusherConfig {
         format!("{}{id}.parked", self.queue_prefix)
     }
 
+    /// The file's text. A configuration without `[database]` cannot push the example
+    /// mapping's Location tree: its partners without `modules` of their own get every other
+    /// module.
     pub fn to_toml(&self) -> String {
         let q = |s: &str| format!("{s:?}");
         let list = |v: &[String]| {
@@ -240,7 +259,15 @@ impl PusherConfig {
             let _ = writeln!(out, "party_id = {}", q(&p.party_id));
             let _ = writeln!(out, "mapping = {}", q(&p.mapping));
             let _ = writeln!(out, "tables = {}", list(&p.tables));
-            let _ = writeln!(out, "modules = {}", list(&p.modules));
+            let modules: Vec<String> = if p.modules.is_empty() && self.database.is_none() {
+                MODULES_WITHOUT_DATABASE
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect()
+            } else {
+                p.modules.clone()
+            };
+            let _ = writeln!(out, "modules = {}", list(&modules));
             let _ = writeln!(out, "concurrency = {}", p.concurrency);
             let _ = writeln!(out, "prefetch = {}", p.prefetch);
             let _ = writeln!(out, "request_timeout_ms = {}", p.request_timeout_ms);

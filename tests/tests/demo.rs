@@ -145,7 +145,28 @@ fn the_demo_runs_unattended_and_both_partners_end_equal_to_the_database() {
             )) && out.contains(&format!("  {partner}: PASSED, all ")),
             "no passing consistency check for {partner}:\n{out}"
         );
+        // Strict receivers, and still nothing parked: not during beta's initial sync either.
+        let heading = out
+            .lines()
+            .find(|l| l.starts_with(&format!("consistency check, partner {partner} ")))
+            .unwrap_or_default();
+        assert!(
+            heading.contains(" 0 parked"),
+            "{partner} has parked messages: {heading}\n{out}"
+        );
     }
+    // The workload opened new sites (a Location with its chargers in one transaction): more
+    // than the 150 seeded Locations were compared.
+    let compared_locations = out
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("locations"))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse::<u32>().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        compared_locations > 150,
+        "no new site reached the partners ({compared_locations} locations compared):\n{out}"
+    );
     assert!(
         out.contains("consistency check PASSED: alpha and beta equal to the database"),
         "{out}"

@@ -11,6 +11,9 @@
 //! - `a_partner_without_the_location_gets_the_whole_location_instead_of_a_refused_evse`: the
 //!   partner never got the Location (written outside the binlog); a new EVSE of it is refused
 //!   as of an unknown Location, and the pusher sends the whole Location instead: nothing parked.
+//! - `partners_of_2_1_1_2_2_1_and_2_3_0_each_get_the_tree_as_their_version_defines_it`: one
+//!   pusher, three strict partners of three versions: each holds the tree, in its version's
+//!   fields, nothing refused or parked.
 //! - `composite_pushes_wait_for_an_unreachable_database_and_never_park`: a pusher whose
 //!   `[database]` cannot be reached keeps the change unacked and parks nothing; restarted with
 //!   the right port it delivers the change.
@@ -20,16 +23,13 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use system_tests::pusher_config::{composite_example_mapping, DatabaseEntry};
 use system_tests::{
     bridge_config, drain_received, partner_entry, pusher_config, queue_len, shared_amqp_url,
-    BridgeProcess, BrokerCleanup, MariaDb, OcpiPartner, PartnerOptions, PusherConfig,
-    PusherProcess, RecordedRequest,
+    BridgeProcess, BrokerCleanup, DatabaseEntry, MariaDb, OcpiPartner, PartnerOptions,
+    PusherConfig, PusherProcess, RecordedRequest,
 };
 
 const DELIVERY: Duration = Duration::from_secs(90);
-const READER: &str = "ocpi_reader";
-const READER_PASSWORD: &str = "reader-pw";
 
 fn block<T>(work: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(work)
@@ -42,15 +42,20 @@ struct Chain {
     db: MariaDb,
     url: String,
     cfg: PusherConfig,
-    token: (String, String),
+    /// Per partner: its id, token variable and token.
+    partners: Vec<(String, String, String)>,
     _names: BrokerCleanup,
 }
 
 impl Chain {
-    /// MariaDB with the example schema and a read-only user (SELECT on `ocpi` only), `pusher
-    /// setup`, the bridge and a pusher reading composite objects as that user. `before` runs
+    /// MariaDB with the example schema, `pusher setup`, the bridge and a pusher reading
+    /// composite objects as the harness's read-only user (SELECT on `ocpi` only). `before` runs
     /// outside the binlog (what the partner never hears of).
-    async fn start(partner: &OcpiPartner, before: &str, database_port: Option<u16>) -> Chain {
+    async fn start(
+        partners: &[(&str, &OcpiPartner)],
+        before: &str,
+        database_port: Option<u16>,
+    ) -> Chain {
         let db = MariaDb::start();
         let schema_path = system_tests::workspace_root().join("config/ocpi-example/schema.sql");
         let schema = std::fs::read_to_string(&schema_path)
@@ -58,26 +63,23 @@ impl Chain {
         block(|| {
             db.exec(&format!(
                 "SET sql_log_bin = 0;\n{schema}\n\
-                 CREATE USER '{READER}'@'127.0.0.1' IDENTIFIED BY '{READER_PASSWORD}';\n\
-                 GRANT SELECT ON ocpi.* TO '{READER}'@'127.0.0.1';\n\
                  SET time_zone = '+00:00';\nUSE ocpi;\n{before}"
             ))
         });
         let url = shared_amqp_url();
-        let token_env = "TOKEN_TREE".to_string();
-        let mapping_dir = db.dir().join("mapping");
-        let mut entry = partner_entry("tree", partner, &token_env);
-        entry.mapping = composite_example_mapping(&mapping_dir);
-        let cfg = pusher_config(&url).partner(entry).with(|c| {
-            c.database = Some(DatabaseEntry {
-                port: database_port.unwrap_or(db.port()),
-                user: READER.into(),
-                password: READER_PASSWORD.into(),
-            })
-        });
+        let mut cfg = pusher_config(&url)
+            .with(|c| c.database = Some(DatabaseEntry::reader(database_port.unwrap_or(db.port()))));
+        let mut tokens = Vec::new();
+        for (id, partner) in partners {
+            let token_env = format!("TOKEN_{}", id.to_uppercase());
+            cfg = cfg.partner(partner_entry(id, partner, &token_env));
+            tokens.push((id.to_string(), token_env, partner.options().token.clone()));
+        }
         let names = BrokerCleanup::of_pusher(&url, &cfg);
-        let token = (token_env, partner.options().token.clone());
-        let env = [(token.0.as_str(), token.1.as_str())];
+        let env: Vec<(&str, &str)> = tokens
+            .iter()
+            .map(|(_, k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let (status, out) = block(|| {
             PusherProcess::run_to_exit_with_env(
                 &cfg.to_toml(),
@@ -100,7 +102,7 @@ impl Chain {
             db,
             url,
             cfg,
-            token,
+            partners: tokens,
             _names: names,
         };
         chain.start_pusher();
@@ -108,8 +110,22 @@ impl Chain {
     }
 
     fn start_pusher(&mut self) {
-        let env = [(self.token.0.as_str(), self.token.1.as_str())];
+        let env: Vec<(&str, &str)> = self
+            .partners
+            .iter()
+            .map(|(_, k, v)| (k.as_str(), v.as_str()))
+            .collect();
         self.pusher = Some(PusherProcess::start_with_env(&self.cfg.to_toml(), &env));
+    }
+
+    /// The id the configuration gives `partner`.
+    fn id_of(&self, partner: &OcpiPartner) -> String {
+        self.cfg
+            .partners
+            .iter()
+            .find(|p| p.versions_url == partner.versions_url())
+            .map(|p| p.id.clone())
+            .unwrap_or_default()
     }
 
     fn sql(&self, script: &str) {
@@ -127,7 +143,7 @@ impl Chain {
 
     /// Waits until `done` holds for the partner and the partner queue is empty.
     async fn until(&self, what: &str, partner: &OcpiPartner, done: impl Fn(&OcpiPartner) -> bool) {
-        let queue = self.cfg.queue("tree");
+        let queue = self.cfg.queue(&self.id_of(partner));
         let deadline = Instant::now() + DELIVERY;
         loop {
             if done(partner) && queue_len(&self.url, &queue).await == 0 {
@@ -143,8 +159,8 @@ impl Chain {
         }
     }
 
-    async fn parked(&self) -> Vec<String> {
-        let parking = self.cfg.parking_queue("tree");
+    async fn parked(&self, partner: &OcpiPartner) -> Vec<String> {
+        let parking = self.cfg.parking_queue(&self.id_of(partner));
         drain_received(&self.url, &parking, usize::MAX, Duration::from_secs(2))
             .await
             .iter()
@@ -247,7 +263,7 @@ fn assert_every_object_complete(requests: &[RecordedRequest]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_charger_added_changed_and_removed_reaches_the_partner_as_complete_evse_puts() {
     let partner = OcpiPartner::start(PartnerOptions::v221()).await;
-    let chain = Chain::start(&partner, "", None).await;
+    let chain = Chain::start(&[("tree", &partner)], "", None).await;
 
     // An existing site, with one charger, as the partner would have had it for long.
     chain.sql(&format!(
@@ -323,7 +339,7 @@ async fn a_charger_added_changed_and_removed_reaches_the_partner_as_complete_evs
         .filter(|r| r.method == "PUT" && r.path.ends_with("/locations/NL/EXA/SITE-B"))
         .count();
     assert_eq!(site_b_puts, 1, "{:#?}", summary(&requests));
-    let parked = chain.parked().await;
+    let parked = chain.parked(&partner).await;
     assert!(parked.is_empty(), "parked: {parked:#?}");
 }
 
@@ -337,7 +353,7 @@ async fn a_partner_without_the_location_gets_the_whole_location_instead_of_a_ref
         evse_sql("SITE-C", "C-E1"),
         connector_sql("SITE-C", "C-E1", "1")
     );
-    let chain = Chain::start(&partner, &before, None).await;
+    let chain = Chain::start(&[("tree", &partner)], &before, None).await;
     chain.sql(&format!(
         "START TRANSACTION;\n{}{}COMMIT;\n",
         evse_sql("SITE-C", "C-E2"),
@@ -351,7 +367,7 @@ async fn a_partner_without_the_location_gets_the_whole_location_instead_of_a_ref
         .await;
     let requests = partner.requests();
     assert_every_object_complete(&requests);
-    let parked = chain.parked().await;
+    let parked = chain.parked(&partner).await;
     assert!(parked.is_empty(), "parked: {parked:#?}");
 }
 
@@ -362,7 +378,7 @@ async fn composite_pushes_wait_for_an_unreachable_database_and_never_park() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let mut chain = Chain::start(&partner, "", Some(closed_port)).await;
+    let mut chain = Chain::start(&[("tree", &partner)], "", Some(closed_port)).await;
     chain.sql(&format!(
         "START TRANSACTION;\n{}{}{}COMMIT;\n",
         location_sql("SITE-D"),
@@ -380,7 +396,7 @@ async fn composite_pushes_wait_for_an_unreachable_database_and_never_park() {
     assert!(partner
         .object("locations", &["NL", "EXA", "SITE-D"])
         .is_none());
-    let parked = chain.parked().await;
+    let parked = chain.parked(&partner).await;
     assert!(
         parked.is_empty(),
         "parked while the database was away: {parked:#?}"
@@ -399,5 +415,71 @@ async fn composite_pushes_wait_for_an_unreachable_database_and_never_park() {
             connector_ids(p, "SITE-D", "D-E1") == ["1"]
         })
         .await;
-    assert!(chain.parked().await.is_empty());
+    assert!(chain.parked(&partner).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partners_of_2_1_1_2_2_1_and_2_3_0_each_get_the_tree_as_their_version_defines_it() {
+    let p211 = OcpiPartner::start(PartnerOptions::v211()).await;
+    let p221 = OcpiPartner::start(PartnerOptions::v221()).await;
+    let p230 = OcpiPartner::start(PartnerOptions::v230()).await;
+    let chain = Chain::start(
+        &[("p211", &p211), ("p221", &p221), ("p230", &p230)],
+        "",
+        None,
+    )
+    .await;
+    // A site without parking type and postal code (2.1.1 requires both: the mapping sends
+    // UNKNOWN and ""), two chargers of two connectors, in one transaction; then a change.
+    let mut script = String::from("START TRANSACTION;\n");
+    script.push_str(&location_sql("SITE-V"));
+    for e in ["V-E1", "V-E2"] {
+        script.push_str(&evse_sql("SITE-V", e));
+        for c in ["1", "2"] {
+            script.push_str(&connector_sql("SITE-V", e, c));
+        }
+    }
+    script.push_str("COMMIT;\nUPDATE evses SET status = 'CHARGING' WHERE uid = 'V-E2';\n");
+    chain.sql(&script);
+    for partner in [&p211, &p221, &p230] {
+        let version = partner.options().version.as_str();
+        chain
+            .until(
+                &format!("the site at the {version} partner"),
+                partner,
+                |p| {
+                    connector_ids(p, "SITE-V", "V-E1") == ["1", "2"]
+                        && evse_status(p, "SITE-V", "V-E2").as_deref() == Some("CHARGING")
+                },
+            )
+            .await;
+        let requests = partner.requests();
+        assert_every_object_complete(&requests);
+        for r in &requests {
+            assert_eq!(
+                r.refusal, None,
+                "{version}: refused {} {}",
+                r.method, r.path
+            );
+        }
+        let parked = chain.parked(partner).await;
+        assert!(parked.is_empty(), "{version}: parked {parked:#?}");
+        let location = partner
+            .object("locations", &["NL", "EXA", "SITE-V"])
+            .unwrap_or_default();
+        let connector = partner
+            .object("locations", &["NL", "EXA", "SITE-V", "V-E1", "1"])
+            .unwrap_or_default();
+        if version == "2.1.1" {
+            assert_eq!(location["type"], "UNKNOWN", "{location}");
+            assert_eq!(location["postal_code"], "", "{location}");
+            assert!(location.get("country_code").is_none(), "{location}");
+            assert_eq!(connector["voltage"], 230, "{connector}");
+            assert!(connector.get("max_voltage").is_none(), "{connector}");
+        } else {
+            assert_eq!(location["country_code"], "NL", "{version}: {location}");
+            assert_eq!(location["publish"], true, "{version}: {location}");
+            assert_eq!(connector["max_voltage"], 230, "{version}: {connector}");
+        }
+    }
 }

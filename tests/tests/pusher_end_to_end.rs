@@ -38,10 +38,11 @@ use system_tests::example_mapping::{
     LOCATIONS, SESSIONS, TARIFFS, TOKENS,
 };
 use system_tests::ocpi_partner::parse_rfc3339;
+use system_tests::pusher_config::row_example_mapping;
 use system_tests::{
     bridge_config, drain_changes, drain_received, partner_entry, pusher_config, queue_len,
-    shared_amqp_url, BridgeProcess, BrokerCleanup, MariaDb, OcpiPartner, PartnerOptions,
-    PusherConfig, PusherProcess, RecordedRequest,
+    shared_amqp_url, BridgeProcess, BrokerCleanup, DatabaseEntry, MariaDb, OcpiPartner,
+    PartnerOptions, PusherConfig, PusherProcess, RecordedRequest,
 };
 use uuid::Uuid;
 
@@ -87,7 +88,8 @@ impl Chain {
         block(|| db.exec(&format!("SET sql_log_bin = 0;\n{schema}")));
 
         let url = shared_amqp_url();
-        let mut cfg = pusher_config(&url);
+        let mut cfg =
+            pusher_config(&url).with(|c| c.database = Some(DatabaseEntry::reader(db.port())));
         let mut env = Vec::new();
         for (id, partner) in partners {
             let token_env = format!("TOKEN_{}", id.to_uppercase());
@@ -122,6 +124,32 @@ impl Chain {
             cfg,
             env,
             _names: names,
+        }
+    }
+
+    /// Partners get the example mapping as a row mapping (see
+    /// [`system_tests::pusher_config::row_example_mapping`]).
+    fn use_row_mapping(&mut self) {
+        let mapping = row_example_mapping(&self.db.dir().join("mapping"));
+        for partner in &mut self.cfg.partners {
+            partner.mapping = mapping.clone();
+        }
+    }
+
+    /// Waits until `done` holds for `partner` and its queue has nothing ready.
+    async fn wait_state(&self, p: &Partner, what: &str, done: impl Fn(&OcpiPartner) -> bool) {
+        let deadline = Instant::now() + DELIVERY;
+        loop {
+            if done(&p.double) && self.ready(&self.cfg.queue(p.id)).await == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not reached within {DELIVERY:?}; requests {:#?}\n{}",
+                summary(&module_requests(&p.double)[p.mark..]),
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -692,7 +720,13 @@ async fn every_module_reaches_a_221_and_a_211_partner_of_one_pusher_as_the_mappi
         double: OcpiPartner::start(PartnerOptions::v211().lenient()).await,
         mark: 0,
     };
-    let chain = Chain::start(&[("p221", &p221.double), ("p211", &p211.double)]).await;
+    // How single rows render, every module, both versions: the example mapping as a row
+    // mapping (no [[table.children]]: an EVSE PUT without its connectors, which only a
+    // lenient receiver takes). Composite objects: `pusher_composite.rs`.
+    let mut chain =
+        Chain::start_without_pusher(&[("p221", &p221.double), ("p211", &p211.double)]).await;
+    chain.use_row_mapping();
+    chain.start_pusher();
 
     // ---- Phase 1: top-level objects (Locations, Tariffs, Tokens) ---------------------------
     chain.sql(&format!(
@@ -1238,7 +1272,7 @@ async fn bulk_run(backlog: bool) {
     let partner = Partner {
         id: "bulk",
         version: "2.2.1",
-        double: OcpiPartner::start(PartnerOptions::v221().lenient()).await,
+        double: OcpiPartner::start(PartnerOptions::v221()).await,
         mark: 0,
     };
     let mut chain = Chain::start_without_pusher(&[("bulk", &partner.double)]).await;
@@ -1433,7 +1467,7 @@ async fn locations_created_with_their_evses_and_connectors_in_one_transaction_ar
     let partner = Partner {
         id: "sites",
         version: "2.2.1",
-        double: OcpiPartner::start(PartnerOptions::v221().lenient()).await,
+        double: OcpiPartner::start(PartnerOptions::v221()).await,
         mark: 0,
     };
     let chain = Chain::start(&[("sites", &partner.double)]).await;
@@ -1469,21 +1503,38 @@ async fn locations_created_with_their_evses_and_connectors_in_one_transaction_ar
     script.push_str("COMMIT;\n");
     chain.sql(&script);
     let expected = locations + evses + connectors;
-    let queue = chain.cfg.queue("sites");
     let parking = chain.cfg.parking_queue("sites");
-    let deadline = Instant::now() + DELIVERY;
-    loop {
-        let requests = module_requests(&partner.double).len();
-        let parked = chain.ready(&parking).await;
-        if requests >= expected && chain.ready(&queue).await == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{requests} of {expected} requests, {parked} parked\n{}",
-            chain.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    // Each site is one Location PUT with its whole tree (or EVSE PUTs with their connectors):
+    // done when the partner holds every connector.
+    let all_connectors: Vec<Vec<String>> = chain
+        .rows(&CONNECTORS, "location_id LIKE 'SITE-%'")
+        .iter()
+        .map(|row| {
+            CONNECTORS
+                .path
+                .iter()
+                .map(|c| row[*c].clone().unwrap_or_default())
+                .collect()
+        })
+        .collect();
+    assert_eq!(all_connectors.len(), connectors);
+    chain
+        .wait_state(&partner, "every site at the partner", |double| {
+            all_connectors.iter().all(|ids| {
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                double.object("locations", &ids).is_some()
+            })
+        })
+        .await;
+    let requests = module_requests(&partner.double);
+    assert!(
+        requests.len() <= locations + evses,
+        "{} requests for {locations} sites: {:#?}",
+        requests.len(),
+        summary(&requests)
+    );
+    for r in &requests {
+        assert_eq!(r.refusal, None, "refused: {} {}", r.method, r.path);
     }
     tokio::time::sleep(QUIET).await;
     let parked = drain_received(&chain.url, &parking, usize::MAX, Duration::from_secs(2)).await;
@@ -1520,13 +1571,14 @@ async fn a_location_updated_just_before_its_evses_is_not_refused_as_older_than_s
     let mut partner = Partner {
         id: "upd",
         version: "2.2.1",
-        double: OcpiPartner::start(PartnerOptions::v221().lenient()).await,
+        double: OcpiPartner::start(PartnerOptions::v221()).await,
         mark: 0,
     };
     let chain = Chain::start(&[("upd", &partner.double)]).await;
     // The sites exist at the partner first (parents delivered before children).
     let mut locations = Vec::new();
     let mut evses = Vec::new();
+    let mut connectors = Vec::new();
     for s in 0..NEW_SITES {
         locations.push(format!(
             "('NL', 'EXA', 'SITE-{s:02}', 'Street {s}', 'Utrecht', 'NLD', 52.0, 5.0, \
@@ -1535,6 +1587,10 @@ async fn a_location_updated_just_before_its_evses_is_not_refused_as_older_than_s
         for e in 1..=2 {
             evses.push(format!(
                 "('NL', 'EXA', 'SITE-{s:02}', 'SITE-{s:02}-E{e}', 'AVAILABLE')"
+            ));
+            connectors.push(format!(
+                "('NL', 'EXA', 'SITE-{s:02}', 'SITE-{s:02}-E{e}', '1', 'IEC_62196_T2', 'SOCKET', \
+                 'AC_3_PHASE', 230, 32)"
             ));
         }
     }
@@ -1545,10 +1601,28 @@ async fn a_location_updated_just_before_its_evses_is_not_refused_as_older_than_s
     ));
     wait_phase(&chain, &mut [&mut partner], "locations", &[NEW_SITES], &[0]).await;
     chain.sql(&format!(
-        "INSERT INTO evses (country_code, party_id, location_id, uid, status) VALUES\n{};",
-        evses.join(",\n")
+        "START TRANSACTION;\n\
+         INSERT INTO evses (country_code, party_id, location_id, uid, status) VALUES\n{};\n\
+         INSERT INTO connectors (country_code, party_id, location_id, evse_uid, id, standard, \
+         format, power_type, max_voltage, max_amperage) VALUES\n{};\nCOMMIT;",
+        evses.join(",\n"),
+        connectors.join(",\n")
     ));
-    wait_phase(&chain, &mut [&mut partner], "EVSEs", &[2 * NEW_SITES], &[0]).await;
+    let evse_status = |double: &OcpiPartner, s: usize, e: usize| {
+        let (site, uid) = (format!("SITE-{s:02}"), format!("SITE-{s:02}-E{e}"));
+        double
+            .object("locations", &["NL", "EXA", &site, &uid])
+            .and_then(|evse| {
+                evse.get("status")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+    };
+    chain
+        .wait_state(&partner, "EVSEs", |double| {
+            (0..NEW_SITES).all(|s| (1..=2).all(|e| evse_status(double, s, e).is_some()))
+        })
+        .await;
     // Per site, in one transaction: the Location renamed, then its EVSEs' status, the
     // application stamping them a millisecond later (each EVSE's last_updated is newer than
     // its Location's, as it is whenever the statements do not share a millisecond). The receiver copies an EVSE's
@@ -1565,20 +1639,17 @@ async fn a_location_updated_just_before_its_evses_is_not_refused_as_older_than_s
     script.push_str("COMMIT;\n");
     chain.sql(&script);
     let parking = chain.cfg.parking_queue("upd");
-    let deadline = Instant::now() + DELIVERY;
-    loop {
-        let requests = module_requests(&partner.double).len() - partner.mark;
-        if requests >= 3 * NEW_SITES && chain.ready(&chain.cfg.queue("upd")).await == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{requests} of {} requests\n{}",
-            3 * NEW_SITES,
-            chain.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    chain
+        .wait_state(&partner, "renamed sites with charging EVSEs", |double| {
+            (0..NEW_SITES).all(|s| {
+                let name = double
+                    .object("locations", &["NL", "EXA", &format!("SITE-{s:02}")])
+                    .and_then(|l| l.get("name").and_then(Value::as_str).map(str::to_string));
+                name.as_deref() == Some(&format!("Site {s}"))
+                    && (1..=2).all(|e| evse_status(double, s, e).as_deref() == Some("CHARGING"))
+            })
+        })
+        .await;
     tokio::time::sleep(QUIET).await;
     let parked = drain_received(&chain.url, &parking, usize::MAX, Duration::from_secs(2)).await;
     let reasons: Vec<String> = parked

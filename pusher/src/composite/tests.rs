@@ -188,3 +188,32 @@ fn links_that_ocpi_cannot_express_are_refused_when_the_mapping_is_loaded() {
         .to_string();
     assert!(err.contains("`uid` is not joined"), "{err}");
 }
+
+#[test]
+fn an_evse_without_connectors_is_not_sent_alone_nor_inside_its_location() {
+    let config = config();
+    let evses = config.get("ocpi", "evses").unwrap();
+    let bare = Node {
+        row: row(
+            json!({"country_code": "NL", "party_id": "EXA", "location_id": "L1",
+                        "uid": "E2", "status": "AVAILABLE", "last_updated": "2026-01-01T10:00:00.000"}),
+        ),
+        children: vec![("connectors".into(), vec![])],
+    };
+    let err = plan_put(&config, evses, &bare, OcpiVersion::V221, None).unwrap_err();
+    assert!(
+        err.is_nothing_to_send() && err.to_string().contains("first connector"),
+        "{err}"
+    );
+    let locations = config.get("ocpi", "locations").unwrap();
+    let node = Node {
+        row: row(json!({"country_code": "NL", "party_id": "EXA", "id": "L1",
+                        "last_updated": "2026-01-01T08:00:00.000"})),
+        children: vec![("evses".into(), vec![bare])],
+    };
+    let body = plan_put(&config, locations, &node, OcpiVersion::V221, None)
+        .unwrap()
+        .body
+        .unwrap();
+    assert_eq!(body["evses"], json!([]));
+}

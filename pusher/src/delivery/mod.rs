@@ -890,7 +890,8 @@ pub fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
 /// every change of one EVSE and its connectors becomes one read and one PUT. Other Locations
 /// module tables (mapped without children) share a lane per Location too, so a child never
 /// overtakes its parent (the partner answers 2003 "unknown location" to an EVSE of a Location it
-/// does not hold yet). CDRs go one message per call. Everything else: a lane per record.
+/// does not hold yet). Sessions and CDRs go one message per call. Everything else: a lane per
+/// record, coalesced.
 fn lane_of(
     config: &MappingConfig,
     mapping: &TableMapping,
@@ -909,7 +910,9 @@ fn lane_of(
         return Ok((root.key(), target.key(), LaneKind::Tree));
     }
     let record = change.record_key();
-    if mapping.module == Module::Cdrs {
+    // Sessions and CDRs keep every state, in order (README "Delivery contract per module"):
+    // one message per call, never merged.
+    if matches!(mapping.module, Module::Cdrs | Module::Sessions) {
         return Ok((record.clone(), record, LaneKind::OneAtATime));
     }
     if mapping.module == Module::Locations && mapping.path.len() >= 3 {

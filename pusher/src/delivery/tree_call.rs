@@ -16,6 +16,8 @@ use crate::source_db::{DbError, SourceDb};
 /// What reading and planning one target came to.
 enum Planned {
     Put(PlannedRequest),
+    /// Nothing to send now, and why (an EVSE without connectors yet).
+    Nothing(String),
     /// The object is not in the database (any more).
     Gone,
     Stop(CallResult),
@@ -57,6 +59,12 @@ impl Shared {
         let plan = match self.plan(db, &target, floor).await {
             Planned::Put(plan) => plan,
             Planned::Gone => return self.gone(batch, &target, seq).await,
+            Planned::Nothing(note) => {
+                return CallResult::Delivered {
+                    seq,
+                    note: Some(note),
+                }
+            }
             Planned::Stop(result) => return self.stop(batch, result).await,
         };
         let base = match self.module_url(target.mapping.module.identifier()) {
@@ -70,7 +78,7 @@ impl Shared {
                 tracing::info!(partner = %self.partner.id, request = %plan, reason, "the partner does not hold the parent: sending the whole Location");
                 match self.plan(db, &root, floor).await {
                     Planned::Put(root_plan) => outcome = self.send(&base, &root_plan).await,
-                    Planned::Gone => {}
+                    Planned::Gone | Planned::Nothing(_) => {}
                     Planned::Stop(result) => return self.stop(batch, result).await,
                 }
             }
@@ -165,6 +173,7 @@ impl Shared {
                     reason: format!("{plan}: not sent: {invalid}"),
                 }),
             },
+            Err(e) if e.is_nothing_to_send() => Planned::Nothing(e.to_string()),
             Err(e) => Planned::Stop(CallResult::Parked {
                 reason: format!("cannot be sent as OCPI: {e}"),
             }),

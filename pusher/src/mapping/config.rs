@@ -82,9 +82,25 @@ pub struct FieldMapping {
     pub source: FieldSource,
     /// The OCPI versions the field is sent to; `None`: all.
     pub versions: Option<Vec<OcpiVersion>>,
+    /// Sent when the column is NULL (`default = ...`); without it a NULL leaves the field out.
+    pub default: Option<Value>,
+    /// The versions `default` applies to (`default_for = [...]`); `None`: all.
+    pub default_for: Option<Vec<OcpiVersion>>,
+    /// Text values translated after the conversion (`values = { FROM = "TO" }`), e.g. a
+    /// 2.2.1 ParkingType to a 2.1.1 LocationType; values not listed are sent as they are.
+    pub values: Vec<(String, Value)>,
 }
 
 impl FieldMapping {
+    /// The value sent for a NULL column to partners of `version`, if any.
+    pub fn default_for(&self, version: OcpiVersion) -> Option<&Value> {
+        let applies = self
+            .default_for
+            .as_ref()
+            .is_none_or(|v| v.contains(&version));
+        self.default.as_ref().filter(|_| applies)
+    }
+
     /// Whether the field is sent to partners of `version`.
     pub fn applies_to(&self, version: OcpiVersion) -> bool {
         self.versions.as_ref().is_none_or(|v| v.contains(&version))
@@ -372,12 +388,6 @@ impl MappingConfig {
         Ok(())
     }
 
-    /// Whether any table has `[[table.children]]`: the pusher then reads composite objects
-    /// from the source database and needs `[database]`.
-    pub fn has_trees(&self) -> bool {
-        self.tables.iter().any(|t| !t.children.is_empty())
-    }
-
     /// The table whose object holds `child`'s rows, and the link between them.
     pub fn parent_of(&self, child: &TableMapping) -> Option<(&TableMapping, &ChildLink)> {
         let name = child.qualified_name();
@@ -535,7 +545,7 @@ impl<'de> Deserialize<'de> for RawFields {
 /// `uid = "uid"` or `status = { column = "status", as = "string" }` or `publish = { value = true }`.
 enum RawField {
     Column(String),
-    Spec(RawFieldSpec),
+    Spec(Box<RawFieldSpec>),
 }
 
 #[derive(Deserialize)]
@@ -549,6 +559,12 @@ struct RawFieldSpec {
     conversion: Option<Conversion>,
     #[serde(default)]
     versions: Option<Vec<String>>,
+    #[serde(default)]
+    default: Option<toml::Value>,
+    #[serde(default)]
+    default_for: Option<Vec<String>>,
+    #[serde(default)]
+    values: Option<toml::value::Table>,
 }
 
 impl<'de> Deserialize<'de> for RawField {
@@ -567,7 +583,7 @@ impl<'de> Deserialize<'de> for RawField {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawField, A::Error> {
                 RawFieldSpec::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(RawField::Spec)
+                    .map(|spec| RawField::Spec(Box::new(spec)))
             }
         }
         deserializer.deserialize_any(FieldVisitor)
@@ -808,7 +824,7 @@ fn validate_fields(
                     .into(),
             ));
         }
-        let (source, versions) = match raw_field {
+        let (source, versions, default, default_for, values) = match raw_field {
             RawField::Column(column) => {
                 check_column_name(&column).map_err(|p| invalid(&key, p))?;
                 (
@@ -817,9 +833,40 @@ fn validate_fields(
                         conversion: None,
                     },
                     None,
+                    None,
+                    None,
+                    Vec::new(),
                 )
             }
             RawField::Spec(spec) => {
+                if spec.column.is_none() && (spec.default.is_some() || spec.values.is_some()) {
+                    return Err(invalid(
+                        &key,
+                        "`default` and `values` apply to a column's value: give `column`".into(),
+                    ));
+                }
+                if spec.default_for.is_some() && spec.default.is_none() {
+                    return Err(invalid(
+                        &format!("{key}.default_for"),
+                        "names the versions `default` applies to: give `default` too".into(),
+                    ));
+                }
+                let default = spec.default.map(toml_to_json);
+                let default_for = match spec.default_for {
+                    None => None,
+                    Some(list) => Some(
+                        list.iter()
+                            .map(|v| v.parse::<OcpiVersion>())
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(|p| invalid(&format!("{key}.default_for"), p))?,
+                    ),
+                };
+                let values: Vec<(String, Value)> = spec
+                    .values
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(from, to)| (from, toml_to_json(to)))
+                    .collect();
                 let source = match (spec.column, spec.value, spec.conversion) {
                     (Some(_), Some(_), _) => {
                         return Err(invalid(&key, "give `column` or `value`, not both".into()))
@@ -868,7 +915,7 @@ fn validate_fields(
                         Some(parsed)
                     }
                 };
-                (source, versions)
+                (source, versions, default, default_for, values)
             }
         };
         let field = FieldMapping {
@@ -876,6 +923,9 @@ fn validate_fields(
             path,
             source,
             versions,
+            default,
+            default_for,
+            values,
         };
         for other in &fields {
             let (short, long) = if other.path.len() <= field.path.len() {

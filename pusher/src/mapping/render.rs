@@ -483,25 +483,32 @@ impl Ctx<'_> {
                         needed_by: format!("OCPI field `{}`", field.name),
                     })?;
                 if value.is_null() {
-                    return Ok(None);
+                    return Ok(field.default_for(self.version).cloned());
                 }
-                match conversion {
-                    None => Ok(Some(value.clone())),
-                    Some(c) => {
-                        convert(value, *c)
-                            .map(Some)
-                            .map_err(|problem| MappingError::BadValue {
-                                table: self.table.clone(),
-                                column: column.clone(),
-                                target: format!("OCPI field `{}` (as {c})", field.name),
-                                problem,
-                                value: excerpt(value),
-                            })
-                    }
-                }
+                let value = match conversion {
+                    None => value.clone(),
+                    Some(c) => convert(value, *c).map_err(|problem| MappingError::BadValue {
+                        table: self.table.clone(),
+                        column: column.clone(),
+                        target: format!("OCPI field `{}` (as {c})", field.name),
+                        problem,
+                        value: excerpt(value),
+                    })?,
+                };
+                Ok(Some(translated(field, value)))
             }
         }
     }
+}
+
+/// The field's `values` translation of a text value; other values as they are.
+fn translated(field: &FieldMapping, value: Value) -> Value {
+    if let Value::String(text) = &value {
+        if let Some((_, to)) = field.values.iter().find(|(from, _)| from == text) {
+            return to.clone();
+        }
+    }
+    value
 }
 
 /// The field and value that mark an object removed, for the objects OCPI removes by a field.

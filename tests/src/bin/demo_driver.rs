@@ -397,6 +397,9 @@ async fn workload(
             )
         };
         let sql = match rng.u8(..100) {
+            // Now and then a new site opens: a Location with its chargers and their
+            // connectors, in one transaction (each partner gets one complete Location PUT).
+            _ if n.is_multiple_of(400) => new_site_sql(n),
             0..=39 => {
                 let status = if e == 2 && rng.u8(..25) == 0 {
                     "REMOVED"
@@ -458,6 +461,33 @@ async fn workload(
     }
     let _ = conn.disconnect().await;
     Ok(())
+}
+
+/// A new site `NEW-<n>`: its Location, two EVSEs and two connectors each, in one transaction.
+fn new_site_sql(n: u64) -> String {
+    let site = format!("NEW-{n}");
+    let mut sql = format!(
+        "START TRANSACTION;\nINSERT INTO locations (country_code, party_id, id, name, address, \
+         city, country, latitude, longitude, time_zone) VALUES ('NL', 'EXA', '{site}', \
+         'New hub {n}', 'Nieuwe straat {n}', 'Utrecht', 'NLD', 52.09, 5.12, \
+         'Europe/Amsterdam');\n"
+    );
+    for e in 1..=EVSES_PER_LOCATION {
+        sql.push_str(&format!(
+            "INSERT INTO evses (country_code, party_id, location_id, uid, status) VALUES ('NL', \
+             'EXA', '{site}', '{site}-E{e}', 'AVAILABLE');\n"
+        ));
+        for c in 1..=CONNECTORS_PER_EVSE {
+            sql.push_str(&format!(
+                "INSERT INTO connectors (country_code, party_id, location_id, evse_uid, id, \
+                 standard, format, power_type, max_voltage, max_amperage) VALUES ('NL', 'EXA', \
+                 '{site}', '{site}-E{e}', '{c}', 'IEC_62196_T2', 'SOCKET', 'AC_3_PHASE', 230, \
+                 32);\n"
+            ));
+        }
+    }
+    sql.push_str("COMMIT;");
+    sql
 }
 
 /// The next step of the charging sessions: start one (while fewer than ACTIVE_SESSIONS
