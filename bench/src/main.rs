@@ -17,12 +17,21 @@
 //!   their peak RSS;
 //! - `pusher-latency`: publish-to-partner latency through one running pusher at a steady rate.
 //!
+//! Composite objects (see `composite.rs`; the pusher reads EVSEs with their connectors from a
+//! private MariaDB that `bench/run` starts):
+//! - `composite-mapping`: the example mapping with its Location > EVSE > Connector tree linked;
+//! - `composite-seed`: Locations with EVSEs with Connectors in the example schema;
+//! - `composite-backlog`: EVSE status changes and new EVSEs, written to the database and
+//!   published as change messages, worked off by one pusher: messages acked per second and
+//!   database reads per message.
+//!
 //! Initial sync (see `sync.rs`; the bridge runs, started by `bench/run`):
 //! - `sync-seed`: the benchmark schema and a table of N rows to sync;
 //! - `sync-run`: asks the bridge for the sync of that table to a new partner queue while a
 //!   writer commits live changes at a steady rate; counts every snapshot row into the queue and
 //!   times the live changes.
 
+mod composite;
 mod pusher;
 mod sync;
 
@@ -266,6 +275,70 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         timeout_secs: u64,
     },
+    /// Prints the path of the mapping the composite case runs on: `mapping` when it links its
+    /// tree with `[[table.children]]`, else `out`, written as `mapping` with the tree linked.
+    CompositeMapping {
+        #[arg(long)]
+        mapping: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Seeds the example schema (loaded beforehand) with Locations, EVSEs and Connectors:
+    /// prints locations=... evses=... connectors=... seed_s=...
+    CompositeSeed {
+        #[arg(long)]
+        mysql: String,
+        #[arg(long, default_value_t = 10_000)]
+        locations: u32,
+        /// EVSEs per Location.
+        #[arg(long, default_value_t = 2)]
+        evses: u32,
+        /// Connectors per EVSE.
+        #[arg(long, default_value_t = 2)]
+        connectors: u32,
+    },
+    /// One round of the composite case: EVSE status changes and new EVSEs written to the
+    /// database, their change messages in the partners' queues, one pusher timed until every
+    /// message is acked: prints composite_pushes_per_s=... db_reads_per_push=...
+    CompositeBacklog {
+        #[command(flatten)]
+        run: PusherRun,
+        #[arg(long, default_value_t = 4)]
+        partners: u32,
+        /// benchkit's own (admin) connection to the source database.
+        #[arg(long)]
+        mysql: String,
+        /// The pushers' read-only user: `[database]` of their configuration.
+        #[arg(long, default_value = "127.0.0.1")]
+        db_host: String,
+        #[arg(long)]
+        db_port: u16,
+        #[arg(long)]
+        db_user: String,
+        #[arg(long)]
+        db_password: String,
+        /// The database server's process id, to report its CPU use.
+        #[arg(long)]
+        db_pid: Option<u32>,
+        /// The seeded tree (as `composite-seed` made it).
+        #[arg(long, default_value_t = 10_000)]
+        locations: u32,
+        #[arg(long, default_value_t = 2)]
+        evses: u32,
+        #[arg(long, default_value_t = 2)]
+        connectors: u32,
+        /// Changes of the round: EVSE status changes, and every `new_every`-th a new EVSE
+        /// (an EVSE insert and one insert per connector).
+        #[arg(long, default_value_t = 20_000)]
+        changes: u64,
+        #[arg(long, default_value_t = 20)]
+        new_every: u64,
+        /// Round number (1, 2, ...): names the new EVSEs and spreads the status changes.
+        #[arg(long, default_value_t = 1)]
+        round: u32,
+        #[arg(long, default_value_t = 1800)]
+        timeout_secs: u64,
+    },
     /// Publish-to-partner latency through one running pusher at a steady rate: prints
     /// p50_ms=... p99_ms=...
     PusherLatency {
@@ -321,6 +394,8 @@ impl PusherRun {
                 mapping: self.mapping.clone(),
                 dir: self.dir.clone(),
                 presence_ms: self.presence_ms,
+                database: None,
+                metrics_listen: None,
             },
             pusher::Names::new(&self.tag, &self.phase, &self.declared),
         )
@@ -487,6 +562,61 @@ fn main() -> anyhow::Result<()> {
                     stall_secs,
                     timeout_secs,
                 })
+                .await
+            }
+            Command::CompositeMapping { mapping, out } => composite::mapping(&mapping, &out),
+            Command::CompositeSeed {
+                mysql,
+                locations,
+                evses,
+                connectors,
+            } => composite::seed(&mysql, locations, evses, connectors).await,
+            Command::CompositeBacklog {
+                run,
+                partners,
+                mysql,
+                db_host,
+                db_port,
+                db_user,
+                db_password,
+                db_pid,
+                locations,
+                evses,
+                connectors,
+                changes,
+                new_every,
+                round,
+                timeout_secs,
+            } => {
+                let (setup, names) = run.setup();
+                let work = composite::Workload {
+                    locations,
+                    evses,
+                    connectors,
+                    changes,
+                    new_every,
+                    round,
+                };
+                let db = composite::Database {
+                    admin_url: mysql,
+                    reader: pusher::SourceDatabase {
+                        host: db_host,
+                        port: db_port,
+                        user: db_user,
+                        password: db_password,
+                    },
+                    pid: db_pid,
+                };
+                composite::backlog(
+                    setup,
+                    &names,
+                    &run.phase,
+                    partners,
+                    &work,
+                    db,
+                    timeout_secs,
+                    run.broker_pid,
+                )
                 .await
             }
             Command::PusherLatency {

@@ -74,7 +74,7 @@ impl Names {
         format!("{}pushers", self.prefix)
     }
 
-    fn queue(&self, partner: &str) -> String {
+    pub(crate) fn queue(&self, partner: &str) -> String {
         format!("{}{partner}", self.prefix)
     }
 
@@ -106,7 +106,7 @@ impl Names {
     }
 
     /// Deletes the partners' queues and the phase's exchanges (missing ones are fine).
-    async fn delete(&self, conn: &Connection, partners: &[String]) {
+    pub(crate) async fn delete(&self, conn: &Connection, partners: &[String]) {
         for p in partners {
             for queue in [self.queue(p), self.parking(p)] {
                 if let Ok(channel) = conn.create_channel().await {
@@ -126,7 +126,7 @@ impl Names {
     }
 }
 
-fn partner_ids(count: u32) -> Vec<String> {
+pub(crate) fn partner_ids(count: u32) -> Vec<String> {
     (1..=count.max(1)).map(|i| format!("p{i}")).collect()
 }
 
@@ -212,15 +212,15 @@ fn tariff_message(seq: u64, publish_us: i64) -> (Vec<u8>, BasicProperties) {
 // ---- publishing --------------------------------------------------------------------------------
 
 /// Persistent, mandatory publishes with up to [`CONFIRM_WINDOW`] confirms outstanding.
-struct Publisher {
-    channel: Channel,
+pub(crate) struct Publisher {
+    pub(crate) channel: Channel,
     pending: VecDeque<PublisherConfirm>,
     bytes: u64,
     count: u64,
 }
 
 impl Publisher {
-    async fn new(conn: &Connection) -> anyhow::Result<Publisher> {
+    pub(crate) async fn new(conn: &Connection) -> anyhow::Result<Publisher> {
         let channel = conn.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
@@ -235,11 +235,22 @@ impl Publisher {
 
     /// Publishes tariff message `seq` stamped with the current time.
     async fn tariff(&mut self, exchange: &str, routing_key: &str, seq: u64) -> anyhow::Result<()> {
+        let (body, properties) = tariff_message(seq, unix_micros());
+        self.publish(exchange, routing_key, &body, properties).await
+    }
+
+    /// Publishes one message, waiting for the oldest confirm when the window is full.
+    pub(crate) async fn publish(
+        &mut self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> anyhow::Result<()> {
         if self.pending.len() >= CONFIRM_WINDOW {
             let confirm = self.pending.pop_front().expect("non-empty");
             check_confirm(confirm.await?)?;
         }
-        let (body, properties) = tariff_message(seq, unix_micros());
         let confirm = self
             .channel
             .basic_publish(
@@ -249,7 +260,7 @@ impl Publisher {
                     mandatory: true,
                     ..BasicPublishOptions::default()
                 },
-                &body,
+                body,
                 properties,
             )
             .await?;
@@ -259,14 +270,14 @@ impl Publisher {
         Ok(())
     }
 
-    async fn flush(&mut self) -> anyhow::Result<()> {
+    pub(crate) async fn flush(&mut self) -> anyhow::Result<()> {
         while let Some(confirm) = self.pending.pop_front() {
             check_confirm(confirm.await?)?;
         }
         Ok(())
     }
 
-    fn mean_bytes(&self) -> u64 {
+    pub(crate) fn mean_bytes(&self) -> u64 {
         self.bytes / self.count.max(1)
     }
 }
@@ -316,7 +327,7 @@ pub(crate) async fn ready(channel: &Channel, queue: &str) -> anyhow::Result<u64>
     ))
 }
 
-async fn ready_total(channel: &Channel, queues: &[String]) -> anyhow::Result<u64> {
+pub(crate) async fn ready_total(channel: &Channel, queues: &[String]) -> anyhow::Result<u64> {
     let mut total = 0;
     for q in queues {
         total += ready(channel, q).await?;
@@ -326,7 +337,11 @@ async fn ready_total(channel: &Channel, queues: &[String]) -> anyhow::Result<u64
 
 /// Waits until the queues hold `expect` ready messages together (a quorum queue counts a
 /// confirmed message a moment after the confirm).
-async fn await_ready(channel: &Channel, queues: &[String], expect: u64) -> anyhow::Result<()> {
+pub(crate) async fn await_ready(
+    channel: &Channel,
+    queues: &[String],
+    expect: u64,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let found = ready_total(channel, queues).await?;
@@ -450,14 +465,14 @@ pub async fn raw_consume(
 // ---- CPU accounting ----------------------------------------------------------------------------
 
 /// CPU seconds used by benchkit itself and the broker over a phase.
-struct CpuMeter {
+pub(crate) struct CpuMeter {
     broker_pid: Option<u32>,
     broker0: f64,
     own0: f64,
 }
 
 impl CpuMeter {
-    fn start(broker_pid: Option<u32>) -> CpuMeter {
+    pub(crate) fn start(broker_pid: Option<u32>) -> CpuMeter {
         CpuMeter {
             broker_pid,
             broker0: broker_pid.and_then(proc_cpu_secs).unwrap_or(0.0),
@@ -465,7 +480,7 @@ impl CpuMeter {
         }
     }
 
-    fn report(&self, secs: f64) -> String {
+    pub(crate) fn report(&self, secs: f64) -> String {
         let own = proc_cpu_secs(std::process::id()).unwrap_or(0.0) - self.own0;
         let mut out = format!(
             "benchkit (partner/publisher) cpu {own:.1} s ({:.0}% of a core)",
@@ -489,40 +504,90 @@ impl CpuMeter {
 
 /// What the partner saw of the pushes.
 #[derive(Default)]
-struct Seen {
+pub(crate) struct Seen {
     /// By message seq: whether it arrived already.
     first: Vec<bool>,
     distinct: u64,
-    repeats: u64,
-    unparsed: u64,
+    pub(crate) repeats: u64,
+    pub(crate) unparsed: u64,
     first_at_us: i64,
     last_new_at_us: i64,
     per_partner: BTreeMap<String, u64>,
     /// (publish_us, publish-to-arrival us) of every first arrival.
     samples: Vec<(i64, i64)>,
+    /// Calls of the locations module (composite objects; their ids are not tariff ids).
+    pub(crate) composite: CompositeSeen,
 }
 
-struct PartnerShared {
+/// What the partner saw of composite pushes (`/locations/...`).
+#[derive(Default)]
+pub(crate) struct CompositeSeen {
+    /// PUTs of an EVSE (4 ids) and, of them, those whose body carries at least one connector.
+    pub(crate) evse_puts: u64,
+    pub(crate) evse_puts_with_connectors: u64,
+    /// Connectors in all EVSE PUTs together.
+    pub(crate) connectors: u64,
+    /// PUTs of a whole Location (3 ids).
+    pub(crate) location_puts: u64,
+    /// Any other call of the module (a PATCH, a connector PUT, ...).
+    pub(crate) other_calls: u64,
+    /// PUT bodies that are not a JSON object.
+    pub(crate) bad_bodies: u64,
+    pub(crate) first_at_us: i64,
+    pub(crate) last_at_us: i64,
+}
+
+impl CompositeSeen {
+    fn record(&mut self, method: &str, ids: usize, body: &[u8], at_us: i64) {
+        if self.first_at_us == 0 {
+            self.first_at_us = at_us;
+        }
+        self.last_at_us = at_us;
+        if method != "PUT" || !(3..=4).contains(&ids) {
+            self.other_calls += 1;
+            return;
+        }
+        let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) else {
+            self.bad_bodies += 1;
+            return;
+        };
+        if ids == 3 {
+            self.location_puts += 1;
+            return;
+        }
+        self.evse_puts += 1;
+        let connectors = object
+            .get("connectors")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        self.connectors += connectors as u64;
+        if connectors > 0 {
+            self.evse_puts_with_connectors += 1;
+        }
+    }
+}
+
+pub(crate) struct PartnerShared {
     base_url: String,
     seen: Mutex<Seen>,
     discovery_gets: AtomicU64,
 }
 
 impl PartnerShared {
-    fn seen(&self) -> MutexGuard<'_, Seen> {
+    pub(crate) fn seen(&self) -> MutexGuard<'_, Seen> {
         self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// An OCPI 2.2.1 receiver of all modules on 127.0.0.1 (random port); partner `pN` lives under
 /// `/pN/ocpi/`. It answers every push at once with status_code 1000 and times it.
-struct Partner {
-    shared: Arc<PartnerShared>,
+pub(crate) struct Partner {
+    pub(crate) shared: Arc<PartnerShared>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Partner {
-    async fn start(expected: u64) -> anyhow::Result<Partner> {
+    pub(crate) async fn start(expected: u64) -> anyhow::Result<Partner> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("OCPI partner: cannot listen on 127.0.0.1")?;
@@ -580,7 +645,7 @@ async fn handle(
     State(shared): State<Arc<PartnerShared>>,
     method: Method,
     uri: Uri,
-    _body: Bytes,
+    body: Bytes,
 ) -> Response {
     let arrived_us = unix_micros();
     let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
@@ -603,6 +668,14 @@ async fn handle(
                 .map(|m| json!({"identifier": m, "role": "RECEIVER", "url": format!("{base}/2.2.1/{m}")}))
                 .collect();
             envelope(Some(json!({ "version": "2.2.1", "endpoints": endpoints })))
+        }
+        ("PUT" | "PATCH" | "POST" | "DELETE", ["2.2.1", "locations", ids @ ..]) => {
+            let mut seen = shared.seen();
+            *seen.per_partner.entry(partner.to_string()).or_default() += 1;
+            seen.composite
+                .record(method.as_str(), ids.len(), &body, arrived_us);
+            drop(seen);
+            envelope(None)
         }
         ("PUT" | "PATCH" | "POST" | "DELETE", ["2.2.1", _module, .., id]) => {
             let parsed = parse_tariff_id(id);
@@ -644,6 +717,18 @@ pub struct PusherSetup {
     pub mapping: PathBuf,
     pub dir: PathBuf,
     pub presence_ms: u64,
+    /// `[database]` of the pushers (composite objects), when set.
+    pub database: Option<SourceDatabase>,
+    /// `[metrics] listen` of the pushers, when set (one address: one pusher per phase).
+    pub metrics_listen: Option<String>,
+}
+
+/// Where the pushers read composite objects: `[database]` of their configuration.
+pub struct SourceDatabase {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
 }
 
 impl PusherSetup {
@@ -671,6 +756,19 @@ impl PusherSetup {
             (self.presence_ms * 5).max(2000)
         );
         let _ = writeln!(out, "\n[log]\nformat = \"text\"\nlevel = \"info\"");
+        if let Some(listen) = &self.metrics_listen {
+            let _ = writeln!(out, "\n[metrics]\nlisten = {}", q(listen));
+        }
+        if let Some(db) = &self.database {
+            let _ = writeln!(out, "\n[database]");
+            let _ = writeln!(out, "host = {}\nport = {}", q(&db.host), db.port);
+            let _ = writeln!(
+                out,
+                "user = {}\npassword = {}",
+                q(&db.user),
+                q(&db.password)
+            );
+        }
         for id in partners {
             let _ = writeln!(out, "\n[[partner]]");
             let _ = writeln!(out, "id = {}", q(id));
@@ -686,7 +784,7 @@ impl PusherSetup {
 
     /// Writes the configuration of each pusher (`{dir}/{phase}-{i}.toml`, same partners, own
     /// name), notes the broker names and runs `pusher setup` on the first.
-    async fn prepare(
+    pub(crate) async fn prepare(
         &self,
         names: &Names,
         phase: &str,
@@ -727,7 +825,7 @@ impl PusherSetup {
 
     /// Starts `pusher run --config ...`, output appended to `{dir}/{name}.log`, pid to
     /// `{dir}/pids`.
-    fn spawn(&self, name: &str, config: &Path) -> anyhow::Result<RunningPusher> {
+    pub(crate) fn spawn(&self, name: &str, config: &Path) -> anyhow::Result<RunningPusher> {
         let log_path = self.dir.join(format!("{name}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -762,17 +860,17 @@ impl PusherSetup {
     }
 }
 
-struct RunningPusher {
-    name: String,
-    pid: u32,
+pub(crate) struct RunningPusher {
+    pub(crate) name: String,
+    pub(crate) pid: u32,
     child: Child,
-    log: PathBuf,
+    pub(crate) log: PathBuf,
     peak_rss: f64,
 }
 
 impl RunningPusher {
     /// Samples RSS; an error when the pusher exited.
-    fn check(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn check(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
             bail!(
                 "pusher {} exited early ({status}); last lines of {}:\n{}",
@@ -788,7 +886,7 @@ impl RunningPusher {
     }
 
     /// VmHWM (or the sampled peak when larger), CPU seconds, per-thread CPU.
-    fn usage(&self) -> (f64, f64, String) {
+    pub(crate) fn usage(&self) -> (f64, f64, String) {
         let hwm = proc_status_mb(self.pid, "VmHWM:").unwrap_or(0.0);
         let cpu = proc_cpu_secs(self.pid).unwrap_or(0.0);
         let threads: Vec<String> = thread_stats(self.pid)
@@ -799,7 +897,7 @@ impl RunningPusher {
     }
 
     /// SIGTERM, then SIGKILL after 30 s.
-    async fn stop(mut self) -> anyhow::Result<()> {
+    pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
         if self.child.try_wait()?.is_none() {
             let _ = std::process::Command::new("kill")
                 .args(["-TERM", &self.pid.to_string()])
@@ -828,7 +926,7 @@ fn tail(path: &Path, lines: usize) -> String {
 }
 
 /// Which partners each pusher consumed (from its log), to show how they were spread.
-fn log_assignments(phase: &str, pushers: &[RunningPusher]) {
+pub(crate) fn log_assignments(phase: &str, pushers: &[RunningPusher]) {
     let spread: Vec<String> = pushers
         .iter()
         .map(|p| {
@@ -845,7 +943,7 @@ fn log_assignments(phase: &str, pushers: &[RunningPusher]) {
 }
 
 /// Errors and warnings the pushers logged (the first few).
-fn log_problems(pushers: &[RunningPusher]) {
+pub(crate) fn log_problems(pushers: &[RunningPusher]) {
     for p in pushers {
         let text = std::fs::read_to_string(&p.log).unwrap_or_default();
         let problems: Vec<&str> = text
@@ -999,7 +1097,7 @@ pub async fn backlog(
     Ok(())
 }
 
-fn percentile(sorted: &[i64], q: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[i64], q: f64) -> f64 {
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1] as f64 / 1000.0
 }
