@@ -1212,3 +1212,58 @@ fn constants_and_methods() {
     assert_eq!(reqwest::Method::from(Method::Patch), reqwest::Method::PATCH);
     assert_eq!(Module::Cdrs.identifier(), "cdrs");
 }
+
+#[test]
+fn a_2_1_1_location_gets_its_required_type_and_postal_code_from_defaults_and_translations() {
+    let mut row = location_row();
+    row["parking_type"] = Value::Null;
+    row["postal_code"] = Value::Null;
+    let body = plan("locations", &insert("locations", row.clone()), V211)
+        .body
+        .unwrap();
+    assert_eq!(body["type"], "UNKNOWN");
+    assert_eq!(body["postal_code"], "");
+    // The default is for 2.1.1 only: 2.2.1 leaves an optional NULL out.
+    let body = plan("locations", &insert("locations", row.clone()), V221)
+        .body
+        .unwrap();
+    assert!(body.get("postal_code").is_none(), "{body}");
+    // A 2.2.1 ParkingType 2.1.1 lacks becomes OTHER; the others are the same words.
+    row["parking_type"] = json!("ALONG_MOTORWAY");
+    let body = plan("locations", &insert("locations", row.clone()), V211)
+        .body
+        .unwrap();
+    assert_eq!(body["type"], "OTHER");
+    row["parking_type"] = json!("PARKING_LOT");
+    let body = plan("locations", &insert("locations", row), V211)
+        .body
+        .unwrap();
+    assert_eq!(body["type"], "PARKING_LOT");
+}
+
+#[test]
+fn defaults_and_translations_need_a_column() {
+    let text = r#"
+[[table]]
+table = "ocpi.tokens"
+module = "tokens"
+path = "/{country_code}/{party_id}/{uid}"
+[table.fields]
+type = { value = "RFID", default = "OTHER" }
+last_updated = { column = "last_updated", as = "datetime" }
+"#;
+    let err = MappingConfig::parse(text, "m").unwrap_err().to_string();
+    assert!(
+        err.contains("`default` and `values` apply to a column"),
+        "{err}"
+    );
+    let text = text.replace(
+        "type = { value = \"RFID\", default = \"OTHER\" }",
+        "type = { column = \"type\", default_for = [\"2.1.1\"] }",
+    );
+    let err = MappingConfig::parse(&text, "m").unwrap_err().to_string();
+    assert!(
+        err.contains("default_for") && err.contains("give `default` too"),
+        "{err}"
+    );
+}
