@@ -778,6 +778,14 @@ impl PusherSetup {
             let _ = writeln!(out, "our_country_code = \"NL\"\nour_party_id = \"EXA\"");
             let _ = writeln!(out, "country_code = \"DE\"\nparty_id = \"PRT\"");
             let _ = writeln!(out, "mapping = {}", q(&self.mapping.display().to_string()));
+            if self.database.is_none() {
+                // The example mapping's Location tree needs [database]; the plain cases push
+                // tariff updates only.
+                let _ = writeln!(
+                    out,
+                    "modules = [\"sessions\", \"cdrs\", \"tariffs\", \"tokens\"]"
+                );
+            }
         }
         out
     }

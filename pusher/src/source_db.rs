@@ -119,6 +119,7 @@ impl SourceDb {
             .pool_opts(
                 mysql_async::PoolOpts::default()
                     .with_constraints(constraints)
+                    .with_inactive_connection_ttl(Duration::from_secs(300))
                     .with_reset_connection(false),
             );
         SourceDb {
