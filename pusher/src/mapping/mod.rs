@@ -66,12 +66,12 @@
 //! - **CDR identity.** CDRs are `POST`ed to the bare endpoint: [`PlannedRequest::path_ids`] is
 //!   empty, and the CDR mapping's `path` only names the record for [`PlannedRequest::record_id`]
 //!   and logs.
-//! - **EVSE without connectors.** An EVSE row does not contain its connectors (they are rows of
-//!   their own), so the `PUT` of a new EVSE carries none unless the mapping provides them; OCPI
-//!   requires at least one and strict receivers refuse it. The connectors follow as their own
-//!   `PUT`s. The same holds for a Location `PUT` and its EVSEs, which is why the example maps
-//!   Locations and EVSEs with `update = "patch"`: a `PUT` of an existing Location without
-//!   `evses` could drop them at the partner.
+//! - **One row, one object.** `render` sees one row: an EVSE row does not contain its
+//!   connectors, nor a Location row its EVSEs. Tables linked with `[[table.children]]` (the
+//!   example's Location > EVSE > Connector tree) are therefore not sent through `render` alone:
+//!   [`crate::composite`] reads the complete object from the database and renders each of its
+//!   rows here. A Locations mapping without such links sends row-shaped objects (an EVSE `PUT`
+//!   without connectors, which strict receivers refuse).
 //! - **Date-times.** `as = "datetime"` takes DATETIME values (no zone) as UTC, keeps the
 //!   fractional digits the column has, and writes RFC 3339 with `Z`.
 
