@@ -15,7 +15,8 @@ use crate::source_db::{DbError, SourceDb};
 
 /// What reading and planning one target came to.
 enum Planned {
-    Put(PlannedRequest),
+    /// The request, and the target's row as read.
+    Put(PlannedRequest, change_message::Row),
     /// Nothing to send now, and why (an EVSE without connectors yet).
     Nothing(String),
     /// The object is not in the database (any more).
@@ -57,7 +58,18 @@ impl Shared {
             .then(|| newest_commit_time(batch))
             .flatten();
         let plan = match self.plan(db, &target, floor).await {
-            Planned::Put(plan) => plan,
+            Planned::Put(_, row) if read_before_commit(batch, &target, &row) => {
+                // The binlog reaches the bridge before the server makes the transaction visible
+                // to other sessions: this read may miss the change. Read again shortly.
+                return CallResult::WaitDatabase {
+                    reason: format!(
+                        "the database does not show the change of {} yet (its commit is not \
+                         visible): reading it again",
+                        target.key()
+                    ),
+                };
+            }
+            Planned::Put(plan, _) => plan,
             Planned::Gone => return self.gone(batch, &target, seq).await,
             Planned::Nothing(note) => {
                 return CallResult::Delivered {
@@ -77,7 +89,7 @@ impl Shared {
             if refused_as_unknown(reason) && root.key() != target.key() {
                 tracing::info!(partner = %self.partner.id, request = %plan, reason, "the partner does not hold the parent: sending the whole Location");
                 match self.plan(db, &root, floor).await {
-                    Planned::Put(root_plan) => outcome = self.send(&base, &root_plan).await,
+                    Planned::Put(root_plan, _) => outcome = self.send(&base, &root_plan).await,
                     Planned::Gone | Planned::Nothing(_) => {}
                     Planned::Stop(result) => return self.stop(batch, result).await,
                 }
@@ -168,7 +180,7 @@ impl Shared {
         self.metrics.database_read();
         match composite::plan_put(config, target.mapping, &node, self.partner.version, floor) {
             Ok(plan) => match check_object(&plan, self.partner.version) {
-                Ok(()) => Planned::Put(plan),
+                Ok(()) => Planned::Put(plan, node.row),
                 Err(invalid) => Planned::Stop(CallResult::Parked {
                     reason: format!("{plan}: not sent: {invalid}"),
                 }),
@@ -245,6 +257,71 @@ fn check_object(plan: &PlannedRequest, version: OcpiVersion) -> Result<(), objec
     match &plan.body {
         Some(body) => objects::check(version, plan.object, body, objects::Completeness::Whole),
         None => Ok(()),
+    }
+}
+
+/// True when the target's row read from the database is older than a change of it in the
+/// batch (its `last_updated` column holds an earlier value than the change's row image).
+///
+/// Only for changes committed in the last 10 s: a row whose `last_updated` an application set
+/// backwards later must not make the change wait for ever.
+fn read_before_commit(batch: &[Pending], target: &Target<'_>, read: &change_message::Row) -> bool {
+    let recent = |commit: &str| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+            - 10;
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, d) = change_message::calendar::civil_from_days(days);
+        let floor = format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        );
+        mapping::instant(commit) >= mapping::instant(&floor)
+    };
+    let Some(column) = last_updated_column(target.mapping) else {
+        return false;
+    };
+    let read_at = read
+        .get(column)
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    batch.iter().any(|p| {
+        let change = &p.change;
+        change.op != Operation::Delete
+            && recent(&change.source.commit_time)
+            && change.database == target.mapping.database
+            && change.table == target.mapping.table
+            && target
+                .mapping
+                .path
+                .iter()
+                .all(|c| change.after.as_ref().and_then(|a| a.get(c)) == target.ids.get(c))
+            && match (
+                change
+                    .after
+                    .as_ref()
+                    .and_then(|a| a.get(column))
+                    .and_then(|v| v.as_str()),
+                read_at.as_deref(),
+            ) {
+                (Some(changed), Some(read)) => mapping::instant(read) < mapping::instant(changed),
+                _ => false,
+            }
+    })
+}
+
+/// The column that feeds the mapping's top-level `last_updated`.
+fn last_updated_column(mapping: &crate::mapping::TableMapping) -> Option<&str> {
+    match &mapping.body {
+        crate::mapping::Body::Fields(fields) => fields
+            .iter()
+            .find(|f| f.path == ["last_updated"])
+            .and_then(|f| f.column()),
+        crate::mapping::Body::Column(_) => None,
     }
 }
 
