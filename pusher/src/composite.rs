@@ -38,7 +38,8 @@ use change_message::{Operation, Row, RowChange, SnapshotMark, Source};
 use serde_json::Value;
 
 use crate::mapping::{
-    self, MappingConfig, MappingError, Method, Module, OcpiVersion, PlannedRequest, TableMapping,
+    self, Embed, MappingConfig, MappingError, Method, Module, OcpiVersion, PlannedRequest,
+    TableMapping,
 };
 use crate::source_db::{DbError, DbSession, Select, SourceDb};
 
@@ -261,6 +262,70 @@ fn same_id(a: Option<&Value>, b: &Value) -> bool {
         (Some(x), y) => x == y,
         (None, _) => false,
     }
+}
+
+/// Reads the object an `[[table.embed]]` puts into the object of `row` (a 2.1.1 Session's
+/// Location): the embedded root with its tree, each child table that the embed restricts
+/// holding only the rows that match `row` (the EVSE and the connector used). `None` when the
+/// database has no such root.
+pub async fn read_embedded<'m>(
+    db: &SourceDb,
+    config: &'m MappingConfig,
+    embed: &Embed,
+    row: &Row,
+) -> Result<Option<(&'m TableMapping, Node)>, DbError> {
+    let Some(root) = config.by_name(&embed.table) else {
+        return Ok(None);
+    };
+    let mut ids = Row::new();
+    for (root_column, row_column) in &embed.join {
+        ids.insert(
+            root_column.clone(),
+            row.get(row_column).cloned().unwrap_or(Value::Null),
+        );
+    }
+    let target = Target { mapping: root, ids };
+    let Some(mut node) = read(db, config, &target).await? else {
+        return Ok(None);
+    };
+    keep_only(config, root, &mut node, embed, row);
+    Ok(Some((root, node)))
+}
+
+/// Drops the children of `node` (and below) that `embed` does not keep for `row`.
+fn keep_only(
+    config: &MappingConfig,
+    mapping: &TableMapping,
+    node: &mut Node,
+    embed: &Embed,
+    row: &Row,
+) {
+    for (link, (_, kids)) in mapping.children.iter().zip(node.children.iter_mut()) {
+        if let Some(pairs) = embed.only_for(&link.table) {
+            kids.retain(|kid| {
+                pairs.iter().all(|(child_column, row_column)| {
+                    row.get(row_column)
+                        .is_some_and(|v| same_id(kid.row.get(child_column), v))
+                })
+            });
+        }
+        if let Some(child) = config.by_name(&link.table) {
+            for kid in kids.iter_mut() {
+                keep_only(config, child, kid, embed, row);
+            }
+        }
+    }
+}
+
+/// The embedded object of a [`read_embedded`] read, as partners of `version` get it: the
+/// tree rendered as a PUT of the root would carry it.
+pub fn render_embedded(
+    config: &MappingConfig,
+    root: &TableMapping,
+    node: &Node,
+    version: OcpiVersion,
+) -> Result<Value, MappingError> {
+    nest(config, root, node, version).map(|(body, _)| body)
 }
 
 /// The columns read for a table: every column its mapping reads (path included).

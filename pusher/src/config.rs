@@ -674,6 +674,17 @@ impl Config {
                     "no mapped table is left to push after `tables` and `modules`".into(),
                 ));
             }
+            for m in all.iter().filter(|m| tables.contains(&m.qualified_name())) {
+                crate::mapping::coverage::check(m, version).map_err(|problem| {
+                    invalid(
+                        key("mapping"),
+                        format!(
+                            "{} cannot be pushed as OCPI {version}: {problem}",
+                            m.qualified_name()
+                        ),
+                    )
+                })?;
+            }
             let mut modules: Vec<Module> = Vec::new();
             for m in &all {
                 if tables.contains(&m.qualified_name()) && !modules.contains(&m.module) {
@@ -800,21 +811,23 @@ impl Config {
         };
         if database.is_none() {
             let pushes_a_tree = |p: &&Arc<PartnerConfig>| {
-                p.mapping
-                    .tables
-                    .iter()
-                    .any(|t| p.mapping.in_tree(t) && p.tables.contains(&t.qualified_name()))
+                p.mapping.tables.iter().any(|t| {
+                    p.tables.contains(&t.qualified_name())
+                        && (p.mapping.in_tree(t)
+                            || t.embeds.iter().any(|e| e.applies_to(p.version)))
+                })
             };
             if let Some(p) = partners.iter().find(pushes_a_tree) {
                 return Err(invalid(
                     "database".into(),
                     format!(
                         "missing: partner `{}` is pushed tables that its mapping {} links with \
-                         [[table.children]], whose objects (an EVSE with its connectors, a \
-                         Location with its EVSEs) the pusher reads from the source database; \
+                         [[table.children]] or [[table.embed]], whose objects (an EVSE with \
+                         its connectors, a Location with its EVSEs, a 2.1.1 Session's \
+                         Location) the pusher reads from the source database; \
                          add a [database] section with a read-only user (README \"Composite \
-                         objects\"), or leave the locations module out of the partner's \
-                         `modules`",
+                         objects\"), or leave the modules of those tables out of the \
+                         partner's `modules`",
                         p.id, p.mapping.origin
                     ),
                 ));
@@ -888,6 +901,37 @@ mapping = "{}"
 "#,
             mapping_path().display()
         )
+    }
+
+    #[test]
+    fn a_partner_whose_version_the_mapping_cannot_serve_is_refused_naming_table_and_fix() {
+        let p211 = partner_toml("").replace("ocpi_version = \"2.2.1\"", "ocpi_version = \"2.1.1\"");
+        let err = Config::parse(&p211, Path::new("p.toml"), &env_with_token)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("acme") && err.contains("ocpi.cdrs") && err.contains("body_version"),
+            "{err}"
+        );
+        assert!(err.contains("modules"), "the fix is named: {err}");
+        let without_cdrs = p211.replace(
+            "mapping = ",
+            "modules = [\"locations\", \"sessions\", \"tariffs\", \"tokens\"]\nmapping = ",
+        );
+        Config::parse(&without_cdrs, Path::new("p.toml"), &env_with_token).unwrap();
+        // 2.1.1 Sessions embed their Location, read from the database.
+        let sessions_without_db = without_cdrs.replace("[database]\nuser = \"ocpi_reader\"\n", "");
+        let sessions_without_db = sessions_without_db.replace(
+            "[\"locations\", \"sessions\", \"tariffs\", \"tokens\"]",
+            "[\"sessions\"]",
+        );
+        let err = Config::parse(&sessions_without_db, Path::new("p.toml"), &env_with_token)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[[table.embed]]") && err.contains("[database]"),
+            "{err}"
+        );
     }
 
     fn env_with_token(name: &str) -> Option<String> {

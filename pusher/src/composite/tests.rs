@@ -217,3 +217,97 @@ fn an_evse_without_connectors_is_not_sent_alone_nor_inside_its_location() {
         .unwrap();
     assert_eq!(body["evses"], json!([]));
 }
+
+/// A sessions table embedding its Location for 2.1.1, to append to [`MAPPING`].
+const SESSIONS: &str = r#"
+[[table]]
+table = "ocpi.sessions"
+module = "sessions"
+path = "/{country_code}/{party_id}/{id}"
+[table.fields]
+id = "id"
+last_updated = { column = "last_updated", as = "datetime" }
+[[table.embed]]
+field = "location"
+table = "ocpi.locations"
+join = { country_code = "country_code", party_id = "party_id", id = "location_id" }
+only = { "ocpi.evses" = { uid = "evse_uid" }, "ocpi.connectors" = { id = "connector_id" } }
+versions = ["2.1.1"]
+"#;
+
+fn config_with_sessions() -> MappingConfig {
+    MappingConfig::parse(&format!("{MAPPING}{SESSIONS}"), "test").unwrap()
+}
+
+fn evse(uid: &str, connectors: Vec<Node>) -> Node {
+    Node {
+        row: row(
+            json!({"country_code": "NL", "party_id": "EXA", "location_id": "L1",
+                        "uid": uid, "status": "CHARGING", "last_updated": "2026-03-01 10:00:00.000"}),
+        ),
+        children: vec![("connectors".into(), connectors)],
+    }
+}
+
+#[test]
+fn an_embedded_location_keeps_only_the_evse_and_connector_the_session_names() {
+    let config = config_with_sessions();
+    let sessions = config.get("ocpi", "sessions").unwrap();
+    let embed = &sessions.embeds[0];
+    let locations = config.get("ocpi", "locations").unwrap();
+    let session = row(json!({"country_code": "NL", "party_id": "EXA", "id": "S1",
+                             "location_id": "L1", "evse_uid": "e2", "connector_id": "2"}));
+    let mut node = Node {
+        row: row(json!({"country_code": "NL", "party_id": "EXA", "id": "L1",
+                        "last_updated": "2026-03-01 09:00:00.000"})),
+        children: vec![(
+            "evses".into(),
+            vec![
+                evse("E1", vec![connector("1", "2026-03-01 09:00:00.000")]),
+                evse(
+                    "E2",
+                    vec![
+                        connector("1", "2026-03-01 09:00:00.000"),
+                        connector("2", "2026-03-01 11:00:00.000"),
+                    ],
+                ),
+            ],
+        )],
+    };
+    keep_only(&config, locations, &mut node, embed, &session);
+    let object = render_embedded(&config, locations, &node, OcpiVersion::V211).unwrap();
+    // Ids compare as the database compares them: "e2" names EVSE "E2".
+    assert_eq!(
+        object,
+        json!({"id": "L1", "last_updated": "2026-03-01T11:00:00.000Z",
+               "evses": [{"uid": "E2", "status": "CHARGING",
+                          "last_updated": "2026-03-01T11:00:00.000Z",
+                          "connectors": [{"id": "2", "last_updated": "2026-03-01T11:00:00.000Z"}]}]})
+    );
+}
+
+#[test]
+fn an_embed_must_name_the_root_of_a_tree_joined_on_its_whole_path() {
+    let text = format!("{MAPPING}{SESSIONS}");
+    for (from, to, expected) in [
+        (
+            "table = \"ocpi.locations\"\njoin",
+            "table = \"ocpi.evses\"\njoin",
+            "not a Locations table",
+        ),
+        (
+            "party_id = \"party_id\", id = \"location_id\" }",
+            "id = \"location_id\" }",
+            "`party_id` is not joined",
+        ),
+        (
+            "\"ocpi.evses\" = { uid",
+            "\"ocpi.tariffs\" = { uid",
+            "not a child table",
+        ),
+    ] {
+        assert!(text.contains(from), "{from}");
+        let err = MappingConfig::parse(&text.replacen(from, to, 1), "test").unwrap_err();
+        assert!(err.to_string().contains(expected), "{from}: {err}");
+    }
+}

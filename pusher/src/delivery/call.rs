@@ -12,7 +12,7 @@ use crate::cdr_ledger::CdrState;
 use crate::lanes::{coalesce, Pending};
 use crate::mapping::{self, render};
 use crate::metrics::FailureClass;
-use crate::ocpi::{join_url, Endpoints, Outcome};
+use crate::ocpi::{join_url, objects, Endpoints, Outcome};
 
 impl Shared {
     pub(super) fn endpoints(&self) -> Option<Arc<Endpoints>> {
@@ -51,20 +51,14 @@ impl Shared {
         };
         // A snapshot row (initial sync) stands for a full state the partner may not hold.
         let snapshot = changes.iter().any(|c| c.snapshot.is_some());
-        let plan = match render(mapping, &net, partner.version, snapshot) {
+        let rendered = render(mapping, &net, partner.version, snapshot);
+        let rendered = match self.with_embeds(mapping, &net, rendered).await {
+            Ok(rendered) => rendered,
+            Err(result) => return result,
+        };
+        let plan = match self.sendable(batch, rendered, net.seq).await {
             Ok(plan) => plan,
-            Err(e) if e.is_nothing_to_send() => {
-                return CallResult::Delivered {
-                    seq: net.seq,
-                    note: Some(e.to_string()),
-                }
-            }
-            Err(e) => {
-                self.metrics.failed(FailureClass::Unsendable);
-                return self
-                    .park(batch, &format!("cannot be sent as OCPI: {e}"))
-                    .await;
-            }
+            Err(result) => return result,
         };
         let base = match self.module_url(plan.module.identifier()) {
             Ok(base) => base,
@@ -81,9 +75,14 @@ impl Shared {
         if let (mapping::Method::Patch, Outcome::Rejected { reason }) = (plan.method, &outcome) {
             // The partner may not hold the object (a partner still receiving its initial sync,
             // or one that lost data): the change carries the full row, so send all of it once.
-            let full = render(mapping, &net, partner.version, true)
-                .ok()
-                .filter(|full| full.method != mapping::Method::Patch);
+            let rendered = render(mapping, &net, partner.version, true);
+            let full = match self.with_embeds(mapping, &net, rendered).await {
+                Ok(rendered) => rendered
+                    .ok()
+                    .filter(|full| full.method != mapping::Method::Patch)
+                    .filter(|full| objects::check_request(partner.version, full).is_ok()),
+                Err(result) => return result,
+            };
             if let Some(full) = full {
                 tracing::info!(partner = %partner.id, request = %plan, reason, "PATCH refused: sending the whole object instead");
                 outcome = self.send(base, &full).await;
@@ -151,6 +150,32 @@ impl Shared {
                 CallResult::PartnerLevel { reason }
             }
         }
+    }
+
+    /// The rendered request if it may leave; else what the call comes to: nothing to send
+    /// (delivered, with the reason), or parked because it cannot be sent as valid OCPI of the
+    /// partner's version (the field and the rule named), without a call.
+    pub(super) async fn sendable(
+        &self,
+        batch: &[Pending],
+        rendered: Result<mapping::PlannedRequest, mapping::MappingError>,
+        seq: u64,
+    ) -> Result<mapping::PlannedRequest, CallResult> {
+        let reason = match rendered {
+            Ok(plan) => match objects::check_request(self.partner.version, &plan) {
+                Ok(()) => return Ok(plan),
+                Err(invalid) => format!("{plan}: not sent: {invalid}"),
+            },
+            Err(e) if e.is_nothing_to_send() => {
+                return Err(CallResult::Delivered {
+                    seq,
+                    note: Some(e.to_string()),
+                })
+            }
+            Err(e) => format!("cannot be sent as OCPI: {e}"),
+        };
+        self.metrics.failed(FailureClass::Unsendable);
+        Err(self.park(batch, &reason).await)
     }
 
     /// One planned request to the module endpoint `base`.

@@ -48,6 +48,7 @@ use crate::presence::PartnerStatus;
 use crate::source_db::SourceDb;
 
 mod call;
+mod embeds;
 mod tree_call;
 
 /// How many records' last pushed `seq` each partner remembers (about 100 bytes each).

@@ -10,7 +10,7 @@ use crate::composite::{self, Target};
 use crate::lanes::{coalesce, Pending};
 use crate::mapping::{self, PlannedRequest};
 use crate::metrics::FailureClass;
-use crate::ocpi::{objects, refused_as_unknown, OcpiVersion, Outcome};
+use crate::ocpi::{objects, refused_as_unknown, Outcome};
 use crate::source_db::{DbError, SourceDb};
 
 /// What reading and planning one target came to.
@@ -179,7 +179,7 @@ impl Shared {
         };
         self.metrics.database_read();
         match composite::plan_put(config, target.mapping, &node, self.partner.version, floor) {
-            Ok(plan) => match check_object(&plan, self.partner.version) {
+            Ok(plan) => match objects::check_request(self.partner.version, &plan) {
                 Ok(()) => Planned::Put(plan, node.row),
                 Err(invalid) => Planned::Stop(CallResult::Parked {
                     reason: format!("{plan}: not sent: {invalid}"),
@@ -226,20 +226,10 @@ impl Shared {
         let Some(net) = coalesce(&changes) else {
             return CallResult::Delivered { seq, note: None };
         };
-        let plan = match mapping::render(target.mapping, &net, self.partner.version, false) {
+        let rendered = mapping::render(target.mapping, &net, self.partner.version, false);
+        let plan = match self.sendable(batch, rendered, seq).await {
             Ok(plan) => plan,
-            Err(e) if e.is_nothing_to_send() => {
-                return CallResult::Delivered {
-                    seq,
-                    note: Some(e.to_string()),
-                }
-            }
-            Err(e) => {
-                self.metrics.failed(FailureClass::Unsendable);
-                return self
-                    .park(batch, &format!("cannot be sent as OCPI: {e}"))
-                    .await;
-            }
+            Err(result) => return result,
         };
         let base = match self.module_url(target.mapping.module.identifier()) {
             Ok(base) => base,
@@ -247,16 +237,6 @@ impl Shared {
         };
         let outcome = self.send(&base, &plan).await;
         self.answer(batch, &plan, outcome, seq, true).await
-    }
-}
-
-/// The OCPI object rules of the partner's version, before the request leaves: an object that
-/// breaks them (an EVSE whose database rows hold no connector) is parked with the field and
-/// the rule named, without a call.
-fn check_object(plan: &PlannedRequest, version: OcpiVersion) -> Result<(), objects::Invalid> {
-    match &plan.body {
-        Some(body) => objects::check(version, plan.object, body, objects::Completeness::Whole),
-        None => Ok(()),
     }
 }
 
@@ -321,7 +301,7 @@ fn last_updated_column(mapping: &crate::mapping::TableMapping) -> Option<&str> {
             .iter()
             .find(|f| f.path == ["last_updated"])
             .and_then(|f| f.column()),
-        crate::mapping::Body::Column(_) => None,
+        crate::mapping::Body::Column { .. } => None,
     }
 }
 

@@ -10,6 +10,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
+use super::embeds::{self, Embed, RawEmbed};
 use super::{Module, ObjectKind, OcpiVersion};
 
 /// All table mappings of one file.
@@ -37,6 +38,9 @@ pub struct TableMapping {
     /// Child tables whose rows are part of this table's OCPI object (a Location's EVSEs, an
     /// EVSE's Connectors), in file order. See [`ChildLink`].
     pub children: Vec<ChildLink>,
+    /// Tree objects read from the source database into this table's object (a 2.1.1
+    /// Session's `location`). See [`Embed`].
+    pub embeds: Vec<Embed>,
 }
 
 /// A child table whose rows belong inside the parent's object: `[[table.children]]`.
@@ -66,8 +70,13 @@ pub enum UpdateMode {
 /// Where the OCPI object comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
-    /// A JSON column holding the whole object, sent as is.
-    Column(String),
+    /// A JSON column holding the whole object, sent as is to partners of `version` (the one
+    /// OCPI version its objects are written for: `body_version`); a partner of another version
+    /// is refused at start.
+    Column {
+        column: String,
+        version: OcpiVersion,
+    },
     /// Field by field, in file order.
     Fields(Vec<FieldMapping>),
 }
@@ -89,6 +98,8 @@ pub struct FieldMapping {
     /// Text values translated after the conversion (`values = { FROM = "TO" }`), e.g. a
     /// 2.2.1 ParkingType to a 2.1.1 LocationType; values not listed are sent as they are.
     pub values: Vec<(String, Value)>,
+    /// The versions `values` applies to (`values_for = [...]`); `None`: all.
+    pub values_for: Option<Vec<OcpiVersion>>,
 }
 
 impl FieldMapping {
@@ -99,6 +110,14 @@ impl FieldMapping {
             .as_ref()
             .is_none_or(|v| v.contains(&version));
         self.default.as_ref().filter(|_| applies)
+    }
+
+    /// The `values` translation for partners of `version` (empty when it does not apply).
+    pub fn values_for(&self, version: OcpiVersion) -> &[(String, Value)] {
+        match &self.values_for {
+            Some(versions) if !versions.contains(&version) => &[],
+            _ => &self.values,
+        }
     }
 
     /// Whether the field is sent to partners of `version`.
@@ -118,10 +137,13 @@ impl FieldMapping {
 /// Where a field's value comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldSource {
-    /// A column of the row, optionally converted.
+    /// A column of the row, optionally converted; with `pointer` (`pointer = "/contract_id"`),
+    /// the member of the converted JSON value it points to (RFC 6901; a missing member counts
+    /// as NULL).
     Column {
         column: String,
         conversion: Option<Conversion>,
+        pointer: Option<String>,
     },
     /// A constant.
     Value(Value),
@@ -271,6 +293,7 @@ impl MappingConfig {
             tables,
         };
         config.check_trees()?;
+        embeds::check(&config)?;
         Ok(config)
     }
 
@@ -400,6 +423,23 @@ impl MappingConfig {
         })
     }
 
+    /// `database.table` of `root` and of every table below it in its tree.
+    pub fn tree_of<'a>(&'a self, root: &'a TableMapping) -> Vec<&'a str> {
+        let mut names: Vec<&str> = Vec::new();
+        let mut todo = vec![root];
+        while let Some(table) = todo.pop() {
+            for link in &table.children {
+                if let Some(child) = self.by_name(&link.table) {
+                    if !names.contains(&link.table.as_str()) {
+                        names.push(&link.table);
+                        todo.push(child);
+                    }
+                }
+            }
+        }
+        names
+    }
+
     /// Whether the table is part of a composite tree (has a parent or children).
     pub fn in_tree(&self, table: &TableMapping) -> bool {
         !table.children.is_empty() || self.parent_of(table).is_some()
@@ -439,11 +479,17 @@ impl TableMapping {
     pub fn columns(&self) -> Vec<&str> {
         let mut all: Vec<&str> = self.path.iter().map(String::as_str).collect();
         match &self.body {
-            Body::Column(c) => all.push(c),
+            Body::Column { column, .. } => all.push(column),
             Body::Fields(fields) => all.extend(fields.iter().filter_map(FieldMapping::column)),
         }
         if let Some(sd) = &self.soft_delete {
             all.push(&sd.column);
+        }
+        for embed in &self.embeds {
+            all.extend(embed.join.iter().map(|(_, row_column)| row_column.as_str()));
+            for (_, pairs) in &embed.only {
+                all.extend(pairs.iter().map(|(_, row_column)| row_column.as_str()));
+            }
         }
         let mut out: Vec<&str> = Vec::with_capacity(all.len());
         for c in all {
@@ -457,7 +503,7 @@ impl TableMapping {
     /// The fields sent to partners of `version` (all of them for a body column: `None`).
     pub fn fields_for(&self, version: OcpiVersion) -> Option<Vec<&FieldMapping>> {
         match &self.body {
-            Body::Column(_) => None,
+            Body::Column { .. } => None,
             Body::Fields(fields) => Some(fields.iter().filter(|f| f.applies_to(version)).collect()),
         }
     }
@@ -497,11 +543,15 @@ struct RawTable {
     #[serde(default)]
     body_column: Option<String>,
     #[serde(default)]
+    body_version: Option<String>,
+    #[serde(default)]
     fields: Option<RawFields>,
     #[serde(default)]
     soft_delete: Option<RawSoftDelete>,
     #[serde(default)]
     children: Vec<RawChild>,
+    #[serde(default)]
+    embed: Vec<RawEmbed>,
 }
 
 #[derive(Deserialize)]
@@ -565,6 +615,10 @@ struct RawFieldSpec {
     default_for: Option<Vec<String>>,
     #[serde(default)]
     values: Option<toml::value::Table>,
+    #[serde(default)]
+    values_for: Option<Vec<String>>,
+    #[serde(default)]
+    pointer: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for RawField {
@@ -661,6 +715,14 @@ fn validate(
         (_, None) => UpdateMode::Put,
     };
 
+    if raw.body_version.is_some() && raw.body_column.is_none() {
+        return Err(invalid(
+            "body_version",
+            "only with body_column: a [table.fields] mapping is rendered for each partner's \
+             version (limit a field with `versions = [...]`)"
+                .into(),
+        ));
+    }
     let body = match (raw.body_column, raw.fields) {
         (Some(_), Some(_)) => {
             return Err(invalid(
@@ -680,7 +742,19 @@ fn validate(
         }
         (Some(column), None) => {
             check_column_name(&column).map_err(|p| invalid("body_column", p))?;
-            Body::Column(column)
+            let version = raw
+                .body_version
+                .ok_or_else(|| {
+                    invalid(
+                        "body_version",
+                        "missing: name the OCPI version the objects in body_column are written                          for (\"2.1.1\", \"2.2.1\" or \"2.3.0\"); they are sent as they are, so \
+                         only to partners of that version"
+                            .into(),
+                    )
+                })?
+                .parse::<OcpiVersion>()
+                .map_err(|p| invalid("body_version", p))?;
+            Body::Column { column, version }
         }
         (None, Some(fields)) => Body::Fields(validate_fields(fields, object, invalid)?),
     };
@@ -724,35 +798,19 @@ fn validate(
         }
     };
 
+    let embeds = embeds::validate(raw.embed, object, invalid)?;
     let children = raw
         .children
         .into_iter()
         .enumerate()
         .map(|(i, child)| {
             let key = |k: &str| format!("children[{i}].{k}");
-            let mut join = Vec::with_capacity(child.join.len());
-            for (child_column, parent_column) in child.join {
-                let toml::Value::String(parent_column) = parent_column else {
-                    return Err(invalid(
-                        &key("join"),
-                        format!(
-                            "`{child_column}` must name a column of this table as text, e.g. \
-                             {child_column} = \"id\""
-                        ),
-                    ));
-                };
-                check_column_name(&child_column).map_err(|p| invalid(&key("join"), p))?;
-                check_column_name(&parent_column).map_err(|p| invalid(&key("join"), p))?;
-                join.push((child_column, parent_column));
-            }
-            if join.is_empty() {
-                return Err(invalid(
-                    &key("join"),
-                    "empty: name each child column that holds a parent id, e.g. \
-                     { location_id = \"id\" }"
-                        .into(),
-                ));
-            }
+            let join = embeds::column_pairs(
+                child.join,
+                &key("join"),
+                "a path column of this (the parent) table",
+                invalid,
+            )?;
             Ok(ChildLink {
                 table: child.table,
                 field: child.field,
@@ -770,6 +828,7 @@ fn validate(
         body,
         soft_delete,
         children,
+        embeds,
     })
 }
 
@@ -794,7 +853,7 @@ fn parse_path(path: &str) -> Result<Vec<String>, String> {
     Ok(columns)
 }
 
-fn check_column_name(column: &str) -> Result<(), String> {
+pub(super) fn check_column_name(column: &str) -> Result<(), String> {
     if column.trim().is_empty() {
         return Err("the column name is empty".into());
     }
@@ -824,26 +883,43 @@ fn validate_fields(
                     .into(),
             ));
         }
-        let (source, versions, default, default_for, values) = match raw_field {
+        let (source, versions, default, default_for, values, values_for) = match raw_field {
             RawField::Column(column) => {
                 check_column_name(&column).map_err(|p| invalid(&key, p))?;
                 (
                     FieldSource::Column {
                         column,
                         conversion: None,
+                        pointer: None,
                     },
                     None,
                     None,
                     None,
                     Vec::new(),
+                    None,
                 )
             }
             RawField::Spec(spec) => {
-                if spec.column.is_none() && (spec.default.is_some() || spec.values.is_some()) {
+                if spec.column.is_none()
+                    && (spec.default.is_some() || spec.values.is_some() || spec.pointer.is_some())
+                {
                     return Err(invalid(
                         &key,
-                        "`default` and `values` apply to a column's value: give `column`".into(),
+                        "`default`, `values` and `pointer` apply to a column's value: give \
+                         `column`"
+                            .into(),
                     ));
+                }
+                if let Some(pointer) = &spec.pointer {
+                    if !pointer.starts_with('/') || spec.conversion != Some(Conversion::Json) {
+                        return Err(invalid(
+                            &format!("{key}.pointer"),
+                            format!(
+                                "{pointer:?}: a pointer names a member of a JSON column's \
+                                 value, like \"/contract_id\", and needs `as = \"json\"`"
+                            ),
+                        ));
+                    }
                 }
                 if spec.default_for.is_some() && spec.default.is_none() {
                     return Err(invalid(
@@ -859,6 +935,21 @@ fn validate_fields(
                             .map(|v| v.parse::<OcpiVersion>())
                             .collect::<Result<Vec<_>, _>>()
                             .map_err(|p| invalid(&format!("{key}.default_for"), p))?,
+                    ),
+                };
+                if spec.values_for.is_some() && spec.values.is_none() {
+                    return Err(invalid(
+                        &format!("{key}.values_for"),
+                        "names the versions `values` applies to: give `values` too".into(),
+                    ));
+                }
+                let values_for = match spec.values_for {
+                    None => None,
+                    Some(list) => Some(
+                        list.iter()
+                            .map(|v| v.parse::<OcpiVersion>())
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(|p| invalid(&format!("{key}.values_for"), p))?,
                     ),
                 };
                 let values: Vec<(String, Value)> = spec
@@ -890,7 +981,11 @@ fn validate_fields(
                     (Some(column), None, conversion) => {
                         check_column_name(&column)
                             .map_err(|p| invalid(&format!("{key}.column"), p))?;
-                        FieldSource::Column { column, conversion }
+                        FieldSource::Column {
+                            column,
+                            conversion,
+                            pointer: spec.pointer,
+                        }
                     }
                     (None, Some(value), None) => FieldSource::Value(toml_to_json(value)),
                 };
@@ -915,7 +1010,7 @@ fn validate_fields(
                         Some(parsed)
                     }
                 };
-                (source, versions, default, default_for, values)
+                (source, versions, default, default_for, values, values_for)
             }
         };
         let field = FieldMapping {
@@ -926,6 +1021,7 @@ fn validate_fields(
             default,
             default_for,
             values,
+            values_for,
         };
         for other in &fields {
             let (short, long) = if other.path.len() <= field.path.len() {

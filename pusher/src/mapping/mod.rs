@@ -62,7 +62,10 @@
 //!   unless the type is RFID (the default). OCPI 2.1.1 has no such parameter and gets none.
 //! - **Versions.** The mapping names OCPI fields itself; a field with `versions = [...]` is only
 //!   sent to partners of those versions (2.1.1 has no `country_code`/`party_id` in objects,
-//!   `voltage` instead of `max_voltage`, ...). A `body_column` object is sent as stored.
+//!   `voltage` instead of `max_voltage`, ...), and `values_for` limits a value translation to
+//!   some versions (a 2.2.1 `APP_USER` token is a 2.1.1 `OTHER`). A `body_column` object is
+//!   sent as stored, so only to partners of its `body_version`. [`coverage`] refuses at start
+//!   a mapping that cannot produce a valid object of a partner's version.
 //! - **CDR identity.** CDRs are `POST`ed to the bare endpoint: [`PlannedRequest::path_ids`] is
 //!   empty, and the CDR mapping's `path` only names the record for [`PlannedRequest::record_id`]
 //!   and logs.
@@ -70,13 +73,16 @@
 //!   connectors, nor a Location row its EVSEs. Tables linked with `[[table.children]]` (the
 //!   example's Location > EVSE > Connector tree) are therefore not sent through `render` alone:
 //!   [`crate::composite`] reads the complete object from the database and renders each of its
-//!   rows here. A Locations mapping without such links sends row-shaped objects (an EVSE `PUT`
-//!   without connectors, which strict receivers refuse).
+//!   rows here. An EVSE mapping without such links cannot produce a valid EVSE (it has no
+//!   connectors) and is refused at start. `[[table.embed]]` fields (a 2.1.1 Session's
+//!   `location`) are also read from the database, by the delivery, after `render`.
 //! - **Date-times.** `as = "datetime"` takes DATETIME values (no zone) as UTC, keeps the
 //!   fractional digits the column has, and writes RFC 3339 with `Z`.
 
 mod config;
 mod convert;
+pub mod coverage;
+mod embeds;
 mod render;
 #[cfg(test)]
 mod tests;
@@ -90,6 +96,7 @@ pub use config::{
     TableMapping, UpdateMode,
 };
 pub(crate) use convert::instant;
+pub use embeds::Embed;
 pub use render::render;
 
 /// The OCPI version a request is rendered for.

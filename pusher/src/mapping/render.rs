@@ -176,7 +176,7 @@ impl Ctx<'_> {
                     UpdateMode::Patch => (Method::Patch, Select::Changed(&changed)),
                 };
                 let mut body = match (&self.m.body, &select) {
-                    (Body::Column(_), Select::Changed(_)) => self.column_patch(after)?,
+                    (Body::Column { .. }, Select::Changed(_)) => self.column_patch(after)?,
                     _ => self.object_body(after, select)?,
                 };
                 if removed {
@@ -303,7 +303,7 @@ impl Ctx<'_> {
     /// The Token's type, for the 2.2.1 `?type=` parameter.
     fn token_type(&self, image: &Row) -> Result<Option<String>, MappingError> {
         let (value, column) = match &self.m.body {
-            Body::Column(column) => (
+            Body::Column { column, .. } => (
                 self.column_object(image, column)?.remove("type"),
                 column.clone(),
             ),
@@ -339,7 +339,7 @@ impl Ctx<'_> {
 
     fn last_updated(&self, image: &Row) -> Result<Value, MappingError> {
         let (value, column) = match &self.m.body {
-            Body::Column(column) => (
+            Body::Column { column, .. } => (
                 self.column_object(image, column)?.remove("last_updated"),
                 column.clone(),
             ),
@@ -370,7 +370,9 @@ impl Ctx<'_> {
     /// The OCPI object (or the changed part of it) from the row.
     fn object_body(&self, image: &Row, select: Select) -> Result<Value, MappingError> {
         let fields = match &self.m.body {
-            Body::Column(column) => return Ok(Value::Object(self.column_object(image, column)?)),
+            Body::Column { column, .. } => {
+                return Ok(Value::Object(self.column_object(image, column)?))
+            }
             Body::Fields(fields) => fields,
         };
         let applicable: Vec<&FieldMapping> = fields
@@ -405,7 +407,7 @@ impl Ctx<'_> {
     /// PATCH of a JSON body column: the top-level keys whose values differ from the previous
     /// image, plus last_updated. Without a readable previous object: the whole object.
     fn column_patch(&self, after: &Row) -> Result<Value, MappingError> {
-        let Body::Column(column) = &self.m.body else {
+        let Body::Column { column, .. } = &self.m.body else {
             return self.object_body(after, Select::All);
         };
         let new = self.column_object(after, column)?;
@@ -474,7 +476,11 @@ impl Ctx<'_> {
     ) -> Result<Option<Value>, MappingError> {
         match &field.source {
             FieldSource::Value(v) => Ok(Some(v.clone())),
-            FieldSource::Column { column, conversion } => {
+            FieldSource::Column {
+                column,
+                conversion,
+                pointer,
+            } => {
                 let value = image
                     .get(column)
                     .ok_or_else(|| MappingError::MissingColumn {
@@ -495,16 +501,24 @@ impl Ctx<'_> {
                         value: excerpt(value),
                     })?,
                 };
-                Ok(Some(translated(field, value)))
+                let value = match pointer {
+                    None => value,
+                    Some(p) => match value.pointer(p) {
+                        Some(member) if !member.is_null() => member.clone(),
+                        _ => return Ok(field.default_for(self.version).cloned()),
+                    },
+                };
+                Ok(Some(translated(field.values_for(self.version), value)))
             }
         }
     }
 }
 
-/// The field's `values` translation of a text value; other values as they are.
-fn translated(field: &FieldMapping, value: Value) -> Value {
+/// A text value translated by a field's `values` (those for the partner's version); other
+/// values as they are.
+fn translated(values: &[(String, Value)], value: Value) -> Value {
     if let Value::String(text) = &value {
-        if let Some((_, to)) = field.values.iter().find(|(from, _)| from == text) {
+        if let Some((_, to)) = values.iter().find(|(from, _)| from == text) {
             return to.clone();
         }
     }

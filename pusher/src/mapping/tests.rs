@@ -232,7 +232,10 @@ fn shipped_mapping_covers_the_seven_tables() {
     );
     assert_eq!(
         c.get("ocpi", "cdrs").unwrap().body,
-        Body::Column("ocpi_object".into())
+        Body::Column {
+            column: "ocpi_object".into(),
+            version: V221
+        }
     );
     assert!(c.get("ocpi", "nope").is_none());
     let ch = insert("evses", evse_row());
@@ -693,6 +696,44 @@ fn session_for_211_uses_its_field_names() {
     ] {
         assert!(body.get(absent).is_none(), "{absent} in {body}");
     }
+    // 2.1.1 `auth_id` is the token's contract id, taken from the cdr_token JSON by pointer.
+    assert_eq!(body["auth_id"], "DE-MSP-C12345678-9");
+    // The Location is embedded by the delivery (read from the database), not by `render`.
+    assert!(body.get("location").is_none(), "{body}");
+}
+
+#[test]
+fn values_for_limits_a_translation_to_its_versions() {
+    let row = with(
+        session_row(),
+        json!({"auth_method": "COMMAND", "status": "RESERVATION"}),
+    );
+    let body = plan("sessions", &insert("sessions", row.clone()), V211)
+        .body
+        .unwrap();
+    assert_eq!(body["auth_method"], "AUTH_REQUEST");
+    assert_eq!(body["status"], "PENDING");
+    let body = plan("sessions", &insert("sessions", row), V221)
+        .body
+        .unwrap();
+    assert_eq!(body["auth_method"], "COMMAND");
+    assert_eq!(body["status"], "RESERVATION");
+
+    let app = insert("tokens", token_row("app-1", "APP_USER"));
+    assert_eq!(plan("tokens", &app, V211).body.unwrap()["type"], "OTHER");
+    assert_eq!(plan("tokens", &app, V221).body.unwrap()["type"], "APP_USER");
+}
+
+#[test]
+fn a_pointer_member_that_is_missing_counts_as_null() {
+    let row = with(
+        session_row(),
+        json!({"cdr_token": {"uid": "X", "type": "RFID"}}),
+    );
+    let body = plan("sessions", &insert("sessions", row), V211)
+        .body
+        .unwrap();
+    assert!(body.get("auth_id").is_none(), "{body}");
 }
 
 #[test]
@@ -1104,6 +1145,26 @@ fn invalid_mappings_are_explained() {
             "body_column = \"j\"\n[table.fields]",
             "not both",
         ),
+        (
+            "[table.fields]",
+            "body_version = \"2.2.1\"\n[table.fields]",
+            "only with body_column",
+        ),
+        (
+            "id = \"id\"",
+            "id = { column = \"id\", pointer = \"/a\" }",
+            "needs `as = \"json\"`",
+        ),
+        (
+            "id = \"id\"",
+            "id = { column = \"id\", as = \"json\", pointer = \"a\" }",
+            "a pointer names a member",
+        ),
+        (
+            "id = \"id\"",
+            "id = { column = \"id\", values_for = [\"2.1.1\"] }",
+            "give `values` too",
+        ),
     ];
     for (from, to, want) in cases {
         let text = MINIMAL.replace(from, to);
@@ -1112,6 +1173,14 @@ fn invalid_mappings_are_explained() {
         assert!(e.contains(want), "{to:?}: {e}");
         assert!(e.contains("test.toml"), "{e}");
     }
+
+    // A body column without the version its objects are written for.
+    let body_column = "[[table]]\ntable = \"db.t\"\nmodule = \"cdrs\"\npath = \"/{a}/{b}/{c}\"\n\
+                       body_column = \"j\"\n";
+    let e = config_error(body_column);
+    assert!(e.contains("body_version") && e.contains("missing"), "{e}");
+    let e = config_error(&format!("{body_column}body_version = \"2.2\"\n"));
+    assert!(e.contains("body_version"), "{e}");
 
     // Both fields and body column missing.
     let e =
@@ -1254,7 +1323,7 @@ last_updated = { column = "last_updated", as = "datetime" }
 "#;
     let err = MappingConfig::parse(text, "m").unwrap_err().to_string();
     assert!(
-        err.contains("`default` and `values` apply to a column"),
+        err.contains("`default`, `values` and `pointer` apply to a column"),
         "{err}"
     );
     let text = text.replace(

@@ -20,7 +20,7 @@
 //!   update bumps the parents' `last_updated`), sessions (PUT/PATCH; PATCH appends
 //!   `charging_periods`), cdrs (POST only; answers 201 with a `Location` header naming
 //!   `{cdrs}/{id}`; every POST is kept, so duplicates are visible), tariffs (PUT, DELETE; 2.1.1
-//!   also PATCH), tokens (PUT/PATCH with `?type=`, RFID when absent). GET on an object URL
+//!   also PATCH), tokens (PUT/PATCH with `?type=`, RFID when absent; 2.1.1 by uid alone). GET on an object URL
 //!   returns it;
 //!   Only its own version's modules are served: module URLs of another offered version answer
 //!   404;
@@ -1670,8 +1670,13 @@ fn dropped_children(
 
 fn flat_object(module: &'static str, call: &Call<'_>) -> Response {
     let ids = call.ids;
-    let token_type = if module == "tokens" {
+    // OCPI 2.1.1 addresses a Token by uid alone: it has no `?type=` (its tokens are stored
+    // under the RFID key, whatever their type).
+    let uid_only = module == "tokens" && !call.shared.options.version.has_roles_and_routing();
+    let token_type = if module == "tokens" && !uid_only {
         query_param(call.query, "type").unwrap_or_else(|| "RFID".to_string())
+    } else if uid_only {
+        "RFID".to_string()
     } else {
         String::new()
     };
@@ -1749,7 +1754,7 @@ fn flat_object(module: &'static str, call: &Call<'_>) -> Response {
             if let Err(refusal) = check_ids(call, &body, id_field, ids[2]) {
                 return refusal.respond();
             }
-            if module == "tokens" {
+            if module == "tokens" && !uid_only {
                 if let Some(body_type) = body.get("type").and_then(Value::as_str) {
                     if !body_type.eq_ignore_ascii_case(&token_type) {
                         return ocpi_error(

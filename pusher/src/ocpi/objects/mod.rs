@@ -69,7 +69,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::mapping::ObjectKind;
+use crate::mapping::{Method, ObjectKind, PlannedRequest};
 use crate::ocpi::OcpiVersion;
 
 /// How much of the object the body must carry.
@@ -286,6 +286,21 @@ pub fn check(
             violations,
         })
     }
+}
+
+/// Checks the body of a request about to leave: a `PUT` or `POST` carries the whole object, a
+/// `PATCH` the fields it changes; a `DELETE` has no body. Every module's requests go through
+/// this before the call, so an object a strict receiver would refuse is parked instead, with
+/// the field and the rule named.
+pub fn check_request(version: OcpiVersion, request: &PlannedRequest) -> Result<(), Invalid> {
+    let Some(body) = &request.body else {
+        return Ok(());
+    };
+    let completeness = match request.method {
+        Method::Patch => Completeness::Patch,
+        Method::Put | Method::Post | Method::Delete => Completeness::Whole,
+    };
+    check(version, request.object, body, completeness)
 }
 
 #[cfg(test)]
