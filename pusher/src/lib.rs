@@ -7,6 +7,8 @@
 //! - [`presence`] and [`assignment`]: who is alive, and the fair split of partners among them;
 //! - [`delivery`]: one partner's consume-push-ack loop, pauses and probes;
 //! - [`lanes`]: per-record order, concurrency across records, coalescing;
+//! - [`composite`], [`source_db`] and [`tree_clock`]: Location trees read whole from the source
+//!   database, never sent older than what the partner holds;
 //! - [`ack_window`]: unacked deliveries and their gathered acks;
 //! - [`mapping`] and [`ocpi`]: from a change to an OCPI call, and the call itself;
 //! - [`parking`]: what cannot be delivered, kept with its reason;
@@ -35,3 +37,4 @@ pub mod status;
 pub mod supervisor;
 pub mod sync_request;
 pub mod topology;
+pub mod tree_clock;

@@ -36,6 +36,14 @@ pub enum Conv {
     LocationType,
     /// Text; NULL becomes "" for 2.1.1, which requires the field (a Location's postal_code).
     TextRequiredIn211,
+    /// A TokenType as 2.1.1 knows it: AD_HOC_USER and APP_USER become OTHER.
+    TokenType211,
+    /// An AuthMethod as 2.1.1 knows it: COMMAND becomes AUTH_REQUEST.
+    AuthMethod211,
+    /// A SessionStatus as 2.1.1 knows it: RESERVATION becomes PENDING.
+    SessionStatus211,
+    /// The `contract_id` member of a CdrToken JSON column (2.1.1 `auth_id`).
+    ContractIdOfToken,
 }
 
 /// The OCPI versions a field is sent to.
@@ -288,7 +296,9 @@ pub const SESSIONS: TableSpec = TableSpec {
         ("end_datetime", "end_date_time", Datetime, V211),
         ("kwh", "kwh", Number, All),
         ("cdr_token", "cdr_token", Json, V221),
-        ("auth_method", "auth_method", Text, All),
+        ("auth_method", "auth_method", Text, V221),
+        ("auth_method", "auth_method", AuthMethod211, V211),
+        ("auth_id", "cdr_token", ContractIdOfToken, V211),
         (
             "authorization_reference",
             "authorization_reference",
@@ -319,7 +329,8 @@ pub const SESSIONS: TableSpec = TableSpec {
             V230,
         ),
         ("total_cost", "total_cost_excl_vat", Number, V211),
-        ("status", "status", Text, All),
+        ("status", "status", Text, V221),
+        ("status", "status", SessionStatus211, V211),
         ("last_updated", "last_updated", Datetime, All),
     ],
 };
@@ -347,7 +358,8 @@ pub const TOKENS: TableSpec = TableSpec {
         ("country_code", "country_code", Text, V221),
         ("party_id", "party_id", Text, V221),
         ("uid", "uid", Text, All),
-        ("type", "type", Text, All),
+        ("type", "type", Text, V221),
+        ("type", "type", TokenType211, V211),
         ("contract_id", "contract_id", Text, V221),
         ("auth_id", "contract_id", Text, V211),
         ("visual_number", "visual_number", Text, All),
@@ -390,6 +402,22 @@ pub fn convert(text: &str, conv: Conv) -> Value {
     let unreadable = || Value::String(format!("<{conv:?} unreadable: {text}>"));
     match conv {
         Text | Str | TextRequiredIn211 => Value::String(text.to_string()),
+        TokenType211 => Value::from(match text {
+            "AD_HOC_USER" | "APP_USER" => "OTHER",
+            other => other,
+        }),
+        AuthMethod211 => Value::from(match text {
+            "COMMAND" => "AUTH_REQUEST",
+            other => other,
+        }),
+        SessionStatus211 => Value::from(match text {
+            "RESERVATION" => "PENDING",
+            other => other,
+        }),
+        ContractIdOfToken => serde_json::from_str::<Value>(text)
+            .ok()
+            .and_then(|token| token.get("contract_id").cloned())
+            .unwrap_or_else(unreadable),
         LocationType => Value::from(match text {
             "ALONG_MOTORWAY" | "ON_DRIVEWAY" => "OTHER",
             other => other,

@@ -30,7 +30,7 @@ pub struct PusherConfig {
     /// `[bridge] status_url` for `pusher status`; `None` leaves the pusher's default.
     pub bridge_status_url: Option<String>,
     /// `[database]`: where composite objects are read (mappings with `[[table.children]]`).
-    /// Without it, a partner whose `modules` is empty gets every module but Locations (see
+    /// Without it, a partner whose `modules` is empty gets no Locations (see
     /// [`PusherConfig::to_toml`]).
     pub database: Option<DatabaseEntry>,
     pub partners: Vec<PartnerEntry>,
@@ -55,9 +55,24 @@ impl DatabaseEntry {
     }
 }
 
-/// The modules a partner without `modules` of its own is pushed in a configuration without
-/// `[database]`: all but Locations, whose tree the pusher reads from the source database.
-const MODULES_WITHOUT_DATABASE: [&str; 4] = ["sessions", "cdrs", "tariffs", "tokens"];
+/// The modules of the example mapping a partner without `modules` of its own is pushed: what
+/// the mapping can serve for its version. Without `[database]` no Locations (the pusher reads
+/// their tree from the source database) and no 2.1.1 Sessions (they embed their Location);
+/// CDRs only for 2.2.1 (the example stores 2.2.1 CDR objects, sent as they are).
+fn default_modules(ocpi_version: &str, database: bool) -> Vec<String> {
+    let mut modules = Vec::new();
+    if database {
+        modules.push("locations");
+    }
+    if database || ocpi_version != "2.1.1" {
+        modules.push("sessions");
+    }
+    if ocpi_version == "2.2.1" {
+        modules.push("cdrs");
+    }
+    modules.extend(["tariffs", "tokens"]);
+    modules.into_iter().map(String::from).collect()
+}
 
 #[derive(Clone, Debug)]
 pub struct PartnerEntry {
@@ -83,41 +98,6 @@ pub struct PartnerEntry {
     pub probe_interval_secs: u64,
     pub max_probe_interval_secs: u64,
     pub max_hold_secs: u64,
-}
-
-/// The example mapping as a row mapping, written to `dir`: without its `[[table.children]]`
-/// links, Locations and EVSEs with `update = "patch"`. What a deployment without a source
-/// database for the pusher maps: each row its own object (an EVSE PUT carries no connectors,
-/// which strict receivers refuse). For the tests of how single rows render.
-pub fn row_example_mapping(dir: &std::path::Path) -> String {
-    let text = std::fs::read_to_string(example_mapping_path())
-        .unwrap_or_else(|e| panic!("cannot read the example mapping: {e}"));
-    let mut out = String::new();
-    let mut skipping = false;
-    let mut table = "";
-    for line in text.lines() {
-        if line.starts_with("[[table.children]]") {
-            skipping = true;
-            continue;
-        }
-        if skipping && !(line.starts_with('[') || line.trim().is_empty()) {
-            continue;
-        }
-        skipping = false;
-        if let Some(name) = line.strip_prefix("table = ") {
-            table = name.trim();
-        }
-        out.push_str(line);
-        out.push('\n');
-        let patched = ["\"ocpi.locations\"", "\"ocpi.evses\""];
-        if line.starts_with("path = ") && patched.contains(&table) {
-            out.push_str("update = \"patch\"\n");
-        }
-    }
-    let path = dir.join("mapping-rows.toml");
-    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-    std::fs::write(&path, out).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-    path.display().to_string()
 }
 
 /// The example mapping shipped in `config/ocpi-example/mapping.toml`.
@@ -205,9 +185,8 @@ impl PusherConfig {
         format!("{}{id}.parked", self.queue_prefix)
     }
 
-    /// The file's text. A configuration without `[database]` cannot push the example
-    /// mapping's Location tree: its partners without `modules` of their own get every other
-    /// module.
+    /// The file's text. Partners without `modules` of their own get the modules the example
+    /// mapping can serve them (`default_modules`).
     pub fn to_toml(&self) -> String {
         let q = |s: &str| format!("{s:?}");
         let list = |v: &[String]| {
@@ -259,11 +238,8 @@ impl PusherConfig {
             let _ = writeln!(out, "party_id = {}", q(&p.party_id));
             let _ = writeln!(out, "mapping = {}", q(&p.mapping));
             let _ = writeln!(out, "tables = {}", list(&p.tables));
-            let modules: Vec<String> = if p.modules.is_empty() && self.database.is_none() {
-                MODULES_WITHOUT_DATABASE
-                    .iter()
-                    .map(|m| m.to_string())
-                    .collect()
+            let modules: Vec<String> = if p.modules.is_empty() {
+                default_modules(&p.ocpi_version, self.database.is_some())
             } else {
                 p.modules.clone()
             };

@@ -46,6 +46,7 @@ use crate::ocpi::{discover, Endpoints, OcpiClient};
 use crate::parking::{now_rfc3339, Parker};
 use crate::presence::PartnerStatus;
 use crate::source_db::SourceDb;
+use crate::tree_clock::{TreeClock, REMEMBERED_OBJECTS};
 
 mod call;
 mod embeds;
@@ -77,6 +78,8 @@ struct Shared {
     metrics: Arc<PartnerMetrics>,
     /// Where composite objects are read (mappings with `[[table.children]]`).
     source_db: Option<Arc<SourceDb>>,
+    /// The newest `last_updated` sent per tree object.
+    tree_clock: Mutex<TreeClock>,
 }
 
 pub struct Worker {
@@ -173,6 +176,7 @@ impl Worker {
                 ledger: ledger.map(tokio::sync::Mutex::new),
                 metrics,
                 source_db,
+                tree_clock: Mutex::new(TreeClock::new(REMEMBERED_OBJECTS)),
             }),
             connection,
             grace,

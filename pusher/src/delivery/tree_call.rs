@@ -83,13 +83,17 @@ impl Shared {
             Ok(base) => base,
             Err(result) => return result,
         };
-        let mut outcome = self.send(&base, &plan).await;
         let root = composite::root_of(config, &target);
+        let (plan, mut outcome) = self
+            .send_tree(&base, plan, &tree_keys(&target, &root))
+            .await;
         if let Outcome::Rejected { reason } = &outcome {
             if refused_as_unknown(reason) && root.key() != target.key() {
                 tracing::info!(partner = %self.partner.id, request = %plan, reason, "the partner does not hold the parent: sending the whole Location");
                 match self.plan(db, &root, floor).await {
-                    Planned::Put(root_plan, _) => outcome = self.send(&base, &root_plan).await,
+                    Planned::Put(root_plan, _) => {
+                        outcome = self.send_tree(&base, root_plan, &[root.key()]).await.1
+                    }
                     Planned::Gone | Planned::Nothing(_) => {}
                     Planned::Stop(result) => return self.stop(batch, result).await,
                 }
@@ -235,8 +239,60 @@ impl Shared {
             Ok(base) => base,
             Err(result) => return result,
         };
-        let outcome = self.send(&base, &plan).await;
+        let root = composite::root_of(&self.partner.mapping, target);
+        let (plan, outcome) = self.send_tree(&base, plan, &tree_keys(target, &root)).await;
         self.answer(batch, &plan, outcome, seq, true).await
+    }
+
+    /// Sends a request about the tree object `keys[0]` (its ancestors follow): its
+    /// `last_updated` is raised to the newest this partner was sent for the object, if that is
+    /// later (a deleted child may have held it, see [`crate::tree_clock`]); what went out is
+    /// remembered for the object and its ancestors once the partner took it.
+    async fn send_tree(
+        &self,
+        base: &str,
+        mut plan: PlannedRequest,
+        keys: &[String],
+    ) -> (PlannedRequest, Outcome) {
+        if let (Some(key), Some(serde_json::Value::Object(body))) = (keys.first(), &mut plan.body) {
+            let raised = body
+                .get("last_updated")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|lu| self.tree_clock().at_least(key, lu));
+            if let Some(raised) = raised {
+                tracing::debug!(partner = %self.partner.id, record = %plan.record_id, last_updated = %raised, "last_updated raised to what the partner holds (a deleted child held the newest)");
+                body.insert("last_updated".into(), serde_json::Value::String(raised));
+            }
+        }
+        let outcome = self.send(base, &plan).await;
+        if let (Outcome::Success { .. }, Some(lu)) = (
+            &outcome,
+            plan.body
+                .as_ref()
+                .and_then(|b| b.get("last_updated"))
+                .and_then(serde_json::Value::as_str),
+        ) {
+            self.tree_clock().sent(keys, lu);
+        }
+        (plan, outcome)
+    }
+
+    fn tree_clock(&self) -> std::sync::MutexGuard<'_, crate::tree_clock::TreeClock> {
+        // A poisoned lock only means a panic elsewhere mid-update: the map is still usable.
+        self.tree_clock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The target's key and, when it is not the root, its root's: the objects whose
+/// `last_updated` a receiver bumps for a request about the target.
+fn tree_keys(target: &Target<'_>, root: &Target<'_>) -> Vec<String> {
+    let (own, root) = (target.key(), root.key());
+    if own == root {
+        vec![own]
+    } else {
+        vec![own, root]
     }
 }
 
