@@ -28,12 +28,21 @@
 //!   nothing refused (but the removal of an EVSE the partner never got), and the request log
 //!   shows that the partner never held an EVSE without connectors and never lost an EVSE or
 //!   connector the database still had.
+//! - `an_evse_removed_within_the_second_its_newest_connector_was_added_is_removed_at_the_partner`:
+//!   the partner holds an EVSE whose newest `last_updated` is a connector's; the EVSE and its
+//!   connectors are deleted within that same second (the delete's commit time is known to the
+//!   second only). The removal must still reach the partner, not be refused as older than what
+//!   it holds.
+//! - `a_location_read_after_one_of_its_evses_was_removed_is_not_refused_as_older`: behind a
+//!   backlog, a Location's PUT is read after one of its EVSEs (holding the tree's newest
+//!   `last_updated`, which the partner got) was deleted, before the pusher sees that delete.
+//!   The renamed Location must still reach the partner, not be refused as older.
 //!
 //! Deadlines are generous (a shared 2-core machine): nothing here asserts a timing.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mysql_async::prelude::Queryable;
 use serde_json::Value;
@@ -1112,4 +1121,175 @@ async fn a_standby_pusher_taking_over_from_a_killed_one_leaves_every_composite_o
         standby.log_tail(40)
     );
     eprintln!("[{:.1} s] done", t0.elapsed().as_secs_f64());
+}
+
+// ---- last_updated after a delete ------------------------------------------------------------
+//
+// A partner that refuses an older last_updated (ocpi/ocpi issue 281) takes a child's
+// last_updated into its parent's. Once a child is deleted, the rows left may all be older than
+// what the partner holds, and the delete's commit time is known to the second only.
+
+/// Sleeps until 20 ms into the next wall-clock second.
+async fn sleep_into_next_second() {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after the epoch");
+    let rest = Duration::from_millis(1020) - Duration::from_millis(u64::from(now.subsec_millis()));
+    tokio::time::sleep(rest).await;
+}
+
+fn unix_second(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_secs()
+}
+
+fn removal_sql(location: &str, uid: &str) -> String {
+    format!(
+        "START TRANSACTION;\nDELETE FROM connectors WHERE location_id = '{location}' AND \
+         evse_uid = '{uid}';\nDELETE FROM evses WHERE location_id = '{location}' AND \
+         uid = '{uid}';\nCOMMIT;\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_evse_removed_within_the_second_its_newest_connector_was_added_is_removed_at_the_partner(
+) {
+    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
+    let mut chain = Chain::prepare(&[("tree", &partner)], false, "", None).await;
+    chain.start_pusher();
+    chain.sql(&format!(
+        "START TRANSACTION;\n{}{}COMMIT;\n",
+        location_sql("SITE-R"),
+        evse_with_connectors("SITE-R", "R-E0", 1).concat()
+    ));
+    chain
+        .until("the site", &partner, |p| {
+            connector_ids(p, "SITE-R", "R-E0") == ["1"]
+        })
+        .await;
+    // The partner holds the EVSE with the newest last_updated of its rows: the second
+    // connector's. The removal must carry at least that, but the delete's commit time is known
+    // to the second only: the case needs the removal in the same second as the connector.
+    let mut set_up = None;
+    for attempt in 1..=5 {
+        let uid = format!("R-E{attempt}");
+        chain.sql(&format!(
+            "START TRANSACTION;\n{}COMMIT;\n",
+            evse_with_connectors("SITE-R", &uid, 1).concat()
+        ));
+        chain
+            .until("the charger", &partner, |p| {
+                connector_ids(p, "SITE-R", &uid) == ["1"]
+            })
+            .await;
+        sleep_into_next_second().await;
+        let second = unix_second(SystemTime::now());
+        chain.sql(&connector_sql("SITE-R", &uid, "2"));
+        chain
+            .until("the second connector", &partner, |p| {
+                connector_ids(p, "SITE-R", &uid) == ["1", "2"]
+            })
+            .await;
+        chain.sql(&removal_sql("SITE-R", &uid));
+        if unix_second(SystemTime::now()) == second {
+            set_up = Some(uid);
+            break;
+        }
+        chain
+            .until("a removal in a later second", &partner, |p| {
+                evse_status(p, "SITE-R", &uid).as_deref() == Some("REMOVED")
+            })
+            .await;
+    }
+    let uid = set_up.expect(
+        "5 times the partner got the second connector only after its second had passed: the \
+         case was never set up",
+    );
+    chain
+        .until("the charger removed", &partner, |p| {
+            evse_status(p, "SITE-R", &uid).as_deref() == Some("REMOVED")
+        })
+        .await;
+    let requests = partner.requests();
+    assert_every_object_complete(&requests);
+    let refused = refusals(&requests);
+    assert!(refused.is_empty(), "refused: {refused:#?}");
+    let parked = chain.parked(&partner).await;
+    assert!(parked.is_empty(), "parked: {parked:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_location_read_after_one_of_its_evses_was_removed_is_not_refused_as_older() {
+    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
+    let mut chain = Chain::prepare(&[("tree", &partner)], false, "", None).await;
+    // One message at a time: each call starts after the previous one was answered, so a
+    // backlog's reads run ahead of its messages, as they do behind any slow partner.
+    for p in &mut chain.cfg.partners {
+        p.concurrency = 1;
+        p.prefetch = 1;
+    }
+    chain.start_pusher();
+    chain.sql(&format!(
+        "START TRANSACTION;\n{}{}{}COMMIT;\n",
+        location_sql("SITE-Q"),
+        evse_with_connectors("SITE-Q", "Q-E1", 1).concat(),
+        evse_with_connectors("SITE-Q", "Q-E2", 1).concat()
+    ));
+    chain
+        .until("the site", &partner, |p| {
+            connector_ids(p, "SITE-Q", "Q-E2") == ["1"]
+        })
+        .await;
+
+    // While the pusher is away: a connector added to Q-E2, the site renamed, then Q-E2's status
+    // changed (its last_updated now the tree's newest).
+    if let Some(mut pusher) = chain.pusher.take() {
+        assert!(block(|| pusher.terminate()).success());
+    }
+    chain.sql(&connector_sql("SITE-Q", "Q-E2", "2"));
+    chain.sql("UPDATE locations SET name = 'Site Q renamed' WHERE id = 'SITE-Q';\n");
+    chain.sql("UPDATE evses SET status = 'CHARGING' WHERE uid = 'Q-E2';\n");
+    // The first change's call reads Q-E2 as it is now, and the partner stores it at once but
+    // answers late; meanwhile Q-E2 is removed, so the rename's call reads the site without it.
+    partner.set_mode(Mode::Slow(Duration::from_secs(2)));
+    let mark = partner.requests().len();
+    chain.start_pusher();
+    let deadline = Instant::now() + DELIVERY;
+    while !partner.requests()[mark..]
+        .iter()
+        .any(|r| r.method == "PUT" && r.path.ends_with("/SITE-Q/Q-E2"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no PUT of Q-E2 after the restart: {:#?}\n{}",
+            summary(&partner.requests()[mark..]),
+            chain.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        evse_status(&partner, "SITE-Q", "Q-E2").as_deref(),
+        Some("CHARGING")
+    );
+    chain.sql(&removal_sql("SITE-Q", "Q-E2"));
+    partner.clear_mode();
+
+    chain
+        .until("the site renamed, Q-E2 removed", &partner, |p| {
+            let name = p
+                .object("locations", &["NL", "EXA", "SITE-Q"])
+                .and_then(|l| l.get("name").cloned());
+            name == Some(Value::from("Site Q renamed"))
+                && evse_status(p, "SITE-Q", "Q-E2").is_none_or(|s| s == "REMOVED")
+        })
+        .await;
+    let diffs = block(|| differences(&chain.db, "ocpi", &partner));
+    assert!(diffs.is_empty(), "differences: {diffs:#?}");
+    let requests = partner.requests();
+    assert_every_object_complete(&requests);
+    let refused = refusals(&requests);
+    assert!(refused.is_empty(), "refused: {refused:#?}");
+    let parked = chain.parked(&partner).await;
+    assert!(parked.is_empty(), "parked: {parked:#?}");
 }
