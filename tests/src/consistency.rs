@@ -24,7 +24,7 @@ use crate::example_mapping::{
     CONNECTORS, EVSES, LOCATIONS, SESSIONS, TARIFFS, TOKENS,
 };
 use crate::mariadb::MariaDb;
-use crate::ocpi_partner::{key, PartnerState};
+use crate::ocpi_partner::{key, OcpiPartner, PartnerState};
 
 /// The records of the example tables, as one consistent picture to compare partners with.
 #[derive(Debug, Clone, Default)]
@@ -417,6 +417,19 @@ pub fn compare(partner: &PartnerState, db: &DatabaseRows, version: &str) -> Comp
         }
     }
     cmp
+}
+
+/// How what `partner` holds differs from `database` of the test server `db` (empty: equal), by
+/// [`compare`] in the partner's version. Reads through the `mariadb` client: blocking (async
+/// tests run it in `block_in_place`).
+pub fn differences(db: &MariaDb, database: &str, partner: &OcpiPartner) -> Vec<String> {
+    let rows = DatabaseRows::from_mariadb(db, database);
+    compare(
+        &partner.state(true),
+        &rows,
+        partner.options().version.as_str(),
+    )
+    .diffs
 }
 
 /// The children an object holds in `list`, by their id upper-cased.

@@ -13,6 +13,7 @@ pub mod consistency;
 pub mod example_mapping;
 pub mod mariadb;
 pub mod ocpi_partner;
+pub mod pusher_cli;
 pub mod pusher_config;
 pub mod rabbit;
 pub mod service_process;
@@ -22,7 +23,7 @@ pub use config::{
     bridge_config, BridgeConfig, BrokerConfig, CaptureConfig, CheckpointConfig, DedupConfig,
     LogConfig, MetricsConfig, SourceConfig,
 };
-pub use consistency::{compare, Comparison, DatabaseRows};
+pub use consistency::{compare, differences, Comparison, DatabaseRows};
 pub use mariadb::{
     MariaDb, MariaDbOptions, APP_DATABASE, CDC_PASSWORD, CDC_USER, READER_PASSWORD, READER_USER,
 };
@@ -37,5 +38,7 @@ pub use rabbit::{
     drain_received, publish_bodies, publish_messages, purge_queue, queue_len, shared_amqp_url,
     unique_name, BrokerCleanup, QueueReader, RabbitNode, Received,
 };
-pub use service_process::{bridge_bin, pusher_bin, BridgeProcess, PusherProcess, ServiceProcess};
+pub use service_process::{
+    bridge_bin, logs_of, pusher_bin, BridgeProcess, PusherProcess, ServiceProcess,
+};
 pub use util::{free_port, test_servers_dir, workspace_root};

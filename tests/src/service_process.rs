@@ -224,6 +224,13 @@ impl<S: Service> ServiceProcess<S> {
         String::from_utf8_lossy(&std::fs::read(self.log_path()).unwrap_or_default()).into_owned()
     }
 
+    /// The last `lines` lines of [`Self::log`], for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     /// Polls the log until it contains `needle`. Returns false after `timeout`, or as soon as
     /// the process has exited without writing it. Blocks the thread: in async tests with tasks
     /// running alongside, use [`Self::wait_for_log_async`].
@@ -354,6 +361,15 @@ impl<S: Service> ServiceProcess<S> {
         );
         self.status = None;
     }
+}
+
+/// The tails of several processes' logs, each under its log's path, for failure messages.
+pub fn logs_of<S: Service>(processes: &[&ServiceProcess<S>]) -> String {
+    processes
+        .iter()
+        .map(|p| format!("---- {} ----\n{}", p.log_path().display(), p.log_tail(60)))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl<S: Service> Drop for ServiceProcess<S> {

@@ -6,7 +6,6 @@
 //! so tests run side by side on the shared broker.
 
 use std::collections::BTreeMap;
-use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use change_message::Message;
@@ -14,25 +13,23 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use serde_json::Value;
 use system_tests::changes::{tariff_insert, tariff_update};
+use system_tests::pusher_cli::{
+    env_refs, partners_json, pusher_cmd, row, settled_owners, wait_for_rows, ACTIVE,
+};
 use system_tests::util::send_signal;
 use system_tests::{
-    delete_exchange, delete_queue, partner_entry, publish_messages, pusher_config, queue_len,
-    shared_amqp_url, Mode, OcpiPartner, PartnerOptions, PusherConfig, PusherProcess,
+    delete_exchange, delete_queue, logs_of, partner_entry, publish_messages, pusher_config,
+    queue_len, shared_amqp_url, Mode, OcpiPartner, PartnerOptions, PusherConfig, PusherProcess,
     RecordedRequest,
 };
 
 /// Every double of these tests is a 2.2.1 receiver expecting the same token.
 const TOKEN_ENV: &str = "PUSHER_MULTI_TOKEN";
-const ACTIVE: &str = "partner active: consuming";
 
 // ---- helpers -----------------------------------------------------------------------------------
 
 fn env_of(partner: &OcpiPartner) -> Vec<(String, String)> {
     vec![(TOKEN_ENV.to_string(), partner.options().token.clone())]
-}
-
-fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
-    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 fn named(cfg: &PusherConfig, name: &str) -> PusherConfig {
@@ -43,67 +40,9 @@ fn start(cfg: &PusherConfig, env: &[(String, String)]) -> PusherProcess {
     PusherProcess::start_with_env(&cfg.to_toml(), &env_refs(env))
 }
 
-/// `pusher <args>` to completion, off the async threads (it blocks while polling the child).
-async fn pusher_cmd(
-    cfg: &PusherConfig,
-    args: &[&str],
-    env: &[(String, String)],
-) -> (ExitStatus, String) {
-    let toml = cfg.to_toml();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let env = env.to_vec();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        PusherProcess::run_to_exit_with_env(&toml, &args, &env_refs(&env), Duration::from_secs(60))
-    })
-    .await
-    .expect("the pusher command thread panicked")
-}
-
 async fn setup(cfg: &PusherConfig, env: &[(String, String)]) {
     let (status, out) = pusher_cmd(cfg, &["setup"], env).await;
     assert!(status.success(), "`pusher setup` failed ({status}):\n{out}");
-}
-
-/// `pusher partners --json`, parsed.
-async fn partners_json(cfg: &PusherConfig, env: &[(String, String)]) -> Vec<Value> {
-    let (status, out) = pusher_cmd(cfg, &["partners", "--json"], env).await;
-    assert!(
-        status.success(),
-        "`pusher partners --json` failed ({status}):\n{out}"
-    );
-    let start = out
-        .find('[')
-        .unwrap_or_else(|| panic!("`pusher partners --json` printed no JSON array:\n{out}"));
-    let value = serde_json::Deserializer::from_str(&out[start..])
-        .into_iter::<Value>()
-        .next()
-        .and_then(Result::ok)
-        .unwrap_or_else(|| panic!("`pusher partners --json` printed no valid JSON:\n{out}"));
-    value
-        .as_array()
-        .unwrap_or_else(|| panic!("`pusher partners --json` is not an array:\n{out}"))
-        .clone()
-}
-
-fn row<'a>(rows: &'a [Value], partner: &str) -> &'a Value {
-    rows.iter()
-        .find(|r| r["partner"] == partner)
-        .unwrap_or_else(|| panic!("no row for partner {partner}: {rows:#?}"))
-}
-
-/// Partner -> the single pusher consuming it, when every partner has exactly one active pusher
-/// in state "consuming".
-fn settled_owners(rows: &[Value]) -> Option<BTreeMap<String, String>> {
-    let mut owners = BTreeMap::new();
-    for r in rows {
-        let owner = r["active_pusher"].as_str()?;
-        if owner.contains(',') || r["state"] != "consuming" {
-            return None;
-        }
-        owners.insert(r["partner"].as_str()?.to_string(), owner.to_string());
-    }
-    Some(owners)
 }
 
 fn load_of(owners: &BTreeMap<String, String>) -> BTreeMap<String, usize> {
@@ -112,51 +51,6 @@ fn load_of(owners: &BTreeMap<String, String>) -> BTreeMap<String, usize> {
         *load.entry(owner.clone()).or_insert(0) += 1;
     }
     load
-}
-
-fn log_tail(pusher: &PusherProcess, lines: usize) -> String {
-    let log = pusher.log();
-    let all: Vec<&str> = log.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-fn logs(pushers: &[&PusherProcess]) -> String {
-    pushers
-        .iter()
-        .map(|p| format!("---- {} ----\n{}", p.log_path().display(), log_tail(p, 60)))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Polls `pusher partners --json` until `accept` says yes twice in a row (so a moment of
-/// agreement during a hand-over does not count); returns the last rows.
-async fn wait_for_rows(
-    cfg: &PusherConfig,
-    env: &[(String, String)],
-    timeout: Duration,
-    what: &str,
-    pushers: &[&PusherProcess],
-    accept: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
-    let deadline = Instant::now() + timeout;
-    let mut agreed = 0;
-    loop {
-        let rows = partners_json(cfg, env).await;
-        if accept(&rows) {
-            agreed += 1;
-            if agreed >= 2 {
-                return rows;
-            }
-            continue;
-        }
-        agreed = 0;
-        assert!(
-            Instant::now() < deadline,
-            "`pusher partners --json` never showed {what} within {timeout:?}; last rows:\n{rows:#?}\n{}",
-            logs(pushers)
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
 }
 
 fn tariff_id(i: usize) -> String {
@@ -243,7 +137,7 @@ async fn killing_the_active_pusher_mid_stream_lets_the_other_finish_in_order_wit
     assert!(
         active.log().contains(ACTIVE),
         "`pusher partners` says {owner} is active but its log does not say so:\n{}",
-        log_tail(active, 40)
+        active.log_tail(40)
     );
     let standby_activations = standby.log().matches(ACTIVE).count();
     eprintln!("[{:?}] {owner} consumes p1", t0.elapsed());
@@ -273,7 +167,7 @@ async fn killing_the_active_pusher_mid_stream_lets_the_other_finish_in_order_wit
             Instant::now() < deadline,
             "the active pusher did not start delivering: {} tariff PUTs\n{}",
             tariff_puts(&partner.requests()).len(),
-            logs(&[active, standby])
+            logs_of(&[active, standby])
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -298,7 +192,7 @@ async fn killing_the_active_pusher_mid_stream_lets_the_other_finish_in_order_wit
         assert!(
             Instant::now() < deadline,
             "the standby pusher did not take p1 over after the active one was killed\n{}",
-            logs(&[standby, active])
+            logs_of(&[standby, active])
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -322,7 +216,7 @@ async fn killing_the_active_pusher_mid_stream_lets_the_other_finish_in_order_wit
              messages are ready\n{}",
             behind.len(),
             behind.iter().take(5).collect::<Vec<_>>(),
-            logs(&[standby, active])
+            logs_of(&[standby, active])
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -377,7 +271,7 @@ async fn killing_the_active_pusher_mid_stream_lets_the_other_finish_in_order_wit
     assert!(
         status.success(),
         "exit {status:?}\n{}",
-        log_tail(standby, 40)
+        standby.log_tail(40)
     );
     eprintln!("[{:?}] done ({puts} tariff PUTs)", t0.elapsed());
 }
@@ -460,11 +354,11 @@ async fn four_partners_spread_two_and_two_move_to_the_survivor_and_back_without_
     publish_messages(&url, &base.exchange, &publish(&mut seq)).await;
     let status = a
         .wait_exit(Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("pusher-a ignored SIGTERM\n{}", log_tail(&a, 40)));
+        .unwrap_or_else(|| panic!("pusher-a ignored SIGTERM\n{}", a.log_tail(40)));
     assert!(
         status.success(),
         "pusher-a exit {status:?}\n{}",
-        log_tail(&a, 40)
+        a.log_tail(40)
     );
     publish_messages(&url, &base.exchange, &publish(&mut seq)).await;
     wait_for_rows(
@@ -524,7 +418,7 @@ async fn four_partners_spread_two_and_two_move_to_the_survivor_and_back_without_
             "messages published during the moves were not all delivered: {} missing, e.g. {:?}\n{}",
             missing.len(),
             missing.iter().take(10).collect::<Vec<_>>(),
-            logs(&[&a, &b])
+            logs_of(&[&a, &b])
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -533,14 +427,14 @@ async fn four_partners_spread_two_and_two_move_to_the_survivor_and_back_without_
             queue_len(&url, &base.parking_queue(id)).await,
             0,
             "partner {id}: messages were parked\n{}",
-            logs(&[&a, &b])
+            logs_of(&[&a, &b])
         );
     }
     eprintln!("[{:?}] all delivered", t0.elapsed());
     let mut b = b;
     for p in [&mut a, &mut b] {
         let status = p.terminate();
-        assert!(status.success(), "exit {status:?}\n{}", log_tail(p, 40));
+        assert!(status.success(), "exit {status:?}\n{}", p.log_tail(40));
     }
 }
 
@@ -601,7 +495,7 @@ async fn running_pusher(cfg: &PusherConfig, env: &[(String, String)]) -> PusherP
             .wait_for_log_async(ACTIVE, Duration::from_secs(60))
             .await,
         "the pusher did not start consuming\n{}",
-        log_tail(&pusher, 40)
+        pusher.log_tail(40)
     );
     pusher
 }
@@ -649,11 +543,7 @@ async fn partners_shows_a_partner_answering_401_to_calls_as_paused_with_a_reason
     assert_eq!(queue_len(&url, &cfg.parking_queue("p1")).await, 0);
     assert!(pusher.is_running());
     let status = pusher.terminate();
-    assert!(
-        status.success(),
-        "exit {status:?}\n{}",
-        log_tail(&pusher, 40)
-    );
+    assert!(status.success(), "exit {status:?}\n{}", pusher.log_tail(40));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -676,7 +566,7 @@ async fn partners_shows_a_partner_refusing_us_with_401_from_the_start_as_paused_
             .wait_for_log_async("cannot push to partner", Duration::from_secs(60))
             .await,
         "no error about the refusing partner\n{}",
-        log_tail(&pusher, 40)
+        pusher.log_tail(40)
     );
 
     // Give the status a few announcements to settle, then it must say "paused".
@@ -706,11 +596,7 @@ async fn partners_shows_a_partner_refusing_us_with_401_from_the_start_as_paused_
     assert_eq!(r["parked"], 0, "{r:#}");
     assert!(pusher.is_running());
     let status = pusher.terminate();
-    assert!(
-        status.success(),
-        "exit {status:?}\n{}",
-        log_tail(&pusher, 40)
-    );
+    assert!(status.success(), "exit {status:?}\n{}", pusher.log_tail(40));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -749,11 +635,7 @@ async fn partners_counts_the_messages_parked_after_a_rejection() {
         "each rejected message was sent once, then parked"
     );
     let status = pusher.terminate();
-    assert!(
-        status.success(),
-        "exit {status:?}\n{}",
-        log_tail(&pusher, 40)
-    );
+    assert!(status.success(), "exit {status:?}\n{}", pusher.log_tail(40));
 }
 
 // ---- 4. a partner missing a configured module --------------------------------------------------
@@ -781,7 +663,7 @@ async fn a_partner_without_a_configured_module_is_not_consumed_and_the_error_nam
             .wait_for_log_async("cannot push to partner", Duration::from_secs(60))
             .await,
         "no error about the partner\n{}",
-        log_tail(&pusher, 40)
+        pusher.log_tail(40)
     );
     // A few more discovery rounds (probe interval 1 s).
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -797,12 +679,12 @@ async fn a_partner_without_a_configured_module_is_not_consumed_and_the_error_nam
     assert!(
         pusher.is_running(),
         "the pusher must not stop for one partner's missing module\n{}",
-        log_tail(&pusher, 40)
+        pusher.log_tail(40)
     );
     assert!(
         !log.contains(ACTIVE),
         "the pusher consumed the partner although a module is missing\n{}",
-        log_tail(&pusher, 40)
+        pusher.log_tail(40)
     );
     assert_eq!(
         queue_len(&url, &cfg.queue("p1")).await,
@@ -826,11 +708,7 @@ async fn a_partner_without_a_configured_module_is_not_consumed_and_the_error_nam
             .collect::<Vec<_>>()
     );
     let status = pusher.terminate();
-    assert!(
-        status.success(),
-        "exit {status:?}\n{}",
-        log_tail(&pusher, 40)
-    );
+    assert!(status.success(), "exit {status:?}\n{}", pusher.log_tail(40));
 }
 
 // ---- 5. configuration errors are loud ----------------------------------------------------------

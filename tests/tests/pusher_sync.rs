@@ -29,9 +29,9 @@ use mysql_async::prelude::Queryable;
 use serde_json::Value;
 use system_tests::example_mapping::last_updated_of;
 use system_tests::{
-    bridge_config, compare, drain_received, partner_entry, pusher_config, queue_len,
-    shared_amqp_url, BridgeProcess, BrokerCleanup, DatabaseEntry, DatabaseRows, MariaDb,
-    OcpiPartner, PartnerOptions, PusherProcess, RecordedRequest,
+    bridge_config, differences, drain_received, partner_entry, pusher_config, queue_len,
+    shared_amqp_url, BridgeProcess, BrokerCleanup, DatabaseEntry, MariaDb, OcpiPartner,
+    PartnerOptions, PusherProcess, RecordedRequest,
 };
 
 /// Upper bound for the partners to catch up with the database (never asserted as a timing).
@@ -166,16 +166,6 @@ fn generated_rows_sql() -> String {
 // ------------------------------------------------------------------------------------------------
 // A partner against the database
 // ------------------------------------------------------------------------------------------------
-
-/// How a partner's stored objects differ from the database (empty: equal), by the rules of
-/// the harness's `consistency` module (the demo's final check uses them too): whole objects
-/// for leaves; an EVSE without its connectors and a Location without its EVSEs, their
-/// `last_updated` the newest of their own and their children's; soft-deleted tariffs absent;
-/// EVSEs REMOVED as the row says; each CDR POSTed once, as stored.
-fn differences(db: &MariaDb, partner: &OcpiPartner) -> Vec<String> {
-    let rows = block(|| DatabaseRows::from_mariadb(db, "ocpi"));
-    compare(&partner.state(true), &rows, "2.2.1").diffs
-}
 
 /// Rows a sync reads: the mapped tables but the children of the Location tree (each Location's
 /// snapshot row is a PUT of the whole tree, read from the database).
@@ -383,7 +373,11 @@ async fn wait_drained(db: &MariaDb, url: &str, partners: &[(&OcpiPartner, String
             last_counts = counts;
             still_since = Instant::now();
         }
-        if ready == 0 && partners.iter().all(|(p, _)| differences(db, p).is_empty()) {
+        if ready == 0
+            && partners
+                .iter()
+                .all(|(p, _)| block(|| differences(db, "ocpi", p)).is_empty())
+        {
             return;
         }
         if still_since.elapsed() >= SETTLED || Instant::now() >= deadline {
@@ -465,7 +459,7 @@ async fn adding_a_partner_sends_every_existing_record_then_the_live_changes() {
     };
 
     wait_drained(&db, &url, &[(&a, queue_a.clone())]).await;
-    let diffs = differences(&db, &a);
+    let diffs = block(|| differences(&db, "ocpi", &a));
     assert!(
         diffs.is_empty(),
         "partner A did not get the records through the binlog ({} differences):\n{}\n{}",
@@ -567,7 +561,7 @@ async fn adding_a_partner_sends_every_existing_record_then_the_live_changes() {
     // (README); the newer state follows and B must still end equal to the database (below).
     let b_parked = parked(&url, &cfg_ab.parking_queue("b")).await;
     let b_requests = module_requests(&b);
-    let diffs = differences(&db, &b);
+    let diffs = block(|| differences(&db, "ocpi", &b));
     let mut parked_by_kind: BTreeMap<String, usize> = BTreeMap::new();
     for p in &b_parked {
         let kind: Vec<&str> = p.split(' ').take(2).collect();
@@ -662,7 +656,7 @@ async fn adding_a_partner_sends_every_existing_record_then_the_live_changes() {
         a_parked.len(),
         a_parked[..a_parked.len().min(12)].join("\n")
     );
-    let diffs = differences(&db, &a);
+    let diffs = block(|| differences(&db, "ocpi", &a));
     assert!(
         diffs.is_empty(),
         "partner A differs from the database ({} differences), e.g.:\n{}",
