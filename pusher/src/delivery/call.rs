@@ -180,8 +180,7 @@ impl Shared {
 
     /// One planned request to the module endpoint `base`.
     pub(super) async fn send(&self, base: &str, plan: &mapping::PlannedRequest) -> Outcome {
-        let ids: Vec<&str> = plan.path_ids.iter().map(String::as_str).collect();
-        let url = with_query(&join_url(base, &ids), &plan.query);
+        let url = url_of(base, plan);
         let outcome = self
             .client
             .send(
@@ -293,6 +292,12 @@ pub(super) fn post_may_have_landed(reason: &str) -> bool {
         return !answered_error;
     }
     true
+}
+
+/// The URL of `plan` at the module endpoint `base`.
+pub(super) fn url_of(base: &str, plan: &mapping::PlannedRequest) -> String {
+    let ids: Vec<&str> = plan.path_ids.iter().map(String::as_str).collect();
+    with_query(&join_url(base, &ids), &plan.query)
 }
 
 /// `url` with the query parameters appended, each escaped.

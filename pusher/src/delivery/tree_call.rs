@@ -264,7 +264,21 @@ impl Shared {
                 body.insert("last_updated".into(), serde_json::Value::String(raised));
             }
         }
-        let outcome = self.send(base, &plan).await;
+        let mut outcome = self.send(base, &plan).await;
+        if let Outcome::Rejected { reason } = &outcome {
+            if !refused_as_unknown(reason) {
+                if let Some(held) = self.held_later(base, &plan).await {
+                    // The partner holds a later last_updated than this pusher knows of (an
+                    // earlier process sent it, for a child deleted since): send the state again
+                    // dated at that, which the partner does not find older.
+                    tracing::info!(partner = %self.partner.id, request = %plan, reason, last_updated = %held, "refused; the partner holds a later last_updated: sending again with it");
+                    if let Some(serde_json::Value::Object(body)) = &mut plan.body {
+                        body.insert("last_updated".into(), serde_json::Value::String(held));
+                    }
+                    outcome = self.send(base, &plan).await;
+                }
+            }
+        }
         if let (Outcome::Success { .. }, Some(lu)) = (
             &outcome,
             plan.body
@@ -275,6 +289,22 @@ impl Shared {
             self.tree_clock().sent(keys, lu);
         }
         (plan, outcome)
+    }
+
+    /// The `last_updated` the partner holds for the object of `plan` (OCPI GET of the object
+    /// at the receiver), when it is later than the one `plan` carries.
+    async fn held_later(&self, base: &str, plan: &PlannedRequest) -> Option<String> {
+        let ours = plan.body.as_ref()?.get("last_updated")?.as_str()?;
+        let held = self
+            .client
+            .get_json(&super::call::url_of(base, plan))
+            .await
+            .ok()?;
+        let held = held.get("last_updated")?.as_str()?;
+        match (mapping::instant(held), mapping::instant(ours)) {
+            (Some(h), Some(o)) if h > o => Some(held.to_string()),
+            _ => None,
+        }
     }
 
     fn tree_clock(&self) -> std::sync::MutexGuard<'_, crate::tree_clock::TreeClock> {
