@@ -41,7 +41,7 @@ use crate::mapping::{
     self, Embed, MappingConfig, MappingError, Method, Module, OcpiVersion, PlannedRequest,
     TableMapping,
 };
-use crate::source_db::{DbError, DbSession, Select, SourceDb};
+use crate::source_db::{same_id, DbError, Select, SourceDb};
 
 /// The object a change makes the pusher PUT: a mapped table and the values of its path columns.
 #[derive(Debug, Clone)]
@@ -160,7 +160,9 @@ pub struct Node {
 }
 
 /// Reads `target` with every descendant: one SELECT per level of the tree (a Location: its
-/// row, its EVSEs, the connectors of all of them). `None` when the row is not there.
+/// row, its EVSEs, the connectors of all of them), each level's SELECT shared with the reads of
+/// other calls that wait at the same time ([`SourceDb::select_gathered`]). `None` when the row
+/// is not there.
 pub async fn read(
     db: &SourceDb,
     config: &MappingConfig,
@@ -168,9 +170,8 @@ pub async fn read(
 ) -> Result<Option<Node>, DbError> {
     let columns = read_columns(target.mapping);
     let filter: Vec<&str> = target.mapping.path.iter().map(String::as_str).collect();
-    let mut db = db.session().await?;
     let rows = db
-        .select(&Select {
+        .select_gathered(&Select {
             database: &target.mapping.database,
             table: &target.mapping.table,
             columns: &columns,
@@ -186,7 +187,7 @@ pub async fn read(
         row,
         children: Vec::new(),
     }];
-    fill_children(&mut db, config, target.mapping, &mut nodes).await?;
+    fill_children(db, config, target.mapping, &mut nodes).await?;
     Ok(nodes.pop())
 }
 
@@ -194,7 +195,7 @@ type FillFuture<'a> = Pin<Box<dyn Future<Output = Result<(), DbError>> + Send + 
 
 /// Reads the children of every node (all of one table) with one SELECT per link, then theirs.
 fn fill_children<'a>(
-    db: &'a mut DbSession<'_>,
+    db: &'a SourceDb,
     config: &'a MappingConfig,
     mapping: &'a TableMapping,
     nodes: &'a mut [Node],
@@ -217,7 +218,7 @@ fn fill_children<'a>(
             let filter: Vec<&str> = link.join.iter().map(|(cc, _)| cc.as_str()).collect();
             let order: Vec<&str> = child.path.iter().map(String::as_str).collect();
             let rows = db
-                .select(&Select {
+                .select_gathered(&Select {
                     database: &child.database,
                     table: &child.table,
                     columns: &columns,
@@ -233,7 +234,7 @@ fn fill_children<'a>(
                     children: Vec::new(),
                 })
                 .collect();
-            fill_children(&mut *db, config, child, &mut kids).await?;
+            fill_children(db, config, child, &mut kids).await?;
             let mut lists: Vec<Vec<Node>> = vec![Vec::new(); nodes.len()];
             for kid in kids {
                 let parent = keys.iter().position(|key| {
@@ -252,16 +253,6 @@ fn fill_children<'a>(
         }
         Ok(())
     })
-}
-
-/// Ids compare like the database compares them: case-insensitively for text (the example
-/// schema's collations are case-insensitive, as OCPI's CiString is).
-fn same_id(a: Option<&Value>, b: &Value) -> bool {
-    match (a, b) {
-        (Some(Value::String(x)), Value::String(y)) => x.eq_ignore_ascii_case(y),
-        (Some(x), y) => x == y,
-        (None, _) => false,
-    }
 }
 
 /// Reads the object an `[[table.embed]]` puts into the object of `row` (a 2.1.1 Session's
@@ -366,7 +357,8 @@ pub fn plan_put(
         });
     }
     let mut plan = full_object(mapping, &node.row, version)?;
-    let (mut body, newest) = nest(config, mapping, node, version)?;
+    let own = plan.body.take().unwrap_or(Value::Null);
+    let (mut body, newest) = nest_into(config, mapping, node, own, version)?;
     let newest = match (newest, floor) {
         (Some(n), Some(f)) if later(f, &n) => Some(f.to_string()),
         (n, None) => n,
@@ -389,9 +381,20 @@ fn nest(
     node: &Node,
     version: OcpiVersion,
 ) -> Result<(Value, Option<String>), MappingError> {
-    let mut body = full_object(mapping, &node.row, version)?
+    let body = full_object(mapping, &node.row, version)?
         .body
         .unwrap_or(Value::Null);
+    nest_into(config, mapping, node, body, version)
+}
+
+/// [`nest`] with the node's own object already rendered (`body`).
+fn nest_into(
+    config: &MappingConfig,
+    mapping: &TableMapping,
+    node: &Node,
+    mut body: Value,
+    version: OcpiVersion,
+) -> Result<(Value, Option<String>), MappingError> {
     let mut newest = body
         .get("last_updated")
         .and_then(Value::as_str)

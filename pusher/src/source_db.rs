@@ -17,7 +17,7 @@
 //! [`SourceDb::check_tables`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -53,8 +53,10 @@ impl std::fmt::Debug for DatabaseConfig {
     }
 }
 
+mod gather;
+
 /// Why a read did not give rows.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DbError {
     /// The server cannot be reached, refused us, or failed the query for a reason that may pass.
     #[error(
@@ -81,12 +83,18 @@ pub enum DbError {
 
 /// A pool of read-only connections to the source database, with counters for operators.
 pub struct SourceDb {
+    inner: Arc<Inner>,
+}
+
+/// What [`SourceDb`] shares with the tasks that run gathered reads.
+struct Inner {
     pool: mysql_async::Pool,
     addr: String,
     timeout: Duration,
     reads: AtomicU64,
     reachable: AtomicBool,
     last_error: Mutex<Option<String>>,
+    gather: gather::Gather,
 }
 
 /// One SELECT: columns of a table, rows whose `filter` columns equal one of `keys`, in
@@ -112,6 +120,9 @@ impl SourceDb {
             .user(Some(config.user.clone()))
             .pass(Some(config.password.clone()))
             .prefer_socket(false)
+            // Gathered reads use a few statement texts per table (key counts rounded up to a
+            // power of two, see `gather`): all of them stay prepared.
+            .stmt_cache_size(STATEMENT_CACHE)
             .init(vec![
                 "SET time_zone = '+00:00'",
                 "SET SESSION TRANSACTION READ ONLY",
@@ -123,26 +134,29 @@ impl SourceDb {
                     .with_reset_connection(false),
             );
         SourceDb {
-            pool: mysql_async::Pool::new(opts),
-            addr: format!("{}:{}", config.host, config.port),
-            timeout: config.timeout,
-            reads: AtomicU64::new(0),
-            reachable: AtomicBool::new(true),
-            last_error: Mutex::new(None),
+            inner: Arc::new(Inner {
+                pool: mysql_async::Pool::new(opts),
+                addr: format!("{}:{}", config.host, config.port),
+                timeout: config.timeout,
+                reads: AtomicU64::new(0),
+                reachable: AtomicBool::new(true),
+                last_error: Mutex::new(None),
+                gather: gather::Gather::new(config.pool_size.max(1)),
+            }),
         }
     }
 
     /// SELECTs run so far (each query counts once).
     pub fn reads(&self) -> u64 {
-        self.reads.load(Ordering::Relaxed)
+        self.inner.reads.load(Ordering::Relaxed)
     }
 
     /// `None` while the last read worked, else why it did not.
     pub fn unavailable_reason(&self) -> Option<String> {
-        if self.reachable.load(Ordering::Relaxed) {
+        if self.inner.reachable.load(Ordering::Relaxed) {
             return None;
         }
-        self.last_error.lock().ok().and_then(|e| e.clone())
+        self.inner.last_error.lock().ok().and_then(|e| e.clone())
     }
 
     /// Checks that every `(database, table, columns)` can be read: a missing table, column or
@@ -161,14 +175,31 @@ impl SourceDb {
                 ident(table)
             );
             let what = format!("`{database}.{table}`");
-            self.run(&what, &sql, Vec::new()).await?;
+            self.session().await?.run(&what, &sql, Vec::new()).await?;
         }
         Ok(())
     }
 
-    /// One connection of the pool for several reads (the levels of one tree), given back when
-    /// the session is dropped.
+    /// One connection of the pool for several reads, given back when the session is dropped.
     pub async fn session(&self) -> Result<DbSession<'_>, DbError> {
+        self.inner.session().await
+    }
+
+    /// Runs one [`Select`] together with the reads of the same shape (table, columns, filter,
+    /// order) that other callers ask for meanwhile: one SELECT for all of them, each caller
+    /// getting exactly the rows of its own keys. A read always starts after it was asked for.
+    pub async fn select_gathered(&self, select: &Select<'_>) -> Result<Vec<Row>, DbError> {
+        gather::select(&self.inner, select).await
+    }
+
+    /// Closes the pool's connections.
+    pub async fn close(self) {
+        let _ = self.inner.pool.clone().disconnect().await;
+    }
+}
+
+impl Inner {
+    async fn session(&self) -> Result<DbSession<'_>, DbError> {
         let conn = tokio::time::timeout(self.timeout, self.pool.get_conn()).await;
         let conn = match conn {
             Ok(Ok(conn)) => conn,
@@ -193,15 +224,11 @@ impl SourceDb {
         }
         error
     }
-
-    async fn run(&self, what: &str, sql: &str, params: Vec<SqlValue>) -> Result<Vec<Row>, DbError> {
-        self.session().await?.run(what, sql, params).await
-    }
 }
 
 /// A connection taken from [`SourceDb`]'s pool.
 pub struct DbSession<'a> {
-    db: &'a SourceDb,
+    db: &'a Inner,
     conn: mysql_async::Conn,
 }
 
@@ -261,7 +288,7 @@ impl DbSession<'_> {
     }
 }
 
-impl SourceDb {
+impl Inner {
     fn classify(&self, what: &str, error: mysql_async::Error) -> DbError {
         // 1054 unknown column, 1146 no such table, 1142/1143 SELECT denied, 1049 unknown
         // database: the mapping or the grants are wrong, waiting will not help.
@@ -280,10 +307,18 @@ impl SourceDb {
             reason: error.to_string(),
         }
     }
+}
 
-    /// Closes the pool's connections.
-    pub async fn close(self) {
-        let _ = self.pool.disconnect().await;
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 64;
+
+/// Whether two ids are the same the way the database compares them: case-insensitively for
+/// text (the example schema's collations are case-insensitive, as OCPI's CiString is).
+pub fn same_id(a: Option<&Value>, b: &Value) -> bool {
+    match (a, b) {
+        (Some(Value::String(x)), Value::String(y)) => x.eq_ignore_ascii_case(y),
+        (Some(x), y) => x == y,
+        (None, _) => false,
     }
 }
 

@@ -895,7 +895,9 @@ impl Stream {
             self.requests_at_kill - self.requests_before
         );
         assert!(
-            !self.writer.is_finished() && writes_at_kill < WRITES && waiting > 0,
+            // The writer goes on after the kill: what the killed pusher held unacked (ready
+            // in the queue or not) and everything written after it must still arrive.
+            !self.writer.is_finished() && writes_at_kill < WRITES,
             "the stream was already complete when the pusher was killed ({writes_at_kill} of \
              {WRITES} written, {waiting} messages waiting): this test proves nothing; make the \
              partner slower\n{}",
