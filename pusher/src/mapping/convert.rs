@@ -226,7 +226,9 @@ fn utc_seconds(p: &Parsed) -> i64 {
 }
 
 /// RFC 3339 in UTC with `Z`, the form OCPI asks for. Zone-less values (DATETIME) are taken
-/// as UTC; fraction digits are kept as written.
+/// as UTC; fraction digits are kept as written, up to milliseconds: OCPI's DateTime is a
+/// string(25), which a DATETIME(6) value (27 characters) would break, so further digits are
+/// cut (never rounded up: a time is never sent later than it was).
 pub(crate) fn to_rfc3339_utc(s: &str) -> Result<Value, String> {
     let p = parse_datetime(s)?;
     let secs = utc_seconds(&p);
@@ -243,7 +245,7 @@ pub(crate) fn to_rfc3339_utc(s: &str) -> Result<Value, String> {
     );
     if !p.fraction.is_empty() {
         out.push('.');
-        out.push_str(&p.fraction);
+        out.push_str(&p.fraction[..p.fraction.len().min(3)]);
     }
     out.push('Z');
     Ok(Value::String(out))
@@ -282,6 +284,8 @@ mod tests {
             ("2024-03-01T01:30:00+02:00", "2024-02-29T23:30:00Z"),
             ("2023-12-31T23:30:00.25-01:00", "2024-01-01T00:30:00.25Z"),
             ("2024-02-29", "2024-02-29T00:00:00Z"),
+            // DATETIME(6): cut to milliseconds, OCPI's string(25).
+            ("2024-02-29 23:59:58.999999", "2024-02-29T23:59:58.999Z"),
         ];
         for (input, want) in cases {
             assert_eq!(

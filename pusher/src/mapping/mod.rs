@@ -77,7 +77,8 @@
 //!   connectors) and is refused at start. `[[table.embed]]` fields (a 2.1.1 Session's
 //!   `location`) are also read from the database, by the delivery, after `render`.
 //! - **Date-times.** `as = "datetime"` takes DATETIME values (no zone) as UTC, keeps the
-//!   fractional digits the column has, and writes RFC 3339 with `Z`.
+//!   fractional digits the column has up to milliseconds (OCPI's DateTime is a string(25):
+//!   microseconds are cut), and writes RFC 3339 with `Z`.
 
 mod config;
 mod convert;
