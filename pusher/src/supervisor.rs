@@ -290,7 +290,19 @@ async fn session(
                 }
             }
             let leaving = announcement(&name, &serves, &HashMap::new(), &statuses, true);
-            let _ = presence::announce(&channel, &config.broker.presence_exchange, &leaving).await;
+            // Bounded: on a channel the broker is closing, the publish may never be confirmed,
+            // and a pusher asked to stop must stop (the others see it leave when its
+            // announcements expire).
+            let announced = tokio::time::timeout(
+                Duration::from_secs(2),
+                presence::announce(&channel, &config.broker.presence_exchange, &leaving),
+            )
+            .await;
+            if announced.is_err() {
+                tracing::warn!(
+                    "the leaving announcement was not confirmed within 2 s: stopping without it"
+                );
+            }
             Ok(SessionEnd::Stopped)
         }
         lost @ SessionEnd::Lost(_) => {
