@@ -47,6 +47,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mysql_async::prelude::Queryable;
 use serde_json::Value;
 use system_tests::ocpi_partner::format_rfc3339;
+use system_tests::ocpi_partner::module_requests;
 use system_tests::pusher_cli::{env_refs, row, settled_owners, wait_for_rows, ACTIVE};
 use system_tests::{
     bridge_config, differences, drain_received, logs_of, partner_entry, pusher_config, queue_len,
@@ -748,15 +749,6 @@ async fn write_trees(url: String, mut trees: Trees, written: Arc<Mutex<Written>>
         }
     }
     let _ = conn.disconnect().await;
-}
-
-/// The requests that change something at the partner (discovery GETs left out).
-fn module_requests(partner: &OcpiPartner) -> Vec<RecordedRequest> {
-    partner
-        .requests()
-        .into_iter()
-        .filter(|r| r.method != "GET")
-        .collect()
 }
 
 /// The partner's answers that refused something, as "METHOD path: why".

@@ -37,6 +37,7 @@ use system_tests::example_mapping::{
     expected_object, normalize, patch_fields, without, Row, TableSpec, CONNECTORS, LOCATIONS,
     SESSIONS, TARIFFS, TOKENS,
 };
+use system_tests::ocpi_partner::module_requests;
 use system_tests::ocpi_partner::parse_rfc3339;
 use system_tests::{
     bridge_config, drain_changes, drain_received, partner_entry, pusher_config, queue_len,
@@ -234,15 +235,6 @@ impl Chain {
 /// other tasks, among them the partner doubles.
 fn block<T>(work: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(work)
-}
-
-/// The requests that change something at the partner (discovery GETs left out).
-fn module_requests(partner: &OcpiPartner) -> Vec<RecordedRequest> {
-    partner
-        .requests()
-        .into_iter()
-        .filter(|r| r.method != "GET")
-        .collect()
 }
 
 fn summary(requests: &[RecordedRequest]) -> Vec<String> {

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use serde_json::Value;
 use system_tests::example_mapping::last_updated_of;
+use system_tests::ocpi_partner::module_requests;
 use system_tests::{
     bridge_config, differences, drain_received, partner_entry, pusher_config, queue_len,
     shared_amqp_url, BridgeProcess, BrokerCleanup, DatabaseEntry, MariaDb, OcpiPartner,
@@ -178,15 +179,6 @@ fn record_count(db: &MariaDb) -> usize {
         )
     });
     counts.parse().expect("a count")
-}
-
-/// The requests that change something at the partner (discovery GETs left out).
-fn module_requests(partner: &OcpiPartner) -> Vec<RecordedRequest> {
-    partner
-        .requests()
-        .into_iter()
-        .filter(|r| r.method != "GET")
-        .collect()
 }
 
 fn summary(requests: &[RecordedRequest]) -> Vec<String> {

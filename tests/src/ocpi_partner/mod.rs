@@ -1668,6 +1668,15 @@ fn dropped_children(
     dropped
 }
 
+/// The requests that change something at the partner (discovery GETs left out).
+pub fn module_requests(partner: &OcpiPartner) -> Vec<RecordedRequest> {
+    partner
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .collect()
+}
+
 fn flat_object(module: &'static str, call: &Call<'_>) -> Response {
     let ids = call.ids;
     // OCPI 2.1.1 addresses a Token by uid alone: it has no `?type=` (its tokens are stored
