@@ -241,6 +241,8 @@ struct RawDatabase {
     pool_size: usize,
     #[serde(default = "default_database_timeout_ms")]
     timeout_ms: u64,
+    #[serde(default)]
+    replica: bool,
 }
 
 impl fmt::Debug for RawDatabase {
@@ -806,6 +808,7 @@ impl Config {
                     password,
                     pool_size: d.pool_size,
                     timeout: Duration::from_millis(d.timeout_ms),
+                    replica: d.replica,
                 })
             }
         };

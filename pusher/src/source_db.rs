@@ -38,6 +38,9 @@ pub struct DatabaseConfig {
     pub pool_size: usize,
     /// Limit for one read (connect included).
     pub timeout: Duration,
+    /// The server is a replica of the bridge's source: every read first waits until it has
+    /// applied the transactions of the changes it is for ([`replica_wait`]).
+    pub replica: bool,
 }
 
 impl std::fmt::Debug for DatabaseConfig {
@@ -49,11 +52,13 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("password", &"<redacted>")
             .field("pool_size", &self.pool_size)
             .field("timeout", &self.timeout)
+            .field("replica", &self.replica)
             .finish()
     }
 }
 
 mod gather;
+mod replica_wait;
 
 /// Why a read did not give rows.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -79,6 +84,13 @@ pub enum DbError {
         what: String,
         reason: String,
     },
+    /// The server is a replica (`[database] replica = true`) and the change does not say
+    /// which transaction to wait for.
+    #[error(
+        "cannot read the replica {addr} for this change: {reason}; composite objects read from \
+         a replica need the GTID of each change"
+    )]
+    Unwaitable { addr: String, reason: String },
 }
 
 /// A pool of read-only connections to the source database, with counters for operators.
@@ -95,6 +107,8 @@ struct Inner {
     reachable: AtomicBool,
     last_error: Mutex<Option<String>>,
     gather: gather::Gather,
+    /// `Some` when the server is a replica: what its waits confirmed so far.
+    applied: Option<replica_wait::Applied>,
 }
 
 /// One SELECT: columns of a table, rows whose `filter` columns equal one of `keys`, in
@@ -142,6 +156,7 @@ impl SourceDb {
                 reachable: AtomicBool::new(true),
                 last_error: Mutex::new(None),
                 gather: gather::Gather::new(config.pool_size.max(1)),
+                applied: config.replica.then(replica_wait::Applied::default),
             }),
         }
     }
@@ -190,6 +205,30 @@ impl SourceDb {
     /// getting exactly the rows of its own keys. A read always starts after it was asked for.
     pub async fn select_gathered(&self, select: &Select<'_>) -> Result<Vec<Row>, DbError> {
         gather::select(&self.inner, select).await
+    }
+
+    /// On a replica (`[database] replica = true`), waits until the server has applied the
+    /// transactions of these changes (their GTIDs), so that a read after it sees them; at once
+    /// otherwise. A wait that times out is [`DbError::Unavailable`].
+    pub async fn wait_applied<'a>(
+        &self,
+        gtids: impl IntoIterator<Item = Option<&'a str>>,
+    ) -> Result<(), DbError> {
+        let inner = &self.inner;
+        let Some(applied) = &inner.applied else {
+            return Ok(());
+        };
+        let queries = applied
+            .needed(gtids)
+            .map_err(|reason| DbError::Unwaitable {
+                addr: inner.addr.clone(),
+                reason,
+            })?;
+        for query in queries {
+            inner.session().await?.wait(&query).await?;
+            applied.confirm(&query);
+        }
+        Ok(())
     }
 
     /// Closes the pool's connections.
@@ -241,6 +280,38 @@ impl DbSession<'_> {
         let (sql, params) = select_sql(select);
         let what = format!("`{}.{}`", select.database, select.table);
         self.run(&what, &sql, params).await
+    }
+
+    /// Runs one wait of [`replica_wait`]: the server waits at most 80% of the read limit, so
+    /// that its answer comes before the read limit ends the query.
+    async fn wait(&mut self, query: &replica_wait::WaitQuery) -> Result<(), DbError> {
+        let db = self.db;
+        let limit = db.timeout.mul_f64(0.8);
+        let what = format!("transaction {}", query.gtids);
+        db.reads.fetch_add(1, Ordering::Relaxed);
+        let params = vec![
+            SqlValue::Bytes(query.gtids.clone().into_bytes()),
+            SqlValue::Double(limit.as_secs_f64()),
+        ];
+        let read = self.conn.exec_first::<Option<i64>, _, _>(query.sql, params);
+        let result = match tokio::time::timeout(db.timeout, read).await {
+            Ok(Ok(value)) => {
+                replica_wait::answer(query, value.flatten(), limit).map_err(|reason| {
+                    DbError::Unavailable {
+                        addr: db.addr.clone(),
+                        what: what.clone(),
+                        reason,
+                    }
+                })
+            }
+            Ok(Err(e)) => Err(db.classify(&what, e)),
+            Err(_) => Err(DbError::Unavailable {
+                addr: db.addr.clone(),
+                what,
+                reason: format!("no answer within {} ms", db.timeout.as_millis()),
+            }),
+        };
+        result.map_err(|e| db.failed(e))
     }
 
     async fn run(
@@ -537,6 +608,7 @@ mod tests {
             password: "s3cret".into(),
             pool_size: 1,
             timeout: Duration::from_secs(1),
+            replica: false,
         };
         assert!(!format!("{config:?}").contains("s3cret"));
     }

@@ -140,6 +140,19 @@ impl MariaDb {
         )
     }
 
+    /// Makes this server a replica of `primary` by GTID (`master_use_gtid=slave_pos`), as the
+    /// bridge's user, from the start of the primary's binlog. Start this server with another
+    /// `server-id` (`extra_cnf`), and give it the primary's setup-time data first (setup is not
+    /// in the binlog).
+    pub fn replicate_from(&self, primary: &MariaDb) {
+        self.exec(&format!(
+            "CHANGE MASTER TO master_host = '127.0.0.1', master_port = {}, \
+             master_user = '{CDC_USER}', master_password = '{CDC_PASSWORD}', \
+             master_use_gtid = slave_pos; START SLAVE;",
+            primary.port()
+        ));
+    }
+
     /// The server process id while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

@@ -42,6 +42,10 @@ pub struct DatabaseEntry {
     pub port: u16,
     pub user: String,
     pub password: String,
+    /// `replica = true`: reads wait until the server applied each change's transaction.
+    pub replica: bool,
+    /// `timeout_ms`; `None` leaves the pusher's default.
+    pub timeout_ms: Option<u64>,
 }
 
 impl DatabaseEntry {
@@ -51,6 +55,8 @@ impl DatabaseEntry {
             port,
             user: crate::READER_USER.into(),
             password: crate::READER_PASSWORD.into(),
+            replica: false,
+            timeout_ms: None,
         }
     }
 }
@@ -224,6 +230,10 @@ impl PusherConfig {
             let _ = writeln!(out, "port = {}", db.port);
             let _ = writeln!(out, "user = {}", q(&db.user));
             let _ = writeln!(out, "password = {}", q(&db.password));
+            let _ = writeln!(out, "replica = {}", db.replica);
+            if let Some(ms) = db.timeout_ms {
+                let _ = writeln!(out, "timeout_ms = {ms}");
+            }
         }
         for p in &self.partners {
             let _ = writeln!(out, "\n[[partner]]");

@@ -14,6 +14,11 @@
 //! - `partners_of_2_1_1_2_2_1_and_2_3_0_each_get_the_tree_as_their_version_defines_it`: one
 //!   pusher, three strict partners of three versions: each holds the tree, in its version's
 //!   fields, nothing refused or parked.
+//! - `a_pusher_reading_a_replica_waits_until_the_replica_has_applied_each_change`: the pusher
+//!   reads a replica of the bridge's source (`replica = true`); while the replica's SQL thread
+//!   is stopped, a new EVSE is not sent (it is not on the replica yet), stays unacked and is not
+//!   parked, and the pusher says it waits for the transaction; once the replica applies it, the
+//!   EVSE arrives with its connectors.
 //! - `composite_pushes_wait_for_an_unreachable_database_and_never_park`: a pusher whose
 //!   `[database]` cannot be reached keeps the change unacked and parks nothing; restarted with
 //!   the right port it delivers the change.
@@ -51,14 +56,35 @@ use system_tests::ocpi_partner::module_requests;
 use system_tests::pusher_cli::{env_refs, row, settled_owners, wait_for_rows, ACTIVE};
 use system_tests::{
     bridge_config, differences, drain_received, logs_of, partner_entry, pusher_config, queue_len,
-    shared_amqp_url, BridgeProcess, BrokerCleanup, DatabaseEntry, MariaDb, Mode, OcpiPartner,
-    PartnerOptions, PusherConfig, PusherProcess, RecordedRequest,
+    shared_amqp_url, BridgeProcess, BrokerCleanup, DatabaseEntry, MariaDb, MariaDbOptions, Mode,
+    OcpiPartner, PartnerOptions, PusherConfig, PusherProcess, RecordedRequest,
 };
 
 const DELIVERY: Duration = Duration::from_secs(90);
 
 fn block<T>(work: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(work)
+}
+
+/// The example schema (`seed`: with its seed rows) and then `before`, outside the binlog.
+fn load_example_schema(db: &MariaDb, seed: bool, before: &str) {
+    let schema_path = system_tests::workspace_root().join("config/ocpi-example/schema.sql");
+    let schema = std::fs::read_to_string(&schema_path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", schema_path.display()));
+    let schema = if seed {
+        schema.as_str()
+    } else {
+        schema
+            .split_once("-- Seed data")
+            .map(|(ddl, _)| ddl)
+            .expect("schema.sql has a seed data section")
+    };
+    block(|| {
+        db.exec(&format!(
+            "SET sql_log_bin = 0;\n{schema}\n\
+             SET time_zone = '+00:00';\nUSE ocpi;\n{before}"
+        ))
+    });
 }
 
 /// Field order is drop order: processes first, then the database, then the broker names.
@@ -97,23 +123,7 @@ impl Chain {
         database_port: Option<u16>,
     ) -> Chain {
         let db = MariaDb::start();
-        let schema_path = system_tests::workspace_root().join("config/ocpi-example/schema.sql");
-        let schema = std::fs::read_to_string(&schema_path)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", schema_path.display()));
-        let schema = if seed {
-            schema.as_str()
-        } else {
-            schema
-                .split_once("-- Seed data")
-                .map(|(ddl, _)| ddl)
-                .expect("schema.sql has a seed data section")
-        };
-        block(|| {
-            db.exec(&format!(
-                "SET sql_log_bin = 0;\n{schema}\n\
-                 SET time_zone = '+00:00';\nUSE ocpi;\n{before}"
-            ))
-        });
+        load_example_schema(&db, seed, before);
         let url = shared_amqp_url();
         let mut cfg = pusher_config(&url)
             .with(|c| c.database = Some(DatabaseEntry::reader(database_port.unwrap_or(db.port()))));
@@ -434,6 +444,69 @@ async fn a_partner_without_the_location_gets_the_whole_location_instead_of_a_ref
     assert_every_object_complete(&requests);
     let parked = chain.parked(&partner).await;
     assert!(parked.is_empty(), "parked: {parked:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pusher_reading_a_replica_waits_until_the_replica_has_applied_each_change() {
+    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
+    let replica = MariaDb::start_with(MariaDbOptions {
+        extra_cnf: vec!["server-id=2".into()],
+        ..MariaDbOptions::default()
+    });
+    load_example_schema(&replica, true, "");
+    let mut chain = Chain::prepare(&[("replica", &partner)], true, "", Some(replica.port())).await;
+    chain.cfg.database = Some(DatabaseEntry {
+        replica: true,
+        timeout_ms: Some(1500),
+        ..DatabaseEntry::reader(replica.port())
+    });
+    block(|| replica.replicate_from(&chain.db));
+    chain.start_pusher();
+
+    chain.sql(&format!(
+        "START TRANSACTION;\n{}{}{}COMMIT;\n",
+        location_sql("SITE-R"),
+        evse_sql("SITE-R", "R-E1"),
+        connector_sql("SITE-R", "R-E1", "1")
+    ));
+    chain
+        .until("a site read from the replica", &partner, |p| {
+            connector_ids(p, "SITE-R", "R-E1") == ["1"]
+        })
+        .await;
+
+    // The replica stops applying: a new charger is in the primary's binlog (and the bridge
+    // publishes it) but not on the replica. Read there now, it would not exist and nothing
+    // would be sent for it.
+    block(|| replica.exec("STOP SLAVE SQL_THREAD"));
+    chain.sql(&format!(
+        "START TRANSACTION;\n{}{}{}COMMIT;\n",
+        evse_sql("SITE-R", "R-E2"),
+        connector_sql("SITE-R", "R-E2", "1"),
+        connector_sql("SITE-R", "R-E2", "2")
+    ));
+    let deadline = Instant::now() + DELIVERY;
+    while !chain.log().contains("has not applied transaction") {
+        assert!(
+            Instant::now() < deadline,
+            "the pusher never said it waits for the replica; log:\n{}",
+            chain.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(connector_ids(&partner, "SITE-R", "R-E2").is_empty());
+    chain
+        .fail_if_parked("while the replica lags", &partner)
+        .await;
+
+    // Acknowledged unsent, it would never arrive: nothing else changes the charger.
+    block(|| replica.exec("START SLAVE SQL_THREAD"));
+    chain
+        .until("the charger once the replica applied it", &partner, |p| {
+            connector_ids(p, "SITE-R", "R-E2") == ["1", "2"]
+        })
+        .await;
+    assert_every_object_complete(&partner.requests());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -46,6 +46,15 @@ impl Shared {
         let Some(row) = net.latest_image() else {
             return Ok(Err(rejected("the change carries no row image".into())));
         };
+        if let Err(result) = self
+            .replica_caught_up(db, [net.source.gtid.as_deref()])
+            .await
+        {
+            return match result {
+                CallResult::Parked { reason } => Ok(Err(rejected(reason))),
+                other => Err(other),
+            };
+        }
         let config = &self.partner.mapping;
         for embed in embeds {
             let read = match composite::read_embedded(db, config, embed, row).await {
@@ -56,7 +65,9 @@ impl Shared {
                         reason: e.to_string(),
                     });
                 }
-                Err(e @ DbError::Schema { .. }) => return Ok(Err(rejected(e.to_string()))),
+                Err(e @ (DbError::Schema { .. } | DbError::Unwaitable { .. })) => {
+                    return Ok(Err(rejected(e.to_string())))
+                }
             };
             self.metrics.database_read();
             let Some((root, node)) = read else {

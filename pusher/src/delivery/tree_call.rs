@@ -57,6 +57,12 @@ impl Shared {
             .any(|p| p.change.op == Operation::Delete)
             .then(|| newest_commit_time(batch))
             .flatten();
+        if let Err(result) = self
+            .replica_caught_up(db, batch.iter().map(|p| p.change.source.gtid.as_deref()))
+            .await
+        {
+            return self.stop(batch, result).await;
+        }
         let plan = match self.plan(db, &target, floor).await {
             Planned::Put(_, row) if read_before_commit(batch, &target, &row) => {
                 // The binlog reaches the bridge before the server makes the transaction visible
@@ -175,7 +181,7 @@ impl Shared {
                     reason: e.to_string(),
                 });
             }
-            Err(e @ DbError::Schema { .. }) => {
+            Err(e @ (DbError::Schema { .. } | DbError::Unwaitable { .. })) => {
                 return Planned::Stop(CallResult::Parked {
                     reason: e.to_string(),
                 })
@@ -196,8 +202,30 @@ impl Shared {
         }
     }
 
+    /// On a replica, waits until it has applied the transactions of these changes (see
+    /// [`SourceDb::wait_applied`]); `Err` with what the call comes to when it has not (wait) or
+    /// cannot (park).
+    pub(super) async fn replica_caught_up<'a>(
+        &self,
+        db: &SourceDb,
+        gtids: impl IntoIterator<Item = Option<&'a str>>,
+    ) -> Result<(), CallResult> {
+        match db.wait_applied(gtids).await {
+            Ok(()) => Ok(()),
+            Err(e @ DbError::Unavailable { .. }) => {
+                self.metrics.failed(FailureClass::Database);
+                Err(CallResult::WaitDatabase {
+                    reason: e.to_string(),
+                })
+            }
+            Err(e) => Err(CallResult::Parked {
+                reason: e.to_string(),
+            }),
+        }
+    }
+
     /// A [`Planned::Stop`]: `Parked` still has to be parked.
-    async fn stop(&self, batch: &[Pending], result: CallResult) -> CallResult {
+    pub(super) async fn stop(&self, batch: &[Pending], result: CallResult) -> CallResult {
         match result {
             CallResult::Parked { reason } => {
                 self.metrics.failed(FailureClass::Unsendable);
