@@ -34,7 +34,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use change_message::{Operation, Row, RowChange, SnapshotMark, Source};
+use change_message::Row;
 use serde_json::Value;
 
 use crate::mapping::{
@@ -436,33 +436,7 @@ fn full_object(
     row: &Row,
     version: OcpiVersion,
 ) -> Result<PlannedRequest, MappingError> {
-    let change = RowChange {
-        version: change_message::CONTRACT_VERSION,
-        id: String::new(),
-        seq: 0,
-        op: Operation::Insert,
-        database: mapping.database.clone(),
-        table: mapping.table.clone(),
-        key: Row::new(),
-        after: Some(row.clone()),
-        before: None,
-        changed: Vec::new(),
-        binary_columns: Vec::new(),
-        merged: 1,
-        source: Source {
-            server_id: 0,
-            file: String::new(),
-            pos: 0,
-            row: 0,
-            gtid: None,
-            tx_index: 0,
-            commit_time: String::new(),
-        },
-        snapshot: Some(SnapshotMark {
-            sync_id: String::new(),
-        }),
-    };
-    let plan = mapping::render(mapping, &change, version, true)?;
+    let plan = mapping::render_current(mapping, row, version)?;
     if plan.method != Method::Put || mapping.module != Module::Locations {
         return Err(MappingError::Rejected {
             table: mapping.qualified_name(),

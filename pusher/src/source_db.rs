@@ -333,15 +333,11 @@ impl DbSession<'_> {
         };
         let (addr, timeout) = (&db.addr, db.timeout);
         let result = match tokio::time::timeout(timeout, read).await {
-            Ok(Ok(rows)) => rows
-                .into_iter()
-                .map(typed_row)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|reason| DbError::Schema {
-                    addr: addr.clone(),
-                    what: what.to_string(),
-                    reason,
-                }),
+            Ok(Ok(rows)) => typed_rows(rows).map_err(|reason| DbError::Schema {
+                addr: addr.clone(),
+                what: what.to_string(),
+                reason,
+            }),
             Ok(Err(e)) => Err(db.classify(what, e)),
             Err(_) => Err(DbError::Unavailable {
                 addr: addr.clone(),
@@ -395,30 +391,41 @@ pub fn same_id(a: Option<&Value>, b: &Value) -> bool {
 
 /// `SELECT cols FROM db.t WHERE (f1, f2) IN ((?, ?), ...) ORDER BY o1, o2` and its parameters.
 fn select_sql(select: &Select<'_>) -> (String, Vec<SqlValue>) {
-    let one = format!("({})", vec!["?"; select.filter.len()].join(", "));
-    let filter = if select.keys.len() == 1 {
-        select
-            .filter
-            .iter()
-            .map(|c| format!("{} = ?", ident(c)))
-            .collect::<Vec<_>>()
-            .join(" AND ")
+    let mut sql = String::with_capacity(128 + 8 * select.keys.len() * select.filter.len());
+    sql.push_str("SELECT ");
+    push_column_list(&mut sql, select.columns);
+    sql.push_str(" FROM ");
+    push_ident(&mut sql, select.database);
+    sql.push('.');
+    push_ident(&mut sql, select.table);
+    sql.push_str(" WHERE ");
+    if select.keys.len() == 1 {
+        for (i, column) in select.filter.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(" AND ");
+            }
+            push_ident(&mut sql, column);
+            sql.push_str(" = ?");
+        }
     } else {
-        format!(
-            "({}) IN ({})",
-            column_list(select.filter),
-            vec![one; select.keys.len()].join(", ")
-        )
-    };
-    let mut sql = format!(
-        "SELECT {} FROM {}.{} WHERE {filter}",
-        column_list(select.columns),
-        ident(select.database),
-        ident(select.table)
-    );
+        sql.push('(');
+        push_column_list(&mut sql, select.filter);
+        sql.push_str(") IN (");
+        for k in 0..select.keys.len() {
+            if k > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for i in 0..select.filter.len() {
+                sql.push_str(if i > 0 { ", ?" } else { "?" });
+            }
+            sql.push(')');
+        }
+        sql.push(')');
+    }
     if !select.order_by.is_empty() {
         sql.push_str(" ORDER BY ");
-        sql.push_str(&column_list(select.order_by));
+        push_column_list(&mut sql, select.order_by);
     }
     let params = select
         .keys
@@ -429,15 +436,34 @@ fn select_sql(select: &Select<'_>) -> (String, Vec<SqlValue>) {
 }
 
 fn ident(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
+    let mut out = String::with_capacity(name.len() + 2);
+    push_ident(&mut out, name);
+    out
+}
+
+fn push_ident(sql: &mut String, name: &str) {
+    sql.push('`');
+    if name.contains('`') {
+        sql.push_str(&name.replace('`', "``"));
+    } else {
+        sql.push_str(name);
+    }
+    sql.push('`');
 }
 
 fn column_list(columns: &[&str]) -> String {
-    columns
-        .iter()
-        .map(|c| ident(c))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let mut out = String::new();
+    push_column_list(&mut out, columns);
+    out
+}
+
+fn push_column_list(sql: &mut String, columns: &[&str]) {
+    for (i, column) in columns.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        push_ident(sql, column);
+    }
 }
 
 fn sql_param(value: &Value) -> SqlValue {
@@ -455,14 +481,23 @@ fn sql_param(value: &Value) -> SqlValue {
     }
 }
 
-fn typed_row(row: mysql_async::Row) -> Result<Row, String> {
-    let columns = row.columns();
-    let values = row.unwrap();
-    let mut out = Row::new();
-    for (column, value) in columns.iter().zip(values) {
-        out.insert(column.name_str().into_owned(), typed_value(column, value)?);
-    }
-    Ok(out)
+/// The rows of one result set in the change messages' JSON form. The rows share their
+/// columns: the names are decoded once.
+fn typed_rows(rows: Vec<mysql_async::Row>) -> Result<Vec<Row>, String> {
+    let Some(first) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let columns = first.columns();
+    let names: Vec<String> = columns.iter().map(|c| c.name_str().into_owned()).collect();
+    rows.into_iter()
+        .map(|row| {
+            let mut out = Row::with_capacity(names.len());
+            for ((column, name), value) in columns.iter().zip(&names).zip(row.unwrap()) {
+                out.insert(name.clone(), typed_value(column, value)?);
+            }
+            Ok(out)
+        })
+        .collect()
 }
 
 /// One value in the change messages' JSON form (see the module documentation).

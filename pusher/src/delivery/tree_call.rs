@@ -155,9 +155,8 @@ impl Shared {
                 continue;
             };
             let target = composite::target_of(config, table, image)?;
-            let root = composite::root_of(config, &target);
-            if root.key() == target.key() {
-                return Ok(root);
+            if config.parent_of(target.mapping).is_none() {
+                return Ok(target); // the tree's root
             }
             found.get_or_insert(target);
         }
@@ -360,52 +359,55 @@ fn tree_keys(target: &Target<'_>, root: &Target<'_>) -> Vec<String> {
 /// Only for changes committed in the last 10 s: a row whose `last_updated` an application set
 /// backwards later must not make the change wait for ever.
 fn read_before_commit(batch: &[Pending], target: &Target<'_>, read: &change_message::Row) -> bool {
-    let recent = |commit: &str| {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)
-            - 10;
-        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-        let (y, m, d) = change_message::calendar::civil_from_days(days);
-        let floor = format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
-        );
-        mapping::instant(commit) >= mapping::instant(&floor)
-    };
     let Some(column) = last_updated_column(target.mapping) else {
         return false;
     };
-    let read_at = read
+    let Some(read_at) = read
         .get(column)
         .and_then(|v| v.as_str())
-        .map(str::to_string);
+        .map(mapping::instant)
+    else {
+        return false;
+    };
+    let mut floor = None;
     batch.iter().any(|p| {
         let change = &p.change;
+        let changed_at = change
+            .after
+            .as_ref()
+            .and_then(|a| a.get(column))
+            .and_then(|v| v.as_str())
+            .map(mapping::instant);
         change.op != Operation::Delete
-            && recent(&change.source.commit_time)
             && change.database == target.mapping.database
             && change.table == target.mapping.table
+            && matches!(changed_at, Some(Some(c)) if read_at.is_some_and(|r| r < c))
             && target
                 .mapping
                 .path
                 .iter()
                 .all(|c| change.after.as_ref().and_then(|a| a.get(c)) == target.ids.get(c))
-            && match (
-                change
-                    .after
-                    .as_ref()
-                    .and_then(|a| a.get(column))
-                    .and_then(|v| v.as_str()),
-                read_at.as_deref(),
-            ) {
-                (Some(changed), Some(read)) => mapping::instant(read) < mapping::instant(changed),
-                _ => false,
-            }
+            && mapping::instant(&change.source.commit_time)
+                >= *floor.get_or_insert_with(ten_seconds_ago)
     })
+}
+
+/// The instant 10 s ago, as [`mapping::instant`] gives it.
+fn ten_seconds_ago() -> Option<mapping::Instant> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+        - 10;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = change_message::calendar::civil_from_days(days);
+    let text = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
+    mapping::instant(&text)
 }
 
 /// The column that feeds the mapping's top-level `last_updated`.

@@ -413,12 +413,11 @@ impl MappingConfig {
 
     /// The table whose object holds `child`'s rows, and the link between them.
     pub fn parent_of(&self, child: &TableMapping) -> Option<(&TableMapping, &ChildLink)> {
-        let name = child.qualified_name();
         self.tables.iter().find_map(|parent| {
             parent
                 .children
                 .iter()
-                .find(|link| link.table == name)
+                .find(|link| names_table(&link.table, &child.database, &child.table))
                 .map(|link| (parent, link))
         })
     }
@@ -447,7 +446,9 @@ impl MappingConfig {
 
     /// The mapping of a `database.table` name.
     pub fn by_name(&self, qualified: &str) -> Option<&TableMapping> {
-        self.tables.iter().find(|t| t.qualified_name() == qualified)
+        self.tables
+            .iter()
+            .find(|t| names_table(qualified, &t.database, &t.table))
     }
 
     /// The mapping of `database.table`, if the file has one.
@@ -1092,4 +1093,12 @@ pub(crate) fn toml_to_json(value: toml::Value) -> Value {
             Value::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect())
         }
     }
+}
+
+/// Whether `qualified` (`database.table`) is `database`.`table`, without building the name.
+fn names_table(qualified: &str, database: &str, table: &str) -> bool {
+    qualified.len() == database.len() + 1 + table.len()
+        && qualified.starts_with(database)
+        && qualified.as_bytes()[database.len()] == b'.'
+        && qualified.ends_with(table)
 }

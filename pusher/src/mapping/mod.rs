@@ -96,9 +96,9 @@ pub use config::{
     Body, ChildLink, ConfigError, Conversion, FieldMapping, FieldSource, MappingConfig, SoftDelete,
     TableMapping, UpdateMode,
 };
-pub(crate) use convert::instant;
+pub(crate) use convert::{instant, Instant};
 pub use embeds::Embed;
-pub use render::render;
+pub use render::{render, render_current};
 
 /// The OCPI version a request is rendered for.
 pub use crate::ocpi::OcpiVersion;

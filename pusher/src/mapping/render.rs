@@ -22,33 +22,76 @@ pub fn render(
     version: OcpiVersion,
     snapshot: bool,
 ) -> Result<PlannedRequest, MappingError> {
-    let table = mapping.qualified_name();
-    let change_table = format!("{}.{}", change.database, change.table);
-    if table != change_table {
+    if mapping.database != change.database || mapping.table != change.table {
         return Err(MappingError::WrongTable {
-            mapping: table,
-            change: change_table,
+            mapping: mapping.qualified_name(),
+            change: format!("{}.{}", change.database, change.table),
         });
     }
-    let cx = Ctx {
-        m: mapping,
-        table,
-        version,
-        change,
-        object: mapping.object(),
+    let view = ChangeView {
+        op: change.op,
+        before: change.before.as_ref(),
+        after: change.after.as_ref(),
+        changed: &change.changed,
+        commit_time: &change.source.commit_time,
     };
-    match change.op {
-        Operation::Delete => cx.delete(),
-        Operation::Insert | Operation::Update => cx.upsert(snapshot),
-    }
+    Ctx::new(mapping, version, view).plan(snapshot)
+}
+
+/// Plans the full `PUT` of a row read from the database as it is now (a composite object's
+/// row): what [`render`] plans for a snapshot row, without building a change around the row.
+pub fn render_current(
+    mapping: &TableMapping,
+    row: &Row,
+    version: OcpiVersion,
+) -> Result<PlannedRequest, MappingError> {
+    let view = ChangeView {
+        op: Operation::Insert,
+        before: None,
+        after: Some(row),
+        changed: &[],
+        commit_time: "",
+    };
+    Ctx::new(mapping, version, view).plan(true)
+}
+
+/// What rendering reads of a change.
+struct ChangeView<'a> {
+    op: Operation,
+    before: Option<&'a Row>,
+    after: Option<&'a Row>,
+    changed: &'a [String],
+    commit_time: &'a str,
 }
 
 struct Ctx<'a> {
     m: &'a TableMapping,
-    table: String,
     version: OcpiVersion,
-    change: &'a RowChange,
+    change: ChangeView<'a>,
     object: ObjectKind,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(m: &'a TableMapping, version: OcpiVersion, change: ChangeView<'a>) -> Ctx<'a> {
+        Ctx {
+            m,
+            version,
+            change,
+            object: m.object(),
+        }
+    }
+
+    fn plan(&self, snapshot: bool) -> Result<PlannedRequest, MappingError> {
+        match self.change.op {
+            Operation::Delete => self.delete(),
+            Operation::Insert | Operation::Update => self.upsert(snapshot),
+        }
+    }
+
+    /// `database.table`, for errors.
+    fn table(&self) -> String {
+        self.m.qualified_name()
+    }
 }
 
 /// Which fields of the object to render.
@@ -61,11 +104,11 @@ enum Select<'s> {
 impl Ctx<'_> {
     fn image(&self, which: &'static str) -> Result<&Row, MappingError> {
         let image = match which {
-            "before" => self.change.before.as_ref(),
-            _ => self.change.after.as_ref(),
+            "before" => self.change.before,
+            _ => self.change.after,
         };
         image.ok_or_else(|| MappingError::MissingImage {
-            table: self.table.clone(),
+            table: self.table(),
             op: self.change.op.as_str(),
             image: which,
         })
@@ -73,14 +116,14 @@ impl Ctx<'_> {
 
     fn rejected(&self, reason: impl Into<String>) -> MappingError {
         MappingError::Rejected {
-            table: self.table.clone(),
+            table: self.table(),
             reason: reason.into(),
         }
     }
 
     fn nothing(&self, reason: impl Into<String>) -> MappingError {
         MappingError::NothingToSend {
-            table: self.table.clone(),
+            table: self.table(),
             reason: reason.into(),
         }
     }
@@ -151,7 +194,7 @@ impl Ctx<'_> {
             }
             return self.request(Method::Put, after, Some(body), true);
         }
-        let was_removed = match self.change.before.as_ref() {
+        let was_removed = match self.change.before {
             Some(before) => self.soft_deleted(before)?,
             None => false,
         };
@@ -201,10 +244,10 @@ impl Ctx<'_> {
         };
         let mut last_updated = self.last_updated(image)?;
         if delete_event {
-            let commit = &self.change.source.commit_time;
+            let commit = self.change.commit_time;
             if let (Value::String(lu), Some(commit_at)) = (&last_updated, instant(commit)) {
                 if instant(lu).is_none_or(|lu_at| lu_at < commit_at) {
-                    last_updated = Value::String(commit.clone());
+                    last_updated = Value::String(commit.to_string());
                 }
             }
         }
@@ -262,7 +305,7 @@ impl Ctx<'_> {
                 let value = image
                     .get(column)
                     .ok_or_else(|| MappingError::MissingColumn {
-                        table: self.table.clone(),
+                        table: self.table(),
                         column: column.clone(),
                         needed_by: "path".into(),
                     })?;
@@ -270,12 +313,12 @@ impl Ctx<'_> {
                     Value::String(s) => Ok(s.clone()),
                     Value::Number(n) => Ok(n.to_string()),
                     Value::Null => Err(MappingError::NullValue {
-                        table: self.table.clone(),
+                        table: self.table(),
                         column: column.clone(),
                         needed_by: "path".into(),
                     }),
                     other => Err(MappingError::BadValue {
-                        table: self.table.clone(),
+                        table: self.table(),
                         column: column.clone(),
                         target: "an id in the URL path".into(),
                         problem: "ids are text or numbers".into(),
@@ -293,7 +336,7 @@ impl Ctx<'_> {
         let value = image
             .get(&sd.column)
             .ok_or_else(|| MappingError::MissingColumn {
-                table: self.table.clone(),
+                table: self.table(),
                 column: sd.column.clone(),
                 needed_by: "soft_delete".into(),
             })?;
@@ -323,12 +366,12 @@ impl Ctx<'_> {
         match value {
             Some(Value::String(t)) => Ok(Some(t)),
             None | Some(Value::Null) => Err(MappingError::NullValue {
-                table: self.table.clone(),
+                table: self.table(),
                 column,
                 needed_by: "the Token type (?type= query parameter)".into(),
             }),
             Some(other) => Err(MappingError::BadValue {
-                table: self.table.clone(),
+                table: self.table(),
                 column,
                 target: "the Token type (?type= query parameter)".into(),
                 problem: "a TokenType is text".into(),
@@ -360,7 +403,7 @@ impl Ctx<'_> {
         match value {
             Some(v) if !v.is_null() => Ok(v),
             _ => Err(MappingError::NullValue {
-                table: self.table.clone(),
+                table: self.table(),
                 column,
                 needed_by: "OCPI field `last_updated`".into(),
             }),
@@ -411,7 +454,7 @@ impl Ctx<'_> {
             return self.object_body(after, Select::All);
         };
         let new = self.column_object(after, column)?;
-        let old = match self.change.before.as_ref() {
+        let old = match self.change.before {
             Some(before) => self.column_object(before, column).ok(),
             None => None,
         };
@@ -426,7 +469,7 @@ impl Ctx<'_> {
         }
         if !out.contains_key("last_updated") {
             return Err(MappingError::NullValue {
-                table: self.table.clone(),
+                table: self.table(),
                 column: column.clone(),
                 needed_by: "OCPI field `last_updated` (a PATCH must carry it; the object in \
                             the body column has none)"
@@ -440,12 +483,12 @@ impl Ctx<'_> {
         let value = image
             .get(column)
             .ok_or_else(|| MappingError::MissingColumn {
-                table: self.table.clone(),
+                table: self.table(),
                 column: column.to_string(),
                 needed_by: "body_column".into(),
             })?;
         let bad = |problem: String| MappingError::BadValue {
-            table: self.table.clone(),
+            table: self.table(),
             column: column.to_string(),
             target: format!("the {} object (body_column)", self.object),
             problem,
@@ -460,7 +503,7 @@ impl Ctx<'_> {
                 Err(e) => Err(bad(format!("not JSON text: {e}"))),
             },
             Value::Null => Err(MappingError::NullValue {
-                table: self.table.clone(),
+                table: self.table(),
                 column: column.to_string(),
                 needed_by: "body_column".into(),
             }),
@@ -484,7 +527,7 @@ impl Ctx<'_> {
                 let value = image
                     .get(column)
                     .ok_or_else(|| MappingError::MissingColumn {
-                        table: self.table.clone(),
+                        table: self.table(),
                         column: column.clone(),
                         needed_by: format!("OCPI field `{}`", field.name),
                     })?;
@@ -494,7 +537,7 @@ impl Ctx<'_> {
                 let value = match conversion {
                     None => value.clone(),
                     Some(c) => convert(value, *c).map_err(|problem| MappingError::BadValue {
-                        table: self.table.clone(),
+                        table: self.table(),
                         column: column.clone(),
                         target: format!("OCPI field `{}` (as {c})", field.name),
                         problem,
