@@ -32,6 +32,25 @@ pub struct Checkpoint {
     pub sync: Option<Arc<SyncState>>,
 }
 
+/// The `seq` of the first change when there is no checkpoint: the time now in microseconds
+/// since the Unix epoch.
+///
+/// Without a checkpoint the bridge cannot know the numbers it gave before (a lost state
+/// volume, a checkpoint moved away after a purged binlog, a re-point). Starting again at 1
+/// would make every consumer that remembers the newest `seq` per record take the new changes
+/// for old ones and drop them. A lineage started later starts higher than every number an
+/// earlier one gave, as long as the earlier one gave fewer numbers than microseconds passed
+/// since it started (a million changes per second, sustained since its start) and the clock
+/// has not been set back by more than the time since then. It stays below 2^53 until the
+/// year 2255, so JSON readers that hold numbers as doubles read it exactly.
+pub fn first_seq_of_new_lineage() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+        .max(1)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error(

@@ -171,7 +171,9 @@ pub async fn run(
                         .and_then(|g| parse_gtid_state(facts.is_mariadb, g)),
                     StartPoint::Start => None,
                 };
-                (start, 1, gtid)
+                let first_seq = crate::checkpoint::first_seq_of_new_lineage();
+                tracing::info!(first_seq, "no checkpoint: numbering changes from the time now in microseconds, above every seq an earlier run of this bridge gave (README \"Message contract\")");
+                (start, first_seq, gtid)
             }
         };
         tracing::info!(server = %facts.version, server_id = facts.server_id, "database checks passed");

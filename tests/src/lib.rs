@@ -41,4 +41,4 @@ pub use rabbit::{
 pub use service_process::{
     bridge_bin, logs_of, pusher_bin, BridgeProcess, PusherProcess, ServiceProcess,
 };
-pub use util::{free_port, test_servers_dir, workspace_root};
+pub use util::{free_port, last_logged_number, test_servers_dir, workspace_root};

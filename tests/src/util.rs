@@ -192,3 +192,16 @@ pub fn cleanup_dir(dir: &Path, what: &str) {
         }
     }
 }
+
+/// The number of the last `field=N` in a service's log (its text format), if any.
+pub fn last_logged_number(log: &str, field: &str) -> Option<u64> {
+    let needle = format!("{field}=");
+    log.lines()
+        .filter_map(|line| line.split(needle.as_str()).nth(1))
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|n| n.parse().ok())
+        })
+        .next_back()
+}

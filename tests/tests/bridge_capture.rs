@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use change_message::{Heartbeat, Message, Operation, Row, RowChange};
 use serde_json::{json, Value};
 use system_tests::{
-    bridge_config, declare_bound_queue, drain, drain_changes, drain_received, queue_len,
-    shared_amqp_url, unique_name, BridgeConfig, BridgeProcess, BrokerCleanup, MariaDb,
+    bridge_config, declare_bound_queue, drain, drain_changes, drain_received, last_logged_number,
+    queue_len, shared_amqp_url, unique_name, BridgeConfig, BridgeProcess, BrokerCleanup, MariaDb,
 };
 
 /// Generous upper bound for messages to show up (never asserted as a timing).
@@ -191,14 +191,7 @@ fn stop_cleanly(bridge: &mut BridgeProcess) -> String {
 
 /// The `dedup_merged=N` value of the last stats line the bridge logged.
 fn last_dedup_merged(log: &str) -> Option<u64> {
-    log.lines()
-        .filter_map(|line| line.split("dedup_merged=").nth(1))
-        .filter_map(|rest| {
-            rest.split(|c: char| !c.is_ascii_digit())
-                .next()
-                .and_then(|n| n.parse().ok())
-        })
-        .next_back()
+    last_logged_number(log, "dedup_merged")
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -548,6 +541,7 @@ fn dedup_config(s: &Setup, window_ms: u64) -> BridgeConfig {
 /// Runs `burst` (one script of quick statements) while the bridge runs with a 3 s window, after
 /// `before` (if any) was published; returns the single message the burst must produce. Checks
 /// that nothing else is published, even after a SIGTERM flush, and the merge count in the log.
+/// The message's `seq` is counted from the run's first change (1).
 async fn one_merged_message(before: Option<&str>, burst: &str, merged_away: u64) -> RowChange {
     let s = Setup::new(ROWS).await;
     let mut bridge = s.start_bridge(dedup_config(&s, 3000));
@@ -573,7 +567,11 @@ async fn one_merged_message(before: Option<&str>, burst: &str, merged_away: u64)
         Some(merged_away),
         "dedup_merged at stop:\n{log}"
     );
-    got.into_iter().next().unwrap()
+    let first_seq = last_logged_number(&log, "first_seq").expect("the bridge logs its first seq");
+    let mut msg = got.into_iter().next().unwrap();
+    // Numbered from the lineage's first seq: the n-th change of the run is n.
+    msg.seq = msg.seq - first_seq + 1;
+    msg
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,6 +13,12 @@
 //!   got a record's older state after a newer one (the double refuses those, so nothing may be
 //!   parked for B, and B's requests per record carry a `last_updated` that never goes back),
 //!   and A got no snapshot row: not one request for a record the writer did not touch.
+//! - `changes_after_the_bridge_lost_its_checkpoint_and_a_resync_reach_the_running_pusher`: the
+//!   bridge is killed, its checkpoint deleted, a tariff changed while it is down, and the bridge
+//!   started again from the end of the binlog, while the pusher runs throughout. Every change
+//!   after the reset reaches the partner (a bridge numbering from 1 again made the pusher take
+//!   them for old states and drop them), the partner differs only in the tariff changed in the
+//!   gap, and after `pusher sync` it equals the database, nothing parked.
 //! - `sync_of_an_unknown_partner_or_without_the_bridge_queue_fails_with_the_fix`: `pusher sync`
 //!   of a partner missing from the config fails naming the configured partners; on an exchange
 //!   whose bridge never ran (no `<exchange>.sync-requests` queue) it fails telling to start the
@@ -379,13 +385,9 @@ async fn wait_drained(db: &MariaDb, url: &str, partners: &[(&OcpiPartner, String
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn adding_a_partner_sends_every_existing_record_then_the_live_changes() {
-    let test_started = Instant::now();
-    let a = OcpiPartner::start(PartnerOptions::v221()).await;
-    let b = OcpiPartner::start(PartnerOptions::v221()).await;
-
-    // ---- The database holds its records before the bridge starts ----------------------------
+/// A private MariaDB with the example schema (outside the binlog) and the generated records
+/// (through it: a partner there from the start gets them as inserts).
+fn example_database() -> MariaDb {
     let db = MariaDb::start();
     let schema_path = system_tests::workspace_root().join("config/ocpi-example/schema.sql");
     let schema = std::fs::read_to_string(&schema_path)
@@ -393,8 +395,6 @@ async fn adding_a_partner_sends_every_existing_record_then_the_live_changes() {
     let (ddl, seed) = schema
         .split_once("-- Seed data")
         .expect("schema.sql has a seed data section");
-    // Tables outside the binlog; their rows through it, so partner A (there from the start)
-    // gets them as inserts and holds every record before partner B is added.
     block(|| {
         db.exec(&format!("SET sql_log_bin = 0;\n{ddl}"));
         db.exec(&format!(
@@ -402,6 +402,154 @@ async fn adding_a_partner_sends_every_existing_record_then_the_live_changes() {
             generated_rows_sql()
         ));
     });
+    db
+}
+
+/// The bridge of these tests: capturing `ocpi`, `source.start` as given, initial syncs on with
+/// the signal table where the test's `cdc` user has its grants and small chunks (a sync
+/// interleaves with a writer's changes).
+fn syncing_bridge_toml(db: &MariaDb, url: &str, exchange: &str, start: &str) -> String {
+    let bridge_toml = bridge_config(db.port(), url, exchange)
+        .with(|c| {
+            c.source.start = start.into();
+            c.capture.databases = vec!["ocpi".into()];
+        })
+        .to_toml();
+    format!("{bridge_toml}\n[sync]\ndatabase = \"app\"\nchunk_size = 16\nprogress_secs = 2\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_after_the_bridge_lost_its_checkpoint_and_a_resync_reach_the_running_pusher() {
+    let a = OcpiPartner::start(PartnerOptions::v221()).await;
+    let db = example_database();
+    let url = shared_amqp_url();
+    let env = [("TOKEN_A", a.options().token.clone())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let cfg = pusher_config(&url)
+        .with(|c| c.database = Some(DatabaseEntry::reader(db.port())))
+        .partner(partner_entry("a", &a, "TOKEN_A"));
+    let _names = BrokerCleanup::of_pusher(&url, &cfg);
+    let queue = cfg.queue("a");
+    let (status, out) = block(|| {
+        PusherProcess::run_to_exit_with_env(
+            &cfg.to_toml(),
+            &["setup"],
+            &env,
+            Duration::from_secs(60),
+        )
+    });
+    assert!(status.success(), "`pusher setup` failed ({status}):\n{out}");
+    let mut bridge = BridgeProcess::start(&syncing_bridge_toml(&db, &url, &cfg.exchange, "start"));
+    let pusher = PusherProcess::start_with_env(&cfg.to_toml(), &env);
+    let logs = |bridge: &BridgeProcess| {
+        let tail = |text: String| {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(60)..].join("\n")
+        };
+        format!(
+            "--- pusher log (tail) ---\n{}\n--- bridge log (tail) ---\n{}",
+            tail(pusher.log()),
+            tail(bridge.log())
+        )
+    };
+    wait_drained(&db, &url, &[(&a, queue.clone())]).await;
+    let diffs = block(|| differences(&db, "ocpi", &a));
+    assert!(
+        diffs.is_empty(),
+        "A did not get the records: {diffs:#?}\n{}",
+        logs(&bridge)
+    );
+
+    // The bridge loses its state (a lost volume, or the recovery from a purged binlog): killed,
+    // its checkpoint gone, started again from the end of the binlog. The pusher runs on and
+    // remembers the numbers of the first run. A change made while no bridge runs is lost to
+    // the binlog capture: the re-sync below brings it.
+    block(|| bridge.kill9());
+    std::fs::remove_file(bridge.dir().join("bridge.checkpoint.json"))
+        .expect("the first run wrote a checkpoint");
+    let gap_tariff = tariff_id(1);
+    block(|| {
+        db.exec(&format!(
+            "UPDATE ocpi.tariffs SET elements = '{}' WHERE id = '{gap_tariff}'",
+            elements(9999)
+        ))
+    });
+    bridge.write_config(&syncing_bridge_toml(&db, &url, &cfg.exchange, "end"));
+    bridge.restart();
+    let resumed = bridge
+        .wait_for_log_async("CURRENT END", Duration::from_secs(60))
+        .await;
+    assert!(resumed, "the bridge did not start again\n{}", logs(&bridge));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Changes after the reset: every one reaches A (none is taken for an old one).
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicUsize::new(0));
+    let touched = Arc::new(Mutex::new(HashSet::new()));
+    let writer = tokio::spawn(write_updates(
+        db.root_url(),
+        40,
+        stop.clone(),
+        written.clone(),
+        touched.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    writer.await.expect("the writer");
+    assert!(
+        written.load(Ordering::Relaxed) > 0,
+        "the writer wrote nothing"
+    );
+    wait_drained(&db, &url, &[(&a, queue.clone())]).await;
+    let diffs = block(|| differences(&db, "ocpi", &a));
+    let after_reset: Vec<&String> = diffs.iter().filter(|d| !d.contains(&gap_tariff)).collect();
+    assert!(
+        after_reset.is_empty() && !diffs.is_empty(),
+        "after the reset, A must differ only in the tariff changed while no bridge ran \
+         ({gap_tariff}); differences: {diffs:#?}\n{}",
+        logs(&bridge)
+    );
+
+    // The re-sync the README prescribes brings the missed change: A equals the database.
+    let (status, out) = block(|| {
+        PusherProcess::run_to_exit_with_env(
+            &cfg.to_toml(),
+            &["sync", "a"],
+            &env,
+            Duration::from_secs(60),
+        )
+    });
+    assert!(
+        status.success(),
+        "`pusher sync a` failed ({status}):\n{out}"
+    );
+    let finished = bridge
+        .wait_for_log_async("sync finished", Duration::from_secs(90))
+        .await;
+    assert!(
+        finished,
+        "the bridge did not finish the sync\n{}",
+        logs(&bridge)
+    );
+    wait_drained(&db, &url, &[(&a, queue.clone())]).await;
+    let diffs = block(|| differences(&db, "ocpi", &a));
+    assert!(
+        diffs.is_empty(),
+        "after the re-sync: {diffs:#?}\n{}",
+        logs(&bridge)
+    );
+    let parked = parked(&url, &cfg.parking_queue("a")).await;
+    assert!(parked.is_empty(), "parked: {parked:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn adding_a_partner_sends_every_existing_record_then_the_live_changes() {
+    let test_started = Instant::now();
+    let a = OcpiPartner::start(PartnerOptions::v221()).await;
+    let b = OcpiPartner::start(PartnerOptions::v221()).await;
+
+    // ---- The database holds its records before the bridge starts ----------------------------
+    let db = example_database();
     let records = record_count(&db);
 
     // ---- Partner A: queues, bridge, pusher --------------------------------------------------
@@ -426,17 +574,8 @@ async fn adding_a_partner_sends_every_existing_record_then_the_live_changes() {
         )
     });
     assert!(status.success(), "`pusher setup` failed ({status}):\n{out}");
-    let bridge_toml = bridge_config(db.port(), &url, &cfg_ab.exchange)
-        .with(|c| {
-            c.source.start = "start".into();
-            c.capture.databases = vec!["ocpi".into()];
-        })
-        .to_toml();
-    // The signal table where the test's `cdc` user has its grants; small chunks, so the sync
-    // interleaves with the writer's changes.
-    let bridge_toml =
-        format!("{bridge_toml}\n[sync]\ndatabase = \"app\"\nchunk_size = 16\nprogress_secs = 2\n");
-    let mut bridge = BridgeProcess::start(&bridge_toml);
+    let mut bridge =
+        BridgeProcess::start(&syncing_bridge_toml(&db, &url, &cfg_ab.exchange, "start"));
     let mut pusher = PusherProcess::start_with_env(&cfg_a.to_toml(), &env);
     let logs = |bridge: &BridgeProcess, pusher: &PusherProcess| {
         let tail = |text: String| {
