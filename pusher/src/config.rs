@@ -132,6 +132,9 @@ pub struct PartnerConfig {
     pub id: String,
     pub version: OcpiVersion,
     pub versions_url: String,
+    /// Endpoints at `http://` are used behind an `https://` versions URL (the token then
+    /// travels in plain text); refused otherwise.
+    pub allow_http_endpoints: bool,
     /// Name of the environment variable the token came from (for messages; never the token).
     pub token_env: String,
     pub token: String,
@@ -273,6 +276,8 @@ struct RawPartner {
     id: String,
     ocpi_version: String,
     versions_url: String,
+    #[serde(default)]
+    allow_http_endpoints: bool,
     token_env: String,
     #[serde(default = "default_token_encoding")]
     token_encoding: String,
@@ -747,6 +752,7 @@ impl Config {
                 id: p.id,
                 version,
                 versions_url: p.versions_url,
+                allow_http_endpoints: p.allow_http_endpoints,
                 token_env: p.token_env,
                 token,
                 token_encoding,

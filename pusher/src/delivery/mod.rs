@@ -314,7 +314,13 @@ impl Worker {
 
     async fn discover_once(&mut self) -> Result<(), Pause> {
         let partner = self.shared.partner.clone();
-        let found = discover(&self.shared.client, &partner.versions_url, partner.version).await;
+        let found = discover(
+            &self.shared.client,
+            &partner.versions_url,
+            partner.version,
+            partner.allow_http_endpoints,
+        )
+        .await;
         let endpoints = match found {
             Ok(e) => e,
             Err(e) => {

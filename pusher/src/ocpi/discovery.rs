@@ -106,6 +106,15 @@ pub enum DiscoveryError {
         /// More about what was there.
         detail: String,
     },
+    /// Behind an `https://` versions URL, the partner lists a plain `http://` URL: every
+    /// request to it would carry the token unencrypted.
+    #[error("OCPI discovery: the partner's versions URL {versions_url} is https://, but it lists {what} at {url}, plain http:// (the token would travel unencrypted); ask the partner to fix its {what}, or set allow_http_endpoints = true for this partner if that is intended")]
+    PlainHttp {
+        versions_url: String,
+        /// "version details URL" or "the <module> endpoint".
+        what: String,
+        url: String,
+    },
     /// A module we need is not among the partner's endpoints.
     #[error("OCPI discovery: the partner publishes no {role}endpoint for module {module:?} (version details at {url} list: {listed}); ask the partner to enable it or stop pushing that module to it")]
     ModuleMissing {
@@ -137,10 +146,14 @@ impl DiscoveryError {
 }
 
 /// Finds the partner's module endpoints for `wanted`, starting from its versions URL.
+///
+/// Behind an `https://` versions URL, a plain `http://` details URL or endpoint is refused
+/// unless `allow_http` ([`DiscoveryError::PlainHttp`]).
 pub async fn discover(
     client: &OcpiClient,
     versions_url: &str,
     wanted: OcpiVersion,
+    allow_http: bool,
 ) -> Result<Endpoints, DiscoveryError> {
     const VERSIONS: &str = "versions list";
     const DETAILS: &str = "version details";
@@ -149,16 +162,40 @@ pub async fn discover(
         .await
         .map_err(|e| request_error(VERSIONS, versions_url, e))?;
     let details_url = pick_version(versions_url, &versions, wanted)?;
+    if !allow_http {
+        refuse_plain_http(versions_url, "version details URL", &details_url)?;
+    }
     let details = client
         .get_json(&details_url)
         .await
         .map_err(|e| request_error(DETAILS, &details_url, e))?;
     let by_module = parse_endpoints(&details_url, &details, wanted)?;
+    if !allow_http {
+        let mut modules: Vec<(&String, &String)> = by_module.iter().collect();
+        modules.sort();
+        for (module, url) in modules {
+            refuse_plain_http(versions_url, &format!("the {module} endpoint"), url)?;
+        }
+    }
     Ok(Endpoints {
         version: wanted,
         details_url,
         by_module,
     })
+}
+
+/// [`DiscoveryError::PlainHttp`] when `url` is `http://` behind an `https://` versions URL.
+fn refuse_plain_http(versions_url: &str, what: &str, url: &str) -> Result<(), DiscoveryError> {
+    let scheme = |u: &str| reqwest::Url::parse(u).map(|p| p.scheme().to_string()).ok();
+    if scheme(versions_url).as_deref() == Some("https") && scheme(url).as_deref() == Some("http")
+    {
+        return Err(DiscoveryError::PlainHttp {
+            versions_url: versions_url.to_string(),
+            what: what.to_string(),
+            url: url.to_string(),
+        });
+    }
+    Ok(())
 }
 
 fn request_error(what: &'static str, url: &str, source: OcpiError) -> DiscoveryError {
@@ -369,6 +406,22 @@ mod tests {
 
     const VERSIONS_URL: &str = "https://p.example/ocpi/versions";
     const DETAILS_URL: &str = "https://p.example/ocpi/2.2.1";
+
+    #[test]
+    fn plain_http_behind_an_https_versions_url_is_refused_and_named() {
+        let err = refuse_plain_http(VERSIONS_URL, "the locations endpoint", "http://p.example/l")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("http://p.example/l")
+                && err.contains("locations endpoint")
+                && err.contains("allow_http_endpoints = true"),
+            "{err}"
+        );
+        assert!(refuse_plain_http(VERSIONS_URL, "x", "https://p.example/l").is_ok());
+        // A partner reached over plain HTTP from the start (a test system) is not a downgrade.
+        assert!(refuse_plain_http("http://p.example/v", "x", "http://p.example/l").is_ok());
+    }
 
     #[test]
     fn picks_the_exact_version_url() {
