@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -102,6 +103,10 @@ fn load_for_inspection(path: &std::path::Path) -> anyhow::Result<Config> {
 
 async fn run(config: Config) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Every wait on the stop path is bounded; should one still hang, the process ends anyway
+    // this long after the stop request (unacked messages return to their queues).
+    let stop_limit =
+        Duration::from_millis(config.pusher.shutdown_grace_ms) + Duration::from_secs(20);
     tokio::spawn(async move {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -121,6 +126,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
             if requests == 1 {
                 tracing::info!("stop requested: finishing calls in flight");
                 let _ = stop_tx.send(true);
+                tokio::spawn(async move {
+                    tokio::time::sleep(stop_limit).await;
+                    tracing::error!(
+                        limit_secs = stop_limit.as_secs(),
+                        "the pusher did not stop within the limit after the stop request: exiting \
+                         now; unacked messages return to their queues (please report this with \
+                         the log)"
+                    );
+                    std::process::exit(1);
+                });
             } else {
                 tracing::warn!(
                     "second stop signal: exiting at once; unacked messages return to their queues"

@@ -61,7 +61,11 @@ pub async fn run(
         if *stop.borrow() {
             return Ok(());
         }
-        match Connection::connect(&config.broker.url, ConnectionProperties::default()).await {
+        let connect = Connection::connect(&config.broker.url, ConnectionProperties::default());
+        let Some(connected) = unless_stopped(&mut stop, connect).await else {
+            return Ok(()); // asked to stop while connecting (a broker that does not answer)
+        };
+        match connected {
             Ok(connection) => {
                 let connection = Arc::new(connection);
                 delay = Duration::from_millis(200);
@@ -182,6 +186,26 @@ async fn poll_depths(
     }
 }
 
+/// `work`, unless a stop is asked for first (then `None`): a pusher asked to stop never waits
+/// on a broker that does not answer.
+async fn unless_stopped<T>(
+    stop: &mut watch::Receiver<bool>,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    if *stop.borrow() {
+        return None;
+    }
+    tokio::select! {
+        done = work => Some(done),
+        _ = stop.changed() => None,
+    }
+}
+
+/// How long a presence announcement may wait for the broker's confirmation.
+const ANNOUNCE_LIMIT: Duration = Duration::from_secs(5);
+/// The same for the announcement that says this pusher leaves, sent while it stops.
+const LEAVING_ANNOUNCE_LIMIT: Duration = Duration::from_secs(2);
+
 async fn session(
     config: &Arc<Config>,
     connection: &Arc<Connection>,
@@ -191,19 +215,24 @@ async fn session(
 ) -> Result<SessionEnd, PusherError> {
     let name = config.pusher.name.clone();
     for partner in &config.partners {
-        match topology::declare_partner(connection, &config.broker, partner).await {
-            Ok(()) => {}
-            Err(e @ TopologyError::QueueMismatch { .. }) => return Err(e.into()),
-            Err(e) => return Ok(SessionEnd::Lost(e.to_string())),
+        let declared = topology::declare_partner(connection, &config.broker, partner);
+        match unless_stopped(stop, declared).await {
+            None => return Ok(SessionEnd::Stopped),
+            Some(Ok(())) => {}
+            Some(Err(e @ TopologyError::QueueMismatch { .. })) => return Err(e.into()),
+            Some(Err(e)) => return Ok(SessionEnd::Lost(e.to_string())),
         }
     }
-    let channel = match connection.create_channel().await {
-        Ok(c) => c,
-        Err(e) => return Ok(SessionEnd::Lost(e.to_string())),
+    let channel = match unless_stopped(stop, connection.create_channel()).await {
+        None => return Ok(SessionEnd::Stopped),
+        Some(Ok(c)) => c,
+        Some(Err(e)) => return Ok(SessionEnd::Lost(e.to_string())),
     };
-    let mut heard = match presence::listen(&channel, &config.broker.presence_exchange).await {
-        Ok(c) => c,
-        Err(e) => return Ok(SessionEnd::Lost(e.to_string())),
+    let listened = presence::listen(&channel, &config.broker.presence_exchange);
+    let mut heard = match unless_stopped(stop, listened).await {
+        None => return Ok(SessionEnd::Stopped),
+        Some(Ok(c)) => c,
+        Some(Err(e)) => return Ok(SessionEnd::Lost(e.to_string())),
     };
     let parker = match Parker::new(connection.clone(), &name) {
         Ok(p) => p,
@@ -249,8 +278,21 @@ async fn session(
             },
             _ = tick.tick() => {
                 let mine = announcement(&name, &serves, &workers, &statuses, false);
-                if let Err(e) = presence::announce(&channel, &config.broker.presence_exchange, &mine).await {
-                    break SessionEnd::Lost(e.to_string());
+                // Bounded: an announcement the broker never confirms (a channel it is closing)
+                // must not keep this loop from hearing a stop or noticing the lost connection.
+                let announced = tokio::time::timeout(
+                    ANNOUNCE_LIMIT,
+                    presence::announce(&channel, &config.broker.presence_exchange, &mine),
+                );
+                match announced.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => break SessionEnd::Lost(e.to_string()),
+                    Err(_) => {
+                        break SessionEnd::Lost(format!(
+                            "the broker did not confirm a presence announcement within {} s",
+                            ANNOUNCE_LIMIT.as_secs()
+                        ))
+                    }
                 }
                 let now = Instant::now();
                 board.record(mine, now);
@@ -294,7 +336,7 @@ async fn session(
             // and a pusher asked to stop must stop (the others see it leave when its
             // announcements expire).
             let announced = tokio::time::timeout(
-                Duration::from_secs(2),
+                LEAVING_ANNOUNCE_LIMIT,
                 presence::announce(&channel, &config.broker.presence_exchange, &leaving),
             )
             .await;

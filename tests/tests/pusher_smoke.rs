@@ -64,3 +64,39 @@ async fn tariff_changes_reach_the_partner_and_the_queue_empties() {
     assert!(status.success(), "exit {status:?}\n{}", pusher.log());
     assert!(pusher.log().contains("pusher stopped cleanly"));
 }
+
+/// A broker address that accepts connections and never answers (a half-dead broker, a firewall
+/// that swallows packets after the handshake): the pusher waits for it, and a SIGTERM still
+/// stops it at once and cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pusher_waiting_for_a_broker_that_never_answers_stops_on_sigterm() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a silent listener");
+    let port = silent.local_addr().expect("its address").port();
+    let held = std::thread::spawn(move || {
+        // Accept and hold every connection without a byte in return, until the test ends.
+        let mut open = Vec::new();
+        for stream in silent.incoming().take(8).flatten() {
+            open.push(stream);
+        }
+    });
+    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let cfg = pusher_config(&url).partner(partner_entry("p1", &partner, "TOKEN_P1"));
+    let token = partner.options().token.clone();
+    let env = [("TOKEN_P1", token.as_str())];
+    let mut pusher = PusherProcess::start_with_env(&cfg.to_toml(), &env);
+    // Long enough to be inside the AMQP handshake with the silent listener.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(pusher.is_running(), "the pusher exited:\n{}", pusher.log());
+    let asked = Instant::now();
+    let status = tokio::task::block_in_place(|| pusher.terminate());
+    assert!(status.success(), "exit {status:?}:\n{}", pusher.log());
+    // Far below the watchdog's limit: the stop came through, not the last resort.
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "stopping took {:?}:\n{}",
+        asked.elapsed(),
+        pusher.log()
+    );
+    drop(held);
+}

@@ -187,8 +187,7 @@ pub async fn discover(
 /// [`DiscoveryError::PlainHttp`] when `url` is `http://` behind an `https://` versions URL.
 fn refuse_plain_http(versions_url: &str, what: &str, url: &str) -> Result<(), DiscoveryError> {
     let scheme = |u: &str| reqwest::Url::parse(u).map(|p| p.scheme().to_string()).ok();
-    if scheme(versions_url).as_deref() == Some("https") && scheme(url).as_deref() == Some("http")
-    {
+    if scheme(versions_url).as_deref() == Some("https") && scheme(url).as_deref() == Some("http") {
         return Err(DiscoveryError::PlainHttp {
             versions_url: versions_url.to_string(),
             what: what.to_string(),
