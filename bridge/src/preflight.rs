@@ -14,13 +14,18 @@ pub enum PreflightError {
     Unreachable { address: String, message: String },
     #[error(
         "database {address} refused user `{user}`: {message}; check source.user and the password \
-         (source.password or the BRIDGE_SOURCE_PASSWORD environment variable)"
+         (source.password or the BRIDGE_SOURCE_PASSWORD environment variable){hint}"
     )]
     AccessDenied {
         address: String,
         user: String,
         message: String,
+        /// What else can cause it with the TLS settings in use (empty when nothing).
+        hint: String,
     },
+    /// The TLS settings (`[source.tls]`) do not fit the server: waiting will not help.
+    #[error("{0}")]
+    Tls(String),
     #[error("database query failed during start-up checks: {0}")]
     Query(String),
     #[error(
@@ -125,14 +130,16 @@ pub struct ServerFacts {
     pub gtid_position: Option<String>,
 }
 
+/// The options of every connection the bridge makes to the database (checks, catalog,
+/// snapshot reads, lag, signal table, binlog): address, credentials and `[source.tls]`.
 pub fn connection_opts(source: &SourceConfig) -> mysql_async::Opts {
-    mysql_async::OptsBuilder::default()
+    let builder = mysql_async::OptsBuilder::default()
         .ip_or_hostname(source.host.clone())
         .tcp_port(source.port)
         .user(Some(source.user.clone()))
         .pass(Some(source.password.clone()))
-        .prefer_socket(false)
-        .into()
+        .prefer_socket(false);
+    tls_connect::database::apply(builder, &source.tls).into()
 }
 
 fn address(source: &SourceConfig) -> String {
@@ -140,12 +147,27 @@ fn address(source: &SourceConfig) -> String {
 }
 
 fn classify_connect_error(source: &SourceConfig, error: mysql_async::Error) -> PreflightError {
+    if let Some(problem) =
+        tls_connect::database::problem(&error, &source.tls, &address(source), &source.host)
+    {
+        return PreflightError::Tls(problem);
+    }
     match error {
         mysql_async::Error::Server(ref e) if e.code == 1045 || e.code == 1044 => {
+            let hint = if source.tls.mode().encrypts() {
+                String::new()
+            } else {
+                format!(
+                    "; a user created with REQUIRE SSL or REQUIRE X509 is refused the same way \
+                     over plaintext (source.tls.mode is {})",
+                    source.tls.describe()
+                )
+            };
             PreflightError::AccessDenied {
                 address: address(source),
                 user: source.user.clone(),
                 message: e.message.clone(),
+                hint,
             }
         }
         other => PreflightError::Unreachable {
@@ -159,8 +181,10 @@ fn query_error(error: mysql_async::Error) -> PreflightError {
     PreflightError::Query(error.to_string())
 }
 
+/// Opens one connection with [`connection_opts`]; in `verify_ca` mode the first connection
+/// also learns the name the server's certificate carries (see `tls_connect::database`).
 pub async fn connect(source: &SourceConfig) -> Result<mysql_async::Conn, PreflightError> {
-    mysql_async::Conn::new(connection_opts(source))
+    tls_connect::database::connect(|| connection_opts(source), &source.tls)
         .await
         .map_err(|e| classify_connect_error(source, e))
 }

@@ -195,12 +195,14 @@ impl TlsConfig {
         };
         let identity = match (&self.cert_file, &self.key_file) {
             (None, None) => None,
-            (Some(_), None) => return Err(invalid(
-                "key_file",
-                format!(
+            (Some(_), None) => {
+                return Err(invalid(
+                    "key_file",
+                    format!(
                     "must be set with {key}.cert_file: the private key of the client certificate"
                 ),
-            )),
+                ))
+            }
             (None, Some(_)) => {
                 return Err(invalid(
                     "cert_file",
