@@ -101,6 +101,18 @@ fn load_for_inspection(path: &std::path::Path) -> anyhow::Result<Config> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    tracing::info!(
+        broker = %pusher::config::redact_url(&config.broker.url),
+        tls = %config.broker.tls.describe(),
+        "broker.tls: broker connections"
+    );
+    if let Some(database) = &config.database {
+        tracing::info!(
+            database = %format!("{}:{}", database.host, database.port),
+            tls = %database.tls.describe(),
+            "database.tls: source database connections"
+        );
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let mut term =

@@ -34,6 +34,7 @@ async fn reads_reuse_the_pools_connections() {
         password: READER_PASSWORD.into(),
         pool_size: 2,
         timeout: Duration::from_secs(5),
+        tls: Default::default(),
     });
     let read = |id: i64| {
         let source = &source;

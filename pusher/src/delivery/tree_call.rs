@@ -169,7 +169,7 @@ impl Shared {
         let node = match composite::read(db, config, target).await {
             Ok(Some(node)) => node,
             Ok(None) => return Planned::Gone,
-            Err(e @ DbError::Unavailable { .. }) => {
+            Err(e @ (DbError::Unavailable { .. } | DbError::Tls { .. })) => {
                 self.metrics.failed(FailureClass::Database);
                 return Planned::Stop(CallResult::WaitDatabase {
                     reason: e.to_string(),
