@@ -146,12 +146,9 @@ fn address(source: &SourceConfig) -> String {
     format!("{}:{}", source.host, source.port)
 }
 
+/// A refused connection that is not a TLS problem (those are found by
+/// `tls_connect::database::diagnose` first).
 fn classify_connect_error(source: &SourceConfig, error: mysql_async::Error) -> PreflightError {
-    if let Some(problem) =
-        tls_connect::database::problem(&error, &source.tls, &address(source), &source.host)
-    {
-        return PreflightError::Tls(problem);
-    }
     match error {
         mysql_async::Error::Server(ref e) if e.code == 1045 || e.code == 1044 => {
             let hint = if source.tls.mode().encrypts() {
@@ -184,9 +181,18 @@ fn query_error(error: mysql_async::Error) -> PreflightError {
 /// Opens one connection with [`connection_opts`]; in `verify_ca` mode the first connection
 /// also learns the name the server's certificate carries (see `tls_connect::database`).
 pub async fn connect(source: &SourceConfig) -> Result<mysql_async::Conn, PreflightError> {
-    tls_connect::database::connect(|| connection_opts(source), &source.tls)
-        .await
-        .map_err(|e| classify_connect_error(source, e))
+    match tls_connect::database::connect(|| connection_opts(source), &source.tls).await {
+        Ok(conn) => Ok(conn),
+        Err(error) => {
+            let address = address(source);
+            let opts = connection_opts(source);
+            let tls = &source.tls;
+            match tls_connect::database::diagnose(&error, opts, tls, &address, &source.host).await {
+                Some(problem) => Err(PreflightError::Tls(problem)),
+                None => Err(classify_connect_error(source, error)),
+            }
+        }
+    }
 }
 
 async fn variable(

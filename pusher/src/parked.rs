@@ -989,7 +989,7 @@ async fn parking_arguments_warning(
     config: &Config,
     partner: &PartnerConfig,
 ) -> Option<String> {
-    let major = match topology::broker_major_version(&config.broker.url).await {
+    let major = match topology::broker_major_version(&config.broker.url, &config.broker.tls).await {
         Ok(major) => major,
         Err(e) => return Some(format!("cannot check the parking queue's arguments: {e}")),
     };

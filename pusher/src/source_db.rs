@@ -121,6 +121,10 @@ pub struct Select<'a> {
 /// A pool of connections with `config`'s address, credentials and `[database.tls]`, connecting
 /// on first use.
 fn pool(config: &DatabaseConfig) -> mysql_async::Pool {
+    mysql_async::Pool::new(opts(config))
+}
+
+fn opts(config: &DatabaseConfig) -> mysql_async::Opts {
     let constraints =
         mysql_async::PoolConstraints::new(0, config.pool_size.max(1)).unwrap_or_default();
     let opts = mysql_async::OptsBuilder::default()
@@ -142,7 +146,7 @@ fn pool(config: &DatabaseConfig) -> mysql_async::Pool {
                 .with_inactive_connection_ttl(Duration::from_secs(300))
                 .with_reset_connection(false),
         );
-    mysql_async::Pool::new(tls_connect::database::apply(opts, &config.tls))
+    tls_connect::database::apply(opts, &config.tls).into()
 }
 
 impl SourceDb {
@@ -241,7 +245,25 @@ impl Inner {
         let conn = tokio::time::timeout(self.timeout, connect).await;
         let conn = match conn {
             Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(self.failed(self.classify("a connection", e))),
+            Ok(Err(e)) => {
+                let config = &self.config;
+                let diagnosed = tls_connect::database::diagnose(
+                    &e,
+                    opts(config),
+                    &config.tls,
+                    &self.addr,
+                    &config.host,
+                )
+                .await;
+                let error = match diagnosed {
+                    Some(reason) => DbError::Tls {
+                        addr: self.addr.clone(),
+                        reason,
+                    },
+                    None => self.classify("a connection", e),
+                };
+                return Err(self.failed(error));
+            }
             Err(_) => {
                 return Err(self.failed(DbError::Unavailable {
                     addr: self.addr.clone(),

@@ -8,11 +8,14 @@ use std::fmt::Write;
 
 use crate::ocpi_partner::OcpiPartner;
 use crate::rabbit::unique_name;
+use crate::tls::TlsEntry;
 use crate::util::workspace_root;
 
 #[derive(Clone, Debug)]
 pub struct PusherConfig {
     pub broker_url: String,
+    /// `[broker.tls]` (for `amqps://` URLs); empty: left out.
+    pub broker_tls: TlsEntry,
     pub exchange: String,
     pub queue_prefix: String,
     pub delivery_limit: u32,
@@ -42,6 +45,8 @@ pub struct DatabaseEntry {
     pub port: u16,
     pub user: String,
     pub password: String,
+    /// `[database.tls]`; empty: left out (disabled on 127.0.0.1).
+    pub tls: TlsEntry,
 }
 
 impl DatabaseEntry {
@@ -51,6 +56,7 @@ impl DatabaseEntry {
             port,
             user: crate::READER_USER.into(),
             password: crate::READER_PASSWORD.into(),
+            tls: TlsEntry::default(),
         }
     }
 }
@@ -112,6 +118,7 @@ pub fn example_mapping_path() -> String {
 pub fn pusher_config(amqp_url: &str) -> PusherConfig {
     PusherConfig {
         broker_url: amqp_url.to_string(),
+        broker_tls: TlsEntry::default(),
         exchange: unique_name("cdc"),
         queue_prefix: format!("{}.", unique_name("ocpi")),
         delivery_limit: 50,
@@ -224,7 +231,9 @@ impl PusherConfig {
             let _ = writeln!(out, "port = {}", db.port);
             let _ = writeln!(out, "user = {}", q(&db.user));
             let _ = writeln!(out, "password = {}", q(&db.password));
+            out.push_str(&db.tls.section("database.tls"));
         }
+        out.push_str(&self.broker_tls.section("broker.tls"));
         for p in &self.partners {
             let _ = writeln!(out, "\n[[partner]]");
             let _ = writeln!(out, "id = {}", q(&p.id));

@@ -66,6 +66,61 @@ pub async fn connect(
     .await
 }
 
+/// A blocking connection to the broker at `host:port`, in TLS with `tls` when it encrypts: for
+/// the short exchanges made outside lapin (reading the broker's greeting). `timeout` bounds
+/// the TCP connect and every read.
+pub fn blocking_stream(
+    addr: std::net::SocketAddr,
+    host: &str,
+    timeout: std::time::Duration,
+    tls: &TlsConfig,
+) -> std::io::Result<BlockingStream> {
+    let tcp = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    tcp.set_read_timeout(Some(timeout))?;
+    if !tls.mode().encrypts() {
+        return Ok(BlockingStream::Plain(tcp));
+    }
+    let config = client_config(tls).map_err(std::io::Error::other)?;
+    let name =
+        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(std::io::Error::other)?;
+    let connection =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
+    Ok(BlockingStream::Tls(Box::new(rustls::StreamOwned::new(
+        connection, tcp,
+    ))))
+}
+
+/// See [`blocking_stream`].
+pub enum BlockingStream {
+    Plain(std::net::TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>>),
+}
+
+impl std::io::Read for BlockingStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            BlockingStream::Plain(s) => s.read(buf),
+            BlockingStream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl std::io::Write for BlockingStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            BlockingStream::Plain(s) => s.write(buf),
+            BlockingStream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            BlockingStream::Plain(s) => s.flush(),
+            BlockingStream::Tls(s) => s.flush(),
+        }
+    }
+}
+
 fn client_config(tls: &TlsConfig) -> Result<ClientConfig, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();

@@ -18,6 +18,7 @@
 
 use std::borrow::Cow;
 
+use mysql_async::prelude::Queryable;
 use mysql_async::{ClientIdentity, OptsBuilder, SslOpts};
 
 use crate::diagnosis;
@@ -175,6 +176,58 @@ pub fn problem(
     }
     Some(diagnosis::explain(rustls_error, &server, host, tls))
 }
+
+/// [`problem`], and one more case: MariaDB answers a plaintext login on a server with
+/// `require_secure_transport=ON` with "Access denied" (1045), as it does for a user created
+/// `REQUIRE SSL`, never with 3159. When that happens with TLS disabled, one more connection is
+/// made to the same address with TLS (encrypted, unverified): if the server accepts the same
+/// user there, it wants TLS, and the answer says so. `opts` are the refused connection's.
+pub async fn diagnose(
+    error: &mysql_async::Error,
+    opts: mysql_async::Opts,
+    tls: &TlsConfig,
+    address: &str,
+    host: &str,
+) -> Option<String> {
+    if let Some(problem) = problem(error, tls, address, host) {
+        return Some(problem);
+    }
+    let mysql_async::Error::Server(refusal) = error else {
+        return None;
+    };
+    if refusal.code != 1045 || tls.mode().encrypts() {
+        return None;
+    }
+    let probe = OptsBuilder::from_opts(opts)
+        .ssl_opts(SslOpts::default().with_danger_accept_invalid_certs(true));
+    let connect = mysql_async::Conn::new(probe);
+    let mut conn = tokio::time::timeout(PROBE_TIMEOUT, connect)
+        .await
+        .ok()?
+        .ok()?;
+    let secure_transport: Option<String> = conn
+        .query_first("SELECT IF(@@GLOBAL.require_secure_transport, 'ON', 'OFF')")
+        .await
+        .ok()
+        .flatten();
+    let _ = conn.disconnect().await;
+    let why = match secure_transport.as_deref() {
+        Some("ON") => "the server has require_secure_transport=ON",
+        _ => "the user is created with REQUIRE SSL",
+    };
+    let key = tls.key();
+    Some(format!(
+        "the database server {address} requires TLS: it refused the plaintext login (\"{}\") but \
+         accepts the same user over TLS ({why}), and {key}.mode is {}: set {key}.mode = \
+         \"verify_identity\" (with {key}.ca_file when the server's CA is not a public one; see \
+         the README, \"TLS\")",
+        refusal.message,
+        tls.describe()
+    ))
+}
+
+/// How long the TLS probe of [`diagnose`] may take.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests {

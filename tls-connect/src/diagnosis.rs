@@ -12,14 +12,27 @@ pub(crate) fn rustls_error(error: &std::io::Error) -> Option<&Error> {
     error.get_ref()?.downcast_ref::<Error>()
 }
 
-/// The names a certificate carries, when `error` says it does not name the host.
-pub(crate) fn presented_names(error: &Error) -> Option<&[String]> {
+/// The DNS names and IP addresses a certificate carries, when `error` says it does not name
+/// the host.
+pub(crate) fn presented_names(error: &Error) -> Option<Vec<String>> {
     match error {
         Error::InvalidCertificate(CertificateError::NotValidForNameContext {
             presented, ..
-        }) => Some(presented),
+        }) => Some(presented.iter().filter_map(|p| name_of(p)).collect()),
         _ => None,
     }
+}
+
+/// `DnsName("db.example.com")` -> `db.example.com`, `IpAddress(10.0.0.5)` -> `10.0.0.5` (how
+/// webpki lists a certificate's subjectAltName entries); other kinds of names -> `None`.
+fn name_of(presented: &str) -> Option<String> {
+    if let Some(rest) = presented.strip_prefix("DnsName(\"") {
+        return rest.strip_suffix("\")").map(str::to_string);
+    }
+    presented
+        .strip_prefix("IpAddress(")?
+        .strip_suffix(')')
+        .map(str::to_string)
 }
 
 /// One sentence on a failed handshake with `server` (`the database server 10.0.0.5:3306`),
@@ -38,7 +51,7 @@ pub(crate) fn explain(error: &Error, server: &str, host: &str, tls: &TlsConfig) 
         ),
         e if is_name_mismatch(e) => {
             let names = match presented_names(e) {
-                Some([]) => "no subjectAltName at all".to_string(),
+                Some(names) if names.is_empty() => "no DNS name or IP address".to_string(),
                 Some(names) => format!("only {}", names.join(", ")),
                 None => "other names".to_string(),
             };
@@ -71,5 +84,20 @@ pub(crate) fn explain(error: &Error, server: &str, host: &str, tls: &TlsConfig) 
              there?"
         ),
         other => format!("TLS with {server} failed ({other}): check {key}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webpki_name_listings_give_the_names() {
+        assert_eq!(
+            name_of("DnsName(\"db.example.com\")").as_deref(),
+            Some("db.example.com")
+        );
+        assert_eq!(name_of("IpAddress(10.0.0.5)").as_deref(), Some("10.0.0.5"));
+        assert_eq!(name_of("UniformResourceIdentifier(\"x\")"), None);
     }
 }
