@@ -341,3 +341,57 @@ async fn the_pusher_reads_the_source_database_over_tls_and_names_database_tls_wh
     assert!(err.to_string().contains("database.tls.ca_file"), "{err}");
     source.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the binlog reader that connects with preflight::connection_opts (TLS); \
+            the mysql_cdc reader has no TLS"]
+async fn the_bridge_captures_and_syncs_end_to_end_from_a_server_that_requires_tls() {
+    let ca = TestCa::new("Test CA");
+    let node = RabbitNode::start_with_tls(&ca.server("broker", &["127.0.0.1"]), &ca);
+    let plain = node.amqp_url();
+    let db = tls_db(&ca, &["127.0.0.1"], true);
+    db.exec("INSERT INTO app.items VALUES (1, 'before the bridge'), (2, 'also before')");
+    let exchange = unique_name("tls.x");
+    let live = unique_name("tls.live");
+    let synced = unique_name("tls.sync");
+    declare_bound_queue(&plain, &exchange, &live).await;
+    declare_bound_queue(&plain, &exchange, &synced).await;
+    let config = bridge_config(db.port(), &node.amqps_url("127.0.0.1"), &exchange).with(|c| {
+        c.source.tls = TlsEntry::trusting("verify_identity", &ca);
+        c.broker.tls = TlsEntry::trusting("verify_identity", &ca);
+    });
+    let bridge = BridgeProcess::start(&config.to_toml());
+    let mut bridge = bridge;
+    assert!(
+        bridge
+            .wait_for_log_async("database checks passed", ARRIVAL)
+            .await,
+        "the bridge did not start:\n{}",
+        bridge.log()
+    );
+    // Live capture: the binlog connection over TLS.
+    db.exec("INSERT INTO app.items VALUES (3, 'live over tls')");
+    let changes = drain_changes(&plain, &live, 1, ARRIVAL).await;
+    assert_eq!(
+        changes.len(),
+        1,
+        "live change over TLS: {changes:?}\nlog:\n{}",
+        bridge.log()
+    );
+    assert_eq!(changes[0].after.as_ref().unwrap()["id"], json!(3));
+    // An initial sync: snapshot reads over TLS, published over amqps.
+    let (status, out) = BridgeProcess::run_to_exit(
+        &config.to_toml(),
+        &["sync", "start", "--queue", &synced, "--tables", "app.items"],
+        CHECK_TIMEOUT,
+    );
+    assert!(status.success(), "`bridge sync start` over TLS:\n{out}");
+    let rows = drain_changes(&plain, &synced, 4, ARRIVAL).await;
+    let snapshot = rows.iter().filter(|c| c.snapshot.is_some()).count();
+    assert_eq!(
+        snapshot,
+        3,
+        "every existing row as a snapshot row: {rows:?}\nlog:\n{}",
+        bridge.log()
+    );
+}
