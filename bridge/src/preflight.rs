@@ -151,15 +151,7 @@ fn address(source: &SourceConfig) -> String {
 fn classify_connect_error(source: &SourceConfig, error: mysql_async::Error) -> PreflightError {
     match error {
         mysql_async::Error::Server(ref e) if e.code == 1045 || e.code == 1044 => {
-            let hint = if source.tls.mode().encrypts() {
-                String::new()
-            } else {
-                format!(
-                    "; a user created with REQUIRE SSL or REQUIRE X509 is refused the same way \
-                     over plaintext (source.tls.mode is {})",
-                    source.tls.describe()
-                )
-            };
+            let hint = tls_connect::database::access_denied_hint(&source.tls);
             PreflightError::AccessDenied {
                 address: address(source),
                 user: source.user.clone(),

@@ -74,7 +74,7 @@ pub enum DbError {
     },
     /// The TLS settings (`[database.tls]`) do not fit the server: a restart with other settings
     /// is needed, so the pusher refuses to start; met later (a new certificate), reads wait.
-    #[error("{reason} (the pusher's [database.tls])")]
+    #[error("{reason}")]
     Tls { addr: String, reason: String },
     /// The server answers, but a table or column the mapping reads is not there.
     #[error(

@@ -66,6 +66,38 @@ fn bridge_checks_catalog_and_signal_table_run_over_tls_against_a_server_that_req
 }
 
 #[test]
+fn a_user_that_requires_a_client_certificate_is_served_with_cert_file_and_key_file() {
+    let ca = TestCa::new("Test CA");
+    let db = tls_db(&ca, &["127.0.0.1"], true);
+    db.exec(
+        "SET sql_log_bin = 0; \
+         CREATE USER 'x509'@'127.0.0.1' IDENTIFIED BY 'x509-pass' REQUIRE X509; \
+         GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO 'x509'@'127.0.0.1'; \
+         GRANT SELECT, INSERT, DELETE, CREATE ON app.cdc_signal TO 'x509'@'127.0.0.1';",
+    );
+    let client = ca.client("bridge", "cdc-bridge");
+    let config = bridge_config(db.port(), &shared_amqp_url(), &unique_name("tls.x")).with(|c| {
+        c.source.user = "x509".into();
+        c.source.password = Some("x509-pass".into());
+        c.source.tls = TlsEntry::trusting("verify_identity", &ca);
+    });
+    let (ok, out) = bridge_check(&config);
+    assert_refused(
+        ok,
+        &out,
+        &[
+            "REQUIRE X509",
+            "source.tls.cert_file",
+            "source.tls.key_file",
+        ],
+    );
+    let config = config
+        .with(|c| c.source.tls = TlsEntry::trusting("verify_identity", &ca).with_client(&client));
+    let (ok, out) = bridge_check(&config);
+    assert!(ok, "with the client certificate:\n{out}");
+}
+
+#[test]
 fn plaintext_against_a_server_that_requires_tls_stops_the_bridge_naming_source_tls() {
     let ca = TestCa::new("Test CA");
     let db = tls_db(&ca, &["127.0.0.1"], true);

@@ -226,6 +226,28 @@ pub async fn diagnose(
     ))
 }
 
+/// What else than a wrong password can make a server answer "Access denied" with these
+/// settings, as a clause to append to that message (empty when nothing).
+pub fn access_denied_hint(tls: &TlsConfig) -> String {
+    let key = tls.key();
+    if !tls.mode().encrypts() {
+        format!(
+            "; a user created REQUIRE SSL or REQUIRE X509 is refused the same way over plaintext \
+             ({key}.mode is {})",
+            tls.describe()
+        )
+    } else if tls.identity().is_none() {
+        format!(
+            "; a user created REQUIRE X509 (or REQUIRE SUBJECT/ISSUER) also needs a client \
+             certificate: {key}.cert_file and {key}.key_file"
+        )
+    } else {
+        "; for a user created REQUIRE SUBJECT or ISSUER, check that the client certificate \
+         (cert_file) is the one it names"
+            .to_string()
+    }
+}
+
 /// How long the TLS probe of [`diagnose`] may take.
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
