@@ -11,9 +11,9 @@ use pusher::source_db::{DatabaseConfig, DbError, Select, SourceDb};
 use serde_json::json;
 use system_tests::{
     bridge_config, declare_bound_queue, drain_changes, partner_entry, pusher_config, queue_len,
-    shared_amqp_url, unique_name, BridgeConfig, BridgeProcess, BrokerCleanup, MariaDb,
-    MariaDbOptions, OcpiPartner, PartnerOptions, PusherProcess, RabbitNode, TestCa, TlsEntry,
-    READER_PASSWORD, READER_USER,
+    shared_amqp_url, unique_name, BridgeConfig, BridgeProcess, BrokerCleanup, DatabaseEntry,
+    MariaDb, MariaDbOptions, OcpiPartner, PartnerOptions, PusherProcess, RabbitNode, TestCa,
+    TlsEntry, READER_PASSWORD, READER_USER,
 };
 use tls_connect::TlsConfig;
 
@@ -278,6 +278,50 @@ async fn the_bridge_publishes_over_amqps_and_broker_tls_mistakes_are_clear_error
     let (status, out) =
         PusherProcess::run_to_exit_with_env(&cfg.to_toml(), &["setup"], &env, CHECK_TIMEOUT);
     assert_refused(status.success(), &out, &["broker.tls.ca_file"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pusher_without_tls_against_a_server_that_requires_it_stops_naming_database_tls() {
+    let ca = TestCa::new("Test CA");
+    let db = tls_db(&ca, &["127.0.0.1"], true);
+    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
+    let token = partner.options().token.clone();
+    let env = [("TOKEN_P1", token.as_str())];
+    // The example mapping's Locations are read from [database]: checked at start.
+    let cfg = pusher_config(&shared_amqp_url())
+        .with(|c| c.database = Some(DatabaseEntry::reader(db.port())))
+        .partner(partner_entry("p1", &partner, "TOKEN_P1"));
+    let (status, out) =
+        PusherProcess::run_to_exit_with_env(&cfg.to_toml(), &["run"], &env, CHECK_TIMEOUT);
+    assert_refused(
+        status.success(),
+        &out,
+        &["requires TLS", "database.tls.mode = \"verify_identity\""],
+    );
+    // With [database.tls] it starts (and reads the tables it checks over TLS).
+    let cfg = cfg.with(|c| {
+        if let Some(database) = c.database.as_mut() {
+            database.tls = TlsEntry::trusting("verify_identity", &ca);
+        }
+    });
+    let schema_path = system_tests::workspace_root().join("config/ocpi-example/schema.sql");
+    let schema = std::fs::read_to_string(&schema_path).expect("the example schema");
+    db.exec(&format!("SET sql_log_bin = 0;\n{schema}"));
+    let _names = BrokerCleanup::of_pusher(&shared_amqp_url(), &cfg);
+    let mut pusher = PusherProcess::start_with_env(&cfg.to_toml(), &env);
+    assert!(
+        pusher
+            .wait_for_log_async("database.tls: source database connections", ARRIVAL)
+            .await,
+        "{}",
+        pusher.log()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        pusher.is_running() && !pusher.log().contains("cannot be read yet"),
+        "the pusher reads the source database over TLS:\n{}",
+        pusher.log()
+    );
 }
 
 /// The pusher's `[database]` as its configuration file gives it, TLS section included.
