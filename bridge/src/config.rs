@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tls_connect::{TlsConfig, TlsConfigError};
 
 /// Environment variables that override secrets, so they need not sit in the file.
 pub const ENV_SOURCE_PASSWORD: &str = "BRIDGE_SOURCE_PASSWORD";
@@ -23,6 +24,11 @@ pub enum ConfigError {
         path: PathBuf,
         key: &'static str,
         message: String,
+    },
+    #[error("config file {path}: {source}")]
+    Tls {
+        path: PathBuf,
+        source: TlsConfigError,
     },
 }
 
@@ -107,6 +113,9 @@ pub struct SourceConfig {
     pub heartbeat_secs: u64,
     #[serde(default = "default_start")]
     pub start: StartPoint,
+    /// `[source.tls]`: one set of TLS options for every connection to the database.
+    #[serde(default)]
+    pub tls: TlsConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -144,6 +153,9 @@ pub struct BrokerConfig {
     pub confirm_window: usize,
     #[serde(default = "default_broker_heartbeat")]
     pub heartbeat_secs: u64,
+    /// `[broker.tls]`: verification choice, CA file and client certificate of `amqps://` URLs.
+    #[serde(default)]
+    pub tls: TlsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -258,6 +270,7 @@ impl Default for BrokerConfig {
             exchange: default_exchange(),
             confirm_window: default_confirm_window(),
             heartbeat_secs: default_broker_heartbeat(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -296,21 +309,16 @@ impl Default for LogConfig {
 }
 
 impl Config {
-    /// Reads, parses and validates a config file; secrets come from the environment when set,
-    /// and a relative checkpoint path is taken relative to the config file's directory so the
-    /// bridge does not depend on the directory it was started from.
+    /// Reads, parses and validates a config file; secrets come from the environment when set
+    /// (and are checked like values from the file), and relative paths (checkpoint, TLS files)
+    /// are taken relative to the config file's directory so the bridge does not depend on the
+    /// directory it was started from.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let mut config = Config::parse(&text, path)?;
-        if let Ok(password) = std::env::var(ENV_SOURCE_PASSWORD) {
-            config.source.password = password;
-        }
-        if let Ok(url) = std::env::var(ENV_BROKER_URL) {
-            config.broker.url = url;
-        }
+        let mut config = Config::parse_with_env(&text, path, &|name| std::env::var(name).ok())?;
         if config.checkpoint.path.is_relative() {
             let base = path.parent().unwrap_or(Path::new("."));
             config.checkpoint.path = base.join(&config.checkpoint.path);
@@ -318,12 +326,46 @@ impl Config {
         Ok(config)
     }
 
+    /// Parses `text` as if read from `path`, without looking at the environment.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        Config::parse_with_env(text, path, &|_| None)
+    }
+
+    /// Parses `text` as if read from `path`; `env` looks up the environment variables that
+    /// override secrets ([`ENV_SOURCE_PASSWORD`], [`ENV_BROKER_URL`]).
+    pub fn parse_with_env(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.to_string().trim_end().to_string(),
         })?;
+        if let Some(password) = env(ENV_SOURCE_PASSWORD) {
+            config.source.password = password;
+        }
+        if let Some(url) = env(ENV_BROKER_URL).filter(|u| !u.trim().is_empty()) {
+            config.broker.url = url;
+        }
         config.validate(path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let tls_error = |source| ConfigError::Tls {
+            path: path.to_owned(),
+            source,
+        };
+        let host = config.source.host.clone();
+        config
+            .source
+            .tls
+            .resolve_database("source.tls", &host, base)
+            .map_err(tls_error)?;
+        let amqps = tls_connect::broker::check_url(&config.broker.url).unwrap_or(false);
+        config
+            .broker
+            .tls
+            .resolve_broker("broker.tls", amqps, base)
+            .map_err(tls_error)?;
         Ok(config)
     }
 
@@ -385,18 +427,13 @@ impl Config {
         if self.dedup.max_bytes < 1024 {
             return Err(invalid("dedup.max_bytes", "must be at least 1024".into()));
         }
-        if !(self.broker.url.starts_with("amqp://") || self.broker.url.starts_with("amqps://")) {
+        if let Err(message) = tls_connect::broker::check_url(&self.broker.url) {
             return Err(invalid(
                 "broker.url",
-                "must be an AMQP URL such as amqp://user:password@host:5672/%2f".into(),
-            ));
-        }
-        if self.broker.url.starts_with("amqps://") {
-            return Err(invalid(
-                "broker.url",
-                "amqps:// (TLS) is not supported by this build; use amqp:// on a trusted network \
-                 or a local TLS-terminating proxy"
-                    .into(),
+                format!(
+                    "{} {message} (set in the file or in {ENV_BROKER_URL})",
+                    redact_url(&self.broker.url)
+                ),
             ));
         }
         if self.broker.exchange.is_empty() {
@@ -600,6 +637,58 @@ databases = ["app"]
             .unwrap_err()
             .to_string();
         assert!(err.contains("metrics.listen"), "{err}");
+    }
+
+    #[test]
+    fn a_broker_url_from_the_environment_is_checked_like_one_in_the_file() {
+        let env = |name: &str| (name == ENV_BROKER_URL).then(|| "rabbit:5672".to_string());
+        let err = Config::parse_with_env(MINIMAL, Path::new("b.toml"), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("broker.url"), "{err}");
+        assert!(err.contains(ENV_BROKER_URL), "{err}");
+        let env = |name: &str| {
+            (name == ENV_BROKER_URL).then(|| "amqps://u:p@broker.example.com/%2f".to_string())
+        };
+        let config = Config::parse_with_env(MINIMAL, Path::new("b.toml"), &env).unwrap();
+        assert_eq!(
+            config.broker.tls.mode(),
+            tls_connect::TlsMode::VerifyIdentity
+        );
+    }
+
+    #[test]
+    fn tls_defaults_to_verify_identity_except_for_a_loopback_database() {
+        let local = Config::parse(MINIMAL, Path::new("b.toml")).unwrap();
+        assert_eq!(local.source.tls.mode(), tls_connect::TlsMode::Disabled);
+        assert_eq!(local.broker.tls.mode(), tls_connect::TlsMode::Disabled);
+        let remote = MINIMAL.replace(
+            "user = \"cdc\"",
+            "user = \"cdc\"\nhost = \"db.example.com\"",
+        );
+        let remote = Config::parse(&remote, Path::new("b.toml")).unwrap();
+        assert_eq!(
+            remote.source.tls.mode(),
+            tls_connect::TlsMode::VerifyIdentity
+        );
+        let text = format!("{MINIMAL}\n[source.tls]\nca_file = \"ca.pem\"\n");
+        let err = Config::parse(&text, Path::new("conf/b.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("source.tls.ca_file"), "{err}");
+        let text = format!("{MINIMAL}\n[source.tls]\nmode = \"verify_ca\"\nca_file = \"ca.pem\"\n");
+        let err = Config::parse(&text, Path::new("conf/b.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("conf/ca.pem"),
+            "relative to the config file: {err}"
+        );
+        let text = format!("{MINIMAL}\n[broker.tls]\nmode = \"verify_ca\"\n");
+        let err = Config::parse(&text, Path::new("b.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("broker.tls.mode"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! `bridge` command line: `run` starts capturing, `check` runs only the start-up checks,
 //! `sync` asks for an initial sync of a partner queue (or cancels one, or shows them).
 
-use anyhow::Context;
 use bridge::config::{Config, LogFormat};
 use bridge::metrics::{BridgeMetrics, Phase};
 use clap::{Parser, Subcommand};
@@ -149,6 +148,16 @@ fn init_logging(config: &Config) {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    tracing::info!(
+        database = %format!("{}:{}", config.source.host, config.source.port),
+        tls = %config.source.tls.describe(),
+        "source.tls: database connections"
+    );
+    tracing::info!(
+        broker = %bridge::config::redact_url(&config.broker.url),
+        tls = %config.broker.tls.describe(),
+        "broker.tls: broker connections"
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let mut term =
@@ -228,14 +237,22 @@ async fn check(config: Config) -> anyhow::Result<()> {
         facts.binlog_files.first().map(String::as_str).unwrap_or(""),
         facts.binlog_files.last().map(String::as_str).unwrap_or("")
     );
-    lapin::Connection::connect(&config.broker.url, lapin::ConnectionProperties::default())
-        .await
-        .with_context(|| {
-            format!(
-                "broker {} is not reachable",
-                bridge::config::redact_url(&config.broker.url)
-            )
-        })?;
+    let broker = &config.broker;
+    tls_connect::broker::connect(
+        &broker.url,
+        lapin::ConnectionProperties::default(),
+        &broker.tls,
+    )
+    .await
+    .map_err(
+        |e| match tls_connect::broker::problem(&e, &broker.tls, &broker.url) {
+            Some(problem) => anyhow::anyhow!(problem),
+            None => anyhow::anyhow!(
+                "broker {} is not reachable: {e}",
+                bridge::config::redact_url(&broker.url)
+            ),
+        },
+    )?;
     println!("broker OK");
     match checkpoint {
         Some(cp) => println!(

@@ -78,6 +78,7 @@ pub async fn run(
     let store = CheckpointStore::new(&config.checkpoint.path);
     let mut publisher = Publisher::new(
         &config.broker.url,
+        &config.broker.tls,
         &config.broker.exchange,
         config.broker.confirm_window,
         stop.clone(),

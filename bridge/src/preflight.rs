@@ -14,13 +14,18 @@ pub enum PreflightError {
     Unreachable { address: String, message: String },
     #[error(
         "database {address} refused user `{user}`: {message}; check source.user and the password \
-         (source.password or the BRIDGE_SOURCE_PASSWORD environment variable)"
+         (source.password or the BRIDGE_SOURCE_PASSWORD environment variable){hint}"
     )]
     AccessDenied {
         address: String,
         user: String,
         message: String,
+        /// What else can cause it with the TLS settings in use (empty when nothing).
+        hint: String,
     },
+    /// The TLS settings (`[source.tls]`) do not fit the server: waiting will not help.
+    #[error("{0}")]
+    Tls(String),
     #[error("database query failed during start-up checks: {0}")]
     Query(String),
     #[error(
@@ -125,27 +130,33 @@ pub struct ServerFacts {
     pub gtid_position: Option<String>,
 }
 
+/// The options of every connection the bridge makes to the database (checks, catalog,
+/// snapshot reads, lag, signal table, binlog): address, credentials and `[source.tls]`.
 pub fn connection_opts(source: &SourceConfig) -> mysql_async::Opts {
-    mysql_async::OptsBuilder::default()
+    let builder = mysql_async::OptsBuilder::default()
         .ip_or_hostname(source.host.clone())
         .tcp_port(source.port)
         .user(Some(source.user.clone()))
         .pass(Some(source.password.clone()))
-        .prefer_socket(false)
-        .into()
+        .prefer_socket(false);
+    tls_connect::database::apply(builder, &source.tls).into()
 }
 
 fn address(source: &SourceConfig) -> String {
     format!("{}:{}", source.host, source.port)
 }
 
+/// A refused connection that is not a TLS problem (those are found by
+/// `tls_connect::database::diagnose` first).
 fn classify_connect_error(source: &SourceConfig, error: mysql_async::Error) -> PreflightError {
     match error {
         mysql_async::Error::Server(ref e) if e.code == 1045 || e.code == 1044 => {
+            let hint = tls_connect::database::access_denied_hint(&source.tls);
             PreflightError::AccessDenied {
                 address: address(source),
                 user: source.user.clone(),
                 message: e.message.clone(),
+                hint,
             }
         }
         other => PreflightError::Unreachable {
@@ -159,10 +170,21 @@ fn query_error(error: mysql_async::Error) -> PreflightError {
     PreflightError::Query(error.to_string())
 }
 
+/// Opens one connection with [`connection_opts`]; in `verify_ca` mode the first connection
+/// also learns the name the server's certificate carries (see `tls_connect::database`).
 pub async fn connect(source: &SourceConfig) -> Result<mysql_async::Conn, PreflightError> {
-    mysql_async::Conn::new(connection_opts(source))
-        .await
-        .map_err(|e| classify_connect_error(source, e))
+    match tls_connect::database::connect(|| connection_opts(source), &source.tls).await {
+        Ok(conn) => Ok(conn),
+        Err(error) => {
+            let address = address(source);
+            let opts = connection_opts(source);
+            let tls = &source.tls;
+            match tls_connect::database::diagnose(&error, opts, tls, &address, &source.host).await {
+                Some(problem) => Err(PreflightError::Tls(problem)),
+                None => Err(classify_connect_error(source, error)),
+            }
+        }
+    }
 }
 
 async fn variable(

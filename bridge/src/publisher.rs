@@ -28,6 +28,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tls_connect::TlsConfig;
 use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,9 @@ pub enum PublishError {
     SnapshotQueueGone { queue: String },
     #[error("stopped while waiting for the broker")]
     Interrupted,
+    /// The TLS settings (`broker.url`, `[broker.tls]`) do not fit the broker.
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// A message ready to publish; its body is kept until confirmed so it can be sent again.
@@ -97,6 +101,7 @@ pub struct Publisher {
     url: String,
     exchange: String,
     window: usize,
+    tls: TlsConfig,
     link: Option<Link>,
     in_flight: VecDeque<InFlight>,
     unconfirmed: usize,
@@ -133,9 +138,16 @@ pub fn text_header(value: &str) -> AMQPValue {
 }
 
 impl Publisher {
-    pub fn new(url: &str, exchange: &str, window: usize, stop: watch::Receiver<bool>) -> Publisher {
+    pub fn new(
+        url: &str,
+        tls: &TlsConfig,
+        exchange: &str,
+        window: usize,
+        stop: watch::Receiver<bool>,
+    ) -> Publisher {
         Publisher {
             url: url.to_string(),
+            tls: tls.clone(),
             exchange: exchange.to_string(),
             window,
             link: None,
@@ -172,7 +184,7 @@ impl Publisher {
     async fn open_link(&self) -> Result<Link, lapin::Error> {
         let properties =
             ConnectionProperties::default().with_connection_name(LongString::from("cdc-bridge"));
-        let connection = Connection::connect(&self.url, properties).await?;
+        let connection = tls_connect::broker::connect(&self.url, properties, &self.tls).await?;
         let blocked = self.blocked.clone();
         let mut events = connection.events_listener();
         tokio::spawn(async move {
@@ -272,6 +284,11 @@ impl Publisher {
                     }
                 }
                 Err(error) => {
+                    if let Some(problem) =
+                        tls_connect::broker::problem(&error, &self.tls, &self.url)
+                    {
+                        return Err(PublishError::Tls(problem));
+                    }
                     tracing::warn!(
                         broker = %redact_url(&self.url),
                         exchange = %self.exchange,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use tls_connect::TlsConfig;
 
 use crate::mapping::{self, MappingConfig, Module, TableMapping};
 use crate::ocpi::{ClientConfig, OcpiVersion, TokenEncoding};
@@ -90,6 +91,29 @@ pub struct BrokerConfig {
     pub delivery_limit: u32,
     #[serde(default = "default_presence_exchange")]
     pub presence_exchange: String,
+    /// `[broker.tls]`: verification choice, CA file and client certificate of `amqps://` URLs.
+    #[serde(default)]
+    pub tls: TlsConfig,
+}
+
+impl BrokerConfig {
+    /// Opens a connection to the broker with `url` and `[broker.tls]`.
+    pub async fn connect(
+        &self,
+        properties: lapin::ConnectionProperties,
+    ) -> lapin::Result<lapin::Connection> {
+        tls_connect::broker::connect(&self.url, properties, &self.tls).await
+    }
+
+    /// What a failed [`BrokerConfig::connect`] means and what to check.
+    pub fn explain(&self, error: &lapin::Error) -> String {
+        tls_connect::broker::problem(error, &self.tls, &self.url).unwrap_or_else(|| {
+            format!(
+                "cannot connect to the broker at {}: {error}; check broker.url / {ENV_BROKER_URL}",
+                redact_url(&self.url)
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -246,6 +270,8 @@ struct RawDatabase {
     timeout_ms: u64,
     #[serde(default)]
     replica: bool,
+    #[serde(default)]
+    tls: TlsConfig,
 }
 
 impl fmt::Debug for RawDatabase {
@@ -418,6 +444,7 @@ impl Default for BrokerConfig {
             queue_prefix: default_queue_prefix(),
             delivery_limit: default_delivery_limit(),
             presence_exchange: default_presence_exchange(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -504,15 +531,20 @@ impl Config {
         if let Some(url) = env(ENV_BROKER_URL).filter(|u| !u.trim().is_empty()) {
             broker.url = url;
         }
-        if !broker.url.starts_with("amqp://") {
-            return Err(invalid(
+        let amqps = tls_connect::broker::check_url(&broker.url).map_err(|message| {
+            invalid(
                 "broker.url".into(),
                 format!(
-                    "{:?} is not an amqp:// URL (amqps:// is not supported by this build)",
+                    "{:?} {message} (set in the file or in {ENV_BROKER_URL})",
                     redact_url(&broker.url)
                 ),
-            ));
-        }
+            )
+        })?;
+        let tls_invalid = |e: tls_connect::TlsConfigError| invalid(e.key, e.message);
+        broker
+            .tls
+            .resolve_broker("broker.tls", amqps, base)
+            .map_err(tls_invalid)?;
         for (key, value) in [
             ("broker.exchange", &broker.exchange),
             ("broker.presence_exchange", &broker.presence_exchange),
@@ -807,6 +839,9 @@ impl Config {
                 let password = env(ENV_DATABASE_PASSWORD)
                     .filter(|p| !p.is_empty())
                     .unwrap_or(d.password);
+                let mut tls = d.tls;
+                tls.resolve_database("database.tls", &d.host, base)
+                    .map_err(tls_invalid)?;
                 Some(DatabaseConfig {
                     host: d.host,
                     port: d.port,
@@ -815,6 +850,7 @@ impl Config {
                     pool_size: d.pool_size,
                     timeout: Duration::from_millis(d.timeout_ms),
                     replica: d.replica,
+                    tls,
                 })
             }
         };
@@ -961,6 +997,52 @@ mapping = "{}"
         assert_eq!(c.broker.exchange, "cdc.changes");
         assert_eq!(c.pusher.state_dir, PathBuf::from("/etc/pusher-state"));
         assert!(!format!("{p:?}").contains("secret-token"));
+    }
+
+    #[test]
+    fn database_tls_has_the_bridge_defaults_and_names_its_keys() {
+        let local = Config::parse(&partner_toml(""), Path::new("p.toml"), &env_with_token).unwrap();
+        let db = local.database.as_ref().unwrap();
+        assert_eq!(db.tls.mode(), tls_connect::TlsMode::Disabled);
+        let remote = partner_toml("").replace(
+            "user = \"ocpi_reader\"\n",
+            "user = \"ocpi_reader\"\nhost = \"db.example.com\"\n",
+        );
+        let remote = Config::parse(&remote, Path::new("p.toml"), &env_with_token).unwrap();
+        let db = remote.database.as_ref().unwrap();
+        assert_eq!(db.tls.mode(), tls_connect::TlsMode::VerifyIdentity);
+        let with_file = partner_toml("").replace(
+            "user = \"ocpi_reader\"\n",
+            "user = \"ocpi_reader\"\ntls = { mode = \"verify_ca\", ca_file = \"ca.pem\" }\n",
+        );
+        let err = Config::parse(&with_file, Path::new("/etc/p.toml"), &env_with_token)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("database.tls.ca_file") && err.contains("/etc/ca.pem"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_broker_url_from_the_environment_is_checked_like_one_in_the_file() {
+        let env = |name: &str| match name {
+            ENV_BROKER_URL => Some("rabbit.example.com:5672".to_string()),
+            other => env_with_token(other),
+        };
+        let err = Config::parse(&partner_toml(""), Path::new("p.toml"), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("broker.url") && err.contains(ENV_BROKER_URL),
+            "{err}"
+        );
+        let env = |name: &str| match name {
+            ENV_BROKER_URL => Some("amqps://u:p@rabbit.example.com/%2f".to_string()),
+            other => env_with_token(other),
+        };
+        let c = Config::parse(&partner_toml(""), Path::new("p.toml"), &env).unwrap();
+        assert_eq!(c.broker.tls.mode(), tls_connect::TlsMode::VerifyIdentity);
     }
 
     #[test]

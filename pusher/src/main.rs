@@ -102,6 +102,18 @@ fn load_for_inspection(path: &std::path::Path) -> anyhow::Result<Config> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    tracing::info!(
+        broker = %pusher::config::redact_url(&config.broker.url),
+        tls = %config.broker.tls.describe(),
+        "broker.tls: broker connections"
+    );
+    if let Some(database) = &config.database {
+        tracing::info!(
+            database = %format!("{}:{}", database.host, database.port),
+            tls = %database.tls.describe(),
+            "database.tls: source database connections"
+        );
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Every wait on the stop path is bounded; should one still hang, the process ends anyway
     // this long after the stop request (unacked messages return to their queues).

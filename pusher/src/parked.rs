@@ -117,8 +117,8 @@ pub enum ParkedError {
     )]
     UnknownPartner { partner: String, known: String },
     #[error(
-        "cannot connect to the broker at {url}: {source}; check that RabbitMQ runs there and \
-         broker.url (or PUSHER_BROKER_URL)"
+        "cannot connect to the broker at {url}: {source}; check that RabbitMQ runs there, \
+         broker.url (or PUSHER_BROKER_URL) and [broker.tls]"
     )]
     Connect { url: String, source: lapin::Error },
     #[error(
@@ -920,7 +920,9 @@ fn find_partner(
 }
 
 async fn connect(config: &Config) -> Result<Connection, ParkedError> {
-    Connection::connect(&config.broker.url, ConnectionProperties::default())
+    config
+        .broker
+        .connect(ConnectionProperties::default())
         .await
         .map_err(|source| ParkedError::Connect {
             url: redact_url(&config.broker.url),
@@ -987,7 +989,7 @@ async fn parking_arguments_warning(
     config: &Config,
     partner: &PartnerConfig,
 ) -> Option<String> {
-    let major = match topology::broker_major_version(&config.broker.url).await {
+    let major = match topology::broker_major_version(&config.broker.url, &config.broker.tls).await {
         Ok(major) => major,
         Err(e) => return Some(format!("cannot check the parking queue's arguments: {e}")),
     };

@@ -41,6 +41,8 @@ pub struct DatabaseConfig {
     /// The server is a replica of the bridge's source: every read first waits until it has
     /// applied the transactions of the changes it is for ([`replica_wait`]).
     pub replica: bool,
+    /// `[database.tls]`, resolved when the configuration loaded.
+    pub tls: tls_connect::TlsConfig,
 }
 
 impl std::fmt::Debug for DatabaseConfig {
@@ -53,6 +55,7 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("pool_size", &self.pool_size)
             .field("timeout", &self.timeout)
             .field("replica", &self.replica)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -74,6 +77,10 @@ pub enum DbError {
         what: String,
         reason: String,
     },
+    /// The TLS settings (`[database.tls]`) do not fit the server: a restart with other settings
+    /// is needed, so the pusher refuses to start; met later (a new certificate), reads wait.
+    #[error("{reason}")]
+    Tls { addr: String, reason: String },
     /// The server answers, but a table or column the mapping reads is not there.
     #[error(
         "the source database {addr} cannot give {what}: {reason}; fix the mapping or give the \
@@ -100,7 +107,9 @@ pub struct SourceDb {
 
 /// What [`SourceDb`] shares with the tasks that run gathered reads.
 struct Inner {
-    pool: mysql_async::Pool,
+    /// Replaced once in verify_ca mode, when the server's certificate name is learned.
+    pool: Mutex<mysql_async::Pool>,
+    config: DatabaseConfig,
     addr: String,
     timeout: Duration,
     reads: AtomicU64,
@@ -123,33 +132,44 @@ pub struct Select<'a> {
     pub order_by: &'a [&'a str],
 }
 
+/// A pool of connections with `config`'s address, credentials and `[database.tls]`, connecting
+/// on first use.
+fn pool(config: &DatabaseConfig) -> mysql_async::Pool {
+    mysql_async::Pool::new(opts(config))
+}
+
+fn opts(config: &DatabaseConfig) -> mysql_async::Opts {
+    let constraints =
+        mysql_async::PoolConstraints::new(0, config.pool_size.max(1)).unwrap_or_default();
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(config.host.clone())
+        .tcp_port(config.port)
+        .user(Some(config.user.clone()))
+        .pass(Some(config.password.clone()))
+        .prefer_socket(false)
+        // Gathered reads use a few statement texts per table (key counts rounded up to a
+        // power of two, see `gather`): all of them stay prepared.
+        .stmt_cache_size(STATEMENT_CACHE)
+        .init(vec![
+            "SET time_zone = '+00:00'",
+            "SET SESSION TRANSACTION READ ONLY",
+        ])
+        .pool_opts(
+            mysql_async::PoolOpts::default()
+                .with_constraints(constraints)
+                .with_inactive_connection_ttl(Duration::from_secs(300))
+                .with_reset_connection(false),
+        );
+    tls_connect::database::apply(opts, &config.tls).into()
+}
+
 impl SourceDb {
     /// A pool that connects on first use (nothing is tried here).
     pub fn new(config: &DatabaseConfig) -> SourceDb {
-        let constraints =
-            mysql_async::PoolConstraints::new(0, config.pool_size.max(1)).unwrap_or_default();
-        let opts = mysql_async::OptsBuilder::default()
-            .ip_or_hostname(config.host.clone())
-            .tcp_port(config.port)
-            .user(Some(config.user.clone()))
-            .pass(Some(config.password.clone()))
-            .prefer_socket(false)
-            // Gathered reads use a few statement texts per table (key counts rounded up to a
-            // power of two, see `gather`): all of them stay prepared.
-            .stmt_cache_size(STATEMENT_CACHE)
-            .init(vec![
-                "SET time_zone = '+00:00'",
-                "SET SESSION TRANSACTION READ ONLY",
-            ])
-            .pool_opts(
-                mysql_async::PoolOpts::default()
-                    .with_constraints(constraints)
-                    .with_inactive_connection_ttl(Duration::from_secs(300))
-                    .with_reset_connection(false),
-            );
         SourceDb {
             inner: Arc::new(Inner {
-                pool: mysql_async::Pool::new(opts),
+                pool: Mutex::new(pool(config)),
+                config: config.clone(),
                 addr: format!("{}:{}", config.host, config.port),
                 timeout: config.timeout,
                 reads: AtomicU64::new(0),
@@ -233,16 +253,56 @@ impl SourceDb {
 
     /// Closes the pool's connections.
     pub async fn close(self) {
-        let _ = self.inner.pool.clone().disconnect().await;
+        let pool = self.inner.current_pool();
+        let _ = pool.disconnect().await;
     }
 }
 
 impl Inner {
+    fn current_pool(&self) -> mysql_async::Pool {
+        match self.pool.lock() {
+            Ok(pool) => pool.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     async fn session(&self) -> Result<DbSession<'_>, DbError> {
-        let conn = tokio::time::timeout(self.timeout, self.pool.get_conn()).await;
+        let connect = async {
+            match self.current_pool().get_conn().await {
+                // verify_ca: the first handshake taught the certificate's name; every
+                // connection from now on is checked against it.
+                Err(e) if tls_connect::database::learn_name(&self.config.tls, &e) => {
+                    let fresh = pool(&self.config);
+                    if let Ok(mut current) = self.pool.lock() {
+                        *current = fresh.clone();
+                    }
+                    fresh.get_conn().await
+                }
+                other => other,
+            }
+        };
+        let conn = tokio::time::timeout(self.timeout, connect).await;
         let conn = match conn {
             Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(self.failed(self.classify("a connection", e))),
+            Ok(Err(e)) => {
+                let config = &self.config;
+                let diagnosed = tls_connect::database::diagnose(
+                    &e,
+                    opts(config),
+                    &config.tls,
+                    &self.addr,
+                    &config.host,
+                )
+                .await;
+                let error = match diagnosed {
+                    Some(reason) => DbError::Tls {
+                        addr: self.addr.clone(),
+                        reason,
+                    },
+                    None => self.classify("a connection", e),
+                };
+                return Err(self.failed(error));
+            }
             Err(_) => {
                 return Err(self.failed(DbError::Unavailable {
                     addr: self.addr.clone(),
@@ -255,7 +315,7 @@ impl Inner {
     }
 
     fn failed(&self, error: DbError) -> DbError {
-        if let DbError::Unavailable { .. } = &error {
+        if let DbError::Unavailable { .. } | DbError::Tls { .. } = &error {
             self.reachable.store(false, Ordering::Relaxed);
             if let Ok(mut last) = self.last_error.lock() {
                 *last = Some(error.to_string());
@@ -357,6 +417,15 @@ impl DbSession<'_> {
 
 impl Inner {
     fn classify(&self, what: &str, error: mysql_async::Error) -> DbError {
+        let tls = &self.config.tls;
+        if let Some(reason) =
+            tls_connect::database::problem(&error, tls, &self.addr, &self.config.host)
+        {
+            return DbError::Tls {
+                addr: self.addr.clone(),
+                reason,
+            };
+        }
         // 1054 unknown column, 1146 no such table, 1142/1143 SELECT denied, 1049 unknown
         // database: the mapping or the grants are wrong, waiting will not help.
         if let mysql_async::Error::Server(server) = &error {
@@ -644,6 +713,7 @@ mod tests {
             pool_size: 1,
             timeout: Duration::from_secs(1),
             replica: false,
+            tls: tls_connect::TlsConfig::default(),
         };
         assert!(!format!("{config:?}").contains("s3cret"));
     }

@@ -20,7 +20,7 @@ use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{redact_url, Config, PartnerConfig};
+use crate::config::{Config, PartnerConfig};
 use crate::metrics::unix_secs_now;
 use crate::presence::{self, Announcement};
 
@@ -121,14 +121,11 @@ async fn passive(
 }
 
 pub async fn partners(config: &Config) -> anyhow::Result<Vec<PartnerRow>> {
-    let connection = Connection::connect(&config.broker.url, ConnectionProperties::default())
+    let connection = config
+        .broker
+        .connect(ConnectionProperties::default())
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot connect to the broker at {}: {e}; check broker.url / PUSHER_BROKER_URL",
-                redact_url(&config.broker.url)
-            )
-        })?;
+        .map_err(|e| anyhow::anyhow!(config.broker.explain(&e)))?;
     let depths = queue_depths(&connection, &config.partners).await;
     let heard = listen_presence(
         &connection,

@@ -34,6 +34,9 @@ pub enum PusherError {
     Topology(#[from] TopologyError),
     #[error(transparent)]
     Database(#[from] crate::source_db::DbError),
+    /// `broker.url` / `[broker.tls]` do not fit the broker.
+    #[error("{0}")]
+    BrokerTls(String),
 }
 
 enum SessionEnd {
@@ -61,7 +64,7 @@ pub async fn run(
         if *stop.borrow() {
             return Ok(());
         }
-        let connect = Connection::connect(&config.broker.url, ConnectionProperties::default());
+        let connect = config.broker.connect(ConnectionProperties::default());
         let Some(connected) = unless_stopped(&mut stop, connect).await else {
             return Ok(()); // asked to stop while connecting (a broker that does not answer)
         };
@@ -84,6 +87,11 @@ pub async fn run(
                 }
             }
             Err(error) => {
+                if let Some(problem) =
+                    tls_connect::broker::problem(&error, &config.broker.tls, &config.broker.url)
+                {
+                    return Err(PusherError::BrokerTls(problem));
+                }
                 metrics.set_phase(
                     Phase::Connecting,
                     format!("{}: {error}", redact_url(&config.broker.url)),
@@ -129,7 +137,9 @@ async fn open_source_db(
     }
     match db.check_tables(&tables).await {
         Ok(()) => metrics.set_database(None),
-        Err(e @ crate::source_db::DbError::Schema { .. }) => return Err(e.into()),
+        Err(
+            e @ (crate::source_db::DbError::Schema { .. } | crate::source_db::DbError::Tls { .. }),
+        ) => return Err(e.into()),
         Err(e) => {
             tracing::warn!(error = %e, "the source database cannot be read yet; composite objects wait for it");
             metrics.set_database(Some(e.to_string()));
@@ -141,14 +151,11 @@ async fn open_source_db(
 /// Declares every partner's queues and exits: what `pusher setup` does, and what must happen
 /// before the bridge publishes (it refuses to publish into an exchange with no queue bound).
 pub async fn setup(config: &Config) -> anyhow::Result<()> {
-    let connection = Connection::connect(&config.broker.url, ConnectionProperties::default())
+    let connection = config
+        .broker
+        .connect(ConnectionProperties::default())
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot connect to the broker at {}: {e}; check broker.url / PUSHER_BROKER_URL",
-                redact_url(&config.broker.url)
-            )
-        })?;
+        .map_err(|e| anyhow::anyhow!(config.broker.explain(&e)))?;
     for partner in &config.partners {
         topology::declare_partner(&connection, &config.broker, partner).await?;
         println!(

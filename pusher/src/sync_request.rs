@@ -52,13 +52,14 @@ pub async fn request(
         ));
     };
     let url = redact_url(&config.broker.url);
-    let broker_error = |error: lapin::Error| SyncRequestError::Broker {
-        url: url.clone(),
-        error: error.to_string(),
-    };
-    let connection = Connection::connect(&config.broker.url, ConnectionProperties::default())
+    let connection = config
+        .broker
+        .connect(ConnectionProperties::default())
         .await
-        .map_err(broker_error)?;
+        .map_err(|e| SyncRequestError::Broker {
+            url: url.clone(),
+            error: config.broker.explain(&e),
+        })?;
     topology::declare_partner(&connection, &config.broker, partner).await?;
     let action = if cancel {
         SyncAction::Cancel {

@@ -30,7 +30,6 @@
 //! RabbitMQ cannot change a queue's arguments in place.
 
 use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -139,7 +138,10 @@ static LAST_PROBE: Mutex<Option<(String, Instant, u32)>> = Mutex::new(None);
 /// The major version of the RabbitMQ at `url` (3, 4, ...), read from the `version` server
 /// property of the AMQP handshake's `connection.start`: the client library does not keep it.
 /// Opens a TCP connection, reads the greeting and hangs up before authenticating.
-pub async fn broker_major_version(url: &str) -> Result<u32, TopologyError> {
+pub async fn broker_major_version(
+    url: &str,
+    tls: &tls_connect::TlsConfig,
+) -> Result<u32, TopologyError> {
     let cached = LAST_PROBE.lock().ok().and_then(|last| {
         last.as_ref()
             .filter(|(u, at, _)| u == url && at.elapsed() < PROBE_REUSE)
@@ -154,7 +156,8 @@ pub async fn broker_major_version(url: &str) -> Result<u32, TopologyError> {
     };
     let uri: lapin::uri::AMQPUri = url.parse().map_err(|e: String| error(e))?;
     let (host, port) = (uri.authority.host.clone(), uri.authority.port);
-    let version = tokio::task::spawn_blocking(move || greeting_version(&host, port))
+    let tls = tls.clone();
+    let version = tokio::task::spawn_blocking(move || greeting_version(&host, port, &tls))
         .await
         .map_err(|e| error(e.to_string()))?
         .map_err(error)?;
@@ -167,17 +170,16 @@ pub async fn broker_major_version(url: &str) -> Result<u32, TopologyError> {
 }
 
 /// `connection.start`'s `version` server property from the broker at `host:port`.
-fn greeting_version(host: &str, port: u16) -> Result<String, String> {
+fn greeting_version(host: &str, port: u16, tls: &tls_connect::TlsConfig) -> Result<String, String> {
     use std::net::ToSocketAddrs as _;
     let addr = (host, port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {host}:{port}: {e}"))?
         .next()
         .ok_or_else(|| format!("{host}:{port} resolves to no address"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT)
+    let mut stream = tls_connect::broker::blocking_stream(addr, host, PROBE_TIMEOUT, tls)
         .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
     let io = |e: std::io::Error| format!("reading the AMQP greeting of {host}:{port}: {e}");
-    stream.set_read_timeout(Some(PROBE_TIMEOUT)).map_err(io)?;
     stream.write_all(b"AMQP\x00\x00\x09\x01").map_err(io)?;
     let mut header = [0u8; 7];
     stream.read_exact(&mut header).map_err(io)?;
@@ -251,7 +253,7 @@ pub async fn declare_partner(
     broker: &BrokerConfig,
     partner: &PartnerConfig,
 ) -> Result<(), TopologyError> {
-    let broker_major = broker_major_version(&broker.url).await?;
+    let broker_major = broker_major_version(&broker.url, &broker.tls).await?;
     let channel = open(connection, &partner.queue).await?;
     declare_exchanges(&channel, broker).await?;
     channel

@@ -13,6 +13,8 @@
 
 use std::fmt;
 
+use crate::tls::TlsEntry;
+
 #[derive(Clone, Debug)]
 pub struct BridgeConfig {
     pub source: SourceConfig,
@@ -35,6 +37,8 @@ pub struct SourceConfig {
     pub heartbeat_secs: u64,
     /// Where to begin without a checkpoint: `"end"` or `"start"`.
     pub start: String,
+    /// `[source.tls]`; empty: left out (disabled on 127.0.0.1).
+    pub tls: TlsEntry,
 }
 
 #[derive(Clone, Debug)]
@@ -60,6 +64,8 @@ pub struct BrokerConfig {
     pub exchange: String,
     pub confirm_window: u32,
     pub heartbeat_secs: u64,
+    /// `[broker.tls]` (for `amqps://` URLs); empty: left out.
+    pub tls: TlsEntry,
 }
 
 #[derive(Clone, Debug)]
@@ -94,6 +100,7 @@ impl Default for BridgeConfig {
                 server_id: 4242,
                 heartbeat_secs: 5,
                 start: "end".into(),
+                tls: TlsEntry::default(),
             },
             capture: CaptureConfig {
                 databases: vec![crate::mariadb::APP_DATABASE.into()],
@@ -111,6 +118,7 @@ impl Default for BridgeConfig {
                 exchange: "cdc.changes".into(),
                 confirm_window: 1000,
                 heartbeat_secs: 10,
+                tls: TlsEntry::default(),
             },
             checkpoint: CheckpointConfig {
                 path: "bridge.checkpoint.json".into(),
@@ -194,6 +202,8 @@ impl fmt::Display for BridgeConfig {
         writeln!(f, "format = {}", s(&self.log.format))?;
         writeln!(f, "level = {}", s(&self.log.level))?;
         writeln!(f, "\n[metrics]")?;
-        writeln!(f, "listen = {}", s(&self.metrics.listen))
+        writeln!(f, "listen = {}", s(&self.metrics.listen))?;
+        write!(f, "{}", self.source.tls.section("source.tls"))?;
+        write!(f, "{}", self.broker.tls.section("broker.tls"))
     }
 }

@@ -17,6 +17,7 @@ pub mod pusher_cli;
 pub mod pusher_config;
 pub mod rabbit;
 pub mod service_process;
+pub mod tls;
 pub mod util;
 
 pub use config::{
@@ -41,4 +42,5 @@ pub use rabbit::{
 pub use service_process::{
     bridge_bin, logs_of, pusher_bin, BridgeProcess, PusherProcess, ServiceProcess,
 };
+pub use tls::{Certificate, TestCa, TlsEntry};
 pub use util::{free_port, last_logged_number, test_servers_dir, workspace_root};

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::tls::{Certificate, TestCa};
 use crate::util::{cleanup_dir, find_program, free_port, fresh_dir, send_signal, tail, wait_child};
 
 /// User the bridge connects as (granted `REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.*`,
@@ -34,6 +35,23 @@ pub struct MariaDbOptions {
     pub binlog_row_metadata: String,
     /// Extra `[mysqld]` lines, e.g. `"gtid_strict_mode=1"`.
     pub extra_cnf: Vec<String>,
+}
+
+impl MariaDbOptions {
+    /// TLS on, with `server`'s certificate and key and `ca` to check client certificates;
+    /// with `require`, `require_secure_transport=ON` (TCP clients without TLS are refused with
+    /// error 3159; the socket the harness uses stays allowed).
+    pub fn with_tls(mut self, server: &Certificate, ca: &TestCa, require: bool) -> MariaDbOptions {
+        self.extra_cnf.extend([
+            format!("ssl_ca={}", ca.cert_path().display()),
+            format!("ssl_cert={}", server.cert.display()),
+            format!("ssl_key={}", server.key.display()),
+        ]);
+        if require {
+            self.extra_cnf.push("require_secure_transport=ON".into());
+        }
+        self
+    }
 }
 
 impl Default for MariaDbOptions {

@@ -8,11 +8,14 @@ use std::fmt::Write;
 
 use crate::ocpi_partner::OcpiPartner;
 use crate::rabbit::unique_name;
+use crate::tls::TlsEntry;
 use crate::util::workspace_root;
 
 #[derive(Clone, Debug)]
 pub struct PusherConfig {
     pub broker_url: String,
+    /// `[broker.tls]` (for `amqps://` URLs); empty: left out.
+    pub broker_tls: TlsEntry,
     pub exchange: String,
     pub queue_prefix: String,
     pub delivery_limit: u32,
@@ -46,6 +49,8 @@ pub struct DatabaseEntry {
     pub replica: bool,
     /// `timeout_ms`; `None` leaves the pusher's default.
     pub timeout_ms: Option<u64>,
+    /// `[database.tls]`; empty: left out (disabled on 127.0.0.1).
+    pub tls: TlsEntry,
 }
 
 impl DatabaseEntry {
@@ -57,6 +62,7 @@ impl DatabaseEntry {
             password: crate::READER_PASSWORD.into(),
             replica: false,
             timeout_ms: None,
+            tls: TlsEntry::default(),
         }
     }
 }
@@ -118,6 +124,7 @@ pub fn example_mapping_path() -> String {
 pub fn pusher_config(amqp_url: &str) -> PusherConfig {
     PusherConfig {
         broker_url: amqp_url.to_string(),
+        broker_tls: TlsEntry::default(),
         exchange: unique_name("cdc"),
         queue_prefix: format!("{}.", unique_name("ocpi")),
         delivery_limit: 50,
@@ -234,7 +241,9 @@ impl PusherConfig {
             if let Some(ms) = db.timeout_ms {
                 let _ = writeln!(out, "timeout_ms = {ms}");
             }
+            out.push_str(&db.tls.section("database.tls"));
         }
+        out.push_str(&self.broker_tls.section("broker.tls"));
         for p in &self.partners {
             let _ = writeln!(out, "\n[[partner]]");
             let _ = writeln!(out, "id = {}", q(&p.id));

@@ -21,6 +21,7 @@ use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
 };
 
+use crate::tls::{Certificate, TestCa};
 use crate::util::{
     cleanup_dir, find_program, free_port_with_offsets, fresh_dir, next_counter, pid_alive,
     running_as_root, send_signal, tail,
@@ -479,6 +480,8 @@ const RABBIT_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct RabbitNode {
     dir: PathBuf,
     port: u16,
+    /// The TLS listener's port (AMQP port + 1), when started with [`RabbitNode::start_with_tls`].
+    tls_port: Option<u16>,
     node: String,
     running: bool,
 }
@@ -488,8 +491,19 @@ impl RabbitNode {
     /// whose VM never comes up (no pid within [`RABBIT_PID_TIMEOUT`], nothing logged: seen
     /// rarely on busy machines) is given up and another started on another port.
     pub fn start() -> RabbitNode {
+        RabbitNode::start_inner(None)
+    }
+
+    /// [`RabbitNode::start`] with a TLS listener too (on [`RabbitNode::tls_port`]) that shows
+    /// `server`'s certificate and checks client certificates against `ca` when a client shows
+    /// one (`verify_peer`, none required). The plain AMQP port stays open for the harness.
+    pub fn start_with_tls(server: &Certificate, ca: &TestCa) -> RabbitNode {
+        RabbitNode::start_inner(Some((server, ca)))
+    }
+
+    fn start_inner(tls: Option<(&Certificate, &TestCa)>) -> RabbitNode {
         for attempt in 1.. {
-            let mut node = RabbitNode::prepare();
+            let mut node = RabbitNode::prepare(tls);
             match node.launch() {
                 Ok(()) => return node,
                 Err(why) if attempt < 3 => {
@@ -503,15 +517,37 @@ impl RabbitNode {
     }
 
     /// A node's directory, port and name, not started.
-    fn prepare() -> RabbitNode {
+    fn prepare(tls: Option<(&Certificate, &TestCa)>) -> RabbitNode {
         let dir = fresh_dir("rabbit");
         // Ephemeral ports start at 32768: stay below so that port + 20000 is a valid port and
         // unlikely to be taken by outgoing connections.
-        let port = free_port_with_offsets(20_000..32_000, &[20_000]);
+        let port = free_port_with_offsets(20_000..32_000, &[1, 20_000]);
         let node = format!("t{port}@localhost");
         std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("write enabled_plugins");
-        std::fs::write(dir.join("rabbitmq.conf"), "loopback_users = none\n")
-            .expect("write rabbitmq.conf");
+        let mut conf = String::from("loopback_users = none\n");
+        let tls_port = tls.map(|(server, ca)| {
+            // Copied into the node's directory, which becomes the rabbitmq user's.
+            let copy = |from: &Path, name: &str| {
+                let to = dir.join(name);
+                std::fs::copy(from, &to)
+                    .unwrap_or_else(|e| panic!("cannot copy {}: {e}", from.display()));
+                to.display().to_string()
+            };
+            let tls_port = port + 1;
+            conf.push_str(&format!(
+                "listeners.ssl.default = 127.0.0.1:{tls_port}\n\
+                 ssl_options.cacertfile = {}\n\
+                 ssl_options.certfile = {}\n\
+                 ssl_options.keyfile = {}\n\
+                 ssl_options.verify = verify_peer\n\
+                 ssl_options.fail_if_no_peer_cert = false\n",
+                copy(ca.cert_path(), "tls-ca.pem"),
+                copy(&server.cert, "tls-server.pem"),
+                copy(&server.key, "tls-server.key"),
+            ));
+            tls_port
+        });
+        std::fs::write(dir.join("rabbitmq.conf"), conf).expect("write rabbitmq.conf");
         for sub in ["mnesia", "log"] {
             std::fs::create_dir_all(dir.join(sub)).expect("create rabbit subdirectory");
         }
@@ -530,6 +566,7 @@ impl RabbitNode {
         RabbitNode {
             dir,
             port,
+            tls_port,
             node,
             running: false,
         }
@@ -542,6 +579,18 @@ impl RabbitNode {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The TLS listener's port; panics for a node started without TLS.
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
+            .expect("the node was started without TLS (use RabbitNode::start_with_tls)")
+    }
+
+    /// `amqps://guest:guest@127.0.0.1:TLS_PORT/%2f`; `host` replaces 127.0.0.1 in the URL
+    /// (`localhost`, to check a certificate's name) and must reach this machine.
+    pub fn amqps_url(&self, host: &str) -> String {
+        format!("amqps://guest:guest@{host}:{}/%2f", self.tls_port())
     }
 
     /// Erlang node name, `t<PORT>@localhost` (for `rabbitmqctl -n`).
@@ -689,7 +738,7 @@ impl RabbitNode {
         let started = Instant::now();
         let mut saw_pid = false;
         loop {
-            if amqp_answers(self.port) {
+            if amqp_answers(self.port) && self.tls_port.is_none_or(listens) {
                 return Ok(());
             }
             match self.pid() {
@@ -726,6 +775,12 @@ impl RabbitNode {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+/// True when something accepts TCP connections on 127.0.0.1:`port`.
+fn listens(port: u16) -> bool {
+    let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    TcpStream::connect_timeout(&addr.into(), Duration::from_secs(1)).is_ok()
 }
 
 /// True when the port answers an AMQP 0-9-1 protocol header with a method frame

@@ -47,7 +47,7 @@ async fn started(options: PartnerOptions) -> (OcpiPartner, OcpiClient, Endpoints
     let partner = OcpiPartner::start(options).await;
     let client = client_for(&partner);
     let wanted = client.version();
-    let endpoints = discover(&client, &partner.versions_url(), wanted)
+    let endpoints = discover(&client, &partner.versions_url(), wanted, false)
         .await
         .unwrap_or_else(|e| panic!("discovery against the partner double failed: {e}"));
     (partner, client, endpoints)
@@ -157,7 +157,7 @@ async fn discovery_of_a_missing_version_names_the_offered_one_and_the_setting() 
     let mut config = config_for(&partner);
     config.version = OcpiVersion::V221;
     let client = OcpiClient::new(config).unwrap();
-    let err = discover(&client, &partner.versions_url(), OcpiVersion::V221)
+    let err = discover(&client, &partner.versions_url(), OcpiVersion::V221, false)
         .await
         .unwrap_err();
     assert!(
@@ -179,7 +179,7 @@ async fn discovery_with_a_wrong_token_is_a_partner_level_error_pointing_at_the_t
     let mut config = config_for(&partner);
     config.token = "not-the-token".into();
     let client = OcpiClient::new(config).unwrap();
-    let err = discover(&client, &partner.versions_url(), OcpiVersion::V221)
+    let err = discover(&client, &partner.versions_url(), OcpiVersion::V221, false)
         .await
         .unwrap_err();
     assert!(!err.is_transient(), "{err:?}");
@@ -193,7 +193,7 @@ async fn discovery_against_a_partner_that_is_down_is_transient() {
     let partner = OcpiPartner::start(PartnerOptions::v221()).await;
     partner.go_down().await;
     let client = client_for(&partner);
-    let err = discover(&client, &partner.versions_url(), OcpiVersion::V221)
+    let err = discover(&client, &partner.versions_url(), OcpiVersion::V221, false)
         .await
         .unwrap_err();
     assert!(err.is_transient(), "{err:?}");
@@ -205,7 +205,7 @@ async fn discovery_of_a_garbage_answer_says_it_is_not_an_envelope() {
     let partner = OcpiPartner::start(PartnerOptions::v221()).await;
     partner.set_mode_for(Mode::Garbage, 1);
     let client = client_for(&partner);
-    let err = discover(&client, &partner.versions_url(), OcpiVersion::V221)
+    let err = discover(&client, &partner.versions_url(), OcpiVersion::V221, false)
         .await
         .unwrap_err();
     assert!(

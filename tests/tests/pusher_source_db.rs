@@ -35,6 +35,7 @@ async fn reads_reuse_the_pools_connections() {
         pool_size: 2,
         timeout: Duration::from_secs(5),
         replica: false,
+        tls: Default::default(),
     });
     let read = |id: i64| {
         let source = &source;

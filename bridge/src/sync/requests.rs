@@ -47,15 +47,18 @@ pub enum RequestError {
     NotConfirmed(String),
 }
 
-async fn broker(url: &str) -> Result<Connection, RequestError> {
-    Connection::connect(
+async fn broker(config: &Config) -> Result<Connection, RequestError> {
+    let url = &config.broker.url;
+    tls_connect::broker::connect(
         url,
         ConnectionProperties::default().with_connection_name("cdc-bridge-sync".into()),
+        &config.broker.tls,
     )
     .await
     .map_err(|e| RequestError::Broker {
         url: redact_url(url),
-        message: e.to_string(),
+        message: tls_connect::broker::problem(&e, &config.broker.tls, url)
+            .unwrap_or_else(|| e.to_string()),
     })
 }
 
@@ -145,7 +148,7 @@ pub async fn check(
 /// Publishes a request to the requests queue, persistent and confirmed.
 pub async fn publish(config: &Config, request: &SyncRequest) -> Result<(), RequestError> {
     let url = &config.broker.url;
-    let connection = broker(url).await?;
+    let connection = broker(config).await?;
     let channel = connection.create_channel().await.map_err(broker_err(url))?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
@@ -189,7 +192,7 @@ pub async fn submit(config: &Config, action: SyncAction) -> Result<SyncRequest, 
     );
     let mut filter = CaptureFilter::new(&config.capture);
     filter.exclude_table(config.signal_database(), &config.sync.signal_table);
-    let connection = broker(&config.broker.url).await?;
+    let connection = broker(config).await?;
     let mut db = preflight::connect(&config.source)
         .await
         .map_err(|e| RequestError::Database(e.to_string()))?;
@@ -270,7 +273,7 @@ async fn serve_once(
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), RequestError> {
     let url = &config.broker.url;
-    let connection = broker(url).await?;
+    let connection = broker(config).await?;
     let channel = connection.create_channel().await.map_err(broker_err(url))?;
     declare_requests_queue(&channel, &config.broker.exchange)
         .await

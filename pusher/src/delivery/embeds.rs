@@ -59,7 +59,7 @@ impl Shared {
         for embed in embeds {
             let read = match composite::read_embedded(db, config, embed, row).await {
                 Ok(read) => read,
-                Err(e @ DbError::Unavailable { .. }) => {
+                Err(e @ (DbError::Unavailable { .. } | DbError::Tls { .. })) => {
                     self.metrics.failed(FailureClass::Database);
                     return Err(CallResult::WaitDatabase {
                         reason: e.to_string(),

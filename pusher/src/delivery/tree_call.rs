@@ -174,7 +174,7 @@ impl Shared {
         let node = match composite::read(db, config, target).await {
             Ok(Some(node)) => node,
             Ok(None) => return Planned::Gone,
-            Err(e @ DbError::Unavailable { .. }) => {
+            Err(e @ (DbError::Unavailable { .. } | DbError::Tls { .. })) => {
                 self.metrics.failed(FailureClass::Database);
                 return Planned::Stop(CallResult::WaitDatabase {
                     reason: e.to_string(),
@@ -211,7 +211,7 @@ impl Shared {
     ) -> Result<(), CallResult> {
         match db.wait_applied(gtids).await {
             Ok(()) => Ok(()),
-            Err(e @ DbError::Unavailable { .. }) => {
+            Err(e @ (DbError::Unavailable { .. } | DbError::Tls { .. })) => {
                 self.metrics.failed(FailureClass::Database);
                 Err(CallResult::WaitDatabase {
                     reason: e.to_string(),

@@ -1,0 +1,189 @@
+//! Broker connections: `amqp://` as before, `amqps://` through rustls with the section's
+//! verification choice, CA file and client certificate.
+//!
+//! lapin's own TLS setup trusts the bundled roots plus extra CA certificates and always checks
+//! the host name; to offer `required` and `verify_ca` as for the database, an `amqps://`
+//! connection is made here: lapin is handed a function that opens the TCP connection and does
+//! the TLS handshake with our rustls configuration. lapin calls it again for every reconnect.
+
+use std::sync::Arc;
+
+use lapin::tcp::{AMQPUriTcpExt, RustlsConnector, TLSConfig};
+use lapin::uri::{AMQPScheme, AMQPUri};
+use lapin::{Connection, ConnectionProperties, ErrorKind};
+use rustls::{ClientConfig, RootCertStore};
+
+use crate::diagnosis;
+use crate::verifier::ModeVerifier;
+use crate::TlsConfig;
+
+/// Checks a broker URL (from the file or the environment alike): `Ok(true)` for `amqps://`,
+/// `Ok(false)` for `amqp://`, else what is wrong with it.
+pub fn check_url(url: &str) -> Result<bool, String> {
+    if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+        return Err(
+            "must be an AMQP URL: amqp://user:password@host:5672/%2f, or amqps://… for TLS".into(),
+        );
+    }
+    let uri: AMQPUri = url
+        .parse()
+        .map_err(|e: String| format!("is not a valid AMQP URL: {e}"))?;
+    if uri.authority.host.is_empty() {
+        return Err("names no host".into());
+    }
+    Ok(uri.scheme == AMQPScheme::AMQPS)
+}
+
+/// Opens a connection to `url` with `properties`; `amqps://` URLs use `tls` (resolved with
+/// [`TlsConfig::resolve_broker`]).
+pub async fn connect(
+    url: &str,
+    properties: ConnectionProperties,
+    tls: &TlsConfig,
+) -> lapin::Result<Connection> {
+    let uri: AMQPUri = url
+        .parse()
+        .map_err(|e: String| lapin::Error::from(std::io::Error::other(e)))?;
+    if uri.scheme != AMQPScheme::AMQPS || !tls.mode().encrypts() {
+        return Connection::connect_uri(uri, properties).await;
+    }
+    let config = client_config(tls).map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
+    let connector = RustlsConnector::from(Arc::new(config));
+    let runtime = lapin::runtime::default_runtime()?;
+    Connection::connector(
+        uri,
+        runtime,
+        async move |uri: AMQPUri, runtime| {
+            let mut plain = uri.clone();
+            plain.scheme = AMQPScheme::AMQP;
+            let stream = plain
+                .connect_with_config_async(TLSConfig::default(), &runtime)
+                .await?;
+            Ok(stream.into_rustls(&connector, &uri.authority.host).await?)
+        },
+        properties,
+    )
+    .await
+}
+
+/// A blocking connection to the broker at `host:port`, in TLS with `tls` when it encrypts: for
+/// the short exchanges made outside lapin (reading the broker's greeting). `timeout` bounds
+/// the TCP connect and every read.
+pub fn blocking_stream(
+    addr: std::net::SocketAddr,
+    host: &str,
+    timeout: std::time::Duration,
+    tls: &TlsConfig,
+) -> std::io::Result<BlockingStream> {
+    let tcp = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    tcp.set_read_timeout(Some(timeout))?;
+    if !tls.mode().encrypts() {
+        return Ok(BlockingStream::Plain(tcp));
+    }
+    let config = client_config(tls).map_err(std::io::Error::other)?;
+    let name =
+        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(std::io::Error::other)?;
+    let connection =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
+    Ok(BlockingStream::Tls(Box::new(rustls::StreamOwned::new(
+        connection, tcp,
+    ))))
+}
+
+/// See [`blocking_stream`].
+pub enum BlockingStream {
+    Plain(std::net::TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>>),
+}
+
+impl std::io::Read for BlockingStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            BlockingStream::Plain(s) => s.read(buf),
+            BlockingStream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl std::io::Write for BlockingStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            BlockingStream::Plain(s) => s.write(buf),
+            BlockingStream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            BlockingStream::Plain(s) => s.flush(),
+            BlockingStream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+fn client_config(tls: &TlsConfig) -> Result<ClientConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    match tls.ca() {
+        Some(ca) => {
+            for cert in &ca.certs {
+                roots.add(cert.clone())?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let verifier = ModeVerifier::new(tls.mode(), roots, provider.clone())?;
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier));
+    Ok(match tls.identity() {
+        Some(identity) => {
+            builder.with_client_auth_cert(identity.certs.clone(), identity.key.clone_key())?
+        }
+        None => builder.with_no_client_auth(),
+    })
+}
+
+/// When `error` is a failed TLS handshake with the broker at `url`, what is wrong and which
+/// option of `tls` fixes it; `None` for every other error.
+pub fn problem(error: &lapin::Error, tls: &TlsConfig, url: &str) -> Option<String> {
+    let ErrorKind::IOError(io) = error.kind() else {
+        return None;
+    };
+    let rustls_error = diagnosis::rustls_error(io)?;
+    let uri: AMQPUri = url.parse().ok()?;
+    let host = uri.authority.host;
+    let server = format!("the broker {host}:{}", uri.authority.port);
+    Some(diagnosis::explain(rustls_error, &server, &host, tls))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_whatever_their_origin() {
+        assert_eq!(
+            check_url("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            Ok(false)
+        );
+        assert_eq!(check_url("amqps://u:p@broker.example.com/%2f"), Ok(true));
+        assert!(check_url("http://broker:5672").is_err());
+        assert!(check_url("amqp://u:p@host:notaport/%2f").is_err());
+    }
+
+    #[test]
+    fn every_mode_builds_a_client_configuration() {
+        for mode in [
+            crate::TlsMode::Required,
+            crate::TlsMode::VerifyCa,
+            crate::TlsMode::VerifyIdentity,
+        ] {
+            let mut tls = TlsConfig::with_mode(mode);
+            tls.resolve_broker("broker.tls", true, std::path::Path::new("."))
+                .unwrap();
+            client_config(&tls).unwrap();
+        }
+    }
+}
