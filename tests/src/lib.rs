@@ -39,6 +39,6 @@ pub use rabbit::{
     unique_name, BrokerCleanup, QueueReader, RabbitNode, Received,
 };
 pub use service_process::{
-    bridge_bin, logs_of, pusher_bin, BridgeProcess, PusherProcess, ServiceProcess,
+    bridge_bin, logs_of, pusher_bin, start_sync, BridgeProcess, PusherProcess, ServiceProcess,
 };
 pub use util::{free_port, test_servers_dir, workspace_root};

@@ -72,8 +72,10 @@ pub enum ColumnDecoder {
     Decimal,
     /// Character data, decoded by its column's character set.
     Text(Charset),
-    /// BINARY, VARBINARY, BLOB, GEOMETRY (its WKB): published as base64.
+    /// BINARY, VARBINARY, BLOB: published as base64.
     Binary,
+    /// GEOMETRY: the server stores a 4-byte SRID then the WKB; the WKB is published as base64.
+    Geometry,
     /// A BLOB-family column neither the binlog nor the catalog types (dropped since this binlog
     /// was written): text when the bytes are UTF-8, base64 otherwise.
     TextOrBinary,
@@ -179,7 +181,7 @@ fn utf8(bytes: Vec<u8>) -> Result<String, DecodeError> {
 
 impl ColumnDecoder {
     pub fn is_binary(&self) -> bool {
-        matches!(self, ColumnDecoder::Binary)
+        matches!(self, ColumnDecoder::Binary | ColumnDecoder::Geometry)
     }
 
     pub fn describe(&self) -> &'static str {
@@ -189,6 +191,7 @@ impl ColumnDecoder {
             ColumnDecoder::Decimal => "decimal",
             ColumnDecoder::Text(_) => "text",
             ColumnDecoder::Binary => "binary",
+            ColumnDecoder::Geometry => "geometry",
             ColumnDecoder::TextOrBinary => "blob",
             ColumnDecoder::JsonText | ColumnDecoder::MySqlJson => "json",
             ColumnDecoder::Enum(_) => "enum",
@@ -223,6 +226,12 @@ impl ColumnDecoder {
             }
             (ColumnDecoder::Text(_), Cell::Utf8(bytes)) => Value::String(utf8(bytes)?),
             (ColumnDecoder::Binary, Cell::Bytes(bytes) | Cell::Utf8(bytes)) => base64(&bytes),
+            (ColumnDecoder::Geometry, Cell::Bytes(bytes) | Cell::Utf8(bytes)) => {
+                let wkb = bytes.get(4..).ok_or_else(|| {
+                    DecodeError::Malformed("a GEOMETRY value shorter than its SRID".into())
+                })?;
+                base64(wkb)
+            }
             (ColumnDecoder::TextOrBinary, Cell::Bytes(bytes) | Cell::Utf8(bytes)) => {
                 match String::from_utf8(bytes) {
                     Ok(text) => Value::String(text),
@@ -452,6 +461,22 @@ mod tests {
                 .unwrap(),
             json!({"a": [1, 2]})
         );
+    }
+
+    #[test]
+    fn geometry_is_its_wkb_without_the_srid() {
+        // POINT(1 2), SRID 0: 4 bytes of SRID, then the WKB.
+        let mut stored = vec![0, 0, 0, 0, 1, 1, 0, 0, 0];
+        stored.extend(1f64.to_le_bytes());
+        stored.extend(2f64.to_le_bytes());
+        let wkb = base64::engine::general_purpose::STANDARD.encode(&stored[4..]);
+        assert_eq!(
+            ColumnDecoder::Geometry.decode(Cell::Bytes(stored)).unwrap(),
+            json!(wkb)
+        );
+        assert!(ColumnDecoder::Geometry
+            .decode(Cell::Bytes(vec![0]))
+            .is_err());
     }
 
     #[test]

@@ -133,6 +133,68 @@ pub fn mariadb_gtid_list(data: &[u8]) -> Option<String> {
     Some(items.join(","))
 }
 
+/// What a statement-format query event changes: `None` when it is no row change (BEGIN, DDL,
+/// SAVEPOINT...); otherwise the target table when the statement names one plainly
+/// (`INSERT|REPLACE [INTO] t`, `UPDATE t`, `DELETE FROM t`, `LOAD DATA ... INTO TABLE t`),
+/// `Some(None)` when it cannot be told (the caller then fails closed).
+pub fn dml_target(sql: &str, default_database: &str) -> Option<Option<(String, String)>> {
+    let mut text = sql.trim_start();
+    // Leading comments (`/* ... */`) the server or a client may add.
+    while let Some(rest) = text.strip_prefix("/*") {
+        text = rest
+            .split_once("*/")
+            .map(|(_, r)| r)
+            .unwrap_or("")
+            .trim_start();
+    }
+    let lower = text.to_ascii_lowercase();
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    let originals: Vec<&str> = text.split_whitespace().collect();
+    let first = *words.first()?;
+    let skip = |from: usize, fillers: &[&str]| {
+        let mut i = from;
+        while words.get(i).is_some_and(|w| fillers.contains(w)) {
+            i += 1;
+        }
+        i
+    };
+    let at = match first {
+        "insert" | "replace" => skip(
+            1,
+            &["low_priority", "delayed", "high_priority", "ignore", "into"],
+        ),
+        "update" => skip(1, &["low_priority", "ignore"]),
+        "delete" => {
+            let i = skip(1, &["low_priority", "quick", "ignore"]);
+            if words.get(i) != Some(&"from") {
+                return Some(None);
+            }
+            i + 1
+        }
+        "load" => match words.iter().position(|w| *w == "table") {
+            Some(i) => i + 1,
+            None => return Some(None),
+        },
+        _ => return None,
+    };
+    let Some(token) = originals.get(at) else {
+        return Some(None);
+    };
+    let name = token.split(['(', ',', ';']).next().unwrap_or_default();
+    if name.is_empty() || words.get(at + 1).is_some_and(|w| w.starts_with(',')) {
+        return Some(None);
+    }
+    let parts: Vec<String> = name
+        .split('.')
+        .map(|p| p.trim_matches('`').to_string())
+        .collect();
+    Some(match parts.as_slice() {
+        [table] => Some((default_database.to_string(), table.clone())),
+        [database, table] => Some((database.clone(), table.clone())),
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +226,31 @@ mod tests {
         assert_eq!(kind(200, IGNORABLE_FLAG), Kind::Skip);
         assert_eq!(kind(41, 0), Kind::Heartbeat);
         assert_eq!(kind(26, 0), Kind::Incident);
+    }
+
+    #[test]
+    fn statement_changes_name_their_table() {
+        let t = |sql: &str| dml_target(sql, "app");
+        assert_eq!(t("BEGIN"), None);
+        assert_eq!(t("CREATE TABLE x (id INT)"), None);
+        assert_eq!(
+            t("INSERT INTO items VALUES (1)"),
+            Some(Some(("app".into(), "items".into())))
+        );
+        assert_eq!(
+            t("/* app */ insert ignore into `shop`.`items`(id) values (1)"),
+            Some(Some(("shop".into(), "items".into())))
+        );
+        assert_eq!(
+            t("UPDATE items SET n = 1"),
+            Some(Some(("app".into(), "items".into())))
+        );
+        assert_eq!(
+            t("DELETE FROM items WHERE id = 2"),
+            Some(Some(("app".into(), "items".into())))
+        );
+        assert_eq!(t("DELETE a FROM items a JOIN other b"), Some(None));
+        assert_eq!(t("UPDATE a , b SET a.n = b.n"), Some(None));
     }
 
     #[test]

@@ -166,6 +166,19 @@ pub enum SourceError {
         columns: String,
     },
     #[error(
+        "binlog {file}:{pos} holds a statement-format change of {table} ({statement}): its \
+         rows are not in the binlog. Some session wrote it with binlog_format STATEMENT or MIXED \
+         (SET SESSION binlog_format changes the global setting the bridge checked at start); the \
+         bridge stops rather than miss the change. Make every client keep binlog_format=ROW, \
+         then re-sync the partners for this table"
+    )]
+    StatementFormat {
+        table: String,
+        statement: String,
+        file: String,
+        pos: u64,
+    },
+    #[error(
         "binlog {file}:{pos}: a rows event names table id {table_id}, which no table map \
          described; the binlog is not one this bridge can follow"
     )]

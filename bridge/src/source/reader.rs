@@ -399,6 +399,28 @@ impl Reader {
                     .map_err(|e| self.parse_error(event_pos, "query", e))?;
                 let sql = query.query();
                 let sql = sql.trim();
+                if let Some(target) = events::dml_target(sql, &query.schema()) {
+                    let captured = match &target {
+                        Some((database, table)) => {
+                            self.params.filter.captures_table(database, table)
+                        }
+                        None => true,
+                    };
+                    if captured {
+                        let mut statement: String = sql.chars().take(120).collect();
+                        if statement.len() < sql.len() {
+                            statement.push_str("...");
+                        }
+                        return Err(SourceError::StatementFormat {
+                            table: target
+                                .map(|(d, t)| format!("captured table {d}.{t}"))
+                                .unwrap_or_else(|| "a table that may be captured".into()),
+                            statement,
+                            file: self.file.to_string(),
+                            pos: event_pos,
+                        });
+                    }
+                }
                 if sql.eq_ignore_ascii_case("BEGIN") {
                     self.begin(header.timestamp());
                 } else if sql.eq_ignore_ascii_case("COMMIT")

@@ -218,6 +218,14 @@ fn read_cell<'a>(buf: &mut ParseBuf<'a>, column: &'a WireColumn) -> Result<Cell,
                 .rev()
                 .fold(0u64, |acc, &x| (acc << 8) | u64::from(x)),
         ),
+        (MYSQL_TYPE_STRING, SqlValue::Bytes(mut b)) if column.binary_length.is_some() => {
+            // Trailing zero bytes of a BINARY(n) value are not in the binlog.
+            let n = column.binary_length.unwrap_or(0);
+            if b.len() < n {
+                b.resize(n, 0);
+            }
+            Cell::Bytes(b)
+        }
         (
             MYSQL_TYPE_VARCHAR
             | MYSQL_TYPE_VAR_STRING
@@ -257,6 +265,7 @@ mod tests {
             column_type,
             meta: meta.to_vec(),
             unsigned,
+            binary_length: None,
         }
     }
 

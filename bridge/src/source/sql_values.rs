@@ -101,9 +101,11 @@ pub fn decoder_for(
                 text()?
             }
         }
-        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "geometry"
-        | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
-        | "multipolygon" | "geometrycollection" => ColumnDecoder::Binary,
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
+            ColumnDecoder::Binary
+        }
+        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+        | "multipolygon" | "geometrycollection" => ColumnDecoder::Geometry,
         "enum" => ColumnDecoder::Enum(parse_value_list(column_type)),
         "set" => ColumnDecoder::Set(parse_value_list(column_type)),
         "bit" => ColumnDecoder::Bit,
@@ -267,6 +269,7 @@ pub fn sql_cell(decoder: &ColumnDecoder, value: SqlValue) -> Result<Cell, Decode
         // strings arrive as their bytes, text in the connection's UTF-8.
         ColumnDecoder::Text(_)
         | ColumnDecoder::Binary
+        | ColumnDecoder::Geometry
         | ColumnDecoder::TextOrBinary
         | ColumnDecoder::JsonText
         | ColumnDecoder::MySqlJson => match value {

@@ -50,7 +50,8 @@ pub struct BadTableMap {
     pub reason: String,
 }
 
-/// Numeric columns in the sense of the SIGNEDNESS field.
+/// Numeric columns in the sense of the SIGNEDNESS field: YEAR is one (seen on MariaDB 10.11:
+/// a YEAR column takes a flag, and counting it wrong shifts every later column's sign).
 pub fn is_numeric(column_type: Option<ColumnType>) -> bool {
     use ColumnType::*;
     let Some(column_type) = column_type else {
@@ -66,6 +67,7 @@ pub fn is_numeric(column_type: Option<ColumnType>) -> bool {
             | MYSQL_TYPE_NEWDECIMAL
             | MYSQL_TYPE_FLOAT
             | MYSQL_TYPE_DOUBLE
+            | MYSQL_TYPE_YEAR
     )
 }
 
@@ -335,15 +337,15 @@ mod tests {
             col(MYSQL_TYPE_DOUBLE),
         ];
         let mut data = Vec::new();
-        // Two numeric columns (YEAR is not one): the first is unsigned.
-        data.extend(field(1, &[0b1000_0000]));
+        // Three numeric columns (YEAR is one): the first two are unsigned.
+        data.extend(field(1, &[0b1100_0000]));
         // Default collation 45 (utf8mb4), the first character column 8 (latin1).
         data.extend(field(2, &[45, 0, 8]));
         data.extend(field(4, b"\x02id\x01y\x01n\x01e\x01d"));
         data.extend(field(6, b"\x02\x01a\x01b"));
         data.extend(field(8, &[0]));
         let meta = parse_optional(&data, &columns).unwrap();
-        assert_eq!(meta.unsigned, Some(vec![true, false]));
+        assert_eq!(meta.unsigned, Some(vec![true, true, false]));
         assert_eq!(meta.collations, Some(vec![8]));
         assert_eq!(
             meta.names,

@@ -29,6 +29,14 @@ pub struct WireColumn {
     pub column_type: ColumnType,
     pub meta: Vec<u8>,
     pub unsigned: bool,
+    /// BINARY(n): the binlog drops trailing zero bytes, which the value has (n bytes).
+    pub binary_length: Option<usize>,
+}
+
+/// The byte length of a CHAR/BINARY column from its metadata (real type, length byte).
+fn fixed_length(meta: &[u8]) -> Option<usize> {
+    let (byte0, byte1) = (usize::from(*meta.first()?), usize::from(*meta.get(1)?));
+    Some(byte1 | (((byte0 & 0x30) ^ 0x30) << 4))
 }
 
 #[derive(Debug)]
@@ -212,7 +220,8 @@ impl TableSchema {
                     }
                 }
                 MYSQL_TYPE_JSON => ColumnDecoder::MySqlJson,
-                MYSQL_TYPE_GEOMETRY | MYSQL_TYPE_VECTOR => ColumnDecoder::Binary,
+                MYSQL_TYPE_GEOMETRY => ColumnDecoder::Geometry,
+                MYSQL_TYPE_VECTOR => ColumnDecoder::Binary,
                 MYSQL_TYPE_ENUM => {
                     enum_index += 1;
                     ColumnDecoder::Enum(
@@ -254,6 +263,10 @@ impl TableSchema {
                 return Err(unsupported());
             }
             let is_excluded = excluded.is_some_and(|set| set.contains(&name));
+            let binary_length = (column_type == MYSQL_TYPE_STRING
+                && decoder == ColumnDecoder::Binary)
+                .then(|| fixed_length(&column.meta))
+                .flatten();
             columns.push(ColumnSpec {
                 name,
                 decoder,
@@ -263,6 +276,7 @@ impl TableSchema {
                 column_type,
                 meta: column.meta.clone(),
                 unsigned,
+                binary_length,
             });
         }
 
@@ -361,6 +375,8 @@ mod tests {
             }
         );
         assert!(wire[4].unsigned);
+        assert_eq!(wire[0].binary_length, Some(16));
+        assert_eq!(wire[1].binary_length, None);
         assert_eq!(
             schema.binary_columns,
             vec!["id".to_string(), "b".to_string()]
