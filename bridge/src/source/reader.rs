@@ -178,13 +178,15 @@ impl Reader {
                 }
             }
             // The connection broke: worth reconnecting, as often as it takes.
+            // (A closed connection reads as an unexpected end of file named so; the parser's
+            // own end-of-buffer errors are read failures.)
             Error::Io(IoError::Io(ref io))
                 if !matches!(
                     io.kind(),
                     std::io::ErrorKind::InvalidData
                         | std::io::ErrorKind::UnexpectedEof
                         | std::io::ErrorKind::Other
-                ) =>
+                ) || io.to_string().contains("connection closed") =>
             {
                 SourceError::Lost {
                     file: self.file.to_string(),
@@ -192,6 +194,11 @@ impl Reader {
                     message,
                 }
             }
+            Error::Driver(mysql_async::DriverError::ConnectionClosed) => SourceError::Lost {
+                file: self.file.to_string(),
+                pos: self.pos,
+                message,
+            },
             // An event that cannot be parsed (or a packet the client refuses): read again once.
             _ => SourceError::Read {
                 file: self.file.to_string(),
