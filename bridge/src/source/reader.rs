@@ -309,7 +309,12 @@ impl Reader {
             self.pos = log_pos;
         }
         match kind {
-            Kind::Rotate | Kind::Skip => {}
+            Kind::Rotate => {}
+            Kind::Skip => {
+                if header.flags_raw() & events::IGNORABLE_FLAG != 0 {
+                    tracing::debug!(code, file = %self.file, pos = event_pos, "skipping an event the server marks ignorable");
+                }
+            }
             Kind::Refuse { what, fix } => {
                 return Err(SourceError::UnsupportedEvent {
                     what,
