@@ -40,8 +40,6 @@ pub enum BridgeError {
     Publish(#[from] PublishError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    #[error("cannot start the binlog reader thread: {0}")]
-    Thread(std::io::Error),
 }
 
 /// How many events the reader may run ahead of the pipeline. The dedup buffer behind it is the
@@ -96,6 +94,8 @@ pub async fn run(
 
     let mut signal_ready = false;
     let mut backoff = Backoff::new();
+    // A read that fails again at the same position after a reconnect is fatal.
+    let mut retry_guard = source::RetryGuard::default();
     loop {
         if *stop.borrow() {
             break;
@@ -179,14 +179,11 @@ pub async fn run(
         };
         tracing::info!(server = %facts.version, server_id = facts.server_id, "database checks passed");
 
-        let handle = tokio::runtime::Handle::current();
         let lookup_config = config.source.clone();
         let is_mariadb = facts.is_mariadb;
         let params = SourceParams {
-            host: config.source.host.clone(),
-            port: config.source.port,
-            user: config.source.user.clone(),
-            password: config.source.password.clone(),
+            opts: preflight::connection_opts(&config.source),
+            is_mariadb,
             server_id: config.source.server_id,
             heartbeat: Duration::from_secs(config.source.heartbeat_secs),
             start,
@@ -194,18 +191,19 @@ pub async fn run(
             filter: filter.clone(),
             catalog: catalog.tables,
             lookup: Box::new(move |database, table| {
-                handle.block_on(async {
-                    let mut conn = preflight::connect(&lookup_config).await.ok()?;
+                let source = lookup_config.clone();
+                Box::pin(async move {
+                    let mut conn = preflight::connect(&source).await.ok()?;
                     let found = schema_catalog::inspect(
                         &mut conn,
                         is_mariadb,
-                        &[database.to_string()],
-                        Some(table),
+                        std::slice::from_ref(&database),
+                        Some(&table),
                     )
                     .await
                     .ok()?;
                     let _ = conn.disconnect().await;
-                    found.table(database, table).cloned()
+                    found.table(&database, &table).cloned()
                 })
             }),
             signal_table: signal_table.clone(),
@@ -259,6 +257,10 @@ pub async fn run(
         if session_started.elapsed() > Duration::from_secs(60) {
             backoff = Backoff::new();
         }
+        let end = match end {
+            SessionEnd::SourceFailed(error) => SessionEnd::SourceFailed(retry_guard.check(error)),
+            other => other,
+        };
         match end {
             SessionEnd::Stopped => break,
             SessionEnd::SourceFailed(error) if error.is_retryable() => {
@@ -377,7 +379,7 @@ impl Session<'_> {
         mut stop: watch::Receiver<bool>,
     ) -> Result<SessionEnd, BridgeError> {
         let (tx, mut rx) = mpsc::channel(SOURCE_CHANNEL);
-        source::spawn(params, tx).map_err(BridgeError::Thread)?;
+        source::spawn(params, tx);
         let watchdog = Duration::from_secs(self.config.source.heartbeat_secs * 3 + 5);
         let heartbeat_every = Duration::from_secs(self.config.broker.heartbeat_secs);
         let mut last_event = Instant::now();

@@ -330,10 +330,7 @@ pub async fn run(
         None => return Err(PreflightError::NoRowMetadata),
         value => require("binlog_row_metadata", value, "FULL")?,
     }
-    // MySQL 8.0.20+: compressed transactions hide their rows inside one payload event.
-    if let Some(value) = variable(&mut conn, "binlog_transaction_compression").await? {
-        require("binlog_transaction_compression", Some(value), "OFF")?;
-    }
+    // MySQL 8.0.20+ compressed transactions (binlog_transaction_compression) are decoded.
     // MariaDB: compressed events are a different event type the reader does not know.
     if let Some(value) = variable(&mut conn, "log_bin_compress").await? {
         require("log_bin_compress", Some(value), "OFF")?;

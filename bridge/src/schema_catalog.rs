@@ -1,7 +1,9 @@
-//! Facts about captured tables that the binlog does not carry: which BLOB-family columns hold
-//! text, which hold MariaDB JSON, which string columns the binlog reader cannot decode.
+//! Facts about captured tables that the binlog does not carry: which LONGTEXT holds MariaDB
+//! JSON, each text column's character set (when the binlog names a collation the bridge does
+//! not know), which string columns the bridge cannot decode.
 //! Read from information_schema at start, and again for a table the bridge meets later.
 
+use crate::source::charset::Charset;
 use mysql_async::prelude::Queryable;
 use std::collections::HashMap;
 
@@ -18,25 +20,22 @@ impl ColumnFacts {
         self.charset.is_some()
     }
 
-    /// Why the binlog reader would fail on this column's values, if it would. The reader
-    /// decodes CHAR/VARCHAR/BINARY/VARBINARY as UTF-8 and drops the whole rows event when that
-    /// fails, so such columns must hold UTF-8 (or ASCII) text.
+    /// Why the binlog reader could not decode this column's values, if it could not: text in a
+    /// character set the bridge does not read (a start-up refusal naming the column beats a
+    /// stop in the middle of the night).
     pub fn unreadable_reason(&self) -> Option<String> {
         match self.data_type.as_str() {
-            "binary" | "varbinary" => Some(format!(
-                "{} holds raw bytes, which the binlog reader can only read when they happen to be \
-                 UTF-8; change it to BLOB (published as base64) or exclude the table",
-                self.data_type.to_uppercase()
-            )),
-            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => {
-                match self.charset.as_deref() {
-                    Some("utf8mb4" | "utf8mb3" | "utf8" | "ascii") | None => None,
-                    Some(other) => Some(format!(
-                        "character set {other} is not UTF-8; convert the column (ALTER TABLE ... \
-                         CONVERT TO CHARACTER SET utf8mb4) or exclude the table"
-                    )),
-                }
-            }
+            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum"
+            | "set" => match self.charset.as_deref() {
+                None => None,
+                Some(name) if Charset::from_name(name).is_some() => None,
+                Some(other) => Some(format!(
+                    "character set {other} cannot be decoded by the bridge (it reads {}); convert \
+                     the column (ALTER TABLE ... CONVERT TO CHARACTER SET utf8mb4) or exclude \
+                     the table",
+                    Charset::SUPPORTED
+                )),
+            },
             _ => None,
         }
     }
@@ -147,14 +146,15 @@ mod tests {
     }
 
     #[test]
-    fn non_utf8_and_binary_string_columns_are_unreadable() {
+    fn only_charsets_the_bridge_cannot_decode_are_unreadable() {
         let col = |t: &str, cs: Option<&str>| ColumnFacts {
             data_type: t.into(),
             charset: cs.map(Into::into),
             is_json: false,
         };
-        assert!(col("varchar", Some("latin1")).unreadable_reason().is_some());
-        assert!(col("varbinary", None).unreadable_reason().is_some());
+        assert!(col("varchar", Some("latin1")).unreadable_reason().is_none());
+        assert!(col("varchar", Some("gbk")).unreadable_reason().is_some());
+        assert!(col("varbinary", None).unreadable_reason().is_none());
         assert!(col("varchar", Some("utf8mb4"))
             .unreadable_reason()
             .is_none());

@@ -6,8 +6,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// `YYYY-MM-DDTHH:MM:SS[.fff]Z` for milliseconds since the epoch; `fraction_digits` (0..=3)
 /// fractional digits are written, never more than the source had.
 pub fn rfc3339_utc_millis(millis: i64, fraction_digits: u32) -> String {
-    let secs = millis.div_euclid(1000);
-    let ms = millis.rem_euclid(1000);
+    rfc3339_utc_micros(
+        millis.div_euclid(1000),
+        (millis.rem_euclid(1000) * 1000) as u32,
+        fraction_digits.min(3),
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` for seconds since the epoch and microseconds;
+/// `fraction_digits` (0..=6) fractional digits are written.
+pub fn rfc3339_utc_micros(secs: i64, micros: u32, fraction_digits: u32) -> String {
     let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
     let mut text = format!(
@@ -16,16 +24,17 @@ pub fn rfc3339_utc_millis(millis: i64, fraction_digits: u32) -> String {
         (sod / 60) % 60,
         sod % 60
     );
-    push_fraction(&mut text, ms as u32, fraction_digits);
+    push_fraction(&mut text, micros, fraction_digits);
     text.push('Z');
     text
 }
 
-/// Appends `.ddd` cut to `digits` digits (0 to 3) of a millisecond value.
-pub fn push_fraction(text: &mut String, millis: u32, digits: u32) {
-    let digits = digits.min(3);
+/// Appends `.dddddd` cut to `digits` digits (0 to 6) of a microsecond value: the digits a
+/// column of that precision holds, never rounded.
+pub fn push_fraction(text: &mut String, micros: u32, digits: u32) {
+    let digits = digits.min(6);
     if digits > 0 {
-        let value = millis / 10u32.pow(3 - digits);
+        let value = micros.min(999_999) / 10u32.pow(6 - digits);
         text.push('.');
         text.push_str(&format!("{value:0width$}", width = digits as usize));
     }
@@ -59,6 +68,21 @@ mod tests {
             "2024-02-29T12:34:56.78Z"
         );
         assert_eq!(rfc3339_utc_millis(-1_000, 0), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn microseconds_keep_every_digit_asked_for() {
+        assert_eq!(
+            rfc3339_utc_micros(1_709_251_198, 123_456, 6),
+            "2024-02-29T23:59:58.123456Z"
+        );
+        assert_eq!(
+            rfc3339_utc_micros(1_709_251_198, 120_000, 2),
+            "2024-02-29T23:59:58.12Z"
+        );
+        let mut text = String::new();
+        push_fraction(&mut text, 5, 6);
+        assert_eq!(text, ".000005");
     }
 
     #[test]

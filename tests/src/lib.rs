@@ -40,7 +40,7 @@ pub use rabbit::{
     unique_name, BrokerCleanup, QueueReader, RabbitNode, Received,
 };
 pub use service_process::{
-    bridge_bin, logs_of, pusher_bin, BridgeProcess, PusherProcess, ServiceProcess,
+    bridge_bin, logs_of, pusher_bin, start_sync, BridgeProcess, PusherProcess, ServiceProcess,
 };
 pub use tls::{Certificate, TestCa, TlsEntry};
 pub use util::{free_port, last_logged_number, test_servers_dir, workspace_root};

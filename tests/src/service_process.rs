@@ -47,6 +47,18 @@ impl Service for Pusher {
 }
 
 pub type BridgeProcess = ServiceProcess<Bridge>;
+
+/// `bridge sync start --queue QUEUE --tables TABLES` with `toml`; asserts it succeeded and
+/// returns its output.
+pub fn start_sync(toml: &str, queue: &str, tables: &str) -> String {
+    let (status, output) = BridgeProcess::run_to_exit(
+        toml,
+        &["sync", "start", "--queue", queue, "--tables", tables],
+        Duration::from_secs(60),
+    );
+    assert!(status.success(), "`bridge sync start` failed:\n{output}");
+    output
+}
 pub type PusherProcess = ServiceProcess<Pusher>;
 
 static BRIDGE_BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();

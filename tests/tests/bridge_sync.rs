@@ -21,7 +21,7 @@ use change_message::{Message, RowChange};
 use mysql_async::prelude::Queryable;
 use serde_json::{json, Value};
 use system_tests::{
-    bridge_config, declare_bound_queue, delete_exchange, delete_queue, shared_amqp_url,
+    bridge_config, declare_bound_queue, delete_exchange, delete_queue, shared_amqp_url, start_sync,
     unique_name, BridgeProcess, MariaDb, QueueReader,
 };
 
@@ -262,16 +262,6 @@ fn compare(replica: &Replica, db: &BTreeMap<i64, Value>) {
         db.len(),
         diffs.join("\n")
     );
-}
-
-fn start_sync(toml: &str, queue: &str, tables: &str) -> String {
-    let (status, output) = BridgeProcess::run_to_exit(
-        toml,
-        &["sync", "start", "--queue", queue, "--tables", tables],
-        Duration::from_secs(60),
-    );
-    assert!(status.success(), "`bridge sync start` failed:\n{output}");
-    output
 }
 
 /// Reads the queue into `replica` until it stays empty for a moment.

@@ -420,8 +420,6 @@ async fn the_pusher_reads_the_source_database_over_tls_and_names_database_tls_wh
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the binlog reader that connects with preflight::connection_opts (TLS); \
-            the mysql_cdc reader has no TLS"]
 async fn the_bridge_captures_and_syncs_end_to_end_from_a_server_that_requires_tls() {
     let ca = TestCa::new("Test CA");
     let node = RabbitNode::start_with_tls(&ca.server("broker", &["127.0.0.1"]), &ca);

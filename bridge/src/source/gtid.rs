@@ -1,7 +1,7 @@
 //! The GTID state at a transaction boundary, in the server's own notation, so the checkpoint
 //! names a position that survives a failover to another server of the same topology:
 //! MariaDB's GTID list (`domain-server-seq` per domain) or MySQL's GTID set
-//! (`uuid:1-100:105,uuid2:1-7`).
+//! (`uuid:1-100:105,uuid2:1-7`, with MySQL 8.4's tagged GTIDs `uuid:1-5:tag:1-3`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,8 +25,8 @@ fn invalid(text: &str, reason: &'static str) -> GtidError {
 pub enum GtidState {
     /// Per replication domain, the last GTID: domain -> (server_id, sequence).
     MariaDb(BTreeMap<u32, (u32, u64)>),
-    /// Per source uuid, the executed transaction numbers as sorted, disjoint, non-adjacent
-    /// inclusive intervals.
+    /// Per source uuid (and tag: `uuid` or `uuid:tag`), the executed transaction numbers as
+    /// sorted, disjoint, non-adjacent inclusive intervals.
     MySql(BTreeMap<String, Vec<(u64, u64)>>),
 }
 
@@ -50,26 +50,40 @@ impl GtidState {
             if !is_uuid(&uuid) {
                 return Err(invalid(text, "not a uuid before ':'"));
             }
+            let mut key = uuid.clone();
+            let mut pending_tag = false;
             let mut any = false;
-            for range in parts {
-                any = true;
-                let (start, end) = match range.split_once('-') {
-                    Some((a, b)) => (a.trim().parse(), b.trim().parse()),
-                    None => (range.trim().parse(), range.trim().parse()),
-                };
-                let (Ok(start), Ok(end)) = (start, end) else {
-                    return Err(invalid(text, "interval is not numbers"));
-                };
-                if start == 0 || end < start {
-                    return Err(invalid(text, "interval must be n or n-m with 1 <= n <= m"));
+            for range in parts.map(str::trim) {
+                if range.starts_with(|c: char| c.is_ascii_digit()) {
+                    any = true;
+                    pending_tag = false;
+                    let (start, end) = match range.split_once('-') {
+                        Some((a, b)) => (a.trim().parse(), b.trim().parse()),
+                        None => (range.parse(), range.parse()),
+                    };
+                    let (Ok(start), Ok(end)) = (start, end) else {
+                        return Err(invalid(text, "interval is not numbers"));
+                    };
+                    if start == 0 || end < start {
+                        return Err(invalid(text, "interval must be n or n-m with 1 <= n <= m"));
+                    }
+                    let intervals = set.entry(key.clone()).or_default();
+                    intervals.push((start, end));
+                    intervals.sort_unstable();
+                    coalesce(intervals);
+                } else {
+                    if pending_tag {
+                        return Err(invalid(text, "a tag without intervals"));
+                    }
+                    key = format!(
+                        "{uuid}:{}",
+                        tag(range).ok_or_else(|| invalid(text, "not a tag"))?
+                    );
+                    pending_tag = true;
                 }
-                let intervals = set.entry(uuid.clone()).or_default();
-                intervals.push((start, end));
-                intervals.sort_unstable();
-                coalesce(intervals);
             }
-            if !any {
-                return Err(invalid(text, "a uuid without intervals"));
+            if !any || pending_tag {
+                return Err(invalid(text, "a uuid or tag without intervals"));
             }
         }
         Ok(GtidState::MySql(set))
@@ -83,18 +97,28 @@ impl GtidState {
                 domains.insert(domain, (server, seq));
             }
             GtidState::MySql(set) => {
-                let (uuid, n) = gtid
-                    .rsplit_once(':')
-                    .ok_or_else(|| invalid(gtid, "expected uuid:number"))?;
+                let parts: Vec<&str> = gtid.trim().split(':').collect();
+                let (uuid, tag_part, n) = match parts.as_slice() {
+                    [uuid, n] => (*uuid, None, *n),
+                    [uuid, t, n] => (*uuid, Some(*t), *n),
+                    _ => return Err(invalid(gtid, "expected uuid[:tag]:number")),
+                };
                 let uuid = uuid.trim().to_lowercase();
                 if !is_uuid(&uuid) {
                     return Err(invalid(gtid, "not a uuid before ':'"));
                 }
+                let key = match tag_part {
+                    Some(t) => format!(
+                        "{uuid}:{}",
+                        tag(t).ok_or_else(|| invalid(gtid, "not a tag"))?
+                    ),
+                    None => uuid,
+                };
                 let n: u64 = n
                     .trim()
                     .parse()
                     .map_err(|_| invalid(gtid, "transaction number is not a number"))?;
-                insert_number(set.entry(uuid).or_default(), n);
+                insert_number(set.entry(key).or_default(), n);
             }
         }
         Ok(())
@@ -112,6 +136,18 @@ fn parse_mariadb_gtid(item: &str) -> Result<(u32, u32, u64), GtidError> {
         (Ok(d), Ok(s), Ok(n)) => Ok((d, s, n)),
         _ => Err(invalid(item, "domain, server and sequence must be numbers")),
     }
+}
+
+/// A GTID tag (MySQL 8.4): a letter or `_`, then up to 31 letters, digits or `_`; compared
+/// without case (normalised to lower case).
+fn tag(text: &str) -> Option<String> {
+    let text = text.trim().to_lowercase();
+    let mut chars = text.chars();
+    let first = chars.next()?;
+    let ok = (first.is_ascii_lowercase() || first == '_')
+        && text.len() <= 32
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    ok.then_some(text)
 }
 
 fn is_uuid(text: &str) -> bool {
@@ -157,23 +193,41 @@ impl fmt::Display for GtidState {
                 f.write_str(&items.join(","))
             }
             GtidState::MySql(set) => {
-                let items: Vec<String> = set
-                    .iter()
-                    .map(|(uuid, intervals)| {
-                        let ranges: Vec<String> = intervals
-                            .iter()
-                            .map(|&(a, b)| {
-                                if a == b {
-                                    a.to_string()
-                                } else {
-                                    format!("{a}-{b}")
-                                }
-                            })
-                            .collect();
-                        format!("{uuid}:{}", ranges.join(":"))
-                    })
-                    .collect();
-                f.write_str(&items.join(","))
+                let ranges = |intervals: &[(u64, u64)]| {
+                    intervals
+                        .iter()
+                        .map(|&(a, b)| {
+                            if a == b {
+                                a.to_string()
+                            } else {
+                                format!("{a}-{b}")
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(":")
+                };
+                // Keys sort with `uuid` before `uuid:tag`: one item per uuid, its untagged
+                // intervals first, then each tag with its own.
+                let mut items: Vec<(String, String)> = Vec::new();
+                for (key, intervals) in set {
+                    let (uuid, tag) = match key.split_once(':') {
+                        Some((uuid, tag)) => (uuid, Some(tag)),
+                        None => (key.as_str(), None),
+                    };
+                    let part = match tag {
+                        Some(tag) => format!("{tag}:{}", ranges(intervals)),
+                        None => ranges(intervals),
+                    };
+                    match items.last_mut() {
+                        Some((last, text)) if last == uuid => {
+                            text.push(':');
+                            text.push_str(&part);
+                        }
+                        _ => items.push((uuid.to_string(), format!("{uuid}:{part}"))),
+                    }
+                }
+                let texts: Vec<String> = items.into_iter().map(|(_, t)| t).collect();
+                f.write_str(&texts.join(","))
             }
         }
     }
@@ -220,6 +274,25 @@ mod tests {
         let mut empty = GtidState::parse_mysql("").unwrap();
         empty.observe(&format!("{A}:1")).unwrap();
         assert_eq!(empty.to_string(), format!("{A}:1"));
+    }
+
+    #[test]
+    fn tagged_gtids_keep_their_own_intervals_beside_the_untagged_ones() {
+        let mut state = GtidState::parse_mysql(&format!("{A}:1-5:Alpha:1-3:7")).unwrap();
+        assert_eq!(state.to_string(), format!("{A}:1-5:alpha:1-3:7"));
+        state.observe(&format!("{A}:alpha:4")).unwrap();
+        state.observe(&format!("{A}:6")).unwrap();
+        state.observe(&format!("{A}:b_2:1")).unwrap();
+        state.observe(&format!("{B}:zz:9")).unwrap();
+        assert_eq!(
+            state.to_string(),
+            format!("{A}:1-6:alpha:1-4:7:b_2:1,{B}:zz:9")
+        );
+        // The text it writes reads back the same.
+        assert_eq!(GtidState::parse_mysql(&state.to_string()).unwrap(), state);
+        assert!(GtidState::parse_mysql(&format!("{A}:tag")).is_err());
+        assert!(GtidState::parse_mysql(&format!("{A}:1-2:9bad:1")).is_err());
+        assert!(state.observe(&format!("{A}:bad-tag:1")).is_err());
     }
 
     #[test]

@@ -26,6 +26,8 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use mysql_common::binlog::jsonb;
+use mysql_common::io::ParseBuf;
 use serde_json::{Map, Number, Value};
 use std::fmt::Write as _;
 
@@ -33,23 +35,40 @@ use std::fmt::Write as _;
 /// is corruption or hostile input, and bounding it bounds our recursion.
 const MAX_DEPTH: usize = 100;
 
+#[cfg(test)]
 const TYPE_SMALL_OBJECT: u8 = 0x00;
+#[cfg(test)]
 const TYPE_LARGE_OBJECT: u8 = 0x01;
+#[cfg(test)]
 const TYPE_SMALL_ARRAY: u8 = 0x02;
+#[cfg(test)]
 const TYPE_LARGE_ARRAY: u8 = 0x03;
+#[cfg(test)]
 const TYPE_LITERAL: u8 = 0x04;
+#[cfg(test)]
 const TYPE_INT16: u8 = 0x05;
+#[cfg(test)]
 const TYPE_UINT16: u8 = 0x06;
+#[cfg(test)]
 const TYPE_INT32: u8 = 0x07;
+#[cfg(test)]
 const TYPE_UINT32: u8 = 0x08;
+#[cfg(test)]
 const TYPE_INT64: u8 = 0x09;
+#[cfg(test)]
 const TYPE_UINT64: u8 = 0x0a;
+#[cfg(test)]
 const TYPE_DOUBLE: u8 = 0x0b;
+#[cfg(test)]
 const TYPE_STRING: u8 = 0x0c;
+#[cfg(test)]
 const TYPE_OPAQUE: u8 = 0x0f;
 
+#[cfg(test)]
 const LITERAL_NULL: u8 = 0x00;
+#[cfg(test)]
 const LITERAL_TRUE: u8 = 0x01;
+#[cfg(test)]
 const LITERAL_FALSE: u8 = 0x02;
 
 // MySQL `enum_field_types` values that opaque values can carry and that we
@@ -65,46 +84,15 @@ const FIELD_NEWDECIMAL: u8 = 246;
 const DIGITS_PER_WORD: usize = 9;
 const DIG2BYTES: [usize; DIGITS_PER_WORD + 1] = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4];
 
-/// Why a JSON column value could not be decoded. Offsets are byte positions in
-/// the column value, so a report can be matched against a hex dump of the
-/// event.
+/// Why a JSON column value could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JsonDecodeError {
-    #[error("truncated: {what} ends at offset {end}, past end of {len}-byte document")]
-    Truncated {
-        what: &'static str,
-        end: usize,
-        len: usize,
-    },
-    #[error(
-        "{what} at offsets {start}..{end} overruns its enclosing container, which ends at offset {limit}"
-    )]
-    OutsideContainer {
-        what: &'static str,
-        start: usize,
-        end: usize,
-        limit: usize,
-    },
-    #[error(
-        "container at offset {offset} declares {count} entries, whose header does not fit in its {size} bytes"
-    )]
-    HeaderTooLarge {
-        offset: usize,
-        count: usize,
-        size: usize,
-    },
-    #[error("unknown value type {type_byte:#04x} at offset {offset}")]
-    UnknownType { type_byte: u8, offset: usize },
-    #[error(
-        "unknown literal {literal:#04x} at offset {offset} (expected 0x00 null, 0x01 true or 0x02 false)"
-    )]
-    UnknownLiteral { literal: u8, offset: usize },
-    #[error("{what} at offset {offset} is not valid UTF-8")]
-    InvalidUtf8 { what: &'static str, offset: usize },
-    #[error("variable-length length at offset {offset} does not fit in 32 bits")]
-    LengthOverflow { offset: usize },
-    #[error("double at offset {offset} is NaN or infinite, which JSON cannot represent")]
-    NonFiniteDouble { offset: usize },
+    #[error("malformed binary JSON: {0}")]
+    Malformed(String),
+    #[error("{what} is not valid UTF-8")]
+    InvalidUtf8 { what: &'static str },
+    #[error("a double is NaN or infinite, which JSON cannot represent")]
+    NonFiniteDouble,
     #[error("document nests deeper than {limit} levels")]
     TooDeep { limit: usize },
     #[error(
@@ -124,6 +112,8 @@ pub enum JsonDecodeError {
 type Result<T> = std::result::Result<T, JsonDecodeError>;
 
 /// Decodes one MySQL 8 binary JSON document (the bytes of a JSON column in a rows event).
+/// mysql_common reads the format (a lazy view over the bytes, each offset checked); this walks
+/// it into ordinary JSON.
 ///
 /// Scalars MySQL can hold but JSON cannot express become strings, so that no
 /// precision or meaning is silently lost on the way to consumers:
@@ -138,275 +128,108 @@ type Result<T> = std::result::Result<T, JsonDecodeError>;
 ///   how a consumer wants them rendered but must not drop them.
 ///
 /// An empty slice decodes to JSON null: MySQL logs a zero-length value for a
-/// JSON column in some cases, and treating it as "no document" keeps those
-/// rows flowing instead of stalling replication on an error.
+/// JSON column in some cases.
 ///
-/// Malformed input yields an error, never a panic: offsets are checked against
-/// both the document and the enclosing container, nesting is limited to 100
-/// levels, and the number of produced values is bounded by the document
-/// length so overlapping offsets cannot make the output explode.
+/// Malformed input yields an error: nesting is limited to 100 levels, and the number of
+/// produced values is bounded by the document length so overlapping offsets cannot make the
+/// output explode.
 pub fn decode(bytes: &[u8]) -> std::result::Result<Value, JsonDecodeError> {
-    let Some(&type_byte) = bytes.first() else {
-        return Ok(Value::Null);
-    };
-    let mut decoder = Decoder {
-        doc: bytes,
-        budget: bytes.len(),
-    };
-    decoder.value(type_byte, 0, 1, bytes.len(), 0)
+    let mut buf = ParseBuf(bytes);
+    let value: jsonb::Value<'_> = buf
+        .parse(())
+        .map_err(|e| JsonDecodeError::Malformed(e.to_string()))?;
+    let mut budget = bytes.len().max(1);
+    walk(value, 0, &mut budget, bytes.len())
 }
 
-struct Decoder<'a> {
-    doc: &'a [u8],
-    /// Every value in a well-formed document owns at least one byte (a type
-    /// byte or a value entry), so a document can never legitimately produce
-    /// more values than it has bytes. Counting down from the length stops
-    /// crafted documents whose entries share offsets from expanding
-    /// exponentially.
-    budget: usize,
+fn malformed(e: std::io::Error) -> JsonDecodeError {
+    JsonDecodeError::Malformed(e.to_string())
 }
 
-impl<'a> Decoder<'a> {
-    /// Reads `len` bytes at `start`, refusing to cross the end of the
-    /// document or of the container the bytes belong to (`limit`).
-    fn bytes(
-        &self,
-        start: usize,
-        len: usize,
-        limit: usize,
-        what: &'static str,
-    ) -> Result<&'a [u8]> {
-        let end = start.saturating_add(len);
-        let truncated = JsonDecodeError::Truncated {
-            what,
-            end,
-            len: self.doc.len(),
-        };
-        if end > self.doc.len() {
-            return Err(truncated);
-        }
-        if end > limit {
-            return Err(JsonDecodeError::OutsideContainer {
-                what,
-                start,
-                end,
-                limit,
-            });
-        }
-        self.doc.get(start..end).ok_or(truncated)
-    }
+fn text(bytes: &[u8], what: &'static str) -> Result<String> {
+    std::str::from_utf8(bytes)
+        .map(str::to_owned)
+        .map_err(|_| JsonDecodeError::InvalidUtf8 { what })
+}
 
-    fn array<const N: usize>(
-        &self,
-        start: usize,
-        limit: usize,
-        what: &'static str,
-    ) -> Result<[u8; N]> {
-        let bytes = self.bytes(start, N, limit, what)?;
-        let mut out = [0u8; N];
-        out.copy_from_slice(bytes);
-        Ok(out)
-    }
-
-    fn byte(&self, start: usize, limit: usize, what: &'static str) -> Result<u8> {
-        let [b] = self.array::<1>(start, limit, what)?;
-        Ok(b)
-    }
-
-    /// Reads the 2- or 4-byte unsigned fields whose width depends on the
-    /// small/large container format.
-    fn uint(&self, start: usize, width: usize, limit: usize, what: &'static str) -> Result<usize> {
-        let value = if width == 4 {
-            u32::from_le_bytes(self.array::<4>(start, limit, what)?)
-        } else {
-            u32::from(u16::from_le_bytes(self.array::<2>(start, limit, what)?))
-        };
-        // u32 always fits the usize of the 32/64-bit targets we build for; a
-        // saturated value would simply fail the next bounds check.
-        Ok(usize::try_from(value).unwrap_or(usize::MAX))
-    }
-
-    /// Returns the decoded length and the position just after the prefix.
-    fn var_len(&self, start: usize, limit: usize) -> Result<(usize, usize)> {
-        let mut len: u64 = 0;
-        // Five groups of seven bits cover every u32; MySQL never writes more.
-        for i in 0..5 {
-            let pos = start.saturating_add(i);
-            let b = self.byte(pos, limit, "length prefix")?;
-            len |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                let len = u32::try_from(len)
-                    .map_err(|_| JsonDecodeError::LengthOverflow { offset: start })?;
-                let len = usize::try_from(len).unwrap_or(usize::MAX);
-                return Ok((len, pos.saturating_add(1)));
+fn walk(value: jsonb::Value<'_>, depth: usize, budget: &mut usize, len: usize) -> Result<Value> {
+    // Every value in a well-formed document owns at least one byte (a type byte or a value
+    // entry), so a document can never legitimately produce more values than it has bytes.
+    *budget = budget
+        .checked_sub(1)
+        .ok_or(JsonDecodeError::TooManyValues { len })?;
+    let container_depth = depth + 1;
+    let deep = || JsonDecodeError::TooDeep { limit: MAX_DEPTH };
+    use jsonb::Value as J;
+    Ok(match value {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(b),
+        J::I16(x) => x.into(),
+        J::U16(x) => x.into(),
+        J::I32(x) => x.into(),
+        J::U32(x) => x.into(),
+        J::I64(x) => x.into(),
+        J::U64(x) => x.into(),
+        J::F64(x) => Number::from_f64(x)
+            .map(Value::Number)
+            .ok_or(JsonDecodeError::NonFiniteDouble)?,
+        J::String(s) => Value::String(text(s.str_raw(), "string")?),
+        J::SmallArray(array) => {
+            if container_depth > MAX_DEPTH {
+                return Err(deep());
             }
-        }
-        Err(JsonDecodeError::LengthOverflow { offset: start })
-    }
-
-    /// Decodes the value of type `type_byte` (found at `type_at`) whose data
-    /// starts at `pos` and must end by `limit`. `depth` counts the containers
-    /// already entered.
-    fn value(
-        &mut self,
-        type_byte: u8,
-        type_at: usize,
-        pos: usize,
-        limit: usize,
-        depth: usize,
-    ) -> Result<Value> {
-        self.budget = self
-            .budget
-            .checked_sub(1)
-            .ok_or(JsonDecodeError::TooManyValues {
-                len: self.doc.len(),
-            })?;
-        match type_byte {
-            TYPE_SMALL_OBJECT => self.container(pos, limit, depth, true, false),
-            TYPE_LARGE_OBJECT => self.container(pos, limit, depth, true, true),
-            TYPE_SMALL_ARRAY => self.container(pos, limit, depth, false, false),
-            TYPE_LARGE_ARRAY => self.container(pos, limit, depth, false, true),
-            TYPE_LITERAL => match self.byte(pos, limit, "literal")? {
-                LITERAL_NULL => Ok(Value::Null),
-                LITERAL_TRUE => Ok(Value::Bool(true)),
-                LITERAL_FALSE => Ok(Value::Bool(false)),
-                literal => Err(JsonDecodeError::UnknownLiteral {
-                    literal,
-                    offset: pos,
-                }),
-            },
-            TYPE_INT16 => Ok(i16::from_le_bytes(self.array(pos, limit, "int16")?).into()),
-            TYPE_UINT16 => Ok(u16::from_le_bytes(self.array(pos, limit, "uint16")?).into()),
-            TYPE_INT32 => Ok(i32::from_le_bytes(self.array(pos, limit, "int32")?).into()),
-            TYPE_UINT32 => Ok(u32::from_le_bytes(self.array(pos, limit, "uint32")?).into()),
-            TYPE_INT64 => Ok(i64::from_le_bytes(self.array(pos, limit, "int64")?).into()),
-            TYPE_UINT64 => Ok(u64::from_le_bytes(self.array(pos, limit, "uint64")?).into()),
-            TYPE_DOUBLE => {
-                let d = f64::from_le_bytes(self.array(pos, limit, "double")?);
-                Number::from_f64(d)
-                    .map(Value::Number)
-                    .ok_or(JsonDecodeError::NonFiniteDouble { offset: pos })
+            let mut items = Vec::with_capacity(array.element_count() as usize);
+            for item in array.iter() {
+                items.push(walk(
+                    item.map_err(malformed)?,
+                    container_depth,
+                    budget,
+                    len,
+                )?);
             }
-            TYPE_STRING => {
-                let (len, data_at) = self.var_len(pos, limit)?;
-                let data = self.bytes(data_at, len, limit, "string")?;
-                let s = std::str::from_utf8(data).map_err(|_| JsonDecodeError::InvalidUtf8 {
-                    what: "string",
-                    offset: data_at,
-                })?;
-                Ok(Value::String(s.to_owned()))
+            Value::Array(items)
+        }
+        J::LargeArray(array) => {
+            if container_depth > MAX_DEPTH {
+                return Err(deep());
             }
-            TYPE_OPAQUE => {
-                let field_type = self.byte(pos, limit, "opaque field type")?;
-                let (len, data_at) = self.var_len(pos.saturating_add(1), limit)?;
-                let data = self.bytes(data_at, len, limit, "opaque data")?;
-                opaque(field_type, data, pos)
+            let mut items = Vec::with_capacity(array.element_count() as usize);
+            for item in array.iter() {
+                items.push(walk(
+                    item.map_err(malformed)?,
+                    container_depth,
+                    budget,
+                    len,
+                )?);
             }
-            other => Err(JsonDecodeError::UnknownType {
-                type_byte: other,
-                offset: type_at,
-            }),
+            Value::Array(items)
         }
-    }
-
-    fn container(
-        &mut self,
-        pos: usize,
-        limit: usize,
-        depth: usize,
-        object: bool,
-        large: bool,
-    ) -> Result<Value> {
-        let depth = depth + 1;
-        if depth > MAX_DEPTH {
-            return Err(JsonDecodeError::TooDeep { limit: MAX_DEPTH });
-        }
-        let width = if large { 4 } else { 2 };
-        let count = self.uint(pos, width, limit, "element count")?;
-        let size = self.uint(pos.saturating_add(width), width, limit, "container size")?;
-        // Everything the container points at must lie inside its own bytes,
-        // which in turn must lie inside the document and the parent.
-        self.bytes(pos, size, limit, if object { "object" } else { "array" })?;
-        let end = pos.saturating_add(size);
-
-        let key_entry = width + 2;
-        let value_entry = 1 + width;
-        let per_entry = if object {
-            key_entry + value_entry
-        } else {
-            value_entry
-        };
-        let header = count
-            .checked_mul(per_entry)
-            .and_then(|entries| entries.checked_add(2 * width));
-        if header.is_none_or(|header| header > size) {
-            return Err(JsonDecodeError::HeaderTooLarge {
-                offset: pos,
-                count,
-                size,
-            });
-        }
-        // The header fits in `size` bytes, so none of the position arithmetic
-        // below can overflow.
-        let entries_at = pos + 2 * width;
-        let values_at = if object {
-            entries_at + count * key_entry
-        } else {
-            entries_at
-        };
-
-        if object {
-            let mut map = Map::with_capacity(count);
-            for i in 0..count {
-                let entry_at = entries_at + i * key_entry;
-                let key_offset = self.uint(entry_at, width, end, "key offset")?;
-                let key_len = self.uint(entry_at + width, 2, end, "key length")?;
-                let key_at = pos.saturating_add(key_offset);
-                let key = self.bytes(key_at, key_len, end, "object key")?;
-                let key = std::str::from_utf8(key).map_err(|_| JsonDecodeError::InvalidUtf8 {
-                    what: "object key",
-                    offset: key_at,
-                })?;
-                let value = self.entry(values_at + i * value_entry, pos, end, large, depth)?;
-                map.insert(key.to_owned(), value);
+        J::SmallObject(object) => {
+            if container_depth > MAX_DEPTH {
+                return Err(deep());
             }
-            Ok(Value::Object(map))
-        } else {
-            let mut items = Vec::with_capacity(count);
-            for i in 0..count {
-                items.push(self.entry(values_at + i * value_entry, pos, end, large, depth)?);
+            let mut map = Map::with_capacity(object.element_count() as usize);
+            for entry in object.iter() {
+                let (key, value) = entry.map_err(malformed)?;
+                let key = text(key.value_raw(), "object key")?;
+                map.insert(key, walk(value, container_depth, budget, len)?);
             }
-            Ok(Value::Array(items))
+            Value::Object(map)
         }
-    }
-
-    /// Decodes the value behind one value entry. Small scalars are stored in
-    /// the entry's offset field itself, which saves space in MySQL and means
-    /// the field must be read as data rather than followed.
-    fn entry(
-        &mut self,
-        entry_at: usize,
-        container_at: usize,
-        container_end: usize,
-        large: bool,
-        depth: usize,
-    ) -> Result<Value> {
-        let width = if large { 4 } else { 2 };
-        let type_byte = self.byte(entry_at, container_end, "value entry")?;
-        let field_at = entry_at.saturating_add(1);
-        let inlined = match type_byte {
-            TYPE_LITERAL | TYPE_INT16 | TYPE_UINT16 => true,
-            TYPE_INT32 | TYPE_UINT32 => large,
-            _ => false,
-        };
-        if inlined {
-            let field_end = field_at.saturating_add(width);
-            return self.value(type_byte, entry_at, field_at, field_end, depth);
+        J::LargeObject(object) => {
+            if container_depth > MAX_DEPTH {
+                return Err(deep());
+            }
+            let mut map = Map::with_capacity(object.element_count() as usize);
+            for entry in object.iter() {
+                let (key, value) = entry.map_err(malformed)?;
+                let key = text(key.value_raw(), "object key")?;
+                map.insert(key, walk(value, container_depth, budget, len)?);
+            }
+            Value::Object(map)
         }
-        let offset = self.uint(field_at, width, container_end, "value offset")?;
-        let value_at = container_at.saturating_add(offset);
-        self.value(type_byte, entry_at, value_at, container_end, depth)
-    }
+        J::Opaque(value) => opaque(value.value_type() as u8, value.data_raw(), 0)?,
+    })
 }
 
 fn opaque(field_type: u8, data: &[u8], offset: usize) -> Result<Value> {
@@ -839,14 +662,7 @@ mod tests {
     #[test]
     fn unknown_literal_is_rejected() {
         let e = err(&[0x04, 0x03]);
-        assert_eq!(
-            e,
-            JsonDecodeError::UnknownLiteral {
-                literal: 3,
-                offset: 1
-            }
-        );
-        assert!(e.to_string().contains("unknown literal 0x03"), "{e}");
+        assert!(matches!(e, JsonDecodeError::Malformed(_)));
     }
 
     #[test]
@@ -880,7 +696,7 @@ mod tests {
     #[test]
     fn non_finite_double_is_rejected() {
         let e = err(&doc(&J::F64(f64::NAN)));
-        assert_eq!(e, JsonDecodeError::NonFiniteDouble { offset: 1 });
+        assert_eq!(e, JsonDecodeError::NonFiniteDouble);
     }
 
     #[test]
@@ -912,21 +728,15 @@ mod tests {
     #[test]
     fn length_prefix_longer_than_32_bits_is_rejected() {
         let e = err(&[0x0c, 0xff, 0xff, 0xff, 0xff, 0x7f]);
-        assert_eq!(e, JsonDecodeError::LengthOverflow { offset: 1 });
+        assert!(matches!(e, JsonDecodeError::Malformed(_)));
         let e = err(&[0x0c, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
-        assert_eq!(e, JsonDecodeError::LengthOverflow { offset: 1 });
+        assert!(matches!(e, JsonDecodeError::Malformed(_)));
     }
 
     #[test]
     fn invalid_utf8_string_is_rejected() {
         let e = err(&[0x0c, 0x02, 0xc3, 0x28]);
-        assert_eq!(
-            e,
-            JsonDecodeError::InvalidUtf8 {
-                what: "string",
-                offset: 2
-            }
-        );
+        assert_eq!(e, JsonDecodeError::InvalidUtf8 { what: "string" });
     }
 
     // ---- containers ----
@@ -1076,10 +886,10 @@ mod tests {
 
     #[test]
     fn self_referencing_container_is_rejected_instead_of_looping() {
-        // An array whose only entry points back at the array itself; the
-        // value budget trips long before the depth limit would.
+        // An array whose only entry points back at the array itself: the offset check refuses
+        // it (an entry's value must lie after the entries).
         let bytes = [0x02, 0x01, 0x00, 0x07, 0x00, 0x02, 0x00, 0x00];
-        assert_eq!(err(&bytes), JsonDecodeError::TooManyValues { len: 8 });
+        assert!(matches!(err(&bytes), JsonDecodeError::Malformed(_)));
     }
 
     #[test]
@@ -1159,10 +969,7 @@ mod tests {
         let mut payload = decimal_payload("1.5", 5, 1);
         payload.pop();
         let e = err(&doc(&J::Opaque(246, payload)));
-        assert!(
-            matches!(e, JsonDecodeError::InvalidDecimal { offset: 1, .. }),
-            "{e}"
-        );
+        assert!(matches!(e, JsonDecodeError::InvalidDecimal { .. }), "{e}");
         assert!(e.to_string().contains("DECIMAL(5,1) packs into"), "{e}");
     }
 
@@ -1225,7 +1032,7 @@ mod tests {
             e,
             JsonDecodeError::InvalidTemporal {
                 kind: "DATETIME",
-                offset: 1,
+                offset: 0,
                 reason: "expected 8 bytes, found 5".to_owned()
             }
         );
@@ -1254,35 +1061,22 @@ mod tests {
     // ---- malformed input ----
 
     #[test]
-    fn truncated_scalar_reports_offsets() {
+    fn truncated_scalar_is_rejected() {
         let e = err(&[0x09, 1, 2, 3]);
-        assert_eq!(
-            e.to_string(),
-            "truncated: int64 ends at offset 9, past end of 4-byte document"
-        );
+        assert!(e.to_string().contains("enough data"), "{e}");
     }
 
     #[test]
     fn truncated_string_is_rejected() {
         let e = err(&[0x0c, 0x05, b'a', b'b']);
-        assert_eq!(
-            e,
-            JsonDecodeError::Truncated {
-                what: "string",
-                end: 7,
-                len: 4
-            }
-        );
+        assert!(matches!(e, JsonDecodeError::Malformed(_)));
     }
 
     #[test]
     fn container_size_past_document_end_is_rejected() {
         let mut bytes = doc(&arr(vec![s("abc")]));
         bytes.pop();
-        assert!(matches!(
-            err(&bytes),
-            JsonDecodeError::Truncated { what: "array", .. }
-        ));
+        assert!(matches!(err(&bytes), JsonDecodeError::Malformed(_)));
     }
 
     #[test]
@@ -1300,47 +1094,27 @@ mod tests {
             0x01, b'z', // string shared region
         ];
         let e = err(&bytes);
-        assert!(matches!(e, JsonDecodeError::OutsideContainer { .. }), "{e}");
+        assert!(matches!(e, JsonDecodeError::Malformed(_)), "{e}");
     }
 
     #[test]
     fn header_larger_than_declared_size_is_rejected() {
         // Claims 1000 entries in a 4-byte array.
         let bytes = [0x02, 0xe8, 0x03, 0x04, 0x00];
-        assert_eq!(
-            err(&bytes),
-            JsonDecodeError::HeaderTooLarge {
-                offset: 1,
-                count: 1000,
-                size: 4
-            }
-        );
+        assert!(matches!(err(&bytes), JsonDecodeError::Malformed(_)));
     }
 
     #[test]
     fn unknown_top_level_type_is_rejected() {
         let e = err(&[0x1f, 0x00]);
-        assert_eq!(
-            e,
-            JsonDecodeError::UnknownType {
-                type_byte: 0x1f,
-                offset: 0
-            }
-        );
-        assert_eq!(e.to_string(), "unknown value type 0x1f at offset 0");
+        assert!(matches!(e, JsonDecodeError::Malformed(_)));
     }
 
     #[test]
     fn unknown_type_inside_array_reports_its_entry() {
         let mut bytes = doc(&arr(vec![J::True, J::I16(5)]));
         bytes[8] = 0x0d; // second entry's type byte
-        assert_eq!(
-            err(&bytes),
-            JsonDecodeError::UnknownType {
-                type_byte: 0x0d,
-                offset: 8
-            }
-        );
+        assert!(matches!(err(&bytes), JsonDecodeError::Malformed(_)));
     }
 
     #[test]

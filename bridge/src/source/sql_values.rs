@@ -1,17 +1,18 @@
 //! Rows read with SQL (the chunks of an initial sync) typed exactly like rows read from the
 //! binlog: the table's columns get the same [`ColumnDecoder`]s, worked out from
-//! information_schema instead of a table map, and each SQL value is handed to the decoder in
-//! the shape the binlog reader would have produced. One decoder, one JSON form per type.
+//! information_schema instead of a table map, and each SQL value becomes the [`Cell`] the
+//! binlog reader produces for it. One decoder, one JSON form per type.
 //!
-//! The connection must use `time_zone = '+00:00'` so TIMESTAMP values arrive in UTC.
+//! The connection must use `time_zone = '+00:00'` so TIMESTAMP values arrive in UTC, and
+//! `NAMES utf8mb4` so text arrives in UTF-8 whatever the column's character set.
 
-use super::decode::{ColumnDecoder, DecodeError};
+use super::charset::Charset;
+use super::decode::{Cell, ColumnDecoder, DecodeError};
 use super::table_schema::{ColumnSpec, TableSchema};
 use crate::capture_filter::CaptureFilter;
 use change_message::calendar::days_from_civil;
 use mysql_async::prelude::Queryable;
 use mysql_async::Value as SqlValue;
-use mysql_cdc::events::row_events::mysql_value::{Date, DateTime, MySqlValue, Time};
 use serde_json::Value;
 
 /// Why a table cannot be read for a sync.
@@ -69,15 +70,21 @@ pub fn parse_value_list(column_type: &str) -> Vec<String> {
     values
 }
 
-/// The decoder the binlog path would use for a column described by information_schema.
+/// The decoder the binlog path would use for a column described by information_schema
+/// (`None`: a type or character set the bridge does not read).
 pub fn decoder_for(
     data_type: &str,
     column_type: &str,
     precision: Option<u16>,
+    charset: Option<&str>,
     is_json: bool,
 ) -> Option<ColumnDecoder> {
     let unsigned = column_type.to_lowercase().contains("unsigned");
     let fsp = precision.unwrap_or(0);
+    let text = || match charset {
+        Some(name) => Charset::from_name(name).map(ColumnDecoder::Text),
+        None => Some(ColumnDecoder::Text(Charset::Utf8)),
+    };
     Some(match data_type {
         "tinyint" => ColumnDecoder::Integer { bits: 8, unsigned },
         "smallint" => ColumnDecoder::Integer { bits: 16, unsigned },
@@ -91,12 +98,14 @@ pub fn decoder_for(
             if is_json {
                 ColumnDecoder::JsonText
             } else {
-                ColumnDecoder::Text
+                text()?
             }
         }
-        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "geometry"
-        | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
-        | "multipolygon" | "geometrycollection" => ColumnDecoder::Binary,
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
+            ColumnDecoder::Binary
+        }
+        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+        | "multipolygon" | "geometrycollection" => ColumnDecoder::Geometry,
         "enum" => ColumnDecoder::Enum(parse_value_list(column_type)),
         "set" => ColumnDecoder::Set(parse_value_list(column_type)),
         "bit" => ColumnDecoder::Bit,
@@ -128,10 +137,17 @@ pub async fn table_layout(
             .await
             .map_err(query_err)?;
     let catalog = facts.table(database, table);
-    type ColumnRow = (String, String, String, Option<u64>, Option<u64>);
+    type ColumnRow = (
+        String,
+        String,
+        String,
+        Option<u64>,
+        Option<String>,
+        Option<u64>,
+    );
     let rows: Vec<ColumnRow> = conn
         .exec(
-            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, DATETIME_PRECISION, \
+            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, DATETIME_PRECISION, CHARACTER_SET_NAME, \
                     (SELECT k.ORDINAL_POSITION FROM information_schema.KEY_COLUMN_USAGE k \
                       WHERE k.TABLE_SCHEMA = c.TABLE_SCHEMA AND k.TABLE_NAME = c.TABLE_NAME \
                         AND k.COLUMN_NAME = c.COLUMN_NAME AND k.CONSTRAINT_NAME = 'PRIMARY') \
@@ -147,7 +163,7 @@ pub async fn table_layout(
     let excluded = filter.excluded_columns(database, table);
     let mut columns = Vec::with_capacity(rows.len());
     let mut key: Vec<(u64, usize)> = Vec::new();
-    for (index, (column, data_type, column_type, precision, key_position)) in
+    for (index, (column, data_type, column_type, precision, charset, key_position)) in
         rows.into_iter().enumerate()
     {
         let is_json = catalog
@@ -158,6 +174,7 @@ pub async fn table_layout(
             &data_type,
             &column_type,
             precision.map(|p| p.min(6) as u16),
+            charset.as_deref(),
             is_json,
         )
         .ok_or_else(|| LayoutError::Unsupported {
@@ -214,7 +231,7 @@ fn sql_kind(value: &SqlValue) -> &'static str {
 
 fn bytes_text(decoder: &ColumnDecoder, value: SqlValue) -> Result<String, DecodeError> {
     match value {
-        SqlValue::Bytes(bytes) => String::from_utf8(bytes).map_err(|_| DecodeError::NotUtf8),
+        SqlValue::Bytes(bytes) => Charset::Utf8.decode(bytes).map_err(DecodeError::from),
         other => Err(mismatch(decoder, sql_kind(&other))),
     }
 }
@@ -235,48 +252,30 @@ fn integer_of(decoder: &ColumnDecoder, value: &SqlValue) -> Result<u64, DecodeEr
     }
 }
 
-/// One SQL value (binary protocol) -> the JSON value the binlog path publishes for it.
-pub fn decode_sql(decoder: &ColumnDecoder, value: SqlValue) -> Result<Value, DecodeError> {
+/// One SQL value (binary protocol) -> the cell the binlog reader produces for it.
+pub fn sql_cell(decoder: &ColumnDecoder, value: SqlValue) -> Result<Cell, DecodeError> {
     if matches!(value, SqlValue::NULL) {
-        return Ok(Value::Null);
+        return Ok(Cell::Null);
     }
-    let raw = match decoder {
-        ColumnDecoder::Integer { bits, .. } => {
-            let x = integer_of(decoder, &value)?;
-            let mask = if *bits >= 64 {
-                u64::MAX
-            } else {
-                (1u64 << bits) - 1
-            };
-            let x = x & mask;
-            match bits {
-                8 => MySqlValue::TinyInt(x as u8),
-                16 => MySqlValue::SmallInt(x as u16),
-                24 => MySqlValue::MediumInt(x as u32),
-                32 => MySqlValue::Int(x as u32),
-                _ => MySqlValue::BigInt(x),
-            }
-        }
+    Ok(match decoder {
+        ColumnDecoder::Integer { .. } => Cell::Int(integer_of(decoder, &value)?),
         ColumnDecoder::Float => match value {
-            SqlValue::Float(f) => MySqlValue::Float(f),
-            SqlValue::Double(d) => MySqlValue::Double(d),
+            SqlValue::Float(f) => Cell::Float(f),
+            SqlValue::Double(d) => Cell::Double(d),
             other => return Err(mismatch(decoder, sql_kind(&other))),
         },
-        ColumnDecoder::Decimal => MySqlValue::Decimal(bytes_text(decoder, value)?),
-        ColumnDecoder::Text
+        ColumnDecoder::Decimal => Cell::Decimal(bytes_text(decoder, value)?),
+        // Over SQL, MySQL's JSON arrives as text, not in its binary storage format; binary
+        // strings arrive as their bytes, text in the connection's UTF-8.
+        ColumnDecoder::Text(_)
         | ColumnDecoder::Binary
+        | ColumnDecoder::Geometry
         | ColumnDecoder::TextOrBinary
-        | ColumnDecoder::JsonText => match value {
-            SqlValue::Bytes(bytes) => MySqlValue::Blob(bytes),
+        | ColumnDecoder::JsonText
+        | ColumnDecoder::MySqlJson => match value {
+            SqlValue::Bytes(bytes) => Cell::Utf8(bytes),
             other => return Err(mismatch(decoder, sql_kind(&other))),
         },
-        // Over SQL, MySQL's JSON arrives as text, not in its binary storage format.
-        ColumnDecoder::MySqlJson => {
-            return ColumnDecoder::JsonText.decode(match value {
-                SqlValue::Bytes(bytes) => MySqlValue::Blob(bytes),
-                other => return Err(mismatch(decoder, sql_kind(&other))),
-            })
-        }
         ColumnDecoder::Enum(values) => {
             let text = bytes_text(decoder, value)?;
             let index = values
@@ -284,7 +283,7 @@ pub fn decode_sql(decoder: &ColumnDecoder, value: SqlValue) -> Result<Value, Dec
                 .position(|v| *v == text)
                 .map(|i| i as u32 + 1)
                 .unwrap_or(0);
-            MySqlValue::Enum(index)
+            Cell::Enum(index)
         }
         ColumnDecoder::Set(values) => {
             let text = bytes_text(decoder, value)?;
@@ -296,78 +295,63 @@ pub fn decode_sql(decoder: &ColumnDecoder, value: SqlValue) -> Result<Value, Dec
                     }
                 }
             }
-            MySqlValue::Set(bits)
+            Cell::Set(bits)
         }
         ColumnDecoder::Bit => match value {
-            SqlValue::Bytes(bytes) => MySqlValue::Bit(
-                bytes
-                    .iter()
-                    .flat_map(|byte| (0..8).rev().map(move |i| byte & (1 << i) != 0))
-                    .collect(),
-            ),
-            other => MySqlValue::Bit(
-                (0..64)
-                    .rev()
-                    .map(|i| integer_of(decoder, &other).map(|x| x & (1 << i) != 0))
-                    .collect::<Result<_, _>>()?,
-            ),
+            SqlValue::Bytes(bytes) => {
+                Cell::Bit(bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+            }
+            other => Cell::Bit(integer_of(decoder, &other)?),
         },
-        ColumnDecoder::Year => {
-            let year = integer_of(decoder, &value)? as u16;
-            // The binlog reader turns the year 0000 into 1900; the decoder maps it back.
-            MySqlValue::Year(if year == 0 { 1900 } else { year })
-        }
+        ColumnDecoder::Year => Cell::Year(integer_of(decoder, &value)? as u16),
         ColumnDecoder::Date => match value {
-            SqlValue::Date(year, month, day, ..) => MySqlValue::Date(Date { year, month, day }),
+            SqlValue::Date(year, month, day, ..) => Cell::Date { year, month, day },
             other => return Err(mismatch(decoder, sql_kind(&other))),
         },
         ColumnDecoder::Time { .. } => match value {
-            SqlValue::Time(negative, days, hours, minutes, seconds, micros) => {
-                if negative {
-                    // The binlog reader cannot read negative TIME values either.
-                    return Err(mismatch(decoder, "negative time"));
-                }
-                MySqlValue::Time(Time {
-                    hour: (days * 24 + u32::from(hours)) as i16,
-                    minute: minutes,
-                    second: seconds,
-                    millis: micros / 1000,
-                })
-            }
+            SqlValue::Time(negative, days, hours, minute, second, micros) => Cell::Time {
+                negative,
+                hours: days * 24 + u32::from(hours),
+                minute,
+                second,
+                micros,
+            },
             other => return Err(mismatch(decoder, sql_kind(&other))),
         },
         ColumnDecoder::DateTime { .. } => match value {
-            SqlValue::Date(year, month, day, hour, minute, second, micros) => {
-                MySqlValue::DateTime(DateTime {
-                    year,
-                    month,
-                    day,
-                    hour,
-                    minute,
-                    second,
-                    millis: micros / 1000,
-                })
-            }
+            SqlValue::Date(year, month, day, hour, minute, second, micros) => Cell::DateTime {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                micros,
+            },
             other => return Err(mismatch(decoder, sql_kind(&other))),
         },
         ColumnDecoder::Timestamp { .. } => match value {
             SqlValue::Date(year, month, day, hour, minute, second, micros) => {
-                let millis = if year == 0 && month == 0 {
-                    0
+                if year == 0 && month == 0 {
+                    // The zero TIMESTAMP is the epoch in the binlog.
+                    Cell::Timestamp { secs: 0, micros: 0 }
                 } else {
                     let days = days_from_civil(i64::from(year), u32::from(month), u32::from(day));
                     let secs = days * 86_400
                         + i64::from(hour) * 3600
                         + i64::from(minute) * 60
                         + i64::from(second);
-                    (secs * 1000 + i64::from(micros / 1000)).max(0) as u64
-                };
-                MySqlValue::Timestamp(millis)
+                    Cell::Timestamp { secs, micros }
+                }
             }
             other => return Err(mismatch(decoder, sql_kind(&other))),
         },
-    };
-    decoder.decode(raw)
+    })
+}
+
+/// One SQL value (binary protocol) -> the JSON value the binlog path publishes for it.
+pub fn decode_sql(decoder: &ColumnDecoder, value: SqlValue) -> Result<Value, DecodeError> {
+    decoder.decode(sql_cell(decoder, value)?)
 }
 
 #[cfg(test)]
@@ -455,7 +439,7 @@ mod tests {
                 SqlValue::Date(2024, 2, 29, 23, 59, 58, 123_456)
             )
             .unwrap(),
-            json!("2024-02-29T23:59:58.123")
+            json!("2024-02-29T23:59:58.123456")
         );
         assert_eq!(
             decode_sql(
@@ -473,13 +457,16 @@ mod tests {
             .unwrap(),
             json!("26:03:04.45")
         );
-        assert!(decode_sql(
-            &ColumnDecoder::Time { fsp: 0 },
-            SqlValue::Time(true, 0, 1, 0, 0, 0)
-        )
-        .is_err());
         assert_eq!(
-            decode_sql(&ColumnDecoder::Text, SqlValue::NULL).unwrap(),
+            decode_sql(
+                &ColumnDecoder::Time { fsp: 6 },
+                SqlValue::Time(true, 0, 1, 0, 0, 5)
+            )
+            .unwrap(),
+            json!("-01:00:00.000005")
+        );
+        assert_eq!(
+            decode_sql(&ColumnDecoder::Text(Charset::Utf8), SqlValue::NULL).unwrap(),
             Value::Null
         );
     }

@@ -1,45 +1,18 @@
 //! How to read each column of a captured table, worked out once per table map event from the
-//! binlog's own metadata (binlog_row_metadata=FULL) and the catalog facts the binlog lacks
-//! (which text columns are binary, which hold MariaDB JSON).
+//! binlog's own metadata (binlog_row_metadata=FULL: names, signedness, character sets, ENUM/SET
+//! values, primary key) and the catalog facts the binlog lacks (which LONGTEXT holds MariaDB
+//! JSON; the character set of a collation the binlog names by a number we do not know).
 
+use super::charset::Charset;
 use super::decode::ColumnDecoder;
+use super::table_map::{is_character, is_numeric, TableMap};
 use crate::capture_filter::CaptureFilter;
 use crate::schema_catalog::TableCatalog;
-use mysql_cdc::events::table_map_event::TableMapEvent;
+use mysql_common::collations::{Collation, CollationId};
+use mysql_common::constants::ColumnType;
 
-// Column type codes of the binlog protocol (mysql_cdc keeps its own enum private).
-pub(crate) mod type_code {
-    pub const DECIMAL: u8 = 0;
-    pub const TINY: u8 = 1;
-    pub const SHORT: u8 = 2;
-    pub const LONG: u8 = 3;
-    pub const FLOAT: u8 = 4;
-    pub const DOUBLE: u8 = 5;
-    pub const TIMESTAMP: u8 = 7;
-    pub const LONGLONG: u8 = 8;
-    pub const INT24: u8 = 9;
-    pub const DATE: u8 = 10;
-    pub const TIME: u8 = 11;
-    pub const DATETIME: u8 = 12;
-    pub const YEAR: u8 = 13;
-    pub const VARCHAR: u8 = 15;
-    pub const BIT: u8 = 16;
-    pub const TIMESTAMP2: u8 = 17;
-    pub const DATETIME2: u8 = 18;
-    pub const TIME2: u8 = 19;
-    pub const JSON: u8 = 245;
-    pub const NEWDECIMAL: u8 = 246;
-    pub const ENUM: u8 = 247;
-    pub const SET: u8 = 248;
-    pub const TINY_BLOB: u8 = 249;
-    pub const MEDIUM_BLOB: u8 = 250;
-    pub const LONG_BLOB: u8 = 251;
-    pub const BLOB: u8 = 252;
-    pub const VAR_STRING: u8 = 253;
-    pub const STRING: u8 = 254;
-    pub const GEOMETRY: u8 = 255;
-}
-use type_code as t;
+/// The collation id of binary strings (BINARY, VARBINARY, BLOB).
+const BINARY_COLLATION: u16 = 63;
 
 #[derive(Debug)]
 pub struct ColumnSpec {
@@ -48,6 +21,22 @@ pub struct ColumnSpec {
     /// Left out of messages (`capture.exclude_columns`); still decoded because the binlog
     /// carries it, but never published.
     pub excluded: bool,
+}
+
+/// What the row-image reader needs to find one column's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireColumn {
+    pub column_type: ColumnType,
+    pub meta: Vec<u8>,
+    pub unsigned: bool,
+    /// BINARY(n): the binlog drops trailing zero bytes, which the value has (n bytes).
+    pub binary_length: Option<usize>,
+}
+
+/// The byte length of a CHAR/BINARY column from its metadata (real type, length byte).
+fn fixed_length(meta: &[u8]) -> Option<usize> {
+    let (byte0, byte1) = (usize::from(*meta.first()?), usize::from(*meta.get(1)?));
+    Some(byte1 | (((byte0 & 0x30) ^ 0x30) << 4))
 }
 
 #[derive(Debug)]
@@ -83,7 +72,9 @@ pub enum SchemaError {
         column: String,
     },
     #[error(
-        "table {database}.{table}: column type code {code} of column `{column}` is not supported"
+        "table {database}.{table}: column `{column}` has a type (binlog type code {code}) this \
+         bridge cannot read; leave the table out with capture.exclude_tables = \
+         [\"{database}.{table}\"] or change the column's type"
     )]
     UnsupportedType {
         database: String,
@@ -91,154 +82,205 @@ pub enum SchemaError {
         column: String,
         code: u8,
     },
+    #[error(
+        "table {database}.{table}: column `{column}` is in character set {charset}, which this \
+         bridge cannot decode (it reads {supported}); convert the column (ALTER TABLE ... \
+         CONVERT TO CHARACTER SET utf8mb4) or leave the table out"
+    )]
+    UndecodableCharset {
+        database: String,
+        table: String,
+        column: String,
+        charset: String,
+        supported: &'static str,
+    },
+    #[error("{0}")]
+    BadMap(#[from] super::table_map::BadTableMap),
 }
 
-/// CHAR columns hide ENUM and SET (and long CHAR lengths) in their metadata; this recovers the
-/// real type the same way the server does.
-pub(crate) fn real_type(code: u8, metadata: u16) -> u8 {
-    if code == t::STRING && metadata >= 256 {
-        let byte0 = (metadata >> 8) as u8;
-        if (byte0 & 0x30) != 0x30 {
-            return byte0 | 0x30; // a long CHAR
-        }
-        if byte0 == t::ENUM || byte0 == t::SET {
-            return byte0;
-        }
-    }
-    code
+/// The character set of a collation id, by mysql_common's table of the servers' collations.
+fn collation_charset(id: u16) -> Option<String> {
+    let collation = Collation::resolve(CollationId::from(id));
+    (collation.id() != CollationId::UNKNOWN_COLLATION_ID).then(|| collation.charset().to_string())
 }
 
-fn is_numeric(code: u8) -> bool {
-    matches!(
-        code,
-        t::TINY
-            | t::SHORT
-            | t::INT24
-            | t::LONG
-            | t::LONGLONG
-            | t::FLOAT
-            | t::DOUBLE
-            | t::NEWDECIMAL
-    )
+fn le_uint(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .rev()
+        .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
 }
 
 impl TableSchema {
     pub fn from_table_map(
-        map: &TableMapEvent,
+        map: &TableMap,
         filter: &CaptureFilter,
         catalog: Option<&TableCatalog>,
-    ) -> Result<TableSchema, SchemaError> {
-        let database = map.database_name.clone();
-        let table = map.table_name.clone();
-        let metadata = map.table_metadata.as_ref();
-        let names = metadata
-            .and_then(|m| m.column_names.clone())
-            .filter(|names| names.len() == map.column_types.len())
+    ) -> Result<(TableSchema, Vec<WireColumn>), SchemaError> {
+        use ColumnType::*;
+        let database = map.database.clone();
+        let table = map.table.clone();
+        let meta = &map.optional;
+        let names = meta
+            .names
+            .clone()
+            .filter(|names| names.len() == map.columns.len())
             .ok_or_else(|| SchemaError::NoColumnNames {
                 database: database.clone(),
                 table: table.clone(),
             })?;
-        let signedness = metadata
-            .and_then(|m| m.signedness.clone())
-            .unwrap_or_default();
-        let enum_values = metadata
-            .and_then(|m| m.enum_string_values.clone())
-            .unwrap_or_default();
-        let set_values = metadata
-            .and_then(|m| m.set_string_values.clone())
-            .unwrap_or_default();
         let excluded = filter.excluded_columns(&database, &table);
 
         let mut numeric_index = 0usize;
+        let mut character_index = 0usize;
         let mut enum_index = 0usize;
         let mut set_index = 0usize;
         let mut columns = Vec::with_capacity(names.len());
-        for (i, name) in names.into_iter().enumerate() {
-            let meta = map.column_metadata.get(i).copied().unwrap_or(0);
-            let code = real_type(map.column_types[i], meta);
+        let mut wire = Vec::with_capacity(names.len());
+        for (column, name) in map.columns.iter().zip(names) {
             let facts = catalog.and_then(|c| c.column(&name));
-            let decoder = match code {
-                t::TINY | t::SHORT | t::INT24 | t::LONG | t::LONGLONG => {
-                    // The SIGNEDNESS bitmap has one bit per numeric column: set means UNSIGNED.
-                    let unsigned = signedness.get(numeric_index).copied().unwrap_or(false);
-                    let bits = match code {
-                        t::TINY => 8,
-                        t::SHORT => 16,
-                        t::INT24 => 24,
-                        t::LONG => 32,
-                        _ => 64,
-                    };
-                    ColumnDecoder::Integer { bits, unsigned }
-                }
-                t::FLOAT | t::DOUBLE => ColumnDecoder::Float,
-                t::NEWDECIMAL | t::DECIMAL => ColumnDecoder::Decimal,
-                t::VARCHAR | t::VAR_STRING | t::STRING => ColumnDecoder::Text,
-                t::TINY_BLOB | t::MEDIUM_BLOB | t::LONG_BLOB | t::BLOB => {
+            let unsupported = || SchemaError::UnsupportedType {
+                database: database.clone(),
+                table: table.clone(),
+                column: name.clone(),
+                code: column.raw_type,
+            };
+            let Some(column_type) = column.column_type else {
+                return Err(unsupported());
+            };
+            let unsigned = if is_numeric(Some(column_type)) {
+                numeric_index += 1;
+                meta.unsigned
+                    .as_ref()
+                    .and_then(|flags| flags.get(numeric_index - 1).copied())
+                    .unwrap_or(false)
+            } else {
+                false
+            };
+            let collation = if is_character(Some(column_type)) {
+                character_index += 1;
+                meta.collations
+                    .as_ref()
+                    .and_then(|c| c.get(character_index - 1).copied())
+            } else {
+                None
+            };
+            let text = |collation: Option<u16>| -> Result<ColumnDecoder, SchemaError> {
+                let charset = collation
+                    .and_then(collation_charset)
+                    .or_else(|| facts.and_then(|f| f.charset.clone()));
+                let Some(charset) = charset else {
+                    // Neither the binlog nor the catalog knows (a column dropped since): keep
+                    // text as text, anything else as base64.
+                    return Ok(ColumnDecoder::TextOrBinary);
+                };
+                Charset::from_name(&charset)
+                    .map(ColumnDecoder::Text)
+                    .ok_or_else(|| SchemaError::UndecodableCharset {
+                        database: database.clone(),
+                        table: table.clone(),
+                        column: name.clone(),
+                        charset,
+                        supported: Charset::SUPPORTED,
+                    })
+            };
+            let fsp = u16::from(column.meta.first().copied().unwrap_or(0)).min(6);
+            let decoder = match column_type {
+                MYSQL_TYPE_TINY => ColumnDecoder::Integer { bits: 8, unsigned },
+                MYSQL_TYPE_SHORT => ColumnDecoder::Integer { bits: 16, unsigned },
+                MYSQL_TYPE_INT24 => ColumnDecoder::Integer { bits: 24, unsigned },
+                MYSQL_TYPE_LONG => ColumnDecoder::Integer { bits: 32, unsigned },
+                MYSQL_TYPE_LONGLONG => ColumnDecoder::Integer { bits: 64, unsigned },
+                MYSQL_TYPE_FLOAT | MYSQL_TYPE_DOUBLE => ColumnDecoder::Float,
+                MYSQL_TYPE_NEWDECIMAL => ColumnDecoder::Decimal,
+                MYSQL_TYPE_VARCHAR | MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_STRING => match collation {
+                    Some(BINARY_COLLATION) => ColumnDecoder::Binary,
+                    Some(_) => text(collation)?,
+                    None => match facts {
+                        Some(f) if !f.is_text() => ColumnDecoder::Binary,
+                        _ => text(None)?,
+                    },
+                },
+                MYSQL_TYPE_TINY_BLOB
+                | MYSQL_TYPE_MEDIUM_BLOB
+                | MYSQL_TYPE_LONG_BLOB
+                | MYSQL_TYPE_BLOB => {
                     if facts.is_some_and(|f| f.is_json) {
                         ColumnDecoder::JsonText
-                    } else if facts.is_some_and(|f| f.is_text()) {
-                        ColumnDecoder::Text
-                    } else if facts.is_some() {
-                        ColumnDecoder::Binary
                     } else {
-                        // A column the catalog does not know (dropped since this binlog was
-                        // written): keep text as text, anything else as base64.
-                        ColumnDecoder::TextOrBinary
+                        match collation {
+                            Some(BINARY_COLLATION) => ColumnDecoder::Binary,
+                            Some(_) => text(collation)?,
+                            None => match facts {
+                                Some(f) if f.is_text() => text(None)?,
+                                Some(_) => ColumnDecoder::Binary,
+                                None => ColumnDecoder::TextOrBinary,
+                            },
+                        }
                     }
                 }
-                t::JSON => ColumnDecoder::MySqlJson,
-                t::GEOMETRY => ColumnDecoder::Binary,
-                t::ENUM => {
-                    let values = enum_values.get(enum_index).cloned().unwrap_or_default();
+                MYSQL_TYPE_JSON => ColumnDecoder::MySqlJson,
+                MYSQL_TYPE_GEOMETRY => ColumnDecoder::Geometry,
+                MYSQL_TYPE_VECTOR => ColumnDecoder::Binary,
+                MYSQL_TYPE_ENUM => {
                     enum_index += 1;
-                    ColumnDecoder::Enum(values)
+                    ColumnDecoder::Enum(
+                        meta.enum_values
+                            .get(enum_index - 1)
+                            .cloned()
+                            .unwrap_or_default(),
+                    )
                 }
-                t::SET => {
-                    let values = set_values.get(set_index).cloned().unwrap_or_default();
+                MYSQL_TYPE_SET => {
                     set_index += 1;
-                    ColumnDecoder::Set(values)
+                    ColumnDecoder::Set(
+                        meta.set_values
+                            .get(set_index - 1)
+                            .cloned()
+                            .unwrap_or_default(),
+                    )
                 }
-                t::BIT => ColumnDecoder::Bit,
-                t::YEAR => ColumnDecoder::Year,
-                t::DATE => ColumnDecoder::Date,
-                t::TIME => ColumnDecoder::Time { fsp: 0 },
-                t::TIME2 => ColumnDecoder::Time { fsp: meta },
-                t::DATETIME => ColumnDecoder::DateTime { fsp: 0 },
-                t::DATETIME2 => ColumnDecoder::DateTime { fsp: meta },
-                t::TIMESTAMP => ColumnDecoder::Timestamp { fsp: 0 },
-                t::TIMESTAMP2 => ColumnDecoder::Timestamp { fsp: meta },
-                other => {
-                    return Err(SchemaError::UnsupportedType {
-                        database,
-                        table,
-                        column: name,
-                        code: other,
-                    })
-                }
+                MYSQL_TYPE_BIT => ColumnDecoder::Bit,
+                MYSQL_TYPE_YEAR => ColumnDecoder::Year,
+                MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => ColumnDecoder::Date,
+                MYSQL_TYPE_TIME => ColumnDecoder::Time { fsp: 0 },
+                MYSQL_TYPE_TIME2 => ColumnDecoder::Time { fsp },
+                MYSQL_TYPE_DATETIME => ColumnDecoder::DateTime { fsp: 0 },
+                MYSQL_TYPE_DATETIME2 => ColumnDecoder::DateTime { fsp },
+                MYSQL_TYPE_TIMESTAMP => ColumnDecoder::Timestamp { fsp: 0 },
+                MYSQL_TYPE_TIMESTAMP2 => ColumnDecoder::Timestamp { fsp },
+                _ => return Err(unsupported()),
             };
-            if is_numeric(code) {
-                numeric_index += 1;
+            // An ENUM stored in more than 2 bytes or a SET in more than 8 cannot exist; a map
+            // that says so is not one this reader understands.
+            let sane = match column_type {
+                MYSQL_TYPE_ENUM => matches!(column.meta.get(1), Some(1 | 2)),
+                MYSQL_TYPE_SET => matches!(column.meta.get(1), Some(1..=8)),
+                MYSQL_TYPE_BIT => le_uint(column.meta.get(..2).unwrap_or(&[])) > 0,
+                _ => true,
+            };
+            if !sane {
+                return Err(unsupported());
             }
             let is_excluded = excluded.is_some_and(|set| set.contains(&name));
+            let binary_length = (column_type == MYSQL_TYPE_STRING
+                && decoder == ColumnDecoder::Binary)
+                .then(|| fixed_length(&column.meta))
+                .flatten();
             columns.push(ColumnSpec {
                 name,
                 decoder,
                 excluded: is_excluded,
             });
+            wire.push(WireColumn {
+                column_type,
+                meta: column.meta.clone(),
+                unsigned,
+                binary_length,
+            });
         }
 
-        let key: Vec<usize> = match metadata {
-            Some(m) => match (&m.simple_primary_keys, &m.primary_keys_with_prefix) {
-                (Some(simple), _) if !simple.is_empty() => {
-                    simple.iter().map(|&i| i as usize).collect()
-                }
-                (_, Some(prefixed)) if !prefixed.is_empty() => {
-                    prefixed.iter().map(|&(i, _)| i as usize).collect()
-                }
-                _ => Vec::new(),
-            },
-            None => Vec::new(),
-        };
+        let key = meta.primary_key.clone();
         if key.is_empty() || key.iter().any(|&i| i >= columns.len()) {
             return Err(SchemaError::NoPrimaryKey { database, table });
         }
@@ -254,38 +296,129 @@ impl TableSchema {
             .filter(|c| !c.excluded && c.decoder.is_binary())
             .map(|c| c.name.clone())
             .collect();
-        Ok(TableSchema {
-            database,
-            table,
-            columns,
-            key,
-            binary_columns,
-        })
-    }
-
-    /// Published names of the columns of a given kind, for error messages that must name the
-    /// column when the binlog reader cannot say which one failed.
-    pub fn columns_matching(&self, pred: impl Fn(&ColumnDecoder) -> bool) -> Vec<String> {
-        self.columns
-            .iter()
-            .filter(|c| pred(&c.decoder))
-            .map(|c| c.name.clone())
-            .collect()
+        Ok((
+            TableSchema {
+                database,
+                table,
+                columns,
+                key,
+                binary_columns,
+            },
+            wire,
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::table_map::{MapColumn, OptionalMeta};
+
+    fn col(column_type: ColumnType, meta: &[u8]) -> MapColumn {
+        MapColumn {
+            column_type: Some(column_type),
+            raw_type: column_type as u8,
+            meta: meta.to_vec(),
+        }
+    }
+
+    fn map(columns: Vec<MapColumn>, optional: OptionalMeta) -> TableMap {
+        TableMap {
+            table_id: 1,
+            database: "app".into(),
+            table: "t".into(),
+            columns,
+            optional,
+        }
+    }
 
     #[test]
-    fn enum_and_set_hide_behind_char_metadata() {
-        // enum('Low','Medium','High'): type STRING, metadata 0xF701
-        assert_eq!(real_type(t::STRING, 63233), t::ENUM);
-        // set('Green','Yellow','Red'): type STRING, metadata 0xF801
-        assert_eq!(real_type(t::STRING, 63489), t::SET);
-        // char(200) utf8mb4
-        assert_eq!(real_type(t::STRING, 52768), t::STRING);
-        assert_eq!(real_type(t::VARCHAR, 400), t::VARCHAR);
+    fn binary_collation_and_charsets_pick_the_decoder() {
+        use ColumnType::*;
+        let m = map(
+            vec![
+                col(MYSQL_TYPE_STRING, &[0xFE, 16]),
+                col(MYSQL_TYPE_VARCHAR, &[40, 0]),
+                col(MYSQL_TYPE_BLOB, &[2]),
+                col(MYSQL_TYPE_TIME2, &[6]),
+                col(MYSQL_TYPE_LONG, &[]),
+            ],
+            OptionalMeta {
+                names: Some(vec![
+                    "id".into(),
+                    "n".into(),
+                    "b".into(),
+                    "t".into(),
+                    "u".into(),
+                ]),
+                unsigned: Some(vec![true]),
+                collations: Some(vec![63, 8, 63]),
+                primary_key: vec![0],
+                ..OptionalMeta::default()
+            },
+        );
+        let (schema, wire) =
+            TableSchema::from_table_map(&m, &CaptureFilter::default(), None).unwrap();
+        let decoders: Vec<&ColumnDecoder> = schema.columns.iter().map(|c| &c.decoder).collect();
+        assert_eq!(decoders[0], &ColumnDecoder::Binary);
+        assert_eq!(
+            decoders[1],
+            &ColumnDecoder::Text(Charset::from_name("latin1").unwrap())
+        );
+        assert_eq!(decoders[2], &ColumnDecoder::Binary);
+        assert_eq!(decoders[3], &ColumnDecoder::Time { fsp: 6 });
+        assert_eq!(
+            decoders[4],
+            &ColumnDecoder::Integer {
+                bits: 32,
+                unsigned: true
+            }
+        );
+        assert!(wire[4].unsigned);
+        assert_eq!(wire[0].binary_length, Some(16));
+        assert_eq!(wire[1].binary_length, None);
+        assert_eq!(
+            schema.binary_columns,
+            vec!["id".to_string(), "b".to_string()]
+        );
+    }
+
+    #[test]
+    fn unknown_types_and_charsets_are_refused_naming_the_column() {
+        let mut unknown = col(ColumnType::MYSQL_TYPE_LONG, &[]);
+        unknown.column_type = None;
+        unknown.raw_type = 242;
+        let m = map(
+            vec![col(ColumnType::MYSQL_TYPE_LONG, &[]), unknown],
+            OptionalMeta {
+                names: Some(vec!["id".into(), "odd".into()]),
+                primary_key: vec![0],
+                ..OptionalMeta::default()
+            },
+        );
+        let err = TableSchema::from_table_map(&m, &CaptureFilter::default(), None).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("app.t") && text.contains("`odd`") && text.contains("242"),
+            "{text}"
+        );
+
+        // gbk_chinese_ci (28)
+        let m = map(
+            vec![
+                col(ColumnType::MYSQL_TYPE_LONG, &[]),
+                col(ColumnType::MYSQL_TYPE_VARCHAR, &[40, 0]),
+            ],
+            OptionalMeta {
+                names: Some(vec!["id".into(), "name".into()]),
+                collations: Some(vec![28]),
+                primary_key: vec![0],
+                ..OptionalMeta::default()
+            },
+        );
+        let text = TableSchema::from_table_map(&m, &CaptureFilter::default(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("`name`") && text.contains("gbk"), "{text}");
     }
 }

@@ -122,6 +122,8 @@ async fn read_table(ctx: &ScanContext, scan: Scan) -> Result<(), ScanError> {
         .await
         .map_err(|e| ScanError::Retry(e.to_string()))?;
     conn.query_drop("SET SESSION time_zone = '+00:00'").await?;
+    // Text of every character set arrives as UTF-8, which is what the decoders expect of SQL.
+    conn.query_drop("SET NAMES utf8mb4").await?;
     let layout = table_layout(&mut conn, ctx.is_mariadb, &ctx.filter, database, table)
         .await
         .map_err(|e| match e {
