@@ -175,7 +175,7 @@ impl SourceDb {
                 reads: AtomicU64::new(0),
                 reachable: AtomicBool::new(true),
                 last_error: Mutex::new(None),
-                gather: gather::Gather::new(config.pool_size.max(1)),
+                gather: gather::Gather::new(gather::slots_for(config.pool_size)),
                 applied: config.replica.then(replica_wait::Applied::default),
             }),
         }

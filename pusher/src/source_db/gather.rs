@@ -6,7 +6,7 @@
 //! columns, filter columns, order) that wait at the same time go out as one statement, and the
 //! rows are handed back to each caller by its keys.
 //!
-//! - At most `pool_size` gathered statements run at a time. A caller queues its read, then
+//! - At most a quarter of `pool_size` gathered statements run at a time ([`slots_for`]). A caller queues its read, then
 //!   waits for its answer or for a free slot; with a slot it takes every queued read with it
 //!   into a task of its own (a caller that is cancelled does not cancel the others' reads).
 //!   A read therefore always *starts* after it was asked for: it sees every change committed
@@ -30,6 +30,15 @@ use super::{same_id, DbError, DbSession, Inner, Select};
 
 /// Keys of one gathered statement at most.
 const MAX_KEYS: usize = 64;
+
+/// Gathered statements that run at a time for a pool of `pool_size` connections: a quarter of
+/// them (at least one). Reads that arrive while they run wait and go out together in the next
+/// statement; each statement costs the server far more than the keys it carries, and the
+/// server shares the machine with the pusher more often than not. The other connections serve
+/// reads that cannot be gathered.
+pub(super) fn slots_for(pool_size: usize) -> usize {
+    (pool_size / 4).max(1)
+}
 
 pub(super) struct Gather {
     waiting: Mutex<HashMap<Shape, Vec<Waiter>>>,
@@ -297,6 +306,13 @@ mod tests {
 
     fn row(value: Value) -> Row {
         value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_quarter_of_the_pool_runs_gathered_statements() {
+        assert_eq!(slots_for(1), 1);
+        assert_eq!(slots_for(8), 2);
+        assert_eq!(slots_for(256), 64);
     }
 
     #[test]
