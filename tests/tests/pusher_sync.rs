@@ -418,6 +418,19 @@ fn syncing_bridge_toml(db: &MariaDb, url: &str, exchange: &str, start: &str) -> 
     format!("{bridge_toml}\n[sync]\ndatabase = \"app\"\nchunk_size = 16\nprogress_secs = 2\n")
 }
 
+/// The tails of the bridge's and the pusher's logs, for failure messages.
+fn logs(bridge: &BridgeProcess, pusher: &PusherProcess) -> String {
+    let tail = |text: String| {
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    };
+    format!(
+        "--- pusher log (tail) ---\n{}\n--- bridge log (tail) ---\n{}",
+        tail(pusher.log()),
+        tail(bridge.log())
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn changes_after_the_bridge_lost_its_checkpoint_and_a_resync_reach_the_running_pusher() {
     let a = OcpiPartner::start(PartnerOptions::v221()).await;
@@ -441,23 +454,12 @@ async fn changes_after_the_bridge_lost_its_checkpoint_and_a_resync_reach_the_run
     assert!(status.success(), "`pusher setup` failed ({status}):\n{out}");
     let mut bridge = BridgeProcess::start(&syncing_bridge_toml(&db, &url, &cfg.exchange, "start"));
     let pusher = PusherProcess::start_with_env(&cfg.to_toml(), &env);
-    let logs = |bridge: &BridgeProcess| {
-        let tail = |text: String| {
-            let lines: Vec<&str> = text.lines().collect();
-            lines[lines.len().saturating_sub(60)..].join("\n")
-        };
-        format!(
-            "--- pusher log (tail) ---\n{}\n--- bridge log (tail) ---\n{}",
-            tail(pusher.log()),
-            tail(bridge.log())
-        )
-    };
     wait_drained(&db, &url, &[(&a, queue.clone())]).await;
     let diffs = block(|| differences(&db, "ocpi", &a));
     assert!(
         diffs.is_empty(),
         "A did not get the records: {diffs:#?}\n{}",
-        logs(&bridge)
+        logs(&bridge, &pusher)
     );
 
     // The bridge loses its state (a lost volume, or the recovery from a purged binlog): killed,
@@ -479,7 +481,11 @@ async fn changes_after_the_bridge_lost_its_checkpoint_and_a_resync_reach_the_run
     let resumed = bridge
         .wait_for_log_async("CURRENT END", Duration::from_secs(60))
         .await;
-    assert!(resumed, "the bridge did not start again\n{}", logs(&bridge));
+    assert!(
+        resumed,
+        "the bridge did not start again\n{}",
+        logs(&bridge, &pusher)
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Changes after the reset: every one reaches A (none is taken for an old one).
@@ -507,7 +513,7 @@ async fn changes_after_the_bridge_lost_its_checkpoint_and_a_resync_reach_the_run
         after_reset.is_empty() && !diffs.is_empty(),
         "after the reset, A must differ only in the tariff changed while no bridge ran \
          ({gap_tariff}); differences: {diffs:#?}\n{}",
-        logs(&bridge)
+        logs(&bridge, &pusher)
     );
 
     // The re-sync the README prescribes brings the missed change: A equals the database.
@@ -529,14 +535,14 @@ async fn changes_after_the_bridge_lost_its_checkpoint_and_a_resync_reach_the_run
     assert!(
         finished,
         "the bridge did not finish the sync\n{}",
-        logs(&bridge)
+        logs(&bridge, &pusher)
     );
     wait_drained(&db, &url, &[(&a, queue.clone())]).await;
     let diffs = block(|| differences(&db, "ocpi", &a));
     assert!(
         diffs.is_empty(),
         "after the re-sync: {diffs:#?}\n{}",
-        logs(&bridge)
+        logs(&bridge, &pusher)
     );
     let parked = parked(&url, &cfg.parking_queue("a")).await;
     assert!(parked.is_empty(), "parked: {parked:#?}");
@@ -577,17 +583,6 @@ async fn adding_a_partner_sends_every_existing_record_then_the_live_changes() {
     let mut bridge =
         BridgeProcess::start(&syncing_bridge_toml(&db, &url, &cfg_ab.exchange, "start"));
     let mut pusher = PusherProcess::start_with_env(&cfg_a.to_toml(), &env);
-    let logs = |bridge: &BridgeProcess, pusher: &PusherProcess| {
-        let tail = |text: String| {
-            let lines: Vec<&str> = text.lines().collect();
-            lines[lines.len().saturating_sub(60)..].join("\n")
-        };
-        format!(
-            "--- pusher log (tail) ---\n{}\n--- bridge log (tail) ---\n{}",
-            tail(pusher.log()),
-            tail(bridge.log())
-        )
-    };
 
     wait_drained(&db, &url, &[(&a, queue_a.clone())]).await;
     let diffs = block(|| differences(&db, "ocpi", &a));
