@@ -418,6 +418,15 @@ fn syncing_bridge_toml(db: &MariaDb, url: &str, exchange: &str, start: &str) -> 
     format!("{bridge_toml}\n[sync]\ndatabase = \"app\"\nchunk_size = 16\nprogress_secs = 2\n")
 }
 
+/// `pusher ARGS` run to its end (at most 60 s) on `config`: its exit status and output.
+fn run_pusher(
+    config: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::ExitStatus, String) {
+    block(|| PusherProcess::run_to_exit_with_env(config, args, env, Duration::from_secs(60)))
+}
+
 /// The tails of the bridge's and the pusher's logs, for failure messages.
 fn logs(bridge: &BridgeProcess, pusher: &PusherProcess) -> String {
     let tail = |text: String| {
@@ -443,14 +452,7 @@ async fn changes_after_the_bridge_lost_its_checkpoint_and_a_resync_reach_the_run
         .partner(partner_entry("a", &a, "TOKEN_A"));
     let _names = BrokerCleanup::of_pusher(&url, &cfg);
     let queue = cfg.queue("a");
-    let (status, out) = block(|| {
-        PusherProcess::run_to_exit_with_env(
-            &cfg.to_toml(),
-            &["setup"],
-            &env,
-            Duration::from_secs(60),
-        )
-    });
+    let (status, out) = run_pusher(&cfg.to_toml(), &["setup"], &env);
     assert!(status.success(), "`pusher setup` failed ({status}):\n{out}");
     let mut bridge = BridgeProcess::start(&syncing_bridge_toml(&db, &url, &cfg.exchange, "start"));
     let pusher = PusherProcess::start_with_env(&cfg.to_toml(), &env);
@@ -517,14 +519,7 @@ async fn changes_after_the_bridge_lost_its_checkpoint_and_a_resync_reach_the_run
     );
 
     // The re-sync the README prescribes brings the missed change: A equals the database.
-    let (status, out) = block(|| {
-        PusherProcess::run_to_exit_with_env(
-            &cfg.to_toml(),
-            &["sync", "a"],
-            &env,
-            Duration::from_secs(60),
-        )
-    });
+    let (status, out) = run_pusher(&cfg.to_toml(), &["sync", "a"], &env);
     assert!(
         status.success(),
         "`pusher sync a` failed ({status}):\n{out}"
@@ -571,14 +566,7 @@ async fn adding_a_partner_sends_every_existing_record_then_the_live_changes() {
     let cfg_ab = cfg_a.clone().partner(partner_entry("b", &b, "TOKEN_B"));
     let _names = BrokerCleanup::of_pusher(&url, &cfg_ab);
     let (queue_a, queue_b) = (cfg_ab.queue("a"), cfg_ab.queue("b"));
-    let (status, out) = block(|| {
-        PusherProcess::run_to_exit_with_env(
-            &cfg_a.to_toml(),
-            &["setup"],
-            &env,
-            Duration::from_secs(60),
-        )
-    });
+    let (status, out) = run_pusher(&cfg_a.to_toml(), &["setup"], &env);
     assert!(status.success(), "`pusher setup` failed ({status}):\n{out}");
     let mut bridge =
         BridgeProcess::start(&syncing_bridge_toml(&db, &url, &cfg_ab.exchange, "start"));
@@ -612,14 +600,7 @@ async fn adding_a_partner_sends_every_existing_record_then_the_live_changes() {
     ));
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    let (status, out) = block(|| {
-        PusherProcess::run_to_exit_with_env(
-            &cfg_ab.to_toml(),
-            &["sync", "b"],
-            &env,
-            Duration::from_secs(60),
-        )
-    });
+    let (status, out) = run_pusher(&cfg_ab.to_toml(), &["sync", "b"], &env);
     assert!(
         status.success(),
         "`pusher sync b` failed ({status}):\n{out}"
@@ -822,16 +803,7 @@ async fn sync_of_an_unknown_partner_or_without_the_bridge_queue_fails_with_the_f
         ("TOKEN_B", b.options().token.clone()),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let sync = |partner: &str| {
-        block(|| {
-            PusherProcess::run_to_exit_with_env(
-                &cfg.to_toml(),
-                &["sync", partner],
-                &env,
-                Duration::from_secs(60),
-            )
-        })
-    };
+    let sync = |partner: &str| run_pusher(&cfg.to_toml(), &["sync", partner], &env);
 
     let (status, out) = sync("nosuch");
     assert!(!status.success(), "`pusher sync nosuch` succeeded:\n{out}");
