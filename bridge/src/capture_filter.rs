@@ -1,7 +1,8 @@
-//! Which tables and columns the bridge captures. Decided once per table map, so the cost per row
-//! is a hash lookup.
+//! Which tables and columns the bridge captures, and what it does with captured tables it
+//! cannot follow (no primary key, acknowledged cascades). Decided once per table map, so the
+//! cost per row is a hash lookup.
 
-use crate::config::CaptureConfig;
+use crate::config::{CaptureConfig, KeylessTablePolicy};
 use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone, Default)]
@@ -10,6 +11,22 @@ pub struct CaptureFilter {
     include_tables: HashSet<(String, String)>,
     exclude_tables: HashSet<(String, String)>,
     exclude_columns: HashMap<(String, String), HashSet<String>>,
+    skip_keyless: bool,
+    acknowledged_cascades: HashSet<String>,
+    include_online_schema_change_tables: bool,
+}
+
+/// The suffixes online schema change tools give their shadow tables (`_name_suffix`):
+/// gh-ost's ghost, changelog and cut-over tables, pt-online-schema-change's new and old copies.
+const SHADOW_SUFFIXES: [&str; 5] = ["_gho", "_ghc", "_del", "_new", "_old"];
+
+/// A shadow table of an online schema change (`_orders_gho`): a copy being built from the
+/// original, whose own rows are not changes of any record.
+pub fn is_online_schema_change_table(table: &str) -> bool {
+    table.starts_with('_')
+        && SHADOW_SUFFIXES
+            .iter()
+            .any(|suffix| table.len() > suffix.len() + 1 && table.ends_with(suffix))
 }
 
 fn split2(entry: &str) -> (String, String) {
@@ -37,6 +54,9 @@ impl CaptureFilter {
             include_tables: config.include_tables.iter().map(|e| split2(e)).collect(),
             exclude_tables: config.exclude_tables.iter().map(|e| split2(e)).collect(),
             exclude_columns,
+            skip_keyless: config.on_keyless_table == KeylessTablePolicy::Skip,
+            acknowledged_cascades: config.acknowledged_cascades.iter().cloned().collect(),
+            include_online_schema_change_tables: config.include_online_schema_change_tables,
         }
     }
 
@@ -51,9 +71,13 @@ impl CaptureFilter {
     }
 
     /// A table is captured when its database is configured, it is listed in `include_tables`
-    /// (or that list is empty) and it is not listed in `exclude_tables`.
+    /// (or that list is empty) and it is not listed in `exclude_tables`; shadow tables of
+    /// online schema changes are left out unless configured otherwise.
     pub fn captures_table(&self, database: &str, table: &str) -> bool {
         if !self.databases.contains(database) {
+            return false;
+        }
+        if !self.include_online_schema_change_tables && is_online_schema_change_table(table) {
             return false;
         }
         let key = (database.to_string(), table.to_string());
@@ -61,6 +85,16 @@ impl CaptureFilter {
             return false;
         }
         self.include_tables.is_empty() || self.include_tables.contains(&key)
+    }
+
+    /// `capture.on_keyless_table = "skip"`: captured tables without a primary key are left out.
+    pub fn skips_keyless_tables(&self) -> bool {
+        self.skip_keyless
+    }
+
+    /// Whether the operator acknowledged the foreign key `database.table.constraint`.
+    pub fn cascade_acknowledged(&self, name: &str) -> bool {
+        self.acknowledged_cascades.contains(name)
     }
 
     pub fn excluded_columns(&self, database: &str, table: &str) -> Option<&HashSet<String>> {
@@ -79,7 +113,31 @@ mod tests {
             include_tables: include.iter().map(|s| s.to_string()).collect(),
             exclude_tables: exclude.iter().map(|s| s.to_string()).collect(),
             exclude_columns: columns.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         })
+    }
+
+    #[test]
+    fn shadow_tables_of_online_schema_changes_are_left_out_by_default() {
+        let f = filter(&[], &[], &[]);
+        for shadow in [
+            "_tariffs_gho",
+            "_tariffs_ghc",
+            "_tariffs_del",
+            "_cdrs_new",
+            "_cdrs_old",
+        ] {
+            assert!(!f.captures_table("app", shadow), "{shadow}");
+        }
+        for table in ["tariffs", "cdrs_new", "_gho", "tariffs_old", "_private"] {
+            assert!(f.captures_table("app", table), "{table}");
+        }
+        let all = CaptureFilter::new(&CaptureConfig {
+            databases: vec!["app".into()],
+            include_online_schema_change_tables: true,
+            ..Default::default()
+        });
+        assert!(all.captures_table("app", "_tariffs_gho"));
     }
 
     #[test]

@@ -97,6 +97,13 @@ pub enum StartPoint {
     Start,
 }
 
+/// `file:pos` of a binlog position, as the bridge's messages name one.
+pub fn parse_binlog_position(text: &str) -> Option<(String, u64)> {
+    let (file, pos) = text.trim().rsplit_once(':')?;
+    let pos = pos.parse().ok()?;
+    (!file.is_empty()).then(|| (file.to_string(), pos))
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
@@ -116,6 +123,21 @@ pub struct SourceConfig {
     /// `[source.tls]`: one set of TLS options for every connection to the database.
     #[serde(default)]
     pub tls: TlsConfig,
+    /// Binlog positions (`file:pos`) of table resets (TRUNCATE, DROP, RENAME... of a captured
+    /// table) the operator has seen and lets the bridge pass.
+    #[serde(default)]
+    pub accept_table_resets_at: Vec<String>,
+}
+
+/// What the bridge does with a captured table that has no primary key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeylessTablePolicy {
+    /// Refuse it at start, stop when one appears while running.
+    #[default]
+    Stop,
+    /// Leave it out with a repeated warning and a metric.
+    Skip,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -129,6 +151,15 @@ pub struct CaptureConfig {
     pub exclude_tables: Vec<String>,
     #[serde(default)]
     pub exclude_columns: Vec<String>,
+    #[serde(default)]
+    pub on_keyless_table: KeylessTablePolicy,
+    /// Foreign keys (`database.table.constraint`) whose cascades into a captured table the
+    /// operator knows are not in the binlog.
+    #[serde(default)]
+    pub acknowledged_cascades: Vec<String>,
+    /// Capture the shadow tables of online schema change tools (`_*_gho`, `_*_new`, ...) too.
+    #[serde(default)]
+    pub include_online_schema_change_tables: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -405,20 +436,36 @@ impl Config {
             ("capture.include_tables", &self.capture.include_tables, 2),
             ("capture.exclude_tables", &self.capture.exclude_tables, 2),
             ("capture.exclude_columns", &self.capture.exclude_columns, 3),
+            (
+                "capture.acknowledged_cascades",
+                &self.capture.acknowledged_cascades,
+                3,
+            ),
         ] {
             for entry in entries {
                 let pieces: Vec<&str> = entry.split('.').collect();
                 if pieces.len() != parts || pieces.iter().any(|p| p.is_empty()) {
-                    let shape = if parts == 2 {
-                        "database.table"
-                    } else {
-                        "database.table.column"
+                    let shape = match key {
+                        "capture.acknowledged_cascades" => "database.table.constraint",
+                        _ if parts == 2 => "database.table",
+                        _ => "database.table.column",
                     };
                     return Err(invalid(
                         key,
                         format!("entry {entry:?} must have the form {shape}"),
                     ));
                 }
+            }
+        }
+        for entry in &self.source.accept_table_resets_at {
+            if parse_binlog_position(entry).is_none() {
+                return Err(invalid(
+                    "source.accept_table_resets_at",
+                    format!(
+                        "entry {entry:?} must be a binlog position `file:pos` as the bridge's \
+                         stop message names it"
+                    ),
+                ));
             }
         }
         if self.dedup.max_rows == 0 {

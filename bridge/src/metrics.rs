@@ -11,6 +11,7 @@
 
 use crate::sync::state::{Outcome, SyncJob, SyncState};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -138,6 +139,9 @@ pub struct BridgeMetrics {
     changes_rate: AtomicF64,
     stream: Mutex<StreamState>,
     lag: Mutex<Option<LagReading>>,
+    /// Rows events of captured tables without a primary key left out
+    /// (`capture.on_keyless_table = "skip"`), per `database.table`.
+    keyless_skipped: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Default for BridgeMetrics {
@@ -164,7 +168,19 @@ impl BridgeMetrics {
             changes_rate: AtomicF64::default(),
             stream: Mutex::new(StreamState::default()),
             lag: Mutex::new(None),
+            keyless_skipped: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// One more rows event of keyless table `table` (`database.table`) left out; returns the
+    /// count so far.
+    pub fn count_keyless_skip(&self, table: &str) -> u64 {
+        let Ok(mut counts) = self.keyless_skipped.lock() else {
+            return 0;
+        };
+        let count = counts.entry(table.to_string()).or_default();
+        *count += 1;
+        *count
     }
 
     // -- written by the pipeline --
@@ -356,6 +372,23 @@ impl BridgeMetrics {
                  (across files).",
                 lag.bytes as f64,
             );
+        }
+        if let Ok(skipped) = self.keyless_skipped.lock() {
+            if !skipped.is_empty() {
+                out.family(
+                    "cdc_bridge_keyless_events_skipped_total",
+                    Kind::Counter,
+                    "Rows events of captured tables without a primary key that the bridge left \
+                     out (capture.on_keyless_table = \"skip\"): their changes reach no partner.",
+                );
+                for (table, count) in skipped.iter() {
+                    out.sample(
+                        "cdc_bridge_keyless_events_skipped_total",
+                        &[("table", table)],
+                        *count as f64,
+                    );
+                }
+            }
         }
         out.single(
             "cdc_bridge_changes_read_total",

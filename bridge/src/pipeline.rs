@@ -207,6 +207,15 @@ pub async fn run(
                 })
             }),
             signal_table: signal_table.clone(),
+            accepted_resets: Arc::new(
+                config
+                    .source
+                    .accept_table_resets_at
+                    .iter()
+                    .filter_map(|at| crate::config::parse_binlog_position(at))
+                    .collect(),
+            ),
+            metrics: metrics.clone(),
         };
         let sync = signal_table.as_ref().map(|_| {
             SyncEngine::start(

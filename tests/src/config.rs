@@ -39,6 +39,8 @@ pub struct SourceConfig {
     pub start: String,
     /// `[source.tls]`; empty: left out (disabled on 127.0.0.1).
     pub tls: TlsEntry,
+    /// `"file:pos"` entries of table resets the bridge may pass.
+    pub accept_table_resets_at: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -49,6 +51,10 @@ pub struct CaptureConfig {
     pub exclude_tables: Vec<String>,
     /// `"db.table.column"` entries.
     pub exclude_columns: Vec<String>,
+    /// `"stop"` (the default) or `"skip"`.
+    pub on_keyless_table: String,
+    /// `"db.table.constraint"` entries.
+    pub acknowledged_cascades: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -101,12 +107,15 @@ impl Default for BridgeConfig {
                 heartbeat_secs: 5,
                 start: "end".into(),
                 tls: TlsEntry::default(),
+                accept_table_resets_at: Vec::new(),
             },
             capture: CaptureConfig {
                 databases: vec![crate::mariadb::APP_DATABASE.into()],
                 include_tables: Vec::new(),
                 exclude_tables: Vec::new(),
                 exclude_columns: Vec::new(),
+                on_keyless_table: "stop".into(),
+                acknowledged_cascades: Vec::new(),
             },
             dedup: DedupConfig {
                 window_ms: 0,
@@ -179,12 +188,23 @@ impl fmt::Display for BridgeConfig {
         writeln!(f, "server_id = {}", src.server_id)?;
         writeln!(f, "heartbeat_secs = {}", src.heartbeat_secs)?;
         writeln!(f, "start = {}", s(&src.start))?;
+        writeln!(
+            f,
+            "accept_table_resets_at = {}",
+            list(&src.accept_table_resets_at)
+        )?;
         let cap = &self.capture;
         writeln!(f, "\n[capture]")?;
         writeln!(f, "databases = {}", list(&cap.databases))?;
         writeln!(f, "include_tables = {}", list(&cap.include_tables))?;
         writeln!(f, "exclude_tables = {}", list(&cap.exclude_tables))?;
         writeln!(f, "exclude_columns = {}", list(&cap.exclude_columns))?;
+        writeln!(f, "on_keyless_table = {}", s(&cap.on_keyless_table))?;
+        writeln!(
+            f,
+            "acknowledged_cascades = {}",
+            list(&cap.acknowledged_cascades)
+        )?;
         let d = &self.dedup;
         writeln!(f, "\n[dedup]")?;
         writeln!(f, "window_ms = {}", d.window_ms)?;

@@ -7,6 +7,7 @@
 //! keep their files under `<workspace>/target/test-servers/`; a passing test removes them, a failing
 //! one keeps them and prints where they are.
 
+pub mod capture_setup;
 pub mod changes;
 pub mod config;
 pub mod consistency;
@@ -20,6 +21,7 @@ pub mod service_process;
 pub mod tls;
 pub mod util;
 
+pub use capture_setup::{bridge_failure, CaptureSetup};
 pub use config::{
     bridge_config, BridgeConfig, BrokerConfig, CaptureConfig, CheckpointConfig, DedupConfig,
     LogConfig, MetricsConfig, SourceConfig,
@@ -43,4 +45,4 @@ pub use service_process::{
     bridge_bin, logs_of, pusher_bin, start_sync, BridgeProcess, PusherProcess, ServiceProcess,
 };
 pub use tls::{Certificate, TestCa, TlsEntry};
-pub use util::{free_port, last_logged_number, test_servers_dir, workspace_root};
+pub use util::{free_port, http_get, last_logged_number, test_servers_dir, workspace_root};

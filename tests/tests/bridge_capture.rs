@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use change_message::{Heartbeat, Message, Operation, Row, RowChange};
 use serde_json::{json, Value};
 use system_tests::{
-    bridge_config, declare_bound_queue, drain, drain_changes, drain_received, last_logged_number,
-    queue_len, shared_amqp_url, unique_name, BridgeConfig, BridgeProcess, BrokerCleanup, MariaDb,
+    bridge_config, drain, drain_changes, drain_received, last_logged_number, queue_len,
+    shared_amqp_url, unique_name, BridgeConfig, BridgeProcess, BrokerCleanup, CaptureSetup,
+    MariaDb,
 };
 
 /// Generous upper bound for messages to show up (never asserted as a timing).
@@ -26,77 +27,11 @@ const STARTED: &str = "database checks passed";
 // Fixture
 // ------------------------------------------------------------------------------------------------
 
-/// A private MariaDB with the test's schema, and a fanout exchange with one bound queue.
-struct Setup {
-    db: MariaDb,
-    url: String,
-    exchange: String,
-    queue: String,
-    _names: BrokerCleanup,
-}
+/// The shared capture fixture; bridges start through [`start_bridge`].
+type Setup = CaptureSetup;
 
-impl Setup {
-    async fn new(schema: &str) -> Setup {
-        let db = MariaDb::start();
-        if !schema.trim().is_empty() {
-            db.exec(schema);
-        }
-        let url = shared_amqp_url();
-        let exchange = unique_name("capture.x");
-        let queue = unique_name("capture.q");
-        declare_bound_queue(&url, &exchange, &queue).await;
-        Setup {
-            _names: BrokerCleanup::new(&url, vec![queue.clone()], vec![exchange.clone()]),
-            db,
-            url,
-            exchange,
-            queue,
-        }
-    }
-
-    /// Reads from the oldest binlog (setup is not in it), no merging, default heartbeats.
-    fn config(&self) -> BridgeConfig {
-        bridge_config(self.db.port(), &self.url, &self.exchange).with(|c| {
-            c.source.start = "start".into();
-        })
-    }
-
-    fn start_bridge(&self, config: BridgeConfig) -> BridgeProcess {
-        BridgeProcess::start(&config.to_toml())
-    }
-
-    /// Waits until `n` row changes arrived (heartbeats are dropped) and asserts there are `n`.
-    async fn changes(&self, n: usize) -> Vec<RowChange> {
-        let got = drain_changes(&self.url, &self.queue, n, ARRIVAL).await;
-        assert_eq!(
-            got.len(),
-            n,
-            "expected {n} change message(s), got {}: {got:#?}",
-            got.len()
-        );
-        got
-    }
-
-    /// Everything that arrives within `QUIET`, as row changes.
-    async fn rest(&self) -> Vec<RowChange> {
-        drain_changes(&self.url, &self.queue, usize::MAX, QUIET).await
-    }
-
-    /// Consumes until `done` holds for everything received so far (or `ARRIVAL` passes).
-    async fn changes_until(&self, done: impl Fn(&[RowChange]) -> bool) -> Vec<RowChange> {
-        let deadline = Instant::now() + ARRIVAL;
-        let mut all = Vec::new();
-        while !done(&all) && Instant::now() < deadline {
-            all.extend(
-                drain_changes(&self.url, &self.queue, usize::MAX, Duration::from_secs(1)).await,
-            );
-        }
-        assert!(
-            done(&all),
-            "the expected messages did not arrive; got {all:#?}"
-        );
-        all
-    }
+fn start_bridge(config: BridgeConfig) -> BridgeProcess {
+    BridgeProcess::start(&config.to_toml())
 }
 
 fn row(value: Value) -> Row {
@@ -231,7 +166,7 @@ async fn every_column_type_is_published_with_its_exact_value() {
             '1000-01-01', '00:00:00.00', '1000-01-01 00:00:00.999999', '1970-01-01 00:00:01.000');
          INSERT INTO all_types (id) VALUES (3);",
     );
-    let mut bridge = s.start_bridge(s.config());
+    let mut bridge = start_bridge(s.config());
     let got = s.changes(3).await;
 
     let first = &got[0];
@@ -313,7 +248,7 @@ async fn updates_carry_before_after_and_changed_columns() {
          UPDATE items SET name = 'lámpara', qty = -7 WHERE id = 1;
          UPDATE items SET note = NULL WHERE id = 1;",
     );
-    let mut bridge = s.start_bridge(s.config());
+    let mut bridge = start_bridge(s.config());
     let got = s.changes(3).await;
 
     assert_eq!(got[0].op, Operation::Insert);
@@ -360,7 +295,7 @@ async fn deletes_carry_the_before_image() {
          DELETE FROM items WHERE id = 2;
          DELETE FROM items WHERE id = 1;",
     );
-    let mut bridge = s.start_bridge(s.config());
+    let mut bridge = start_bridge(s.config());
     let got = s.changes(4).await;
     let deletes: Vec<&RowChange> = got.iter().filter(|c| c.op == Operation::Delete).collect();
     assert_eq!(deletes.len(), 2, "{got:#?}");
@@ -422,7 +357,7 @@ async fn multi_row_transactions_keep_their_order() {
         ("a", Operation::Delete, 5),
         ("a", Operation::Update, 1),
     ];
-    let mut bridge = s.start_bridge(s.config());
+    let mut bridge = start_bridge(s.config());
     let got = s.changes(expected.len()).await;
 
     let summary: Vec<(&str, Operation, i64)> = got
@@ -486,7 +421,10 @@ async fn multi_row_transactions_keep_their_order() {
         got[9].after.as_ref(),
         json!({"id": 2, "v": 102}),
     );
-    assert!(s.rest().await.is_empty(), "nothing beyond the transaction");
+    assert!(
+        s.rest(QUIET).await.is_empty(),
+        "nothing beyond the transaction"
+    );
     stop_cleanly(&mut bridge);
 }
 
@@ -497,7 +435,7 @@ async fn changing_the_primary_key_publishes_a_delete_then_an_insert() {
         "INSERT INTO items VALUES (1, 'lamp', 3, NULL);
          UPDATE items SET id = 2, qty = 4 WHERE id = 1;",
     );
-    let mut bridge = s.start_bridge(s.config());
+    let mut bridge = start_bridge(s.config());
     let got = s.changes(3).await;
 
     assert_eq!(got[0].op, Operation::Insert);
@@ -544,7 +482,7 @@ fn dedup_config(s: &Setup, window_ms: u64) -> BridgeConfig {
 /// The message's `seq` is counted from the run's first change (1).
 async fn one_merged_message(before: Option<&str>, burst: &str, merged_away: u64) -> RowChange {
     let s = Setup::new(ROWS).await;
-    let mut bridge = s.start_bridge(dedup_config(&s, 3000));
+    let mut bridge = start_bridge(dedup_config(&s, 3000));
     if let Some(sql) = before {
         s.db.exec(sql);
         let first = s.changes(1).await;
@@ -553,7 +491,7 @@ async fn one_merged_message(before: Option<&str>, burst: &str, merged_away: u64)
     s.db.exec(burst);
     let got = s.changes(1).await;
     let log = stop_cleanly(&mut bridge);
-    let extra = s.rest().await;
+    let extra = s.rest(QUIET).await;
     assert!(
         extra.is_empty(),
         "the burst must be one message; also got {extra:#?}"
@@ -696,7 +634,7 @@ async fn dedup_merges_delete_then_insert_into_one_insert() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dedup_never_reorders_changes_of_one_row() {
     let s = Setup::new(ROWS).await;
-    let mut bridge = s.start_bridge(dedup_config(&s, 3000));
+    let mut bridge = start_bridge(dedup_config(&s, 3000));
     // Interleaved changes of rows 1, 2, 3 (and a key change 3 -> 4 -> 3), in rounds a little
     // apart so that some land in an open entry and some start new ones.
     let rounds = [
@@ -781,7 +719,7 @@ async fn dedup_never_reorders_changes_of_one_row() {
         last_dedup_merged(&log).is_some_and(|n| n > 0),
         "the interleaved bursts were merged at least once (else this proves little):\n{log}"
     );
-    assert!(s.rest().await.is_empty());
+    assert!(s.rest(QUIET).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -792,7 +730,7 @@ async fn zero_window_publishes_every_change() {
     for i in 1..=n {
         sql.push_str(&format!("UPDATE r SET n = {i} WHERE id = 1;\n"));
     }
-    let mut bridge = s.start_bridge(dedup_config(&s, 0));
+    let mut bridge = start_bridge(dedup_config(&s, 0));
     s.db.exec(&sql);
     let got = s.changes(n + 1).await;
     assert_eq!(got[0].op, Operation::Insert);
@@ -804,7 +742,7 @@ async fn zero_window_publishes_every_change() {
         assert!(change.seq > got[i - 1].seq);
     }
     let log = stop_cleanly(&mut bridge);
-    assert!(s.rest().await.is_empty());
+    assert!(s.rest(QUIET).await.is_empty());
     assert_eq!(last_dedup_merged(&log), Some(0), "{log}");
 }
 
@@ -829,7 +767,7 @@ async fn include_and_exclude_tables_decide_what_is_captured() {
          START TRANSACTION; UPDATE c SET v = 2; UPDATE b SET v = 2; UPDATE a SET v = 2; COMMIT;
          DELETE FROM b; DELETE FROM c; INSERT INTO a VALUES (2, 2);",
     );
-    let mut bridge = s.start_bridge(config);
+    let mut bridge = start_bridge(config);
     let got = s.changes(3).await;
     let summary: Vec<(&str, Operation)> = got.iter().map(|c| (c.table.as_str(), c.op)).collect();
     assert_eq!(
@@ -842,7 +780,7 @@ async fn include_and_exclude_tables_decide_what_is_captured() {
         "only app.a: b is excluded (exclusion wins), c is not included"
     );
     stop_cleanly(&mut bridge);
-    assert!(s.rest().await.is_empty());
+    assert!(s.rest(QUIET).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -862,7 +800,7 @@ async fn excluded_columns_never_appear_in_messages() {
          UPDATE users SET secret = 's3cr3t-two', name = 'anna' WHERE id = 1;
          DELETE FROM users WHERE id = 1;",
     );
-    let mut bridge = s.start_bridge(config);
+    let mut bridge = start_bridge(config);
     let got = drain_received(&s.url, &s.queue, 3, ARRIVAL).await;
     let changes: Vec<&RowChange> = got
         .iter()
@@ -915,7 +853,7 @@ async fn other_databases_are_not_captured() {
          UPDATE other.t SET v = 3; DELETE FROM other.t;
          INSERT INTO app.t VALUES (2, 2);",
     );
-    let mut bridge = s.start_bridge(s.config());
+    let mut bridge = start_bridge(s.config());
     let got = s.changes(2).await;
     for change in &got {
         assert_eq!(
@@ -927,7 +865,7 @@ async fn other_databases_are_not_captured() {
     assert_eq!(got[0].key, row(json!({"id": 1})));
     assert_eq!(got[1].key, row(json!({"id": 2})));
     stop_cleanly(&mut bridge);
-    assert!(s.rest().await.is_empty());
+    assert!(s.rest(QUIET).await.is_empty());
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -937,7 +875,7 @@ async fn other_databases_are_not_captured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_are_published_when_idle() {
     let s = Setup::new("CREATE TABLE t (id INT NOT NULL PRIMARY KEY);").await;
-    let mut bridge = s.start_bridge(s.config().with(|c| c.broker.heartbeat_secs = 1));
+    let mut bridge = start_bridge(s.config().with(|c| c.broker.heartbeat_secs = 1));
     s.db.exec("INSERT INTO t VALUES (1);");
     let change = s.changes(1).await.remove(0);
 
@@ -985,7 +923,7 @@ async fn message_properties_name_database_table_and_operation() {
          UPDATE items SET qty = 4 WHERE id = 1;
          DELETE FROM items WHERE id = 1;",
     );
-    let mut bridge = s.start_bridge(s.config());
+    let mut bridge = start_bridge(s.config());
     let got: Vec<_> = drain_received(&s.url, &s.queue, 3, ARRIVAL)
         .await
         .into_iter()
@@ -1029,7 +967,7 @@ async fn message_properties_name_database_table_and_operation() {
 async fn sigterm_flushes_the_buffer_and_saves_the_checkpoint() {
     let s = Setup::new(ROWS).await;
     s.db.exec("INSERT INTO r VALUES (1, 'held', 0);");
-    let mut bridge = s.start_bridge(dedup_config(&s, 60_000));
+    let mut bridge = start_bridge(dedup_config(&s, 60_000));
     assert!(
         bridge.wait_for_log_async(STARTED, ARRIVAL).await,
         "{}",
@@ -1171,7 +1109,7 @@ async fn unbound_exchange_stops_the_bridge_with_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_of_a_table_created_after_start_are_typed() {
     let s = Setup::new("").await;
-    let mut bridge = s.start_bridge(s.config());
+    let mut bridge = start_bridge(s.config());
     assert!(
         bridge.wait_for_log_async(STARTED, ARRIVAL).await,
         "{}",

@@ -2,8 +2,7 @@
 //! its exact value and the same JSON whether a row was captured live or read by an initial sync
 //! (BINARY(16) key as the chunking key, latin1 and cp1251 text, negative TIME(6), six-digit
 //! DATETIME(6)/TIMESTAMP(6), GEOMETRY as WKB); BINARY(16) keys through the dedup buffer; a row of
-//! 20 MB; and the session settings that would hide rows (statement format, MINIMAL image), which
-//! stop the bridge naming table, position and setting.
+//! 20 MB.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,55 +11,23 @@ use base64::Engine;
 use change_message::{Operation, RowChange};
 use serde_json::{json, Value};
 use system_tests::{
-    bridge_config, declare_bound_queue, drain_changes, shared_amqp_url, start_sync, unique_name,
-    BridgeConfig, BridgeProcess, BrokerCleanup, MariaDb, MariaDbOptions,
+    drain_changes, start_sync, BridgeConfig, BridgeProcess, CaptureSetup, MariaDbOptions,
 };
 
 const ARRIVAL: Duration = Duration::from_secs(30);
 
-/// A private MariaDB and a fanout exchange with one bound queue.
-struct Setup {
-    db: MariaDb,
-    url: String,
-    exchange: String,
-    queue: String,
-    _names: BrokerCleanup,
-}
+type Setup = CaptureSetup;
 
-impl Setup {
-    async fn new(options: MariaDbOptions, schema: &str) -> Setup {
-        let db = MariaDb::start_with(options);
-        db.exec(schema);
-        let url = shared_amqp_url();
-        let exchange = unique_name("values.x");
-        let queue = unique_name("values.q");
-        declare_bound_queue(&url, &exchange, &queue).await;
-        Setup {
-            _names: BrokerCleanup::new(&url, vec![queue.clone()], vec![exchange.clone()]),
-            db,
-            url,
-            exchange,
-            queue,
-        }
-    }
-
-    /// From the oldest binlog, no merging, syncs in chunks of two rows.
-    fn toml(&self, change: impl FnOnce(&mut BridgeConfig)) -> String {
-        let toml = bridge_config(self.db.port(), &self.url, &self.exchange)
-            .with(|c| {
-                c.source.start = "start".into();
-                c.broker.heartbeat_secs = 3600;
-                change(c);
-            })
-            .to_toml();
-        format!("{toml}\n[sync]\nchunk_size = 2\n")
-    }
-
-    async fn changes(&self, n: usize) -> Vec<RowChange> {
-        let got = drain_changes(&self.url, &self.queue, n, ARRIVAL).await;
-        assert_eq!(got.len(), n, "expected {n} change(s), got {got:#?}");
-        got
-    }
+/// From the oldest binlog, no merging, syncs in chunks of two rows.
+fn toml(s: &Setup, change: impl FnOnce(&mut BridgeConfig)) -> String {
+    let toml = s
+        .config()
+        .with(|c| {
+            c.broker.heartbeat_secs = 3600;
+            change(c);
+        })
+        .to_toml();
+    format!("{toml}\n[sync]\nchunk_size = 2\n")
 }
 
 fn b64(bytes: &[u8]) -> Value {
@@ -82,19 +49,6 @@ fn point_wkb(x: f64, y: f64) -> Vec<u8> {
     wkb
 }
 
-fn bridge_failure(bridge: &mut BridgeProcess) -> String {
-    let status = bridge
-        .wait_exit(ARRIVAL)
-        .unwrap_or_else(|| panic!("the bridge keeps running:\n{}", bridge.log()));
-    let log = bridge.log();
-    assert!(
-        !status.success() && status.code().is_some(),
-        "{status:?}\n{log}"
-    );
-    assert!(!log.contains("panicked"), "{log}");
-    log
-}
-
 const EVERY_TYPE: &str = "CREATE TABLE every_type (
     id BINARY(16) NOT NULL PRIMARY KEY,
     y YEAR NULL, iu INT UNSIGNED NULL, ti TINYINT NULL, mi MEDIUMINT NULL, bi BIGINT NULL,
@@ -109,7 +63,7 @@ const EVERY_TYPE: &str = "CREATE TABLE every_type (
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_type_reads_the_same_live_and_in_a_snapshot_with_a_binary_key() {
-    let s = Setup::new(MariaDbOptions::default(), EVERY_TYPE).await;
+    let s = Setup::with_options(MariaDbOptions::default(), EVERY_TYPE).await;
     s.db.exec(
         "SET time_zone = '+00:00';
          INSERT INTO every_type VALUES (UNHEX('00112233445566778899AABBCCDDEEFF'),
@@ -132,7 +86,7 @@ async fn every_type_reads_the_same_live_and_in_a_snapshot_with_a_binary_key() {
             ST_GeomFromText('POINT(-0.5 1e10)'));
          INSERT INTO every_type (id) VALUES (UNHEX('80000000000000000000000000000000'));",
     );
-    let toml = s.toml(|_| {});
+    let toml = toml(&s, |_| {});
     let mut bridge = BridgeProcess::start(&toml);
     let live = s.changes(3).await;
     let first = &live[0];
@@ -204,12 +158,12 @@ async fn every_type_reads_the_same_live_and_in_a_snapshot_with_a_binary_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_keys_are_deduplicated_by_their_bytes() {
-    let s = Setup::new(
+    let s = Setup::with_options(
         MariaDbOptions::default(),
         "CREATE TABLE tokens (id BINARY(16) NOT NULL PRIMARY KEY, n INT NOT NULL)",
     )
     .await;
-    let mut bridge = BridgeProcess::start(&s.toml(|c| c.dedup.window_ms = 2000));
+    let mut bridge = BridgeProcess::start(&toml(&s, |c| c.dedup.window_ms = 2000));
     assert!(
         bridge
             .wait_for_log_async("database checks passed", ARRIVAL)
@@ -246,7 +200,7 @@ async fn a_row_of_20_mb_is_read_and_the_stream_goes_on() {
         extra_cnf: vec!["max_allowed_packet=64M".into()],
         ..MariaDbOptions::default()
     };
-    let s = Setup::new(
+    let s = Setup::with_options(
         options,
         "CREATE TABLE docs (id INT PRIMARY KEY, body LONGBLOB NOT NULL, note VARCHAR(20) NOT NULL)",
     )
@@ -261,8 +215,9 @@ async fn a_row_of_20_mb_is_read_and_the_stream_goes_on() {
     );
     // The 20 MB column is read (one binlog packet of more than 16 MB) but not published, so the
     // test does not depend on the broker's message size limit.
-    let mut bridge =
-        BridgeProcess::start(&s.toml(|c| c.capture.exclude_columns = vec!["app.docs.body".into()]));
+    let mut bridge = BridgeProcess::start(&toml(&s, |c| {
+        c.capture.exclude_columns = vec!["app.docs.body".into()]
+    }));
     let got = s.changes(2).await;
     assert_eq!(
         got[0].after.clone().map(Value::Object),
@@ -273,58 +228,4 @@ async fn a_row_of_20_mb_is_read_and_the_stream_goes_on() {
         Some(json!({"id": 2, "note": "second"}))
     );
     assert!(bridge.terminate().success(), "{}", bridge.log());
-}
-
-const ITEMS: &str =
-    "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(20) NOT NULL, qty INT NOT NULL);
-    CREATE TABLE other (id INT PRIMARY KEY, n INT NOT NULL)";
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn session_statement_format_stops_the_bridge_naming_table_position_and_setting() {
-    let s = Setup::new(MariaDbOptions::default(), ITEMS).await;
-    let mut bridge =
-        BridgeProcess::start(&s.toml(|c| c.capture.include_tables = vec!["app.items".into()]));
-    s.db.exec(
-        "INSERT INTO items VALUES (1, 'row format', 1);
-         SET SESSION binlog_format = 'STATEMENT';
-         INSERT INTO other VALUES (1, 1);
-         INSERT INTO items VALUES (2, 'statement', 2);",
-    );
-    let got = s.changes(1).await;
-    assert_eq!(got[0].key, json!({"id": 1}).as_object().cloned().unwrap());
-    let log = bridge_failure(&mut bridge);
-    for needle in [
-        "statement-format change of captured table app.items",
-        "binlog_format",
-        "INSERT INTO items VALUES (2",
-        "binlog.000001:",
-    ] {
-        assert!(log.contains(needle), "the log lacks {needle:?}:\n{log}");
-    }
-    let rest = drain_changes(&s.url, &s.queue, usize::MAX, Duration::from_secs(1)).await;
-    assert!(rest.is_empty(), "published past the statement: {rest:#?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn session_minimal_row_image_stops_the_bridge_naming_table_position_and_setting() {
-    let s = Setup::new(MariaDbOptions::default(), ITEMS).await;
-    let mut bridge = BridgeProcess::start(&s.toml(|_| {}));
-    s.db.exec(
-        "INSERT INTO items VALUES (1, 'lamp', 1);
-         SET SESSION binlog_row_image = 'MINIMAL';
-         UPDATE items SET qty = 2 WHERE id = 1;",
-    );
-    let got = s.changes(1).await;
-    assert_eq!(got[0].op, Operation::Insert);
-    let log = bridge_failure(&mut bridge);
-    for needle in [
-        "captured table app.items",
-        "binlog_row_image",
-        "lacks columns",
-        "binlog.000001:",
-    ] {
-        assert!(log.contains(needle), "the log lacks {needle:?}:\n{log}");
-    }
-    let rest = drain_changes(&s.url, &s.queue, usize::MAX, Duration::from_secs(1)).await;
-    assert!(rest.is_empty(), "published a partial image: {rest:#?}");
 }

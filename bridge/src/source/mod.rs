@@ -5,9 +5,11 @@
 
 pub mod charset;
 pub mod connect;
+pub mod ddl;
 pub mod decode;
 pub mod events;
 pub mod gtid;
+mod keyless;
 pub mod mysql_json;
 pub mod payload;
 mod reader;
@@ -17,11 +19,12 @@ pub mod table_map;
 pub mod table_schema;
 
 use crate::capture_filter::CaptureFilter;
+use crate::metrics::BridgeMetrics;
 use crate::schema_catalog::TableCatalog;
 use change_message::{Operation, Row};
 use gtid::GtidState;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -179,6 +182,19 @@ pub enum SourceError {
         pos: u64,
     },
     #[error(
+        "binlog {file}:{pos}: {change} ({statement}) changes the table's rows without row \
+         events, so partners would keep records the database no longer has (or miss ones it \
+         now has). The bridge stops here rather than pass it as a plain transaction end. To go \
+         on: add \"{file}:{pos}\" to source.accept_table_resets_at and restart the bridge, then \
+         re-sync the partners for the table (`pusher sync <partner>` for each partner)"
+    )]
+    TableReset {
+        change: String,
+        statement: String,
+        file: String,
+        pos: u64,
+    },
+    #[error(
         "binlog {file}:{pos}: a rows event names table id {table_id}, which no table map \
          described; the binlog is not one this bridge can follow"
     )]
@@ -251,6 +267,10 @@ pub struct SourceParams {
     /// The signal table (database, table): its inserted rows come out as `Signal`, whatever
     /// the capture filter says.
     pub signal_table: Option<(String, String)>,
+    /// Table resets the operator lets pass (`source.accept_table_resets_at`).
+    pub accepted_resets: Arc<HashSet<(String, u64)>>,
+    /// Where the reader counts what it leaves out (rows events of keyless tables).
+    pub metrics: Arc<BridgeMetrics>,
 }
 
 /// Starts the reader task. It ends after sending `Failed`, or when the receiver is dropped.

@@ -4,10 +4,13 @@
 //! rows, signals and transaction boundaries, never binlog events.
 
 use super::connect;
+use super::ddl;
 use super::events::{self, Kind};
+use super::keyless::KeylessTables;
 use super::payload::Payload;
 use super::row_image::{self, present_columns};
 use super::table_map::TableMap;
+use super::table_schema::SchemaError;
 use super::table_schema::{TableSchema, WireColumn};
 use super::{
     approx_size, split_change, Boundary, CapturedRow, GtidState, SignalRow, SourceError,
@@ -40,6 +43,8 @@ struct CachedTable {
     /// `None` for a table the bridge does not capture (its rows are never decoded).
     captured: Option<Captured>,
     signal: bool,
+    /// A captured table without a primary key, left out by configuration.
+    keyless: bool,
 }
 
 pub struct Reader {
@@ -62,6 +67,7 @@ pub struct Reader {
     payload: Option<Payload>,
     /// The last boundary, for the report of a crash.
     last_boundary: Arc<Mutex<(String, u64)>>,
+    keyless: KeylessTables,
 }
 
 fn rows_kind(code: u8) -> (bool, bool) {
@@ -117,6 +123,7 @@ impl Reader {
             tables: HashMap::new(),
             payload: None,
             last_boundary,
+            keyless: KeylessTables::default(),
         }
     }
 
@@ -433,6 +440,7 @@ impl Reader {
                         });
                     }
                 }
+                self.check_table_resets(sql, &query.schema(), event_pos)?;
                 if sql.eq_ignore_ascii_case("BEGIN") {
                     self.begin(header.timestamp());
                 } else if sql.eq_ignore_ascii_case("COMMIT")
@@ -456,6 +464,36 @@ impl Reader {
         Ok(())
     }
 
+    /// Stops at a statement that changes captured tables without row events (TRUNCATE, DROP,
+    /// RENAME...), unless the operator accepted it at this position.
+    fn check_table_resets(
+        &self,
+        sql: &str,
+        default_database: &str,
+        event_pos: u64,
+    ) -> Result<(), SourceError> {
+        let unseen = ddl::unseen_changes(&ddl::effects(sql, default_database), &self.params.filter);
+        if unseen.is_empty() {
+            return Ok(());
+        }
+        let change = unseen.join(", ");
+        let at = (self.file.to_string(), event_pos);
+        if self.params.accepted_resets.contains(&at) {
+            tracing::warn!(file = %self.file, pos = event_pos, %change, "passing a table reset accepted in source.accept_table_resets_at: re-sync the partners for it");
+            return Ok(());
+        }
+        let mut statement: String = sql.chars().take(120).collect();
+        if statement.len() < sql.len() {
+            statement.push_str("...");
+        }
+        Err(SourceError::TableReset {
+            change,
+            statement,
+            file: at.0,
+            pos: event_pos,
+        })
+    }
+
     async fn remember_table(&mut self, event: &Event, event_pos: u64) -> Result<(), SourceError> {
         let map: TableMapEvent<'_> = event
             .read_event()
@@ -476,6 +514,7 @@ impl Reader {
             .as_ref()
             .is_some_and(|(db, t)| db == &database && t == &table);
         let captured = signal || self.params.filter.captures_table(&database, &table);
+        let mut keyless = false;
         let schema_error = |file: &Arc<str>, source| SourceError::Schema {
             file: file.to_string(),
             pos: event_pos,
@@ -496,17 +535,25 @@ impl Reader {
                     self.params.catalog.insert(key.clone(), found);
                 }
             }
-            let (schema, wire) = TableSchema::from_table_map(
+            match TableSchema::from_table_map(
                 &parsed,
                 &self.params.filter,
                 self.params.catalog.get(&key),
-            )
-            .map_err(|e| schema_error(&self.file, e))?;
-            Some(Captured {
-                binary_columns: Arc::from(schema.binary_columns.clone()),
-                schema: Arc::new(schema),
-                wire: Arc::from(wire),
-            })
+            ) {
+                Ok((schema, wire)) => Some(Captured {
+                    binary_columns: Arc::from(schema.binary_columns.clone()),
+                    schema: Arc::new(schema),
+                    wire: Arc::from(wire),
+                }),
+                Err(SchemaError::NoPrimaryKey { .. })
+                    if !signal && self.params.filter.skips_keyless_tables() =>
+                {
+                    keyless = true;
+                    self.keyless.noticed(&format!("{database}.{table}"));
+                    None
+                }
+                Err(e) => return Err(schema_error(&self.file, e)),
+            }
         } else {
             None
         };
@@ -518,6 +565,7 @@ impl Reader {
                 table: Arc::from(table.as_str()),
                 captured,
                 signal,
+                keyless,
             },
         );
         Ok(())
@@ -550,6 +598,11 @@ impl Reader {
             });
         };
         let Some(captured) = &cached.captured else {
+            if cached.keyless {
+                let name = format!("{}.{}", cached.database, cached.table);
+                self.keyless
+                    .skipped(&name, &self.file, event_pos, &self.params.metrics);
+            }
             return Ok(());
         };
         let schema = captured.schema.clone();
@@ -823,6 +876,8 @@ mod tests {
             catalog: HashMap::new(),
             lookup: Box::new(|_, _| Box::pin(async { None })),
             signal_table: None,
+            accepted_resets: Default::default(),
+            metrics: Default::default(),
         };
         Reader::new(params, Arc::new(Mutex::new((String::new(), 0))))
     }

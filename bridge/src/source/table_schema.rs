@@ -59,7 +59,9 @@ pub enum SchemaError {
     NoColumnNames { database: String, table: String },
     #[error(
         "table {database}.{table} has no primary key, so its records cannot be told apart: add a \
-         primary key, or leave the table out with capture.exclude_tables = [\"{database}.{table}\"]"
+         primary key (then re-sync the partners for it), leave the table out with \
+         capture.exclude_tables = [\"{database}.{table}\"], or set capture.on_keyless_table = \
+         \"skip\" to leave every keyless table out with a warning"
     )]
     NoPrimaryKey { database: String, table: String },
     #[error(
