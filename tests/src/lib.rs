@@ -11,6 +11,7 @@ pub mod changes;
 pub mod config;
 pub mod consistency;
 pub mod example_mapping;
+pub mod http_probe;
 pub mod mariadb;
 pub mod ocpi_partner;
 pub mod pusher_cli;
