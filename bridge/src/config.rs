@@ -120,6 +120,16 @@ pub struct SourceConfig {
     pub heartbeat_secs: u64,
     #[serde(default = "default_start")]
     pub start: StartPoint,
+    /// Warn at each headroom measurement while the server may purge the checkpoint's binlog
+    /// file within this many seconds; 0: never.
+    #[serde(default = "default_headroom_warning")]
+    pub binlog_headroom_warning_secs: u64,
+    /// Warn at start when the server keeps binlogs for less than this; 0: never.
+    #[serde(default = "default_min_binlog_retention")]
+    pub min_binlog_retention_secs: u64,
+    /// How often the binlog headroom is measured.
+    #[serde(default = "default_headroom_check")]
+    pub binlog_headroom_check_secs: u64,
     /// `[source.tls]`: one set of TLS options for every connection to the database.
     #[serde(default)]
     pub tls: TlsConfig,
@@ -225,6 +235,15 @@ fn default_server_id() -> u32 {
 }
 fn default_source_heartbeat() -> u64 {
     5
+}
+fn default_headroom_warning() -> u64 {
+    24 * 3600
+}
+fn default_min_binlog_retention() -> u64 {
+    3 * 24 * 3600
+}
+fn default_headroom_check() -> u64 {
+    60
 }
 fn default_start() -> StartPoint {
     StartPoint::End
@@ -424,6 +443,12 @@ impl Config {
             return Err(invalid(
                 "source.heartbeat_secs",
                 "must be between 1 and 4294967 seconds".into(),
+            ));
+        }
+        if !(1..=86_400).contains(&self.source.binlog_headroom_check_secs) {
+            return Err(invalid(
+                "source.binlog_headroom_check_secs",
+                "must be between 1 and 86400 seconds (60 is the default)".into(),
             ));
         }
         if self.capture.databases.is_empty() {
@@ -668,6 +693,22 @@ databases = ["app"]
         );
         assert_eq!(shipped.source.server_id, minimal.source.server_id);
         assert_eq!(shipped.source.heartbeat_secs, minimal.source.heartbeat_secs);
+        assert_eq!(
+            (
+                shipped.source.binlog_headroom_warning_secs,
+                shipped.source.min_binlog_retention_secs,
+                shipped.source.binlog_headroom_check_secs
+            ),
+            (86_400, 259_200, 60)
+        );
+        assert_eq!(
+            (
+                minimal.source.binlog_headroom_warning_secs,
+                minimal.source.min_binlog_retention_secs,
+                minimal.source.binlog_headroom_check_secs
+            ),
+            (86_400, 259_200, 60)
+        );
         assert_eq!(format!("{:?}", shipped.sync), format!("{:?}", minimal.sync));
         assert_eq!(minimal.signal_database(), "app");
     }

@@ -5,8 +5,9 @@
 //! sessions, checkpointing) -> [`dedup`] (coalescing) -> [`publisher`] (confirmed publishing).
 //! Initial syncs of new partners ([`sync`]) run inside the same stream. State lives in one
 //! place: the checkpoint file ([`checkpoint`]), which carries the sync state too.
-//! Operators watch it through [`http_endpoints`] ([`metrics`], [`lag`]).
+//! Operators watch it through [`http_endpoints`] ([`metrics`], [`lag`], [`binlog_headroom`]).
 
+pub mod binlog_headroom;
 pub mod capture_filter;
 pub mod checkpoint;
 pub mod config;

@@ -199,6 +199,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ));
         tracing::info!(%address, "serving /metrics, /healthz, /readyz and /status");
     }
+    tokio::spawn(bridge::binlog_headroom::watch(
+        config.source.clone(),
+        metrics.clone(),
+        stop_rx.clone(),
+    ));
     let result = bridge::pipeline::run(config, stop_rx, metrics.clone()).await;
     metrics.set_phase(Phase::Stopped, "");
     result?;
@@ -237,6 +242,10 @@ async fn check(config: Config) -> anyhow::Result<()> {
         facts.binlog_files.first().map(String::as_str).unwrap_or(""),
         facts.binlog_files.last().map(String::as_str).unwrap_or("")
     );
+    match bridge::binlog_headroom::retention_report(&config.source).await {
+        Ok(line) => println!("{line}"),
+        Err(error) => println!("binlog retention unknown: {error}"),
+    }
     let broker = &config.broker;
     tls_connect::broker::connect(
         &broker.url,

@@ -9,6 +9,7 @@
 //!
 //! The text format and the HTTP server are shared with the other binary (`ops-endpoints`).
 
+use crate::binlog_headroom::Headroom;
 use crate::sync::state::{Outcome, SyncJob, SyncState};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -142,6 +143,8 @@ pub struct BridgeMetrics {
     /// Rows events of captured tables without a primary key left out
     /// (`capture.on_keyless_table = "skip"`), per `database.table`.
     keyless_skipped: Mutex<BTreeMap<String, u64>>,
+    /// The last binlog headroom measurement ([`crate::binlog_headroom`]) and when it was made.
+    headroom: Mutex<Option<(Headroom, Instant)>>,
 }
 
 impl Default for BridgeMetrics {
@@ -169,6 +172,7 @@ impl BridgeMetrics {
             stream: Mutex::new(StreamState::default()),
             lag: Mutex::new(None),
             keyless_skipped: Mutex::new(BTreeMap::new()),
+            headroom: Mutex::new(None),
         }
     }
 
@@ -254,6 +258,23 @@ impl BridgeMetrics {
         }
     }
 
+    pub fn set_headroom(&self, headroom: Option<Headroom>) {
+        if let Ok(mut slot) = self.headroom.lock() {
+            *slot = headroom.map(|h| (h, Instant::now()));
+        }
+    }
+
+    /// What the binlog headroom is measured from: the checkpoint, or the read position until
+    /// the first checkpoint is saved.
+    pub fn headroom_position(&self) -> Option<(Position, &'static str)> {
+        let stream = self.stream.lock().ok()?;
+        match (&stream.checkpoint, &stream.read) {
+            (Some(checkpoint), _) => Some((checkpoint.clone(), "checkpoint")),
+            (None, Some(read)) => Some((read.clone(), "read position")),
+            (None, None) => None,
+        }
+    }
+
     pub fn changes_read(&self) -> u64 {
         self.changes_read.load(Relaxed)
     }
@@ -322,6 +343,15 @@ impl BridgeMetrics {
         let stream = self.stream.lock().map(|s| s.clone()).unwrap_or_default();
         let lag = self.lag_view(&stream);
         let checkpoint_age = checkpoint_age(&stream);
+        let binlog_headroom =
+            self.headroom
+                .lock()
+                .ok()
+                .and_then(|h| h.clone())
+                .map(|(headroom, at)| HeadroomView {
+                    headroom,
+                    measured_s_ago: at.elapsed().as_secs(),
+                });
         let readiness = self.readiness();
         BridgeStatus {
             state: self.phase().as_str(),
@@ -333,6 +363,7 @@ impl BridgeMetrics {
                 age_s: checkpoint_age,
             }),
             lag,
+            binlog_headroom,
             changes_read: self.changes_read.load(Relaxed),
             changes_per_s: self.changes_rate.get(),
             dedup_merged: self.dedup_merged.load(Relaxed),
@@ -388,6 +419,42 @@ impl BridgeMetrics {
                         *count as f64,
                     );
                 }
+            }
+        }
+        if let Some(view) = &status.binlog_headroom {
+            let headroom = &view.headroom;
+            let unlimited = |value: Option<u64>| value.map(|v| v as f64).unwrap_or(f64::INFINITY);
+            out.single(
+                "cdc_bridge_binlog_headroom_bytes",
+                Kind::Gauge,
+                "Binlog bytes the server holds before the bridge's checkpoint: what it must purge \
+                 before the checkpoint's file goes (0 when that file is gone).",
+                headroom.bytes as f64,
+            );
+            if headroom.never_purged || headroom.seconds.is_some() {
+                out.single(
+                    "cdc_bridge_binlog_headroom_seconds",
+                    Kind::Gauge,
+                    "Seconds until the server may purge the binlog file of the bridge's \
+                     checkpoint: its retention less the time since that file was closed (+Inf \
+                     when the server purges no binlog by age).",
+                    unlimited(headroom.seconds),
+                );
+            }
+            out.single(
+                "cdc_bridge_binlog_retention_seconds",
+                Kind::Gauge,
+                "How long the server keeps a binlog file after its last write (+Inf: never \
+                 purged by age).",
+                unlimited(headroom.retention_s),
+            );
+            if let Some(age) = headroom.oldest_age_s {
+                out.single(
+                    "cdc_bridge_binlog_oldest_age_seconds",
+                    Kind::Gauge,
+                    "Seconds since the oldest binlog file the server still holds was started.",
+                    age as f64,
+                );
             }
         }
         out.single(
@@ -552,6 +619,8 @@ pub struct BridgeStatus {
     pub checkpoint: Option<CheckpointView>,
     /// `None` while the server's binlog end is unknown (database unreachable).
     pub lag: Option<LagView>,
+    /// `None` until measured, and while the server cannot be asked.
+    pub binlog_headroom: Option<HeadroomView>,
     pub changes_read: u64,
     pub changes_per_s: f64,
     pub dedup_merged: u64,
@@ -566,6 +635,14 @@ pub struct CheckpointView {
     #[serde(flatten)]
     pub position: Position,
     pub age_s: u64,
+}
+
+/// The last binlog headroom measurement, and how long ago it was made.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeadroomView {
+    #[serde(flatten)]
+    pub headroom: Headroom,
+    pub measured_s_ago: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -697,6 +774,75 @@ mod tests {
         assert_eq!(checkpoint_age(&stream), 0);
         stream.read = Some(position(200));
         assert!(checkpoint_age(&stream) >= 3600);
+    }
+
+    #[test]
+    fn the_binlog_headroom_gauges_say_unlimited_and_disappear_when_unknown() {
+        use crate::binlog_headroom::{measure, FileTimes, Retention, RetentionSetting};
+        let metrics = BridgeMetrics::new();
+        let files = vec![("b.1".to_string(), 1000u64), ("b.2".to_string(), 500)];
+        let from = Position {
+            file: "b.2".into(),
+            pos: 300,
+            gtid: None,
+        };
+        let never = Retention {
+            seconds: None,
+            setting: RetentionSetting::BinlogExpireLogsSeconds,
+        };
+        let times = FileTimes {
+            next_started: None,
+            oldest_started: Some(1_799_999_000),
+        };
+        metrics.set_headroom(Some(measure(
+            &files,
+            &from,
+            "checkpoint",
+            never,
+            times,
+            1_800_000_000,
+        )));
+        let text = metrics.render();
+        for line in [
+            "\ncdc_bridge_binlog_headroom_bytes 1300\n",
+            "\ncdc_bridge_binlog_headroom_seconds +Inf\n",
+            "\ncdc_bridge_binlog_retention_seconds +Inf\n",
+            "\ncdc_bridge_binlog_oldest_age_seconds 1000\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing:\n{text}");
+        }
+        let status = serde_json::to_value(metrics.status()).unwrap();
+        assert_eq!(status["binlog_headroom"]["never_purged"], true);
+        assert_eq!(
+            status["binlog_headroom"]["seconds"],
+            serde_json::Value::Null
+        );
+        assert_eq!(status["binlog_headroom"]["from"]["file"], "b.2");
+        // A closed file whose closing time could not be read: bytes known, seconds absent.
+        let keep = Retention {
+            seconds: Some(3600),
+            setting: RetentionSetting::BinlogExpireLogsSeconds,
+        };
+        let from = Position {
+            file: "b.1".into(),
+            pos: 10,
+            gtid: None,
+        };
+        let unknown = FileTimes::default();
+        metrics.set_headroom(Some(measure(&files, &from, "checkpoint", keep, unknown, 0)));
+        let text = metrics.render();
+        assert!(
+            text.contains("\ncdc_bridge_binlog_headroom_bytes 10\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("cdc_bridge_binlog_headroom_seconds"),
+            "{text}"
+        );
+        metrics.set_headroom(None);
+        let text = metrics.render();
+        assert!(!text.contains("cdc_bridge_binlog_headroom_bytes"), "{text}");
+        assert!(metrics.status().binlog_headroom.is_none());
     }
 
     #[test]

@@ -37,6 +37,11 @@ pub struct SourceConfig {
     pub heartbeat_secs: u64,
     /// Where to begin without a checkpoint: `"end"` or `"start"`.
     pub start: String,
+    /// `binlog_headroom_warning_secs`, `min_binlog_retention_secs`,
+    /// `binlog_headroom_check_secs`; `None`: left out (the bridge's defaults).
+    pub binlog_headroom_warning_secs: Option<u64>,
+    pub min_binlog_retention_secs: Option<u64>,
+    pub binlog_headroom_check_secs: Option<u64>,
     /// `[source.tls]`; empty: left out (disabled on 127.0.0.1).
     pub tls: TlsEntry,
     /// `"file:pos"` entries of table resets the bridge may pass.
@@ -106,6 +111,9 @@ impl Default for BridgeConfig {
                 server_id: 4242,
                 heartbeat_secs: 5,
                 start: "end".into(),
+                binlog_headroom_warning_secs: None,
+                min_binlog_retention_secs: None,
+                binlog_headroom_check_secs: None,
                 tls: TlsEntry::default(),
                 accept_table_resets_at: Vec::new(),
             },
@@ -193,6 +201,18 @@ impl fmt::Display for BridgeConfig {
             "accept_table_resets_at = {}",
             list(&src.accept_table_resets_at)
         )?;
+        for (key, value) in [
+            (
+                "binlog_headroom_warning_secs",
+                src.binlog_headroom_warning_secs,
+            ),
+            ("min_binlog_retention_secs", src.min_binlog_retention_secs),
+            ("binlog_headroom_check_secs", src.binlog_headroom_check_secs),
+        ] {
+            if let Some(value) = value {
+                writeln!(f, "{key} = {value}")?;
+            }
+        }
         let cap = &self.capture;
         writeln!(f, "\n[capture]")?;
         writeln!(f, "databases = {}", list(&cap.databases))?;

@@ -12,6 +12,7 @@ pub mod changes;
 pub mod config;
 pub mod consistency;
 pub mod example_mapping;
+pub mod http_probe;
 pub mod mariadb;
 pub mod ocpi_partner;
 pub mod pusher_cli;
@@ -45,4 +46,4 @@ pub use service_process::{
     bridge_bin, logs_of, pusher_bin, start_sync, BridgeProcess, PusherProcess, ServiceProcess,
 };
 pub use tls::{Certificate, TestCa, TlsEntry};
-pub use util::{free_port, http_get, last_logged_number, test_servers_dir, workspace_root};
+pub use util::{free_port, last_logged_number, test_servers_dir, workspace_root};

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use change_message::Operation;
 use serde_json::json;
+use system_tests::http_probe::http_get;
 use system_tests::{
-    bridge_failure, drain_changes, free_port, http_get, BridgeConfig, BridgeProcess,
-    CaptureSetup as Setup,
+    bridge_failure, drain_changes, free_port, BridgeConfig, BridgeProcess, CaptureSetup as Setup,
 };
 
 const ARRIVAL: Duration = Duration::from_secs(30);

@@ -19,14 +19,15 @@
 //!
 //! Every endpoint listens on a free port; deadlines are generous and nothing asserts a timing.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use system_tests::changes::tariff_insert;
+use system_tests::http_probe::{bridge_status, eventually, http_get, sample};
 use system_tests::{
-    bridge_config, declare_bound_queue, free_port, http_get, partner_entry, publish_messages,
-    pusher_config, queue_len, shared_amqp_url, unique_name, BridgeProcess, BrokerCleanup, MariaDb,
-    Mode, OcpiPartner, PartnerOptions, PusherConfig, PusherProcess,
+    bridge_config, declare_bound_queue, free_port, partner_entry, publish_messages, pusher_config,
+    queue_len, shared_amqp_url, unique_name, BridgeProcess, BrokerCleanup, MariaDb, Mode,
+    OcpiPartner, PartnerOptions, PusherConfig, PusherProcess,
 };
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -36,33 +37,6 @@ const WAIT: Duration = Duration::from_secs(90);
 /// Runs blocking work (the mariadb client, child processes) off the async workers.
 fn block<T>(work: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(work)
-}
-
-/// The value of the sample `series` (name with its labels, as printed) in a metrics text.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// Polls `probe` every 250 ms until it returns `Some`, or panics after `timeout` with `what`
-/// and the last thing `context` says.
-async fn eventually<T>(
-    timeout: Duration,
-    what: &str,
-    mut probe: impl AsyncFnMut() -> Option<T>,
-    context: impl Fn() -> String,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        if Instant::now() >= deadline {
-            panic!("{what}: not seen within {timeout:?}\n{}", context());
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// `/metrics` when it answers 200 (the process may still be starting).
@@ -77,14 +51,6 @@ async fn metrics_text(port: u16) -> String {
     match http_get(port, "/metrics").await {
         Some((200, body)) => body,
         other => panic!("GET /metrics on port {port}: {other:?}"),
-    }
-}
-
-async fn bridge_status(port: u16) -> Value {
-    match http_get(port, "/status").await {
-        Some((200, body)) => serde_json::from_str(&body)
-            .unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}")),
-        other => panic!("GET /status on port {port}: {other:?}"),
     }
 }
 

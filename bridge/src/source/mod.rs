@@ -3,6 +3,7 @@
 //! its own task and hands the rest of the bridge our own events through a bounded channel, so a
 //! slow broker slows reading instead of filling memory.
 
+pub mod binlog_file_time;
 pub mod charset;
 pub mod connect;
 pub mod ddl;
