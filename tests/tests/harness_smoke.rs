@@ -190,8 +190,8 @@ fn bridge_config_renders_valid_toml_with_every_key() {
         Some("app.t.secret")
     );
     for (section, keys) in [
-        ("source", 7),
-        ("capture", 4),
+        ("source", 8),
+        ("capture", 6),
         ("dedup", 3),
         ("broker", 4),
         ("checkpoint", 1),
