@@ -97,6 +97,17 @@ impl CaptureFilter {
         self.acknowledged_cascades.contains(name)
     }
 
+    /// Every `capture.exclude_columns` entry as (database, table, column).
+    pub fn excluded_column_entries(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+        self.exclude_columns
+            .iter()
+            .flat_map(|((database, table), columns)| {
+                columns
+                    .iter()
+                    .map(move |column| (database.as_str(), table.as_str(), column.as_str()))
+            })
+    }
+
     pub fn excluded_columns(&self, database: &str, table: &str) -> Option<&HashSet<String>> {
         self.exclude_columns
             .get(&(database.to_string(), table.to_string()))

@@ -784,6 +784,38 @@ async fn include_and_exclude_tables_decide_what_is_captured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misspelt_excluded_column_stops_the_bridge_before_anything_is_published() {
+    let s = Setup::new(
+        "CREATE TABLE users (
+            id INT NOT NULL PRIMARY KEY, secret VARCHAR(40) NOT NULL
+         );",
+    )
+    .await;
+    let config = s.config().with(|c| {
+        c.capture.exclude_columns = vec![
+            "app.users.secert".into(),
+            "app.user.secret".into(),
+            "app.users.secret".into(),
+        ]
+    });
+    s.db.exec("INSERT INTO users VALUES (1, 's3cr3t');");
+    let mut bridge = start_bridge(config);
+    let log = system_tests::bridge_failure(&mut bridge);
+    for needle in [
+        "capture.exclude_columns",
+        "app.users.secert: the table has no such column",
+        "app.user.secret: no such table in the captured databases",
+    ] {
+        assert!(log.contains(needle), "the log lacks {needle:?}:\n{log}");
+    }
+    assert!(
+        !log.contains("app.users.secret:"),
+        "the correct entry was reported too:\n{log}"
+    );
+    assert!(s.rest(QUIET).await.is_empty(), "published despite the typo");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn excluded_columns_never_appear_in_messages() {
     let s = Setup::new(
         "CREATE TABLE users (

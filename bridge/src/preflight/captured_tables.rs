@@ -61,8 +61,40 @@ pub(super) async fn check(
              \"skip\"): partners receive none of their changes; add a primary key to capture them"
         );
     }
+    check_excluded_columns(&catalog, filter)?;
     check_cascades(conn, filter, &databases).await?;
     Ok(catalog)
+}
+
+/// Every `capture.exclude_columns` entry names a column of a captured table: a misspelt entry
+/// would otherwise publish the very column it was meant to keep from the partners.
+fn check_excluded_columns(
+    catalog: &SchemaCatalog,
+    filter: &CaptureFilter,
+) -> Result<(), PreflightError> {
+    let mut unknown: Vec<String> = filter
+        .excluded_column_entries()
+        .filter(|(database, table, column)| {
+            let held = filter.captures_table(database, table)
+                && catalog
+                    .table(database, table)
+                    .is_some_and(|info| info.columns.iter().any(|(name, _)| name == column));
+            !held
+        })
+        .map(|(database, table, column)| {
+            let why = match catalog.table(database, table) {
+                None => "no such table in the captured databases",
+                Some(_) if !filter.captures_table(database, table) => "the table is not captured",
+                Some(_) => "the table has no such column",
+            };
+            format!("  {database}.{table}.{column}: {why}")
+        })
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    unknown.sort();
+    Err(PreflightError::UnknownExcludedColumns(unknown.join("\n")))
 }
 
 /// A foreign key whose ON DELETE / ON UPDATE action changes rows of a captured table.

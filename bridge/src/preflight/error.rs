@@ -64,6 +64,12 @@ pub enum PreflightError {
     #[error("captured tables cannot be read from the binlog:\n{0}")]
     UnreadableColumns(String),
     #[error(
+        "capture.exclude_columns names columns that no captured table has:\n{0}\nthe bridge \
+         would publish the column the entry was meant to hide: correct the entry (database.table.\
+         column, as the server spells them) or remove it"
+    )]
+    UnknownExcludedColumns(String),
+    #[error(
         "captured tables have no primary key (records could not be told apart):\n{0}\nadd a \
          primary key, list them in capture.exclude_tables, or set capture.on_keyless_table = \
          \"skip\" to leave them out with a warning"
