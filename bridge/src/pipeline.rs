@@ -21,7 +21,7 @@ use crate::source::{
 };
 use crate::sync::tracker::DriverEvent;
 use crate::sync::{requests, Emission, SyncEngine};
-use crate::time_format::{now_rfc3339, rfc3339_utc_millis, unix_millis_now};
+use crate::time_format::{now_rfc3339, rfc3339_utc_millis, unix_millis_now, SecondsText};
 use change_message::{
     headers, Heartbeat, Message, Operation, RowChange, SnapshotMark, Source, CONTRACT_VERSION,
 };
@@ -258,6 +258,7 @@ pub async fn run(
             reported: Reported::default(),
             last_report: Instant::now(),
             last_change_time: None,
+            commit_text: SecondsText::default(),
             streaming: false,
         };
         let session_started = Instant::now();
@@ -367,6 +368,8 @@ struct Session<'a> {
     last_report: Instant,
     /// Commit time of the last captured change or signal row read (for the lag in seconds).
     last_change_time: Option<u32>,
+    /// The text of the current transaction's commit time, written once per transaction.
+    commit_text: SecondsText,
     /// An event came from the reader: the replication connection streams.
     streaming: bool,
 }
@@ -698,7 +701,7 @@ impl Session<'_> {
                 row: row.row,
                 gtid: row.gtid.as_deref().map(str::to_string),
                 tx_index: row.tx_index,
-                commit_time: rfc3339_utc_millis(i64::from(row.commit_time) * 1000, 0),
+                commit_time: self.commit_text.get(row.commit_time),
             },
             snapshot: None,
         };

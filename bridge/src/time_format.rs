@@ -13,6 +13,27 @@ pub fn rfc3339_utc_millis(millis: i64, fraction_digits: u32) -> String {
     )
 }
 
+/// The RFC 3339 text of the last second asked for: every row of a transaction has its
+/// transaction's commit time, so the text is written once per transaction, not per row.
+#[derive(Debug, Default)]
+pub struct SecondsText {
+    last: Option<(u32, String)>,
+}
+
+impl SecondsText {
+    /// `YYYY-MM-DDTHH:MM:SSZ` for `secs` since the epoch.
+    pub fn get(&mut self, secs: u32) -> String {
+        match &self.last {
+            Some((at, text)) if *at == secs => text.clone(),
+            _ => {
+                let text = rfc3339_utc_millis(i64::from(secs) * 1000, 0);
+                self.last = Some((secs, text.clone()));
+                text
+            }
+        }
+    }
+}
+
 /// `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` for seconds since the epoch and microseconds;
 /// `fraction_digits` (0..=6) fractional digits are written.
 pub fn rfc3339_utc_micros(secs: i64, micros: u32, fraction_digits: u32) -> String {
@@ -54,6 +75,23 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_text_follows_every_change_of_second() {
+        let mut text = SecondsText::default();
+        for secs in [
+            1_709_210_096u32,
+            1_709_210_096,
+            1_709_210_097,
+            0,
+            1_709_210_096,
+        ] {
+            assert_eq!(
+                text.get(secs),
+                rfc3339_utc_millis(i64::from(secs) * 1000, 0)
+            );
+        }
+    }
 
     #[test]
     fn epoch_and_leap_days_format_correctly() {
