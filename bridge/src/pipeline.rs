@@ -8,16 +8,16 @@
 //! session, with the same `id` and `seq`: duplicates are possible, losses are not.
 
 use crate::capture_filter::CaptureFilter;
-use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
-use crate::config::{Config, StartPoint};
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, ServerIdentity};
+use crate::config::Config;
 use crate::dedup::{DedupBuffer, DedupStats, Released};
 use crate::metrics::{BridgeMetrics, Phase, Position};
 use crate::preflight::{self, PreflightError};
 use crate::publisher::{properties, text_header, Outgoing, PublishError, Publisher};
 use crate::schema_catalog;
-use crate::source::gtid::GtidState;
+use crate::session_start;
 use crate::source::{
-    self, Boundary, CapturedRow, SignalRow, SourceError, SourceEvent, SourceParams, StartAt,
+    self, Boundary, CapturedRow, SignalRow, SourceError, SourceEvent, SourceParams,
 };
 use crate::sync::tracker::DriverEvent;
 use crate::sync::{requests, Emission, SyncEngine};
@@ -137,46 +137,8 @@ pub async fn run(
             ));
             tokio::spawn(requests::clean_signals(shared, stop.clone()));
         }
-        let (start, next_seq, start_gtid) = match &checkpoint {
-            Some(cp) => {
-                tracing::info!(file = %cp.file, pos = cp.pos, next_seq = cp.next_seq, "resuming from checkpoint {}", store.path().display());
-                (
-                    StartAt::Position {
-                        file: cp.file.clone(),
-                        pos: cp.pos,
-                    },
-                    cp.next_seq,
-                    cp.gtid
-                        .as_deref()
-                        .and_then(|g| parse_gtid_state(facts.is_mariadb, g)),
-                )
-            }
-            None => {
-                let start = match config.source.start {
-                    StartPoint::End => {
-                        let (file, pos) = facts.binlog_end.clone();
-                        tracing::warn!(checkpoint = %store.path().display(), %file, pos, "no checkpoint: starting at the CURRENT END of the binlog (source.start = \"end\"); changes made before now are not captured");
-                        StartAt::Position { file, pos }
-                    }
-                    StartPoint::Start => {
-                        tracing::warn!(checkpoint = %store.path().display(), oldest = %facts.binlog_files[0], "no checkpoint: starting at the OLDEST binlog the server has (source.start = \"start\")");
-                        StartAt::OldestBinlog
-                    }
-                };
-                // From the end: the server's state now. From the start: the GTID list (or
-                // previous-GTIDs) event that opens the first binlog file supplies it.
-                let gtid = match config.source.start {
-                    StartPoint::End => facts
-                        .gtid_position
-                        .as_deref()
-                        .and_then(|g| parse_gtid_state(facts.is_mariadb, g)),
-                    StartPoint::Start => None,
-                };
-                let first_seq = crate::checkpoint::first_seq_of_new_lineage();
-                tracing::info!(first_seq, "no checkpoint: numbering changes from the time now in microseconds, above every seq an earlier run of this bridge gave (README \"Message contract\")");
-                (start, first_seq, gtid)
-            }
-        };
+        let (start, next_seq, start_gtid) =
+            session_start::start_of(&config, &facts, checkpoint.as_ref(), store.path())?;
         tracing::info!(server = %facts.version, server_id = facts.server_id, "database checks passed");
 
         let lookup_config = config.source.clone();
@@ -246,7 +208,7 @@ pub async fn run(
                 config.dedup.max_bytes,
             ),
             next_seq,
-            server_id: facts.server_id,
+            server: facts.identity.clone(),
             safe: checkpoint.clone(),
             saved: checkpoint,
             last_save: Instant::now(),
@@ -283,21 +245,6 @@ pub async fn run(
     }
     publisher.close().await;
     Ok(())
-}
-
-fn parse_gtid_state(is_mariadb: bool, text: &str) -> Option<GtidState> {
-    let parsed = if is_mariadb {
-        GtidState::parse_mariadb(text)
-    } else {
-        GtidState::parse_mysql(text)
-    };
-    match parsed {
-        Ok(state) => Some(state),
-        Err(error) => {
-            tracing::warn!(%error, "GTID state not tracked; checkpoints keep file and position only");
-            None
-        }
-    }
 }
 
 struct Backoff {
@@ -352,7 +299,9 @@ struct Session<'a> {
     store: &'a CheckpointStore,
     dedup: DedupBuffer,
     next_seq: u64,
-    server_id: u32,
+    /// The server read from: its id goes into every message, its identity into every
+    /// checkpoint.
+    server: ServerIdentity,
     /// Newest position whose changes are all confirmed.
     safe: Option<Checkpoint>,
     saved: Option<Checkpoint>,
@@ -547,6 +496,7 @@ impl Session<'_> {
                     next_seq: self.next_seq,
                     saved_at: String::new(),
                     sync: self.sync.as_ref().and_then(SyncEngine::snapshot),
+                    server: Some(self.server.clone()),
                 });
                 self.last_boundary = Some(boundary);
             }
@@ -653,7 +603,7 @@ impl Session<'_> {
                 binary_columns: binary_columns.clone(),
                 merged: 1,
                 source: Source {
-                    server_id: self.server_id,
+                    server_id: self.server.server_id,
                     file: at.file.to_string(),
                     pos: at.pos,
                     row: 0,
@@ -692,7 +642,7 @@ impl Session<'_> {
             binary_columns: row.binary_columns.to_vec(),
             merged: 1,
             source: Source {
-                server_id: self.server_id,
+                server_id: self.server.server_id,
                 file: row.file.to_string(),
                 pos: row.pos,
                 row: row.row,
