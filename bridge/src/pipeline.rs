@@ -193,7 +193,9 @@ pub async fn run(
         };
         metrics.set_phase(Phase::Connecting, "no binlog event received yet");
         metrics.update_stream(|s| {
-            s.checkpoint = checkpoint.as_ref().map(position_of);
+            s.checkpoint = checkpoint
+                .as_ref()
+                .and_then(|cp| position_on(cp, &facts.identity));
             s.checkpoint_saved = Some(Instant::now());
             s.syncs = checkpoint.as_ref().and_then(|c| c.sync.clone());
         });
@@ -282,6 +284,17 @@ struct Reported {
     dedup: DedupStats,
     published: u64,
     snapshot_rows: u64,
+}
+
+/// The checkpoint's position as this server's: none for a checkpoint of another server (after
+/// a failover, until the first checkpoint on this one), whose file names mean nothing here
+/// (the headroom would look for them on this server).
+fn position_on(checkpoint: &Checkpoint, server: &ServerIdentity) -> Option<Position> {
+    let other = checkpoint
+        .server
+        .as_ref()
+        .is_some_and(|s| !s.is_same_server(server));
+    (!other).then(|| position_of(checkpoint))
 }
 
 fn position_of(checkpoint: &Checkpoint) -> Position {
@@ -779,7 +792,7 @@ impl Session<'_> {
                 s.last_change_time = self.last_change_time;
             }
             if let Some(saved) = &self.saved {
-                s.checkpoint = Some(position_of(saved));
+                s.checkpoint = position_on(saved, &self.server);
                 s.checkpoint_saved = Some(self.last_save);
             }
             if sync.is_some() {
