@@ -7,7 +7,8 @@
 //!   the replica resumes by the checkpoint's GTID state, not by the old primary's file and
 //!   position: every committed change arrives, per record in order, `seq` counts on from the
 //!   checkpoint and no number is given to two different changes;
-//! - a checkpoint of another server without a GTID state stops the bridge, naming the choices;
+//! - a checkpoint of another server without a GTID state stops the bridge, naming the choices,
+//!   and one whose GTID state this server does not wholly hold stops it too;
 //! - `source.start = { gtid = "..." }` starts after that state.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -457,4 +458,43 @@ async fn source_start_gtid_starts_after_that_gtid_state() {
     );
     bridge.terminate();
     reader.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_server_that_lacks_part_of_the_checkpoints_gtid_state_stops_the_bridge() {
+    let db = MariaDb::start_with(topology_server(1));
+    db.exec(&schema());
+    let broker = broker("failover-behind").await;
+    let mut bridge = BridgeProcess::start(&stream_config(
+        db.port(),
+        &broker.url,
+        &broker.exchange,
+        "start",
+    ));
+    wait_for_checkpoint(&mut bridge).await;
+    bridge.terminate();
+    // As if written against a primary that got further than this server (a replica that had
+    // not applied everything when it was promoted).
+    let mut checkpoint = read_checkpoint(bridge.dir());
+    let object = checkpoint.as_object_mut().expect("a JSON object");
+    object.insert("gtid".into(), "0-1-999999".into());
+    object.insert(
+        "server".into(),
+        serde_json::json!({"server_id": 77, "gtid_domain_id": 0, "address": "10.0.0.7:3306"}),
+    );
+    std::fs::write(
+        bridge.dir().join("bridge.checkpoint.json"),
+        serde_json::to_vec_pretty(&checkpoint).expect("JSON"),
+    )
+    .expect("rewrite the checkpoint");
+    bridge.restart();
+    let log = bridge_failure(&mut bridge);
+    for needle in [
+        "cannot resume by GTID",
+        "0-1-999999",
+        "had not applied everything",
+        "most advanced replica",
+    ] {
+        assert!(log.contains(needle), "{needle:?} missing from:\n{log}");
+    }
 }
