@@ -30,6 +30,55 @@ pub struct Checkpoint {
     /// position; absent when the bridge never ran one (and in checkpoints of older versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync: Option<Arc<SyncState>>,
+    /// The server `file` and `pos` belong to; absent in checkpoints of older versions (taken
+    /// as the server the bridge is pointed at, and written at the next save).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerIdentity>,
+}
+
+/// Which server a binlog file and position belong to, read once when the bridge connects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerIdentity {
+    /// `@@server_id`.
+    pub server_id: u32,
+    /// `@@server_uuid` (MySQL; MariaDB has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_uuid: Option<String>,
+    /// `@@gtid_domain_id` (MariaDB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtid_domain_id: Option<u32>,
+    /// `host:port` the bridge reached it at (`source.host`, `source.port`).
+    pub address: String,
+}
+
+impl ServerIdentity {
+    /// The same server: the same uuid where both have one (MySQL), else the same server_id,
+    /// GTID domain and address. A replica promoted behind the same address (a VIP or DNS move)
+    /// has its own server_id, as replication requires; two unrelated servers with the default
+    /// server_id differ by address.
+    pub fn is_same_server(&self, other: &ServerIdentity) -> bool {
+        match (&self.server_uuid, &other.server_uuid) {
+            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+            _ => {
+                self.server_id == other.server_id
+                    && self.gtid_domain_id == other.gtid_domain_id
+                    && self.address == other.address
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ServerIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (server_id {}", self.address, self.server_id)?;
+        if let Some(uuid) = &self.server_uuid {
+            write!(f, ", server_uuid {uuid}")?;
+        }
+        if let Some(domain) = self.gtid_domain_id {
+            write!(f, ", gtid_domain_id {domain}")?;
+        }
+        f.write_str(")")
+    }
 }
 
 /// The `seq` of the first change when there is no checkpoint: the time now in microseconds
@@ -160,6 +209,12 @@ mod tests {
             next_seq: 77,
             saved_at: "2026-01-01T00:00:00Z".into(),
             sync: None,
+            server: Some(ServerIdentity {
+                server_id: 1,
+                server_uuid: None,
+                gtid_domain_id: Some(0),
+                address: "db:3306".into(),
+            }),
         };
         store.save(&cp).unwrap();
         store.save(&cp).unwrap();
@@ -177,6 +232,7 @@ mod tests {
         let store = CheckpointStore::new(&path);
         let old = store.load().unwrap().unwrap();
         assert_eq!(old.sync, None);
+        assert_eq!(old.server, None);
         let mut state = SyncState::default();
         state.waiting.push(crate::sync::state::SyncJob {
             sync_id: "s1".into(),

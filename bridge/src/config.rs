@@ -88,13 +88,16 @@ pub struct SyncConfig {
 }
 
 /// Where the bridge starts reading when it has no checkpoint yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StartPoint {
     /// The server's current end of binlog: only changes made from now on.
     End,
     /// The oldest binlog the server still has.
     Start,
+    /// Just after the given GTID state (`{ gtid = "0-1-42" }`, MySQL `{ gtid = "uuid:1-42" }`):
+    /// the transactions it does not hold.
+    Gtid(String),
 }
 
 /// `file:pos` of a binlog position, as the bridge's messages name one.
@@ -451,6 +454,20 @@ impl Config {
                 "must be between 1 and 86400 seconds (60 is the default)".into(),
             ));
         }
+        if let StartPoint::Gtid(text) = &self.source.start {
+            let mariadb = crate::source::gtid::GtidState::parse_mariadb(text);
+            let mysql = crate::source::gtid::GtidState::parse_mysql(text);
+            if text.trim().is_empty() || (mariadb.is_err() && mysql.is_err()) {
+                return Err(invalid(
+                    "source.start",
+                    format!(
+                        "{{ gtid = {text:?} }} is not a GTID state: give a MariaDB GTID list \
+                         (\"0-1-42,1-2-7\", as in @@gtid_binlog_pos) or a MySQL GTID set \
+                         (\"uuid:1-42\", as in @@gtid_executed)"
+                    ),
+                ));
+            }
+        }
         if self.capture.databases.is_empty() {
             return Err(invalid(
                 "capture.databases",
@@ -637,6 +654,27 @@ databases = ["app"]
         assert_eq!(config.broker.exchange, "cdc.changes");
         assert_eq!(config.broker.confirm_window, 1000);
         assert_eq!(config.source.start, StartPoint::End);
+    }
+
+    #[test]
+    fn start_accepts_a_gtid_state_and_refuses_one_that_is_not() {
+        let with_start =
+            |start: &str| MINIMAL.replace("[source]\n", &format!("[source]\nstart = {start}\n"));
+        let config =
+            Config::parse(&with_start(r#"{ gtid = "0-1-42" }"#), Path::new("b.toml")).unwrap();
+        assert_eq!(config.source.start, StartPoint::Gtid("0-1-42".into()));
+        let config = Config::parse(&with_start(r#""start""#), Path::new("b.toml")).unwrap();
+        assert_eq!(config.source.start, StartPoint::Start);
+        let err = Config::parse(
+            &with_start(r#"{ gtid = "yesterday" }"#),
+            Path::new("b.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("source.start") && err.contains("@@gtid_binlog_pos"),
+            "{err}"
+        );
     }
 
     #[test]

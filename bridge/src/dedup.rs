@@ -478,6 +478,7 @@ mod tests {
             next_seq: pos,
             saved_at: String::new(),
             sync: None,
+            server: None,
         }
     }
 

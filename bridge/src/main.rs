@@ -263,12 +263,18 @@ async fn check(config: Config) -> anyhow::Result<()> {
         },
     )?;
     println!("broker OK");
-    match checkpoint {
-        Some(cp) => println!(
+    match (&checkpoint, &facts.resume) {
+        (Some(cp), bridge::failover::ResumePlan::Gtid { gtid, .. }) => println!(
+            "checkpoint of another server ({}): will resume by GTID after {gtid} on {} (next seq {})",
+            cp.server.as_ref().map(|s| s.to_string()).unwrap_or_default(),
+            facts.identity,
+            cp.next_seq
+        ),
+        (Some(cp), _) => println!(
             "checkpoint: {}:{} (next seq {})",
             cp.file, cp.pos, cp.next_seq
         ),
-        None => println!(
+        (None, _) => println!(
             "no checkpoint yet: will start at source.start = {:?}",
             config.source.start
         ),

@@ -8,16 +8,16 @@
 //! session, with the same `id` and `seq`: duplicates are possible, losses are not.
 
 use crate::capture_filter::CaptureFilter;
-use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
-use crate::config::{Config, StartPoint};
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, ServerIdentity};
+use crate::config::Config;
 use crate::dedup::{DedupBuffer, DedupStats, Released};
 use crate::metrics::{BridgeMetrics, Phase, Position};
 use crate::preflight::{self, PreflightError};
 use crate::publisher::{properties, text_header, Outgoing, PublishError, Publisher};
 use crate::schema_catalog;
-use crate::source::gtid::GtidState;
+use crate::session_start;
 use crate::source::{
-    self, Boundary, CapturedRow, SignalRow, SourceError, SourceEvent, SourceParams, StartAt,
+    self, Boundary, CapturedRow, SignalRow, SourceError, SourceEvent, SourceParams,
 };
 use crate::sync::tracker::DriverEvent;
 use crate::sync::{requests, Emission, SyncEngine};
@@ -137,46 +137,8 @@ pub async fn run(
             ));
             tokio::spawn(requests::clean_signals(shared, stop.clone()));
         }
-        let (start, next_seq, start_gtid) = match &checkpoint {
-            Some(cp) => {
-                tracing::info!(file = %cp.file, pos = cp.pos, next_seq = cp.next_seq, "resuming from checkpoint {}", store.path().display());
-                (
-                    StartAt::Position {
-                        file: cp.file.clone(),
-                        pos: cp.pos,
-                    },
-                    cp.next_seq,
-                    cp.gtid
-                        .as_deref()
-                        .and_then(|g| parse_gtid_state(facts.is_mariadb, g)),
-                )
-            }
-            None => {
-                let start = match config.source.start {
-                    StartPoint::End => {
-                        let (file, pos) = facts.binlog_end.clone();
-                        tracing::warn!(checkpoint = %store.path().display(), %file, pos, "no checkpoint: starting at the CURRENT END of the binlog (source.start = \"end\"); changes made before now are not captured");
-                        StartAt::Position { file, pos }
-                    }
-                    StartPoint::Start => {
-                        tracing::warn!(checkpoint = %store.path().display(), oldest = %facts.binlog_files[0], "no checkpoint: starting at the OLDEST binlog the server has (source.start = \"start\")");
-                        StartAt::OldestBinlog
-                    }
-                };
-                // From the end: the server's state now. From the start: the GTID list (or
-                // previous-GTIDs) event that opens the first binlog file supplies it.
-                let gtid = match config.source.start {
-                    StartPoint::End => facts
-                        .gtid_position
-                        .as_deref()
-                        .and_then(|g| parse_gtid_state(facts.is_mariadb, g)),
-                    StartPoint::Start => None,
-                };
-                let first_seq = crate::checkpoint::first_seq_of_new_lineage();
-                tracing::info!(first_seq, "no checkpoint: numbering changes from the time now in microseconds, above every seq an earlier run of this bridge gave (README \"Message contract\")");
-                (start, first_seq, gtid)
-            }
-        };
+        let (start, next_seq, start_gtid) =
+            session_start::start_of(&config, &facts, checkpoint.as_ref(), store.path())?;
         tracing::info!(server = %facts.version, server_id = facts.server_id, "database checks passed");
 
         let lookup_config = config.source.clone();
@@ -231,7 +193,9 @@ pub async fn run(
         };
         metrics.set_phase(Phase::Connecting, "no binlog event received yet");
         metrics.update_stream(|s| {
-            s.checkpoint = checkpoint.as_ref().map(position_of);
+            s.checkpoint = checkpoint
+                .as_ref()
+                .and_then(|cp| position_on(cp, &facts.identity));
             s.checkpoint_saved = Some(Instant::now());
             s.syncs = checkpoint.as_ref().and_then(|c| c.sync.clone());
         });
@@ -246,7 +210,7 @@ pub async fn run(
                 config.dedup.max_bytes,
             ),
             next_seq,
-            server_id: facts.server_id,
+            server: facts.identity.clone(),
             safe: checkpoint.clone(),
             saved: checkpoint,
             last_save: Instant::now(),
@@ -286,21 +250,6 @@ pub async fn run(
     Ok(())
 }
 
-fn parse_gtid_state(is_mariadb: bool, text: &str) -> Option<GtidState> {
-    let parsed = if is_mariadb {
-        GtidState::parse_mariadb(text)
-    } else {
-        GtidState::parse_mysql(text)
-    };
-    match parsed {
-        Ok(state) => Some(state),
-        Err(error) => {
-            tracing::warn!(%error, "GTID state not tracked; checkpoints keep file and position only");
-            None
-        }
-    }
-}
-
 struct Backoff {
     next: Duration,
 }
@@ -338,6 +287,17 @@ struct Reported {
     snapshot_rows: u64,
 }
 
+/// The checkpoint's position as this server's: none for a checkpoint of another server (after
+/// a failover, until the first checkpoint on this one), whose file names mean nothing here
+/// (the headroom would look for them on this server).
+fn position_on(checkpoint: &Checkpoint, server: &ServerIdentity) -> Option<Position> {
+    let other = checkpoint
+        .server
+        .as_ref()
+        .is_some_and(|s| !s.is_same_server(server));
+    (!other).then(|| position_of(checkpoint))
+}
+
 fn position_of(checkpoint: &Checkpoint) -> Position {
     Position {
         file: checkpoint.file.clone(),
@@ -353,7 +313,9 @@ struct Session<'a> {
     store: &'a CheckpointStore,
     dedup: DedupBuffer,
     next_seq: u64,
-    server_id: u32,
+    /// The server read from: its id goes into every message, its identity into every
+    /// checkpoint.
+    server: ServerIdentity,
     /// Newest position whose changes are all confirmed.
     safe: Option<Checkpoint>,
     saved: Option<Checkpoint>,
@@ -550,6 +512,7 @@ impl Session<'_> {
                     next_seq: self.next_seq,
                     saved_at: String::new(),
                     sync: self.sync.as_ref().and_then(SyncEngine::snapshot),
+                    server: Some(self.server.clone()),
                 });
                 self.last_boundary = Some(boundary);
             }
@@ -656,7 +619,7 @@ impl Session<'_> {
                 binary_columns: binary_columns.clone(),
                 merged: 1,
                 source: Source {
-                    server_id: self.server_id,
+                    server_id: self.server.server_id,
                     file: at.file.to_string(),
                     pos: at.pos,
                     row: 0,
@@ -695,7 +658,7 @@ impl Session<'_> {
             binary_columns: row.binary_columns.to_vec(),
             merged: 1,
             source: Source {
-                server_id: self.server_id,
+                server_id: self.server.server_id,
                 file: row.file.to_string(),
                 pos: row.pos,
                 row: row.row,
@@ -832,7 +795,7 @@ impl Session<'_> {
                 s.last_change_time = self.last_change_time;
             }
             if let Some(saved) = &self.saved {
-                s.checkpoint = Some(position_of(saved));
+                s.checkpoint = position_on(saved, &self.server);
                 s.checkpoint_saved = Some(self.last_save);
             }
             if sync.is_some() {

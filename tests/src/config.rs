@@ -35,7 +35,8 @@ pub struct SourceConfig {
     pub password: Option<String>,
     pub server_id: u32,
     pub heartbeat_secs: u64,
-    /// Where to begin without a checkpoint: `"end"` or `"start"`.
+    /// Where to begin without a checkpoint: `"end"` or `"start"`, or an inline table written
+    /// as is (`{ gtid = "0-1-42" }`).
     pub start: String,
     /// `binlog_headroom_warning_secs`, `min_binlog_retention_secs`,
     /// `binlog_headroom_check_secs`; `None`: left out (the bridge's defaults).
@@ -195,7 +196,11 @@ impl fmt::Display for BridgeConfig {
         }
         writeln!(f, "server_id = {}", src.server_id)?;
         writeln!(f, "heartbeat_secs = {}", src.heartbeat_secs)?;
-        writeln!(f, "start = {}", s(&src.start))?;
+        if src.start.trim_start().starts_with('{') {
+            writeln!(f, "start = {}", src.start)?;
+        } else {
+            writeln!(f, "start = {}", s(&src.start))?;
+        }
         writeln!(
             f,
             "accept_table_resets_at = {}",

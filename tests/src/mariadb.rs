@@ -171,6 +171,25 @@ impl MariaDb {
         ));
     }
 
+    /// Waits until this replica has applied every transaction of `gtid` (a GTID list such as
+    /// the primary's `@@gtid_binlog_pos`). Panics after 60 s.
+    pub fn wait_for_gtid(&self, gtid: &str) {
+        let answer = self.query_value(&format!("SELECT MASTER_GTID_WAIT('{gtid}', 60)"));
+        assert_eq!(
+            answer,
+            "0",
+            "replica on port {} did not reach GTID {gtid} within 60 s (at {})",
+            self.port,
+            self.query_value("SELECT @@gtid_slave_pos")
+        );
+    }
+
+    /// Promotes this replica to primary, as an operator does after a failover: replication
+    /// stops and is forgotten, and the server takes writes.
+    pub fn promote(&self) {
+        self.exec("STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = 0;");
+    }
+
     /// The server process id while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

@@ -3,7 +3,6 @@
 
 use super::connection::{query_error, variable};
 use super::PreflightError;
-use crate::checkpoint::Checkpoint;
 use mysql_async::prelude::Queryable;
 
 pub(super) struct BinlogFacts {
@@ -15,7 +14,7 @@ pub(super) struct BinlogFacts {
 pub(super) async fn check(
     conn: &mut mysql_async::Conn,
     is_mariadb: bool,
-    checkpoint: Option<&Checkpoint>,
+    checkpoint_file: Option<&str>,
 ) -> Result<BinlogFacts, PreflightError> {
     let rows: Vec<mysql_async::Row> = conn.query("SHOW BINARY LOGS").await.map_err(query_error)?;
     let end = rows
@@ -29,10 +28,10 @@ pub(super) async fn check(
     if files.is_empty() {
         return Err(PreflightError::NoBinlogFiles);
     }
-    if let Some(cp) = checkpoint {
-        if !files.contains(&cp.file) {
+    if let Some(file) = checkpoint_file {
+        if !files.iter().any(|f| f == file) {
             return Err(PreflightError::BinlogPurged {
-                file: cp.file.clone(),
+                file: file.to_string(),
                 oldest: files[0].clone(),
             });
         }

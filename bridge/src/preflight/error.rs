@@ -91,6 +91,8 @@ pub enum PreflightError {
          state of every record"
     )]
     BinlogPurged { file: String, oldest: String },
+    #[error(transparent)]
+    Resume(Box<crate::failover::FailoverError>),
     #[error("the server has no binary log files (SHOW BINARY LOGS is empty); is log_bin on?")]
     NoBinlogFiles,
     #[error(
@@ -116,6 +118,12 @@ pub enum PreflightError {
         message: String,
         grant: String,
     },
+}
+
+impl From<crate::failover::FailoverError> for PreflightError {
+    fn from(error: crate::failover::FailoverError) -> Self {
+        PreflightError::Resume(Box::new(error))
+    }
 }
 
 impl PreflightError {

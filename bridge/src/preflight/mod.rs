@@ -7,6 +7,7 @@ mod captured_tables;
 mod connection;
 mod error;
 mod grants;
+mod resume_point;
 mod server_settings;
 mod signal_table;
 
@@ -16,8 +17,9 @@ pub use error::PreflightError;
 pub use signal_table::signal_table;
 
 use crate::capture_filter::CaptureFilter;
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, ServerIdentity};
 use crate::config::SourceConfig;
+use crate::failover::ResumePlan;
 use crate::schema_catalog::SchemaCatalog;
 use connection::variable;
 
@@ -35,6 +37,11 @@ pub struct ServerFacts {
     /// The server's current GTID state (MariaDB `gtid_binlog_pos`, MySQL `gtid_executed` when
     /// `gtid_mode` is on), read just before replication starts.
     pub gtid_position: Option<String>,
+    /// Which server this is, as the checkpoint records it.
+    pub identity: ServerIdentity,
+    /// Where replication starts: the checkpoint's position on its own server, a GTID state
+    /// (checked to be held by this server), or `source.start`.
+    pub resume: ResumePlan,
 }
 
 /// Runs every check; returns the server facts and the catalog of captured tables.
@@ -48,7 +55,14 @@ pub async fn run(
     let is_mariadb = version.to_lowercase().contains("mariadb");
     let server_id = server_settings::check(&mut conn, source).await?;
     grants::check(&mut conn, source).await?;
-    let binlog = binlog_files::check(&mut conn, is_mariadb, checkpoint).await?;
+    let identity = resume_point::identity(&mut conn, source, server_id, is_mariadb).await?;
+    let resume = resume_point::plan(&mut conn, source, checkpoint, &identity, is_mariadb).await?;
+    // Only a position on this server's own binlog must still be there.
+    let own_file = match &resume {
+        ResumePlan::Position { file, .. } => Some(file.as_str()),
+        ResumePlan::Gtid { .. } | ResumePlan::Fresh => None,
+    };
+    let binlog = binlog_files::check(&mut conn, is_mariadb, own_file).await?;
     let catalog = captured_tables::check(&mut conn, source, filter, is_mariadb).await?;
     let _ = conn.disconnect().await;
     Ok((
@@ -59,6 +73,8 @@ pub async fn run(
             binlog_files: binlog.files,
             binlog_end: binlog.end,
             gtid_position: binlog.gtid_position,
+            identity,
+            resume,
         },
         catalog,
     ))

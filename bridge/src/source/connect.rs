@@ -3,7 +3,7 @@
 //! events), registration as a replica and the dump request; and what the server's refusals
 //! mean for an operator.
 
-use super::{SourceError, SourceParams, StartAt};
+use super::{gtid_start, SourceError, SourceParams, StartAt};
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, OptsBuilder};
 
@@ -34,6 +34,9 @@ pub async fn open(params: &SourceParams) -> Result<BinlogStream, SourceError> {
         setup.push(format!(
             "SET @mariadb_slave_capability = {MARIADB_GTID_CAPABILITY}"
         ));
+        if let StartAt::Gtid(state) = &params.start {
+            setup.extend(gtid_start::mariadb_setup(state));
+        }
     }
     for statement in setup {
         conn.query_drop(statement)
@@ -42,14 +45,44 @@ pub async fn open(params: &SourceParams) -> Result<BinlogStream, SourceError> {
     }
     let (file, pos) = match &params.start {
         StartAt::Position { file, pos } => (file.clone(), *pos),
-        StartAt::OldestBinlog => (String::new(), 4),
+        // By GTID: no file name; the server finds where the state ends in its own binlog.
+        StartAt::OldestBinlog | StartAt::Gtid(_) => (String::new(), 4),
     };
-    let request = BinlogStreamRequest::new(params.server_id)
+    let mut request = BinlogStreamRequest::new(params.server_id)
         .with_filename(file.as_bytes())
         .with_pos(pos);
-    conn.get_binlog_stream(request)
-        .await
-        .map_err(|e| start_error(&address, e))
+    if let (StartAt::Gtid(state), false) = (&params.start, params.is_mariadb) {
+        let sids = gtid_start::mysql_sids(state).ok_or_else(|| SourceError::Server {
+            message: format!("the GTID state {state} is not a MySQL GTID set"),
+            hint: "; set source.start = { gtid = \"uuid:1-42\" } as in @@gtid_executed".into(),
+        })?;
+        request = request.with_gtid().with_gtid_set(sids);
+    }
+    let gtid_start = matches!(params.start, StartAt::Gtid(_));
+    conn.get_binlog_stream(request).await.map_err(|e| {
+        let mut error = start_error(&address, e);
+        if gtid_start {
+            if let SourceError::Server { message, hint } = &mut error {
+                *hint = gtid_hint(message);
+            }
+        }
+        error
+    })
+}
+
+/// The fix for a refused dump by GTID state (the server lacks part of it, or purged what
+/// follows it).
+fn gtid_hint(message: &str) -> String {
+    if message.contains("1236") {
+        "; the server cannot send the transactions after the GTID state the bridge resumes \
+         from: it purged the binlog holding them, or it does not hold every transaction of the \
+         state (a replica that had not applied everything, or another topology). Point the \
+         bridge at a server that holds them, or move the checkpoint away, set source.start = \
+         \"end\" and re-sync every partner (`pusher sync <partner>`)"
+            .into()
+    } else {
+        server_error_hint(message)
+    }
 }
 
 /// An error before any event was read.
@@ -107,5 +140,17 @@ mod tests {
             "{hint}"
         );
         assert!(server_error_hint("ERROR 1045: Access denied").contains("source.user"));
+    }
+
+    #[test]
+    fn a_refused_gtid_dump_explains_what_the_server_lacks() {
+        let hint = gtid_hint(
+            "ERROR 1236 (HY000): Error: connecting slave requested to start from GTID 0-1-90, \
+             which is not in the master's binlog",
+        );
+        assert!(
+            hint.contains("GTID state") && hint.contains("re-sync"),
+            "{hint}"
+        );
     }
 }

@@ -89,6 +89,32 @@ impl GtidState {
         Ok(GtidState::MySql(set))
     }
 
+    /// Takes in a state the server announces (a binlog file's GTID list or previous-GTIDs
+    /// event), never going back: that event tells the state at the start of its file, which
+    /// is behind the state already tracked when reading began inside the file (by GTID).
+    /// MariaDB: per domain the higher sequence number; MySQL: the union of the sets.
+    pub fn merge(&mut self, announced: GtidState) {
+        match (self, announced) {
+            (GtidState::MariaDb(mine), GtidState::MariaDb(theirs)) => {
+                for (domain, (server, seq)) in theirs {
+                    let newer = mine.get(&domain).is_none_or(|&(_, have)| seq > have);
+                    if newer {
+                        mine.insert(domain, (server, seq));
+                    }
+                }
+            }
+            (GtidState::MySql(mine), GtidState::MySql(theirs)) => {
+                for (key, intervals) in theirs {
+                    let held = mine.entry(key).or_default();
+                    held.extend(intervals);
+                    held.sort_unstable();
+                    coalesce(held);
+                }
+            }
+            (mine, theirs) => *mine = theirs,
+        }
+    }
+
     /// Records one committed transaction's GTID (`0-1-5` or `uuid:5`).
     pub fn observe(&mut self, gtid: &str) -> Result<(), GtidError> {
         match self {
@@ -249,6 +275,16 @@ mod tests {
         assert!(GtidState::parse_mariadb("0-1-1,0-2-2").is_err());
         assert!(GtidState::parse_mariadb("0-1").is_err());
         assert_eq!(GtidState::parse_mariadb("").unwrap().to_string(), "");
+    }
+
+    #[test]
+    fn an_announced_state_never_takes_the_tracked_one_back() {
+        let mut state = GtidState::parse_mariadb("0-1-100,1-2-7").unwrap();
+        state.merge(GtidState::parse_mariadb("0-1-40,2-3-1").unwrap());
+        assert_eq!(state.to_string(), "0-1-100,1-2-7,2-3-1");
+        let mut set = GtidState::parse_mysql(&format!("{A}:1-50")).unwrap();
+        set.merge(GtidState::parse_mysql(&format!("{A}:1-20:60,{B}:1")).unwrap());
+        assert_eq!(set.to_string(), format!("{A}:1-50:60,{B}:1"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod ddl;
 pub mod decode;
 pub mod events;
 pub mod gtid;
+pub mod gtid_start;
 mod keyless;
 pub mod mysql_json;
 pub mod payload;
@@ -241,8 +242,13 @@ impl SourceError {
 /// Where to start reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartAt {
-    Position { file: String, pos: u64 },
+    Position {
+        file: String,
+        pos: u64,
+    },
     OldestBinlog,
+    /// After this GTID state, wherever the server holds what follows it.
+    Gtid(GtidState),
 }
 
 /// Looks up catalog facts for a table the bridge did not know at start (created later).

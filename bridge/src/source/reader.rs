@@ -60,6 +60,11 @@ pub struct Reader {
     /// GTID state after the last finished transaction, and its text.
     gtid_state: Option<GtidState>,
     gtid_text: Option<Arc<str>>,
+    /// `file` and `pos` name a transaction boundary of this server's binlog. Not yet when
+    /// reading began by GTID state: the server opens the stream at the start of the file that
+    /// holds the state, whose transactions before it are not sent; only the end of the first
+    /// transaction sent is a position to resume from.
+    positioned: bool,
     tx_index: u32,
     tx_time: u32,
     tables: HashMap<u64, CachedTable>,
@@ -105,10 +110,14 @@ impl Reader {
             StartAt::Position { file, pos } => (Arc::from(file.as_str()), *pos),
             _ => (Arc::from(""), 0),
         };
-        let gtid_state = params.start_gtid.clone();
+        let gtid_state = match &params.start {
+            StartAt::Gtid(state) => Some(state.clone()),
+            _ => params.start_gtid.clone(),
+        };
         let gtid_text = gtid_state
             .as_ref()
             .map(|g| Arc::from(g.to_string().as_str()));
+        let positioned = !matches!(params.start, StartAt::Gtid(_));
         Reader {
             params,
             file,
@@ -118,6 +127,7 @@ impl Reader {
             gtid: None,
             gtid_state,
             gtid_text,
+            positioned,
             tx_index: 0,
             tx_time: 0,
             tables: HashMap::new(),
@@ -229,6 +239,7 @@ impl Reader {
     /// A transaction finished: fold its GTID into the state the next boundary reports.
     fn commit(&mut self) {
         self.in_transaction = false;
+        self.positioned = true;
         self.standalone = false;
         if let (Some(state), Some(gtid)) = (self.gtid_state.as_mut(), self.gtid.take()) {
             match state.observe(&gtid) {
@@ -244,8 +255,15 @@ impl Reader {
 
     fn adopt_gtid_state(&mut self, state: GtidState) {
         if !self.in_transaction {
-            self.gtid_text = Some(Arc::from(state.to_string().as_str()));
-            self.gtid_state = Some(state);
+            let merged = match self.gtid_state.take() {
+                Some(mut tracked) => {
+                    tracked.merge(state);
+                    tracked
+                }
+                None => state,
+            };
+            self.gtid_text = Some(Arc::from(merged.to_string().as_str()));
+            self.gtid_state = Some(merged);
         }
     }
 
@@ -307,7 +325,7 @@ impl Reader {
             // A rotation happens between transactions: the new file's start is a boundary.
             // (The artificial rotate at connection start names the start position, which is a
             // boundary too: saving it means a restart never falls back to `source.start`.)
-            if !self.in_transaction {
+            if !self.in_transaction && self.positioned {
                 out.push(self.boundary());
             }
             return Ok(());
@@ -858,6 +876,13 @@ mod tests {
     }
 
     fn reader() -> Reader {
+        reader_at(StartAt::Position {
+            file: "binlog.000001".into(),
+            pos: 1000,
+        })
+    }
+
+    fn reader_at(start: StartAt) -> Reader {
         let filter = CaptureFilter::new(&CaptureConfig {
             databases: vec!["app".into()],
             ..CaptureConfig::default()
@@ -867,10 +892,7 @@ mod tests {
             is_mariadb: false,
             server_id: 7,
             heartbeat: Duration::from_secs(5),
-            start: StartAt::Position {
-                file: "binlog.000001".into(),
-                pos: 1000,
-            },
+            start,
             start_gtid: None,
             filter: Arc::new(filter),
             catalog: HashMap::new(),
@@ -902,6 +924,43 @@ mod tests {
         let event = esr.read(after).unwrap().unwrap();
         reader.handle(&event, &mut out).await?;
         Ok(out)
+    }
+
+    #[tokio::test]
+    async fn by_gtid_the_first_boundary_is_the_end_of_the_first_transaction_sent() {
+        let state = GtidState::parse_mysql("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-90").unwrap();
+        let mut reader = reader_at(StartAt::Gtid(state));
+        let mut rotate = 4u64.to_le_bytes().to_vec();
+        rotate.extend(b"binlog.000009");
+        let mut xid = xid();
+        xid[13..17].copy_from_slice(&5000u32.to_le_bytes());
+        let events = [
+            event(4, 0, &rotate),
+            query("BEGIN"),
+            table_map(),
+            write_rows(&[1]),
+            xid,
+        ];
+        let mut esr = EventStreamReader::new(BinlogVersion::Version4);
+        let mut boundaries = Vec::new();
+        for (i, bytes) in events.iter().enumerate() {
+            let event = esr.read(bytes.as_slice()).unwrap().unwrap();
+            let mut out = Vec::new();
+            reader.handle(&event, &mut out).await.unwrap();
+            boundaries.extend(out.into_iter().filter_map(|e| match e {
+                SourceEvent::Boundary(b) => Some((i, b.file.to_string(), b.pos, b.gtid)),
+                _ => None,
+            }));
+        }
+        // The stream opens at the start of the file holding the state: not a position whose
+        // transactions before it were all read, so no boundary there.
+        assert_eq!(boundaries.len(), 1, "{boundaries:?}");
+        let (at, file, pos, gtid) = &boundaries[0];
+        assert_eq!((*at, file.as_str(), *pos), (4, "binlog.000009", 5000));
+        assert_eq!(
+            gtid.as_deref(),
+            Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-90")
+        );
     }
 
     #[tokio::test]
