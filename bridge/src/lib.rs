@@ -14,6 +14,7 @@ pub mod config;
 pub mod dedup;
 pub mod http_endpoints;
 pub mod lag;
+pub mod message_size;
 pub mod metrics;
 pub mod pipeline;
 pub mod preflight;
