@@ -319,6 +319,7 @@ fn message(change: &Change, seq: u64, commit_time: &str) -> (Vec<u8>, BasicPrope
             commit_time: commit_time.into(),
         },
         snapshot: None,
+        too_large: None,
     };
     let mut headers = FieldTable::default();
     let text = |s: &str| AMQPValue::LongString(LongString::from(s));

@@ -192,6 +192,7 @@ fn tariff_message(seq: u64, publish_us: i64) -> (Vec<u8>, BasicProperties) {
             commit_time: "2026-02-01T12:00:02Z".into(),
         },
         snapshot: None,
+        too_large: None,
     };
     let mut headers = FieldTable::default();
     let text = |s: &str| AMQPValue::LongString(LongString::from(s));

@@ -197,10 +197,29 @@ pub struct BrokerConfig {
     pub confirm_window: usize,
     #[serde(default = "default_broker_heartbeat")]
     pub heartbeat_secs: u64,
+    /// Largest message body published; keep it below the broker's `max_message_size`.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// What a change whose message would be larger than `max_message_bytes` does.
+    #[serde(default)]
+    pub on_too_large: OnTooLarge,
     /// `[broker.tls]`: verification choice, CA file and client certificate of `amqps://` URLs.
     #[serde(default)]
     pub tls: TlsConfig,
 }
+
+/// `broker.on_too_large`: a change too large for the broker stops the bridge, or goes out as a
+/// small marker the pusher parks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnTooLarge {
+    #[default]
+    Stop,
+    Marker,
+}
+
+/// RabbitMQ refuses `max_message_size` above 512 MiB.
+pub const MAX_MESSAGE_BYTES_CEILING: usize = 512 * 1024 * 1024;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -272,6 +291,10 @@ fn default_confirm_window() -> usize {
 fn default_broker_heartbeat() -> u64 {
     10
 }
+/// 15 MiB: below RabbitMQ's default `max_message_size` of 16 MiB, with room for the properties.
+fn default_max_message_bytes() -> usize {
+    15 * 1024 * 1024
+}
 fn default_checkpoint_path() -> PathBuf {
     PathBuf::from("bridge.checkpoint.json")
 }
@@ -323,6 +346,8 @@ impl Default for BrokerConfig {
             exchange: default_exchange(),
             confirm_window: default_confirm_window(),
             heartbeat_secs: default_broker_heartbeat(),
+            max_message_bytes: default_max_message_bytes(),
+            on_too_large: OnTooLarge::default(),
             tls: TlsConfig::default(),
         }
     }
@@ -540,6 +565,15 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        if !(4096..=MAX_MESSAGE_BYTES_CEILING).contains(&self.broker.max_message_bytes) {
+            return Err(invalid(
+                "broker.max_message_bytes",
+                format!(
+                    "must be between 4096 and {MAX_MESSAGE_BYTES_CEILING} (RabbitMQ's ceiling), \
+                     and below max_message_size in rabbitmq.conf"
+                ),
+            ));
+        }
         let name_ok = |n: &str| {
             !n.is_empty()
                 && n.len() <= 64
@@ -700,6 +734,33 @@ databases = ["app"]
             .unwrap_err()
             .to_string();
         assert!(err.contains("capture.exclude_columns"), "{err}");
+    }
+
+    #[test]
+    fn the_message_size_limit_and_its_policy_are_read_and_checked() {
+        let config = Config::parse(MINIMAL, Path::new("b.toml")).unwrap();
+        assert_eq!(config.broker.max_message_bytes, 15 * 1024 * 1024);
+        assert_eq!(config.broker.on_too_large, OnTooLarge::Stop);
+        let text =
+            format!("{MINIMAL}[broker]\nmax_message_bytes = 65536\non_too_large = \"marker\"\n");
+        let config = Config::parse(&text, Path::new("b.toml")).unwrap();
+        assert_eq!(config.broker.max_message_bytes, 65_536);
+        assert_eq!(config.broker.on_too_large, OnTooLarge::Marker);
+        for bad in ["100", "1073741824"] {
+            let text = format!("{MINIMAL}[broker]\nmax_message_bytes = {bad}\n");
+            let err = Config::parse(&text, Path::new("b.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("broker.max_message_bytes") && err.contains("max_message_size"),
+                "{err}"
+            );
+        }
+        let text = format!("{MINIMAL}[broker]\non_too_large = \"skip\"\n");
+        let err = Config::parse(&text, Path::new("b.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("on_too_large"), "{err}");
     }
 
     #[test]

@@ -467,6 +467,7 @@ mod tests {
                 commit_time: "2026-01-01T00:00:00Z".into(),
             },
             snapshot: None,
+            too_large: None,
         }
     }
 

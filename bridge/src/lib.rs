@@ -15,6 +15,7 @@ pub mod dedup;
 pub mod failover;
 pub mod http_endpoints;
 pub mod lag;
+pub mod message_size;
 pub mod metrics;
 pub mod pipeline;
 pub mod preflight;

@@ -143,6 +143,8 @@ pub struct BridgeMetrics {
     /// Rows events of captured tables without a primary key left out
     /// (`capture.on_keyless_table = "skip"`), per `database.table`.
     keyless_skipped: Mutex<BTreeMap<String, u64>>,
+    /// Too-large markers published in place of changes over `broker.max_message_bytes`.
+    too_large_markers: AtomicU64,
     /// The last binlog headroom measurement ([`crate::binlog_headroom`]) and when it was made.
     headroom: Mutex<Option<(Headroom, Instant)>>,
 }
@@ -172,6 +174,7 @@ impl BridgeMetrics {
             stream: Mutex::new(StreamState::default()),
             lag: Mutex::new(None),
             keyless_skipped: Mutex::new(BTreeMap::new()),
+            too_large_markers: AtomicU64::new(0),
             headroom: Mutex::new(None),
         }
     }
@@ -188,6 +191,11 @@ impl BridgeMetrics {
     }
 
     // -- written by the pipeline --
+
+    /// One more too-large marker published ([`crate::message_size`]).
+    pub fn count_too_large_marker(&self) {
+        self.too_large_markers.fetch_add(1, Relaxed);
+    }
 
     /// `detail` says why the bridge is not ready in this phase (shown by `/readyz`).
     pub fn set_phase(&self, phase: Phase, detail: impl Into<String>) {
@@ -421,6 +429,14 @@ impl BridgeMetrics {
                 }
             }
         }
+        out.single(
+            "cdc_bridge_too_large_markers_total",
+            Kind::Counter,
+            "Changes whose message was larger than broker.max_message_bytes, published as a \
+             too-large marker without row data (broker.on_too_large = \"marker\"): each record \
+             needs a re-sync.",
+            self.too_large_markers.load(Relaxed) as f64,
+        );
         if let Some(view) = &status.binlog_headroom {
             let headroom = &view.headroom;
             let unlimited = |value: Option<u64>| value.map(|v| v as f64).unwrap_or(f64::INFINITY);

@@ -11,6 +11,7 @@ use crate::capture_filter::CaptureFilter;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, ServerIdentity};
 use crate::config::Config;
 use crate::dedup::{DedupBuffer, DedupStats, Released};
+use crate::message_size::{SizeLimit, TooLargeError};
 use crate::metrics::{BridgeMetrics, Phase, Position};
 use crate::preflight::{self, PreflightError};
 use crate::publisher::{properties, text_header, Outgoing, PublishError, Publisher};
@@ -381,7 +382,12 @@ impl Session<'_> {
                     Err(e) => return Err(e.into()),
                 }
             }
-            self.feed(false).await?;
+            if let Err(error) = self.feed(false).await {
+                if matches!(error, PublishError::TooLarge(_)) {
+                    self.settle_before_stop().await;
+                }
+                return Err(error.into());
+            }
             if let Some(sync) = self.sync.as_mut() {
                 sync.pace(self.dedup.snapshot_rows());
             }
@@ -575,6 +581,36 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// Before a fatal stop at a change that may not be published: waits (a bounded time) for
+    /// the confirms of what went out before it and saves the checkpoint they allow. Nothing is
+    /// fed any more, so the checkpoint stays before that change.
+    async fn settle_before_stop(&mut self) {
+        let settle = async {
+            loop {
+                if self.publisher.needs_reconnect() && self.publisher.connect().await.is_err() {
+                    return;
+                }
+                if !self.publisher.has_in_flight() {
+                    return;
+                }
+                match self.publisher.next_confirmation().await {
+                    Ok(Some(checkpoint)) => self.safe = Some(checkpoint),
+                    Ok(None) => {}
+                    Err(_) => return,
+                }
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(30), settle)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the broker did not confirm everything before the stop; those changes are published again on the next start");
+        }
+        if let Err(error) = self.save(true) {
+            tracing::error!(%error, "saving the checkpoint before the stop failed");
+        }
+    }
+
     /// A signal row: sync requests and watermarks. A high watermark takes one `seq` (matched or
     /// not, so numbering is the same when the binlog is read again); the snapshot rows it
     /// releases carry it, which puts them after every change read before and before every
@@ -630,6 +666,7 @@ impl Session<'_> {
                 snapshot: Some(SnapshotMark {
                     sync_id: sync_id.clone(),
                 }),
+                too_large: None,
             };
             self.snapshot_rows += 1;
             self.dedup.push_snapshot(change, row.bytes);
@@ -667,6 +704,7 @@ impl Session<'_> {
                 commit_time: self.commit_text.get(row.commit_time),
             },
             snapshot: None,
+            too_large: None,
         };
         self.dedup.push_change(change, bytes, Instant::now());
     }
@@ -682,7 +720,11 @@ impl Session<'_> {
                         None => None,
                         Some(mark) => self.sync.as_ref().and_then(|s| s.queue_of(&mark.sync_id)),
                     };
-                    let outgoing = encode_change(*change, queue);
+                    let (outgoing, marker) =
+                        encode_change(&change, queue, SizeLimit::new(&self.config.broker))?;
+                    if marker {
+                        self.metrics.count_too_large_marker();
+                    }
                     self.publisher.publish(outgoing).await?;
                     self.published += 1;
                     self.last_publish = now;
@@ -846,7 +888,13 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-fn encode_change(change: RowChange, queue: Option<Arc<str>>) -> Outgoing {
+/// The message of a change (or its too-large marker: the `bool` says which).
+fn encode_change(
+    change: &RowChange,
+    queue: Option<Arc<str>>,
+    limit: SizeLimit,
+) -> Result<(Outgoing, bool), TooLargeError> {
+    let body = limit.encode(change)?;
     let timestamp = (unix_millis_now() / 1000) as u64;
     let props = properties(
         &change.id,
@@ -859,9 +907,10 @@ fn encode_change(change: RowChange, queue: Option<Arc<str>>) -> Outgoing {
         ],
         timestamp,
     );
-    Outgoing {
-        body: Arc::new(Message::Change(change).to_vec()),
+    let outgoing = Outgoing {
+        body: Arc::new(body.bytes),
         properties: props,
         queue,
-    }
+    };
+    Ok((outgoing, body.marker.is_some()))
 }

@@ -45,6 +45,17 @@ pub enum PublishError {
          or declare the queue again, then restart the bridge"
     )]
     SnapshotQueueGone { queue: String },
+    #[error(
+        "the broker refused a message as larger than its max_message_size ({reply}), although \
+         it is within broker.max_message_bytes: the broker's limit is lower than the bridge's. \
+         Publishing stopped (it would be refused again after every reconnect); set \
+         broker.max_message_bytes below the broker's max_message_size, or raise \
+         max_message_size in rabbitmq.conf on every node, then start the bridge again"
+    )]
+    BrokerSizeLimit { reply: String },
+    /// A change too large for `broker.max_message_bytes` with `broker.on_too_large = "stop"`.
+    #[error(transparent)]
+    TooLarge(#[from] crate::message_size::TooLargeError),
     #[error("stopped while waiting for the broker")]
     Interrupted,
     /// The TLS settings (`broker.url`, `[broker.tls]`) do not fit the broker.
@@ -427,6 +438,9 @@ impl Publisher {
                     return Ok(reached);
                 }
                 Some(Err(error)) => {
+                    if let Some(reply) = size_refusal(&error) {
+                        return Err(PublishError::BrokerSizeLimit { reply });
+                    }
                     tracing::warn!(%error, unconfirmed = self.unconfirmed, "lost the broker connection; reconnecting");
                     self.forget_confirms();
                     self.mark_broken().await;
@@ -451,6 +465,19 @@ impl Publisher {
             let _ = link.connection.close(200, ShortString::from("bye")).await;
         }
     }
+}
+
+/// The broker's words when it closed the channel over a message above its
+/// `max_message_size` (RabbitMQ: `PRECONDITION_FAILED - message size N is larger than
+/// configured max size M`).
+fn size_refusal(error: &lapin::Error) -> Option<String> {
+    let lapin::ErrorKind::ProtocolError(amqp) = error.kind() else {
+        return None;
+    };
+    let message = amqp.get_message().as_str();
+    message
+        .contains("larger than configured max size")
+        .then(|| message.to_string())
 }
 
 /// Closes a connection without waiting long: a dead broker never answers the close.

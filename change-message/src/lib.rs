@@ -164,6 +164,22 @@ pub struct RowChange {
     /// around it, so "a larger seq is newer" holds for it too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotMark>,
+    /// Present only on a *too-large marker*: the bridge's message for this change would have
+    /// been larger than its `broker.max_message_bytes`, so this one carries the change's
+    /// identity (id, seq, op, database, table, key, source, snapshot) but no row data: no
+    /// `after`, `before`, `changed` or `binary_columns`. A consumer must not apply it as the
+    /// record's state; the pusher parks it, and the record needs a re-sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub too_large: Option<TooLarge>,
+}
+
+/// Marks a too-large marker (see [`RowChange::too_large`]).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooLarge {
+    /// Size in bytes of the message the full change would have been.
+    pub bytes: u64,
+    /// The bridge's `broker.max_message_bytes` it exceeded.
+    pub limit: u64,
 }
 
 /// Marks a snapshot row (see [`RowChange::snapshot`]).
@@ -233,7 +249,20 @@ impl Message {
     }
 }
 
+/// `Message::Change` of a borrowed change: the same JSON without moving or copying the change.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum BorrowedMessage<'a> {
+    Change(&'a RowChange),
+}
+
 impl RowChange {
+    /// The message body of this change, exactly as `Message::Change(change).to_vec()` writes it.
+    pub fn to_message_vec(&self) -> Vec<u8> {
+        // As `Message::to_vec`: serializing these types cannot fail.
+        serde_json::to_vec(&BorrowedMessage::Change(self)).unwrap_or_default()
+    }
+
     /// Identity of the record this change is about: database, table and primary key. Two changes
     /// of the same record always have equal keys, whatever their operation.
     pub fn record_key(&self) -> String {
@@ -242,6 +271,11 @@ impl RowChange {
         let mut text = format!("{}.{}/", self.database, self.table).into_bytes();
         let _ = serde_json::to_writer(&mut text, &self.key);
         String::from_utf8(text).unwrap_or_default()
+    }
+
+    /// True for a too-large marker: the change without its row data.
+    pub fn is_too_large_marker(&self) -> bool {
+        self.too_large.is_some()
     }
 
     /// True for a snapshot row of an initial sync.
@@ -311,6 +345,7 @@ mod tests {
                 commit_time: "2026-01-01T00:00:00Z".into(),
             },
             snapshot: None,
+            too_large: None,
         }
     }
 
@@ -328,6 +363,32 @@ mod tests {
     }
 
     #[test]
+    fn too_large_mark_is_optional_and_absent_from_ordinary_changes() {
+        let plain = Message::Change(sample()).to_vec();
+        assert!(!String::from_utf8_lossy(&plain).contains("too_large"));
+        let mut marker = sample();
+        marker.after = None;
+        marker.before = None;
+        marker.changed.clear();
+        marker.too_large = Some(TooLarge {
+            bytes: 204_800,
+            limit: 65_536,
+        });
+        let body = Message::Change(marker.clone()).to_vec();
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.contains(r#""too_large":{"bytes":204800,"limit":65536}"#),
+            "{text}"
+        );
+        let read = Message::from_slice(&body).unwrap();
+        assert_eq!(read, Message::Change(marker));
+        let Message::Change(read) = read else {
+            panic!("a change")
+        };
+        assert!(read.is_too_large_marker());
+    }
+
+    #[test]
     fn change_round_trips_through_json_with_its_type_tag() {
         let message = Message::Change(sample());
         let body = message.to_vec();
@@ -337,6 +398,14 @@ mod tests {
             "{text}"
         );
         assert_eq!(Message::from_slice(&body).unwrap(), message);
+    }
+
+    #[test]
+    fn a_borrowed_change_is_written_like_an_owned_one() {
+        assert_eq!(
+            sample().to_message_vec(),
+            Message::Change(sample()).to_vec()
+        );
     }
 
     #[test]

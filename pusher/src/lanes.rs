@@ -349,6 +349,7 @@ mod tests {
                 commit_time: "2026-01-01T00:00:00Z".into(),
             },
             snapshot: None,
+            too_large: None,
         })
     }
 

@@ -477,7 +477,10 @@ pub fn plan_replay(
         plan.parked += 1;
         *plan.by_table.entry(table_of(h)).or_insert(0) += 1;
         match Message::from_slice(&h.body) {
-            Ok(Message::Change(change)) if !change.key.is_empty() => {
+            // A too-large marker has no row data to merge: it goes out alone, unchanged.
+            Ok(Message::Change(change))
+                if !change.key.is_empty() && !change.is_too_large_marker() =>
+            {
                 let record = change.record_key();
                 let index = *group_of.entry(record).or_insert_with(|| {
                     groups.push(Vec::new());
@@ -1188,6 +1191,7 @@ mapping = "{}"
                 commit_time: "2026-02-01T12:00:00Z".into(),
             },
             snapshot: None,
+            too_large: None,
         }
     }
 

@@ -76,6 +76,9 @@ pub struct BrokerConfig {
     pub exchange: String,
     pub confirm_window: u32,
     pub heartbeat_secs: u64,
+    pub max_message_bytes: u64,
+    /// "stop" or "marker".
+    pub on_too_large: String,
     /// `[broker.tls]` (for `amqps://` URLs); empty: left out.
     pub tls: TlsEntry,
 }
@@ -136,6 +139,8 @@ impl Default for BridgeConfig {
                 exchange: "cdc.changes".into(),
                 confirm_window: 1000,
                 heartbeat_secs: 10,
+                max_message_bytes: 15 * 1024 * 1024,
+                on_too_large: "stop".into(),
                 tls: TlsEntry::default(),
             },
             checkpoint: CheckpointConfig {
@@ -241,6 +246,8 @@ impl fmt::Display for BridgeConfig {
         writeln!(f, "exchange = {}", s(&b.exchange))?;
         writeln!(f, "confirm_window = {}", b.confirm_window)?;
         writeln!(f, "heartbeat_secs = {}", b.heartbeat_secs)?;
+        writeln!(f, "max_message_bytes = {}", b.max_message_bytes)?;
+        writeln!(f, "on_too_large = {}", s(&b.on_too_large))?;
         writeln!(f, "\n[checkpoint]")?;
         writeln!(f, "path = {}", s(&self.checkpoint.path))?;
         writeln!(f, "\n[log]")?;

@@ -220,6 +220,15 @@ impl MariaDb {
         }
     }
 
+    /// Creates the example OCPI schema (`config/ocpi-example/schema.sql`, database `ocpi`)
+    /// outside the binlog, so a bridge reading from the start captures only what a test changes.
+    pub fn load_example_schema_unlogged(&self) {
+        let path = crate::util::workspace_root().join("config/ocpi-example/schema.sql");
+        let schema = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        self.exec(&format!("SET sql_log_bin = 0;\n{schema}"));
+    }
+
     /// Runs SQL and returns the client's batch output: one line per row, tab-separated columns,
     /// no header; NULL prints as `NULL`, and tabs/newlines/backslashes inside values are escaped
     /// (`\t`, `\n`, `\\`).

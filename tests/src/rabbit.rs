@@ -477,6 +477,15 @@ const RABBIT_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 ///
 /// Needs root (the Debian scripts run the node as user `rabbitmq`) and the system erlang cookie;
 /// the first start takes several seconds.
+/// A node's TLS listener: the certificate it shows, the CA it checks client certificates
+/// against, and whether a client must show one.
+#[derive(Clone, Copy)]
+struct TlsListener<'a> {
+    server: &'a Certificate,
+    ca: &'a TestCa,
+    require_client_certificate: bool,
+}
+
 pub struct RabbitNode {
     dir: PathBuf,
     port: u16,
@@ -491,19 +500,45 @@ impl RabbitNode {
     /// whose VM never comes up (no pid within [`RABBIT_PID_TIMEOUT`], nothing logged: seen
     /// rarely on busy machines) is given up and another started on another port.
     pub fn start() -> RabbitNode {
-        RabbitNode::start_inner(None)
+        RabbitNode::start_inner(None, "")
+    }
+
+    /// [`RabbitNode::start`] with `settings` (lines of rabbitmq.conf, e.g.
+    /// `max_message_size = 131072`) added to its configuration.
+    pub fn start_with_settings(settings: &str) -> RabbitNode {
+        RabbitNode::start_inner(None, settings)
     }
 
     /// [`RabbitNode::start`] with a TLS listener too (on [`RabbitNode::tls_port`]) that shows
     /// `server`'s certificate and checks client certificates against `ca` when a client shows
     /// one (`verify_peer`, none required). The plain AMQP port stays open for the harness.
     pub fn start_with_tls(server: &Certificate, ca: &TestCa) -> RabbitNode {
-        RabbitNode::start_inner(Some((server, ca)))
+        RabbitNode::start_inner(
+            Some(TlsListener {
+                server,
+                ca,
+                require_client_certificate: false,
+            }),
+            "",
+        )
     }
 
-    fn start_inner(tls: Option<(&Certificate, &TestCa)>) -> RabbitNode {
+    /// [`RabbitNode::start_with_tls`] whose TLS listener refuses a client that shows no
+    /// certificate signed by `ca` (`ssl_options.fail_if_no_peer_cert = true`).
+    pub fn start_requiring_client_certificates(server: &Certificate, ca: &TestCa) -> RabbitNode {
+        RabbitNode::start_inner(
+            Some(TlsListener {
+                server,
+                ca,
+                require_client_certificate: true,
+            }),
+            "",
+        )
+    }
+
+    fn start_inner(tls: Option<TlsListener>, settings: &str) -> RabbitNode {
         for attempt in 1.. {
-            let mut node = RabbitNode::prepare(tls);
+            let mut node = RabbitNode::prepare(tls, settings);
             match node.launch() {
                 Ok(()) => return node,
                 Err(why) if attempt < 3 => {
@@ -517,7 +552,7 @@ impl RabbitNode {
     }
 
     /// A node's directory, port and name, not started.
-    fn prepare(tls: Option<(&Certificate, &TestCa)>) -> RabbitNode {
+    fn prepare(tls: Option<TlsListener>, settings: &str) -> RabbitNode {
         let dir = fresh_dir("rabbit");
         // Ephemeral ports start at 32768: stay below so that port + 20000 is a valid port and
         // unlikely to be taken by outgoing connections.
@@ -525,7 +560,7 @@ impl RabbitNode {
         let node = format!("t{port}@localhost");
         std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("write enabled_plugins");
         let mut conf = String::from("loopback_users = none\n");
-        let tls_port = tls.map(|(server, ca)| {
+        let tls_port = tls.map(|tls| {
             // Copied into the node's directory, which becomes the rabbitmq user's.
             let copy = |from: &Path, name: &str| {
                 let to = dir.join(name);
@@ -540,13 +575,18 @@ impl RabbitNode {
                  ssl_options.certfile = {}\n\
                  ssl_options.keyfile = {}\n\
                  ssl_options.verify = verify_peer\n\
-                 ssl_options.fail_if_no_peer_cert = false\n",
-                copy(ca.cert_path(), "tls-ca.pem"),
-                copy(&server.cert, "tls-server.pem"),
-                copy(&server.key, "tls-server.key"),
+                 ssl_options.fail_if_no_peer_cert = {}\n",
+                copy(tls.ca.cert_path(), "tls-ca.pem"),
+                copy(&tls.server.cert, "tls-server.pem"),
+                copy(&tls.server.key, "tls-server.key"),
+                tls.require_client_certificate,
             ));
             tls_port
         });
+        conf.push_str(settings);
+        if !conf.ends_with('\n') {
+            conf.push('\n');
+        }
         std::fs::write(dir.join("rabbitmq.conf"), conf).expect("write rabbitmq.conf");
         for sub in ["mnesia", "log"] {
             std::fs::create_dir_all(dir.join(sub)).expect("create rabbit subdirectory");

@@ -193,7 +193,7 @@ fn bridge_config_renders_valid_toml_with_every_key() {
         ("source", 8),
         ("capture", 6),
         ("dedup", 3),
-        ("broker", 4),
+        ("broker", 6),
         ("checkpoint", 1),
         ("log", 2),
     ] {

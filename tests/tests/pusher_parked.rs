@@ -21,9 +21,9 @@ use system_tests::changes::{cdr_insert, tariff_insert, tariff_update};
 use system_tests::rabbit::connect;
 use system_tests::util::{cleanup_dir, fresh_dir};
 use system_tests::{
-    delete_exchange, delete_queue, partner_entry, publish_messages, pusher_bin, pusher_config,
-    queue_len, shared_amqp_url, Mode, OcpiPartner, PartnerOptions, PusherConfig, PusherProcess,
-    RecordedRequest,
+    bridge_config, delete_exchange, delete_queue, partner_entry, publish_messages, pusher_bin,
+    pusher_config, queue_len, shared_amqp_url, BridgeProcess, MariaDb, Mode, OcpiPartner,
+    PartnerOptions, PusherConfig, PusherProcess, RecordedRequest,
 };
 
 const PARTNER: &str = "p1";
@@ -401,6 +401,86 @@ async fn rejected_changes_are_listed_with_their_reasons_and_stay_parked_in_order
         "--limit 1 must show one and still count three:\n{limited}"
     );
     wait_len(&rig.url, &rig.parking(), 3).await;
+    rig.cleanup().await;
+}
+
+/// The bridge, with `broker.max_message_bytes` = 64 KiB and `on_too_large = "marker"`, reads
+/// a 200 KiB tariff from a real MariaDB and publishes a marker in its place; the update that
+/// makes it small is a marker too (its `before` holds the 200 KiB). The pusher parks both with
+/// the "too large at source" reason and never pushes them as the tariff; another tariff and
+/// the big one's next change reach the partner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_too_large_marker_from_the_bridge_is_parked_with_its_reason_and_later_changes_flow() {
+    let rig = Rig::new().await;
+    let db = MariaDb::start();
+    db.load_example_schema_unlogged();
+    let bridge_toml = bridge_config(db.port(), &rig.url, &rig.cfg.exchange)
+        .with(|c| {
+            c.source.start = "start".into();
+            c.capture.databases = vec!["ocpi".into()];
+            c.broker.max_message_bytes = 65_536;
+            c.broker.on_too_large = "marker".into();
+        })
+        .to_toml();
+    let mut bridge = BridgeProcess::start(&bridge_toml);
+    let mut pusher = rig.start().await;
+    let elements = |price: u32| {
+        format!(
+            r#"'[{{"price_components":[{{"type":"ENERGY","price":{price}.0,"step_size":1}}]}}]'"#
+        )
+    };
+    db.exec(&format!(
+        "INSERT INTO ocpi.tariffs (country_code, party_id, id, currency, type, tariff_alt_text, \
+         elements) VALUES ('NL', 'EXA', 'T1', 'EUR', 'REGULAR', \
+         JSON_ARRAY(JSON_OBJECT('language', 'en', 'text', REPEAT('x', 204800))), {});
+         INSERT INTO ocpi.tariffs (country_code, party_id, id, currency, type, elements) \
+         VALUES ('NL', 'EXA', 'T2', 'EUR', 'REGULAR', {});
+         UPDATE ocpi.tariffs SET tariff_alt_text = NULL, elements = {} WHERE id = 'T1';
+         UPDATE ocpi.tariffs SET elements = {} WHERE id = 'T1';",
+        elements(1),
+        elements(2),
+        elements(3),
+        elements(4)
+    ));
+    wait_until!(
+        rig,
+        pusher,
+        "T2 and T1's change after the markers reached the partner",
+        rig.stored_tariff("T1") == Some(4) && rig.stored_tariff("T2") == Some(2)
+    );
+    wait_until!(
+        rig,
+        pusher,
+        "both markers were parked",
+        rig.parked_count().await == 2
+    );
+    assert!(
+        rig.tariff_puts("T1")
+            .iter()
+            .all(|r| r.body.as_ref().and_then(tariff_version) == Some(4)),
+        "a marker went out as the tariff:\n{}",
+        rig.report(&pusher)
+    );
+    rig.stop(&mut pusher);
+    assert!(bridge.terminate().success(), "{}", bridge.log());
+
+    let listing = rig.list_json();
+    assert_eq!(listing["total"], 2, "{listing}");
+    let mut operations = Vec::new();
+    for parked in listing["messages"].as_array().expect("messages") {
+        assert_eq!(parked["table"], "ocpi.tariffs", "{parked}");
+        assert_eq!(parked["key"]["id"], "T1", "{parked}");
+        let reason = parked["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("too large at source")
+                && reason.contains("broker.max_message_bytes = 65536")
+                && reason.contains("re-sync this record"),
+            "reason: {parked}"
+        );
+        operations.push(parked["operation"].as_str().unwrap_or_default().to_string());
+    }
+    operations.sort();
+    assert_eq!(operations, ["insert", "update"], "{listing}");
     rig.cleanup().await;
 }
 

@@ -280,6 +280,92 @@ async fn the_bridge_publishes_over_amqps_and_broker_tls_mistakes_are_clear_error
     assert_refused(status.success(), &out, &["broker.tls.ca_file"]);
 }
 
+/// A broker whose TLS listener requires a client certificate (`ssl_options.verify =
+/// verify_peer`, `fail_if_no_peer_cert = true`): without `[broker.tls] cert_file`/`key_file`
+/// the bridge (`check` and `run`) and the pusher (`setup` and `run`) stop at once naming both
+/// keys; with a certificate the test CA signed, the bridge publishes and the pusher sets up and
+/// consumes over amqps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_requires_a_client_certificate_takes_bridge_and_pusher_with_cert_file_and_key_file(
+) {
+    let ca = TestCa::new("Test CA");
+    let node =
+        RabbitNode::start_requiring_client_certificates(&ca.server("broker", &["127.0.0.1"]), &ca);
+    let plain = node.amqp_url();
+    let amqps = node.amqps_url("127.0.0.1");
+    let db = tls_db(&ca, &["127.0.0.1"], false);
+    let exchange = unique_name("tls.x");
+    let queue = unique_name("tls.q");
+    declare_bound_queue(&plain, &exchange, &queue).await;
+    let needles = ["broker.tls.cert_file", "broker.tls.key_file"];
+
+    let without = bridge_config(db.port(), &amqps, &exchange).with(|c| {
+        c.source.start = "start".into();
+        c.broker.tls = TlsEntry::trusting("verify_identity", &ca);
+    });
+    let (ok, out) = bridge_check(&without);
+    assert_refused(ok, &out, &needles);
+    let (status, out) =
+        BridgeProcess::run_to_exit(&without.to_toml(), &["run"], Duration::from_secs(60));
+    assert_refused(status.success(), &out, &needles);
+    assert!(!out.contains("waiting for the broker"), "{out}");
+
+    let bridge_client = ca.client("bridge", "cdc-bridge");
+    let with = without.with(|c| {
+        c.broker.tls = TlsEntry::trusting("verify_identity", &ca).with_client(&bridge_client)
+    });
+    let (ok, out) = bridge_check(&with);
+    assert!(ok && out.contains("broker OK"), "{out}");
+    let bridge = BridgeProcess::start(&with.to_toml());
+    db.exec("INSERT INTO app.items VALUES (1, 'client cert')");
+    let changes = drain_changes(&plain, &queue, 1, ARRIVAL).await;
+    assert_eq!(
+        changes.len(),
+        1,
+        "published over amqps with a client certificate: {changes:?}\nlog:\n{}",
+        bridge.log()
+    );
+
+    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
+    let token = partner.options().token.clone();
+    let env = [("TOKEN_P1", token.as_str())];
+    let without = pusher_config(&amqps)
+        .with(|c| {
+            c.exchange = exchange.clone();
+            c.broker_tls = TlsEntry::trusting("verify_identity", &ca);
+        })
+        .partner(partner_entry("p1", &partner, "TOKEN_P1"));
+    for command in ["setup", "run"] {
+        let (status, out) = PusherProcess::run_to_exit_with_env(
+            &without.to_toml(),
+            &[command],
+            &env,
+            CHECK_TIMEOUT,
+        );
+        assert_refused(status.success(), &out, &needles);
+    }
+    let pusher_client = ca.client("pusher", "cdc-pusher");
+    let with = without.with(|c| {
+        c.broker_tls = TlsEntry::trusting("verify_identity", &ca).with_client(&pusher_client)
+    });
+    let (status, out) =
+        PusherProcess::run_to_exit_with_env(&with.to_toml(), &["setup"], &env, CHECK_TIMEOUT);
+    assert!(
+        status.success(),
+        "pusher setup with a client certificate:\n{out}"
+    );
+    assert_eq!(queue_len(&plain, &with.queue("p1")).await, 0);
+    let mut pusher = PusherProcess::start_with_env(&with.to_toml(), &env);
+    assert!(
+        pusher
+            .wait_for_log_async("partner active: consuming", CHECK_TIMEOUT)
+            .await,
+        "the pusher did not consume over amqps with a client certificate:\n{}",
+        pusher.log()
+    );
+    assert!(pusher.terminate().success(), "{}", pusher.log());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pusher_without_tls_against_a_server_that_requires_it_stops_naming_database_tls() {
     let ca = TestCa::new("Test CA");

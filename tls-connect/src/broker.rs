@@ -13,6 +13,7 @@ use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{Connection, ConnectionProperties, ErrorKind};
 use rustls::{ClientConfig, RootCertStore};
 
+use crate::client_certificate::{self, NoCertificate};
 use crate::diagnosis;
 use crate::verifier::ModeVerifier;
 use crate::TlsConfig;
@@ -47,10 +48,12 @@ pub async fn connect(
     if uri.scheme != AMQPScheme::AMQPS || !tls.mode().encrypts() {
         return Connection::connect_uri(uri, properties).await;
     }
-    let config = client_config(tls).map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
+    let server = format!("{}:{}", uri.authority.host, uri.authority.port);
+    let config =
+        client_config(tls, &server).map_err(|e| lapin::Error::from(std::io::Error::other(e)))?;
     let connector = RustlsConnector::from(Arc::new(config));
     let runtime = lapin::runtime::default_runtime()?;
-    Connection::connector(
+    let connection = Connection::connector(
         uri,
         runtime,
         async move |uri: AMQPUri, runtime| {
@@ -63,7 +66,9 @@ pub async fn connect(
         },
         properties,
     )
-    .await
+    .await?;
+    client_certificate::connected(&server);
+    Ok(connection)
 }
 
 /// A blocking connection to the broker at `host:port`, in TLS with `tls` when it encrypts: for
@@ -80,7 +85,8 @@ pub fn blocking_stream(
     if !tls.mode().encrypts() {
         return Ok(BlockingStream::Plain(tcp));
     }
-    let config = client_config(tls).map_err(std::io::Error::other)?;
+    let config =
+        client_config(tls, &format!("{host}:{}", addr.port())).map_err(std::io::Error::other)?;
     let name =
         rustls::pki_types::ServerName::try_from(host.to_string()).map_err(std::io::Error::other)?;
     let connection =
@@ -121,7 +127,8 @@ impl std::io::Write for BlockingStream {
     }
 }
 
-fn client_config(tls: &TlsConfig) -> Result<ClientConfig, rustls::Error> {
+/// `server` (`host:port`) is recorded when it asks for a client certificate and `tls` has none.
+fn client_config(tls: &TlsConfig, server: &str) -> Result<ClientConfig, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     match tls.ca() {
@@ -141,7 +148,9 @@ fn client_config(tls: &TlsConfig) -> Result<ClientConfig, rustls::Error> {
         Some(identity) => {
             builder.with_client_auth_cert(identity.certs.clone(), identity.key.clone_key())?
         }
-        None => builder.with_no_client_auth(),
+        None => builder.with_client_cert_resolver(Arc::new(NoCertificate {
+            server: server.to_string(),
+        })),
     })
 }
 
@@ -151,11 +160,43 @@ pub fn problem(error: &lapin::Error, tls: &TlsConfig, url: &str) -> Option<Strin
     let ErrorKind::IOError(io) = error.kind() else {
         return None;
     };
-    let rustls_error = diagnosis::rustls_error(io)?;
     let uri: AMQPUri = url.parse().ok()?;
     let host = uri.authority.host;
-    let server = format!("the broker {host}:{}", uri.authority.port);
-    Some(diagnosis::explain(rustls_error, &server, &host, tls))
+    let port = uri.authority.port;
+    let server = format!("the broker {host}:{port}");
+    match diagnosis::rustls_error(io) {
+        Some(rustls_error) => Some(diagnosis::explain(rustls_error, &server, &host, tls)),
+        None => missing_client_certificate(io, tls, &host, port),
+    }
+}
+
+/// When `error` ended a connection to the broker at `host:port` that asked for a client
+/// certificate `tls` does not have: a broker that requires one closes such connections right
+/// after the handshake (see `client_certificate`). What to set; `None` otherwise.
+pub fn missing_client_certificate(
+    error: &std::io::Error,
+    tls: &TlsConfig,
+    host: &str,
+    port: u16,
+) -> Option<String> {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    let closed = matches!(
+        error.kind(),
+        ConnectionReset | ConnectionAborted | UnexpectedEof | BrokenPipe
+    );
+    if !closed
+        || tls.identity().is_some()
+        || !client_certificate::was_asked(&format!("{host}:{port}"))
+    {
+        return None;
+    }
+    let key = tls.key();
+    Some(format!(
+        "the broker {host}:{port} asked for a client certificate in the TLS handshake and closed \
+         the connection when none was shown ({error}): it requires one (RabbitMQ \
+         ssl_options.fail_if_no_peer_cert = true). Set {key}.cert_file and {key}.key_file to a \
+         PEM certificate and key signed by a CA the broker trusts (its ssl_options.cacertfile)"
+    ))
 }
 
 #[cfg(test)]
@@ -174,6 +215,31 @@ mod tests {
     }
 
     #[test]
+    fn a_reset_after_a_certificate_request_without_a_certificate_names_cert_file_and_key_file() {
+        use rustls::client::ResolvesClientCert as _;
+        use std::io::{Error, ErrorKind};
+        let mut tls = TlsConfig::with_mode(crate::TlsMode::VerifyCa);
+        tls.resolve_broker("broker.tls", true, std::path::Path::new("."))
+            .unwrap();
+        let (host, port) = ("certs.example.com", 5671);
+        let reset = Error::from(ErrorKind::ConnectionReset);
+        assert_eq!(missing_client_certificate(&reset, &tls, host, port), None);
+        let asked = NoCertificate {
+            server: format!("{host}:{port}"),
+        };
+        assert!(asked.resolve(&[], &[]).is_none());
+        let text = missing_client_certificate(&reset, &tls, host, port).unwrap();
+        assert!(
+            text.contains("broker.tls.cert_file") && text.contains("broker.tls.key_file"),
+            "{text}"
+        );
+        let refused = Error::from(ErrorKind::ConnectionRefused);
+        assert_eq!(missing_client_certificate(&refused, &tls, host, port), None);
+        client_certificate::connected(&format!("{host}:{port}"));
+        assert_eq!(missing_client_certificate(&reset, &tls, host, port), None);
+    }
+
+    #[test]
     fn every_mode_builds_a_client_configuration() {
         for mode in [
             crate::TlsMode::Required,
@@ -183,7 +249,7 @@ mod tests {
             let mut tls = TlsConfig::with_mode(mode);
             tls.resolve_broker("broker.tls", true, std::path::Path::new("."))
                 .unwrap();
-            client_config(&tls).unwrap();
+            client_config(&tls, "broker.example.com:5671").unwrap();
         }
     }
 }

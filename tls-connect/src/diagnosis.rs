@@ -74,6 +74,15 @@ pub(crate) fn explain(error: &Error, server: &str, host: &str, tls: &TlsConfig) 
             "the certificate of {server} was refused ({other:?}), checked against {trusted}: fix \
              the server's certificate or {key}.ca_file"
         ),
+        Error::AlertReceived(rustls::AlertDescription::CertificateRequired)
+            if tls.identity().is_none() =>
+        {
+            format!(
+                "{server} requires a client certificate and none is configured: set \
+                 {key}.cert_file and {key}.key_file to a PEM certificate and key signed by a CA \
+                 the server trusts"
+            )
+        }
         Error::AlertReceived(alert) => format!(
             "{server} ended the TLS handshake ({alert:?}): if it requires a client certificate, \
              set {key}.cert_file and {key}.key_file to one its CA signed; otherwise compare the \

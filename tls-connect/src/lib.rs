@@ -11,6 +11,7 @@
 //! are trusted unless a CA file replaces them.
 
 pub mod broker;
+mod client_certificate;
 pub mod database;
 mod diagnosis;
 mod mode;

@@ -581,6 +581,11 @@ impl Worker {
             run.settle(&[tag]);
             return;
         }
+        if let Some(too_large) = change.too_large {
+            // No row data to push: parked like any message that cannot become a call, so it
+            // never joins (or coalesces into) the record's lane; later changes flow as usual.
+            return self.spawn_park(run, tag, raw, too_large_reason(&change, too_large));
+        }
         let (key, record, kind) = match lane_of(&partner.mapping, mapping, &change) {
             Ok(lane) => lane,
             Err(reason) => return self.spawn_park(run, tag, raw, reason),
@@ -944,6 +949,21 @@ fn lane_of(
 }
 
 /// A lane-less delivery (malformed) still travels as a [`Pending`]; its change is never read.
+/// The park reason of a too-large marker (see `change_message::RowChange::too_large`).
+pub fn too_large_reason(change: &RowChange, too_large: change_message::TooLarge) -> String {
+    format!(
+        "too large at source: the bridge's message for this {} of `{}.{}` was {} bytes, over \
+         its broker.max_message_bytes = {}, so it came without row data; re-sync this record \
+         (raise the limit or leave the large column out, then touch the row or run an initial \
+         sync)",
+        change.op.as_str(),
+        change.database,
+        change.table,
+        too_large.bytes,
+        too_large.limit
+    )
+}
+
 fn placeholder_change() -> RowChange {
     RowChange {
         version: change_message::CONTRACT_VERSION,
@@ -968,6 +988,7 @@ fn placeholder_change() -> RowChange {
             commit_time: String::new(),
         },
         snapshot: None,
+        too_large: None,
     }
 }
 

@@ -75,6 +75,7 @@ fn change(
             commit_time: "2026-02-01T12:00:00Z".into(),
         },
         snapshot: None,
+        too_large: None,
     }
 }
 
