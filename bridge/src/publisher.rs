@@ -232,7 +232,7 @@ impl Publisher {
                 channel: Arc::new(channel),
             }),
             Err(error) => {
-                close_quietly(&connection).await;
+                close_quietly(&connection, "reconnecting").await;
                 Err(error)
             }
         }
@@ -269,7 +269,7 @@ impl Publisher {
     /// and half-open connections are lost.
     pub async fn connect(&mut self) -> Result<(), PublishError> {
         if let Some(link) = self.link.take() {
-            close_quietly(&link.connection).await;
+            close_quietly(&link.connection, "reconnecting").await;
         }
         let mut delay = Duration::from_millis(200);
         let mut attempt = 0u32;
@@ -289,7 +289,7 @@ impl Publisher {
                         Err(error) => {
                             tracing::warn!(%error, "publishing again after reconnect failed; retrying");
                             if let Some(link) = self.link.take() {
-                                close_quietly(&link.connection).await;
+                                close_quietly(&link.connection, "reconnecting").await;
                             }
                         }
                     }
@@ -365,7 +365,7 @@ impl Publisher {
 
     async fn mark_broken(&mut self) {
         if let Some(link) = self.link.take() {
-            close_quietly(&link.connection).await;
+            close_quietly(&link.connection, "reconnecting").await;
         }
     }
 
@@ -461,8 +461,10 @@ impl Publisher {
 
     pub async fn close(&mut self) {
         if let Some(link) = self.link.take() {
-            let _ = link.channel.close(200, ShortString::from("bye")).await;
-            let _ = link.connection.close(200, ShortString::from("bye")).await;
+            // Closing the connection closes its channel too. Closing the channel first made
+            // lapin log an ERROR ("invalid channel") at every clean stop, for the broker's
+            // late frames on the channel it had just forgotten.
+            close_quietly(&link.connection, "bye").await;
         }
     }
 }
@@ -481,8 +483,8 @@ fn size_refusal(error: &lapin::Error) -> Option<String> {
 }
 
 /// Closes a connection without waiting long: a dead broker never answers the close.
-async fn close_quietly(connection: &Connection) {
-    let close = connection.close(200, ShortString::from("reconnecting"));
+async fn close_quietly(connection: &Connection, reason: &str) {
+    let close = connection.close(200, ShortString::from(reason));
     let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
 }
 
