@@ -158,6 +158,19 @@ impl CheckpointStore {
             })
     }
 
+    /// [`save`](Self::save) on tokio's blocking pool: the two fsyncs take milliseconds, which an
+    /// async worker must not spend waiting for the disk.
+    pub async fn save_off_thread(&self, checkpoint: Checkpoint) -> Result<(), CheckpointError> {
+        let store = self.clone();
+        match tokio::task::spawn_blocking(move || store.save(&checkpoint)).await {
+            Ok(result) => result,
+            Err(error) => Err(CheckpointError::Write {
+                path: self.path.clone(),
+                source: std::io::Error::other(format!("the checkpoint writer failed: {error}")),
+            }),
+        }
+    }
+
     /// Temp file, fsync, rename over the old one, fsync the directory: the rename is the commit.
     pub fn save(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
         let write_err = |source| CheckpointError::Write {

@@ -406,7 +406,7 @@ impl Session<'_> {
                 confirmed = self.publisher.next_confirmation(), if self.publisher.has_in_flight() && !self.publisher.needs_reconnect() => {
                     if let Some(checkpoint) = confirmed? {
                         self.safe = Some(checkpoint);
-                        self.save(false)?;
+                        self.save(false).await?;
                     }
                 }
                 Some(report) = next_driver_event(&mut driver_rx) => {
@@ -464,7 +464,7 @@ impl Session<'_> {
                     if self.dedup.is_empty() && self.last_publish.elapsed() >= heartbeat_every && self.publisher.has_room() {
                         self.publish_heartbeat().await?;
                     }
-                    self.save(false)?;
+                    self.save(false).await?;
                     if let Some(sync) = self.sync.as_mut() {
                         sync.log_progress();
                     }
@@ -571,11 +571,11 @@ impl Session<'_> {
                 );
             }
             Err(e) => {
-                self.save(true)?;
+                self.save(true).await?;
                 return Err(e.into());
             }
         }
-        self.save(true)?;
+        self.save(true).await?;
         self.report();
         self.log_stats();
         Ok(())
@@ -606,7 +606,7 @@ impl Session<'_> {
         {
             tracing::warn!("the broker did not confirm everything before the stop; those changes are published again on the next start");
         }
-        if let Err(error) = self.save(true) {
+        if let Err(error) = self.save(true).await {
             tracing::error!(%error, "saving the checkpoint before the stop failed");
         }
     }
@@ -769,7 +769,7 @@ impl Session<'_> {
     }
 
     /// Saves the newest confirmed position, at most every `checkpoint.interval_ms` unless forced.
-    fn save(&mut self, force: bool) -> Result<(), CheckpointError> {
+    async fn save(&mut self, force: bool) -> Result<(), CheckpointError> {
         let Some(safe) = &self.safe else {
             return Ok(());
         };
@@ -790,7 +790,7 @@ impl Session<'_> {
         }
         let mut checkpoint = safe.clone();
         checkpoint.saved_at = now_rfc3339();
-        self.store.save(&checkpoint)?;
+        self.store.save_off_thread(checkpoint.clone()).await?;
         tracing::debug!(file = %checkpoint.file, pos = checkpoint.pos, "checkpoint saved");
         self.saved = Some(checkpoint);
         self.last_save = Instant::now();

@@ -24,6 +24,7 @@ pub mod cdr_ledger;
 pub mod composite;
 pub mod config;
 pub mod delivery;
+pub mod disk_work;
 pub mod http_endpoints;
 pub mod lanes;
 pub mod mapping;

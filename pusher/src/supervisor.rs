@@ -484,11 +484,13 @@ fn start_worker(
     source_db: &Option<Arc<SourceDb>>,
 ) -> anyhow::Result<Running> {
     let ledger = if partner.modules.contains(&Module::Cdrs) {
-        Some(CdrLedger::open(
-            &config.pusher.state_dir,
-            &partner.id,
-            Duration::from_secs(config.pusher.cdr_ledger_days.saturating_mul(86_400)),
-        )?)
+        Some(crate::disk_work::off_worker(|| {
+            CdrLedger::open(
+                &config.pusher.state_dir,
+                &partner.id,
+                Duration::from_secs(config.pusher.cdr_ledger_days.saturating_mul(86_400)),
+            )
+        })?)
     } else {
         None
     };

@@ -221,7 +221,7 @@ impl Shared {
                 );
                 Some(self.park(batch, &reason).await)
             }
-            None => match ledger.record_attempt(id) {
+            None => match crate::disk_work::off_worker(|| ledger.record_attempt(id)) {
                 Ok(()) => None,
                 Err(e) => Some(CallResult::Retry {
                     reason: format!("cannot write the CDR ledger: {e}"),
@@ -237,14 +237,18 @@ impl Shared {
         location: Option<&str>,
     ) -> Result<(), crate::cdr_ledger::LedgerError> {
         match &self.ledger {
-            Some(ledger) => ledger.lock().await.record_delivered(id, location),
+            Some(ledger) => {
+                let mut ledger = ledger.lock().await;
+                crate::disk_work::off_worker(|| ledger.record_delivered(id, location))
+            }
             None => Ok(()),
         }
     }
 
     async fn cdr_not_delivered(&self, id: &str) {
         if let Some(ledger) = &self.ledger {
-            if let Err(e) = ledger.lock().await.forget(id) {
+            let mut ledger = ledger.lock().await;
+            if let Err(e) = crate::disk_work::off_worker(|| ledger.forget(id)) {
                 tracing::warn!(partner = %self.partner.id, record = id, error = %e, "cannot clear the CDR ledger entry: a later delivery of this CDR will be parked, not POSTed");
             }
         }
