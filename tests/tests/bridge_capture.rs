@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use system_tests::{
     bridge_config, drain, drain_changes, drain_received, last_logged_number, queue_len,
     shared_amqp_url, unique_name, BridgeConfig, BridgeProcess, BrokerCleanup, CaptureSetup,
-    MariaDb,
+    MariaDb, MariaDbOptions,
 };
 
 /// Generous upper bound for messages to show up (never asserted as a timing).
@@ -781,6 +781,37 @@ async fn include_and_exclude_tables_decide_what_is_captured() {
     );
     stop_cleanly(&mut bridge);
     assert!(s.rest(QUIET).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_time_zone_other_than_utc_is_warned_about_at_start_and_utc_is_not() {
+    let not_utc = "the database server's time zone is +01:00, not UTC";
+    for (zone, warned) in [("+01:00", true), ("+00:00", false)] {
+        let options = MariaDbOptions {
+            extra_cnf: vec![format!("default-time-zone='{zone}'")],
+            ..MariaDbOptions::default()
+        };
+        let s = CaptureSetup::with_options(options, "").await;
+        let mut bridge = start_bridge(s.config());
+        assert!(
+            bridge.wait_for_log_async(STARTED, ARRIVAL).await,
+            "{}",
+            bridge.log()
+        );
+        let log = bridge.log();
+        assert_eq!(
+            log.contains("time zone") && log.contains("not UTC"),
+            warned,
+            "time_zone {zone}:\n{log}"
+        );
+        if warned {
+            assert!(
+                log.contains(not_utc) && log.contains("time_zone = '+00:00'"),
+                "{log}"
+            );
+        }
+        stop_cleanly(&mut bridge);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

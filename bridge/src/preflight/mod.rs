@@ -10,6 +10,7 @@ mod grants;
 mod resume_point;
 mod server_settings;
 mod signal_table;
+pub mod time_zone;
 
 pub use captured_tables::Cascade;
 pub use connection::{connect, connection_opts};
@@ -54,6 +55,7 @@ pub async fn run(
     let version = variable(&mut conn, "version").await?.unwrap_or_default();
     let is_mariadb = version.to_lowercase().contains("mariadb");
     let server_id = server_settings::check(&mut conn, source).await?;
+    time_zone::warn_unless_utc(&mut conn).await?;
     grants::check(&mut conn, source).await?;
     let identity = resume_point::identity(&mut conn, source, server_id, is_mariadb).await?;
     let resume = resume_point::plan(&mut conn, source, checkpoint, &identity, is_mariadb).await?;
