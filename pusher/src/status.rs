@@ -347,6 +347,10 @@ pub struct StatusReport {
     /// Why the bridge's part is unknown, with the fix.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bridge_error: Option<String>,
+    /// Why the partners' part is unknown (the broker could not be asked), with the fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker_error: Option<String>,
+    /// Empty when `broker_error` is set.
     pub partners: Vec<PartnerStatusRow>,
 }
 
@@ -407,7 +411,11 @@ pub fn sync_of<'a>(syncs: &'a [SyncView], queue: &str) -> Option<&'a SyncView> {
 pub async fn status(config: &Config, config_path: &str) -> anyhow::Result<StatusReport> {
     let url = config.bridge.status_url.clone();
     let (rows, bridge) = tokio::join!(partners(config), fetch_bridge(&url));
-    let rows = rows?;
+    // An unreachable broker leaves the partners unknown but not the bridge: say both.
+    let (rows, broker_error) = match rows {
+        Ok(rows) => (rows, None),
+        Err(e) => (Vec::new(), Some(format!("{e:#}"))),
+    };
     let (raw, view, error) = match bridge {
         Ok((raw, view)) => (Some(raw), Some(view), None),
         Err(e) => (
@@ -433,6 +441,7 @@ pub async fn status(config: &Config, config_path: &str) -> anyhow::Result<Status
         bridge_status_url: url,
         bridge: raw,
         bridge_error: error,
+        broker_error,
         partners,
     })
 }
@@ -548,6 +557,12 @@ pub fn render_status(report: &StatusReport) -> String {
         }
     }
     out.push('\n');
+    if let Some(error) = &report.broker_error {
+        out.push_str(&format!(
+            "partners: unknown: the broker cannot be asked: {error}\n"
+        ));
+        return out;
+    }
     let mut lines = vec![vec![
         "PARTNER".to_string(),
         "READY".into(),
@@ -678,6 +693,7 @@ mod tests {
             bridge_status_url: "http://127.0.0.1:9187/status".into(),
             bridge: Some(bridge),
             bridge_error: None,
+            broker_error: None,
             partners: vec![
                 PartnerStatusRow {
                     sync: sync_of(&view.syncs, "ocpi.acme").cloned(),
@@ -728,5 +744,21 @@ mod tests {
             "{text}"
         );
         assert!(text.lines().any(|l| l.starts_with("acme")), "{text}");
+
+        let no_broker = StatusReport {
+            broker_error: Some("broker amqp://cdc@127.0.0.1:9/ is not reachable".into()),
+            partners: Vec::new(),
+            ..unreachable
+        };
+        let text = render_status(&no_broker);
+        assert!(
+            text.starts_with("bridge: unknown: cannot reach"),
+            "the bridge's part is still there:\n{text}"
+        );
+        assert!(
+            text.contains("partners: unknown: the broker cannot be asked: broker amqp://cdc@127.0.0.1:9/ is not reachable"),
+            "{text}"
+        );
+        assert!(!text.contains("PARTNER"), "no table of unknowns:\n{text}");
     }
 }

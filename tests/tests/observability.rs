@@ -820,4 +820,27 @@ async fn pusher_status_shows_the_bridge_and_each_partner_backlog_oldest_message_
     assert!(report["bridge_error"].is_string(), "{report:#}");
     assert_eq!(partner_of(&report, "refusing")["ready"], 1, "{report:#}");
     assert!(block(|| pusher.terminate()).success());
+
+    // Without the broker: the partners are unknown, said with the broker's address (never its
+    // password); the command still answers.
+    let dead_port = free_port();
+    let no_broker =
+        cfg.with(|c| c.broker_url = format!("amqp://guest:guest@127.0.0.1:{dead_port}/%2f"));
+    let (exit, out) = block(|| {
+        PusherProcess::run_to_exit_with_env(&no_broker.to_toml(), &["status"], &env, WAIT)
+    });
+    assert!(
+        exit.success(),
+        "`pusher status` without the broker failed: {out}"
+    );
+    assert!(out.starts_with("bridge: unknown:"), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("partners: unknown: the broker cannot be asked"))
+        .unwrap_or_else(|| panic!("the broker's part is not said:\n{out}"));
+    assert!(line.contains(&format!("127.0.0.1:{dead_port}")), "{out}");
+    assert!(
+        !out.contains("guest:guest"),
+        "the password was printed:\n{out}"
+    );
 }
