@@ -376,11 +376,16 @@ async fn write_on(
     write(&url, first_version, total, progress).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn another_servers_checkpoint_without_gtid_state_stops_the_bridge_naming_the_choices() {
+/// Runs the bridge until it saved a checkpoint on a fresh server, rewrites that checkpoint with
+/// `edit` (as if another server had written it), restarts the bridge and returns the log of
+/// its failure.
+async fn failure_on_a_checkpoint_edited_by(
+    name: &str,
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) -> String {
     let db = MariaDb::start_with(topology_server(1));
     db.exec(&schema());
-    let broker = broker("failover-nogtid").await;
+    let broker = broker(name).await;
     let mut bridge = BridgeProcess::start(&stream_config(
         db.port(),
         &broker.url,
@@ -389,22 +394,29 @@ async fn another_servers_checkpoint_without_gtid_state_stops_the_bridge_naming_t
     ));
     wait_for_checkpoint(&mut bridge).await;
     bridge.terminate();
-    // The same checkpoint, as if written against another server by a bridge that kept no
-    // GTID state.
     let mut checkpoint = read_checkpoint(bridge.dir());
-    let object = checkpoint.as_object_mut().expect("a JSON object");
-    object.remove("gtid");
-    object.insert(
-        "server".into(),
-        serde_json::json!({"server_id": 77, "address": "10.0.0.7:3306"}),
-    );
+    edit(checkpoint.as_object_mut().expect("a JSON object"));
     std::fs::write(
         bridge.dir().join("bridge.checkpoint.json"),
         serde_json::to_vec_pretty(&checkpoint).expect("JSON"),
     )
     .expect("rewrite the checkpoint");
     bridge.restart();
-    let log = bridge_failure(&mut bridge);
+    bridge_failure(&mut bridge)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_servers_checkpoint_without_gtid_state_stops_the_bridge_naming_the_choices() {
+    // The same checkpoint, as if written against another server by a bridge that kept no
+    // GTID state.
+    let log = failure_on_a_checkpoint_edited_by("failover-nogtid", |object| {
+        object.remove("gtid");
+        object.insert(
+            "server".into(),
+            serde_json::json!({"server_id": 77, "address": "10.0.0.7:3306"}),
+        );
+    })
+    .await;
     for needle in [
         "10.0.0.7:3306",
         "no GTID state",
@@ -462,33 +474,16 @@ async fn source_start_gtid_starts_after_that_gtid_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_server_that_lacks_part_of_the_checkpoints_gtid_state_stops_the_bridge() {
-    let db = MariaDb::start_with(topology_server(1));
-    db.exec(&schema());
-    let broker = broker("failover-behind").await;
-    let mut bridge = BridgeProcess::start(&stream_config(
-        db.port(),
-        &broker.url,
-        &broker.exchange,
-        "start",
-    ));
-    wait_for_checkpoint(&mut bridge).await;
-    bridge.terminate();
     // As if written against a primary that got further than this server (a replica that had
     // not applied everything when it was promoted).
-    let mut checkpoint = read_checkpoint(bridge.dir());
-    let object = checkpoint.as_object_mut().expect("a JSON object");
-    object.insert("gtid".into(), "0-1-999999".into());
-    object.insert(
-        "server".into(),
-        serde_json::json!({"server_id": 77, "gtid_domain_id": 0, "address": "10.0.0.7:3306"}),
-    );
-    std::fs::write(
-        bridge.dir().join("bridge.checkpoint.json"),
-        serde_json::to_vec_pretty(&checkpoint).expect("JSON"),
-    )
-    .expect("rewrite the checkpoint");
-    bridge.restart();
-    let log = bridge_failure(&mut bridge);
+    let log = failure_on_a_checkpoint_edited_by("failover-behind", |object| {
+        object.insert("gtid".into(), "0-1-999999".into());
+        object.insert(
+            "server".into(),
+            serde_json::json!({"server_id": 77, "gtid_domain_id": 0, "address": "10.0.0.7:3306"}),
+        );
+    })
+    .await;
     for needle in [
         "cannot resume by GTID",
         "0-1-999999",

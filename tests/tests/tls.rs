@@ -12,13 +12,31 @@ use serde_json::json;
 use system_tests::{
     bridge_config, declare_bound_queue, drain_changes, partner_entry, pusher_config, queue_len,
     shared_amqp_url, unique_name, BridgeConfig, BridgeProcess, BrokerCleanup, DatabaseEntry,
-    MariaDb, MariaDbOptions, OcpiPartner, PartnerOptions, PusherProcess, RabbitNode, TestCa,
-    TlsEntry, READER_PASSWORD, READER_USER,
+    MariaDb, MariaDbOptions, OcpiPartner, PartnerOptions, PusherConfig, PusherProcess, RabbitNode,
+    TestCa, TlsEntry, READER_PASSWORD, READER_USER,
 };
 use tls_connect::TlsConfig;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 const ARRIVAL: Duration = Duration::from_secs(30);
+
+/// A partner double `p1` (OCPI 2.2.1, its token in `TOKEN_P1`) and a pusher configuration that
+/// serves it from `exchange` on the broker at `amqp_url` with `broker_tls`.
+async fn pusher_for_one_partner(
+    amqp_url: &str,
+    exchange: &str,
+    broker_tls: TlsEntry,
+) -> (OcpiPartner, String, PusherConfig) {
+    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
+    let token = partner.options().token.clone();
+    let config = pusher_config(amqp_url)
+        .with(|c| {
+            c.exchange = exchange.to_string();
+            c.broker_tls = broker_tls;
+        })
+        .partner(partner_entry("p1", &partner, "TOKEN_P1"));
+    (partner, token, config)
+}
 
 /// A MariaDB whose certificate (signed by `ca`) names `names`; TLS required when `require`.
 fn tls_db(ca: &TestCa, names: &[&str], require: bool) -> MariaDb {
@@ -259,15 +277,9 @@ async fn the_bridge_publishes_over_amqps_and_broker_tls_mistakes_are_clear_error
     );
 
     // The pusher's broker connections use the same options.
-    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
-    let token = partner.options().token.clone();
+    let (_partner, token, cfg) =
+        pusher_for_one_partner(&amqps, &exchange, TlsEntry::trusting("verify_ca", &ca)).await;
     let env = [("TOKEN_P1", token.as_str())];
-    let cfg = pusher_config(&amqps)
-        .with(|c| {
-            c.exchange = exchange.clone();
-            c.broker_tls = TlsEntry::trusting("verify_ca", &ca);
-        })
-        .partner(partner_entry("p1", &partner, "TOKEN_P1"));
     let (status, out) =
         PusherProcess::run_to_exit_with_env(&cfg.to_toml(), &["setup"], &env, CHECK_TIMEOUT);
     assert!(status.success(), "pusher setup over amqps:\n{out}");
@@ -326,15 +338,13 @@ async fn a_broker_that_requires_a_client_certificate_takes_bridge_and_pusher_wit
         bridge.log()
     );
 
-    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
-    let token = partner.options().token.clone();
+    let (_partner, token, without) = pusher_for_one_partner(
+        &amqps,
+        &exchange,
+        TlsEntry::trusting("verify_identity", &ca),
+    )
+    .await;
     let env = [("TOKEN_P1", token.as_str())];
-    let without = pusher_config(&amqps)
-        .with(|c| {
-            c.exchange = exchange.clone();
-            c.broker_tls = TlsEntry::trusting("verify_identity", &ca);
-        })
-        .partner(partner_entry("p1", &partner, "TOKEN_P1"));
     for command in ["setup", "run"] {
         let (status, out) = PusherProcess::run_to_exit_with_env(
             &without.to_toml(),
