@@ -165,3 +165,17 @@ pub fn cdr_insert(id: &str, seq: u64) -> Message {
         Some(cdr_row(id, 1)),
     ))
 }
+
+/// The integer `id` key and `version` column of a captured change (its newest image), as the
+/// capture tests' writers number their rows; panics on a change without both.
+pub fn id_and_version(change: &RowChange) -> (i64, i64) {
+    let id = change.key.get("id").and_then(Value::as_i64);
+    let version = change
+        .latest_image()
+        .and_then(|row| row.get("version"))
+        .and_then(Value::as_i64);
+    match (id, version) {
+        (Some(id), Some(version)) => (id, version),
+        _ => panic!("change without an integer id and version: {change:?}"),
+    }
+}

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use change_message::{Message, RowChange};
 use mysql_async::prelude::Queryable;
 use serde_json::Value;
+use system_tests::changes::id_and_version;
 use system_tests::{
     bridge_config, bridge_failure, declare_bound_queue, shared_amqp_url, unique_name,
     BridgeProcess, BrokerCleanup, MariaDb, MariaDbOptions, QueueReader,
@@ -125,15 +126,8 @@ async fn write(
 }
 
 fn change_of(change: &RowChange) -> Change {
-    let id = change.key.get("id").and_then(Value::as_i64);
-    let version = change
-        .latest_image()
-        .and_then(|row| row.get("version"))
-        .and_then(Value::as_i64);
-    match (id, version) {
-        (Some(id), Some(version)) => (change.table.clone(), id, version),
-        _ => panic!("change without an integer id and version: {change:?}"),
-    }
+    let (id, version) = id_and_version(change);
+    (change.table.clone(), id, version)
 }
 
 /// Reads the queue until every change of `expected` arrived (or `timeout` passed).

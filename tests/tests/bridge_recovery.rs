@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use change_message::{Message, Operation, RowChange};
 use mysql_async::prelude::Queryable;
 use serde_json::{json, Value};
+use system_tests::changes::id_and_version;
 use system_tests::{
     bridge_config, declare_bound_queue, delete_exchange, delete_queue, drain_received, queue_len,
     shared_amqp_url, test_servers_dir, unique_name, BridgeConfig, BridgeProcess, MariaDb,
@@ -419,19 +420,6 @@ async fn write_changes(
     written
 }
 
-/// The (row id, version) a change carries.
-fn pair_of(change: &RowChange) -> (i64, i64) {
-    let id = change.key.get("id").and_then(Value::as_i64);
-    let version = change
-        .latest_image()
-        .and_then(|row| row.get("version"))
-        .and_then(Value::as_i64);
-    match (id, version) {
-        (Some(id), Some(version)) => (id, version),
-        _ => panic!("change without an integer id and version: {change:?}"),
-    }
-}
-
 /// Drains the queue (acking, like a partner) into `received` until every expected change has
 /// arrived at least once. Returns false if that did not happen within `timeout` or the bridge
 /// exited meanwhile; the caller's checks then say what is missing.
@@ -445,7 +433,7 @@ async fn collect_until_complete(
 ) -> bool {
     let mut missing = expected.clone();
     for change in changes_of(received) {
-        missing.remove(&pair_of(change));
+        missing.remove(&id_and_version(change));
     }
     let deadline = Instant::now() + timeout;
     while !missing.is_empty() {
@@ -454,7 +442,7 @@ async fn collect_until_complete(
         }
         let batch = drain_received(url, queue, 5000, Duration::from_secs(2)).await;
         for change in changes_of(&batch) {
-            missing.remove(&pair_of(change));
+            missing.remove(&id_and_version(change));
         }
         received.extend(batch);
     }
@@ -568,7 +556,7 @@ fn check_stream(
                 change.seq
             ));
         }
-        let pair = pair_of(change);
+        let pair = id_and_version(change);
         if !expected.contains(&pair) {
             note(format!(
                 "#{index}: a change that was never committed (row {}, version {}): {}",
