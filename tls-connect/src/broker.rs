@@ -35,6 +35,15 @@ pub fn check_url(url: &str) -> Result<bool, String> {
     Ok(uri.scheme == AMQPScheme::AMQPS)
 }
 
+/// The user a connection to `url` logs in as: the URL's user, percent-decoded, or "guest"
+/// when it names none (lapin's default). It is what the broker checks the `user_id` property
+/// of a publish against, so publishers set it and consumers compare it. `None` for a URL that
+/// does not parse ([`check_url`] says why).
+pub fn login_user(url: &str) -> Option<String> {
+    let uri: AMQPUri = url.parse().ok()?;
+    Some(uri.authority.userinfo.username)
+}
+
 /// Opens a connection to `url` with `properties`; `amqps://` URLs use `tls` (resolved with
 /// [`TlsConfig::resolve_broker`]).
 pub async fn connect(
@@ -212,6 +221,19 @@ mod tests {
         assert_eq!(check_url("amqps://u:p@broker.example.com/%2f"), Ok(true));
         assert!(check_url("http://broker:5672").is_err());
         assert!(check_url("amqp://u:p@host:notaport/%2f").is_err());
+    }
+
+    #[test]
+    fn the_login_user_is_the_urls_user_decoded_or_guest() {
+        assert_eq!(
+            login_user("amqp://cdc%2Dbridge:secret@127.0.0.1:5672/%2f").as_deref(),
+            Some("cdc-bridge")
+        );
+        assert_eq!(
+            login_user("amqp://127.0.0.1:5672/%2f").as_deref(),
+            Some("guest")
+        );
+        assert_eq!(login_user("amqp://u:p@host:notaport/%2f"), None);
     }
 
     #[test]
