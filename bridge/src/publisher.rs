@@ -232,7 +232,7 @@ impl Publisher {
                 channel: Arc::new(channel),
             }),
             Err(error) => {
-                close_quietly(&connection, "reconnecting").await;
+                tls_connect::broker::close(&connection, "reconnecting").await;
                 Err(error)
             }
         }
@@ -269,7 +269,7 @@ impl Publisher {
     /// and half-open connections are lost.
     pub async fn connect(&mut self) -> Result<(), PublishError> {
         if let Some(link) = self.link.take() {
-            close_quietly(&link.connection, "reconnecting").await;
+            tls_connect::broker::close(&link.connection, "reconnecting").await;
         }
         let mut delay = Duration::from_millis(200);
         let mut attempt = 0u32;
@@ -289,7 +289,7 @@ impl Publisher {
                         Err(error) => {
                             tracing::warn!(%error, "publishing again after reconnect failed; retrying");
                             if let Some(link) = self.link.take() {
-                                close_quietly(&link.connection, "reconnecting").await;
+                                tls_connect::broker::close(&link.connection, "reconnecting").await;
                             }
                         }
                     }
@@ -365,7 +365,7 @@ impl Publisher {
 
     async fn mark_broken(&mut self) {
         if let Some(link) = self.link.take() {
-            close_quietly(&link.connection, "reconnecting").await;
+            tls_connect::broker::close(&link.connection, "reconnecting").await;
         }
     }
 
@@ -464,7 +464,7 @@ impl Publisher {
             // Closing the connection closes its channel too. Closing the channel first made
             // lapin log an ERROR ("invalid channel") at every clean stop, for the broker's
             // late frames on the channel it had just forgotten.
-            close_quietly(&link.connection, "bye").await;
+            tls_connect::broker::close(&link.connection, "bye").await;
         }
     }
 }
@@ -480,12 +480,6 @@ fn size_refusal(error: &lapin::Error) -> Option<String> {
     message
         .contains("larger than configured max size")
         .then(|| message.to_string())
-}
-
-/// Closes a connection without waiting long: a dead broker never answers the close.
-async fn close_quietly(connection: &Connection, reason: &str) {
-    let close = connection.close(200, ShortString::from(reason));
-    let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
 }
 
 async fn send(

@@ -944,11 +944,11 @@ async fn open_channel(connection: &Connection, what: &str) -> Result<Channel, Pa
 }
 
 async fn close_channel(channel: Channel) {
-    let _ = channel.close(200, ShortString::from("done")).await;
+    tls_connect::broker::close_channel(&channel, "done").await;
 }
 
 async fn close_connection(connection: Connection) {
-    let _ = connection.close(200, ShortString::from("done")).await;
+    tls_connect::broker::close(&connection, "done").await;
 }
 
 /// Ready messages in `queue`; [`ParkedError::QueueMissing`] when it does not exist.

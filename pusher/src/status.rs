@@ -85,7 +85,7 @@ pub async fn queue_depths(
         depths.insert(partner.id.clone(), QueueDepths { queue, parked });
     }
     if let Some(channel) = channel {
-        let _ = channel.close(200, "done".into()).await;
+        tls_connect::broker::close_channel(&channel, "done").await;
     }
     depths
 }
@@ -133,7 +133,7 @@ pub async fn partners(config: &Config) -> anyhow::Result<Vec<PartnerRow>> {
         Duration::from_millis(config.pusher.presence_interval_ms * 2 + 500),
     )
     .await?;
-    let _ = connection.close(200, "done".into()).await;
+    tls_connect::broker::close(&connection, "done").await;
 
     let now = unix_secs_now();
     let mut rows = Vec::new();
@@ -213,7 +213,7 @@ async fn listen_presence(
             Ok(_) | Err(_) => break,
         }
     }
-    let _ = channel.close(200, "done".into()).await;
+    tls_connect::broker::close_channel(&channel, "done").await;
     Ok(heard)
 }
 

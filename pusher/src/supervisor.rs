@@ -73,11 +73,7 @@ pub async fn run(
                 let connection = Arc::new(connection);
                 delay = Duration::from_millis(200);
                 let end = session(&config, &connection, &mut stop, &metrics, &source_db).await;
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(2),
-                    connection.close(200, "pusher stopping".into()),
-                )
-                .await;
+                tls_connect::broker::close(&connection, "pusher stopping").await;
                 match end? {
                     SessionEnd::Stopped => return Ok(()),
                     SessionEnd::Lost(why) => {
@@ -163,7 +159,7 @@ pub async fn setup(config: &Config) -> anyhow::Result<()> {
             partner.id, partner.queue, config.broker.exchange, partner.parking_queue
         );
     }
-    let _ = connection.close(200, "done".into()).await;
+    tls_connect::broker::close(&connection, "done").await;
     Ok(())
 }
 

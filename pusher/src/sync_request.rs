@@ -9,6 +9,8 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOpti
 use lapin::types::{FieldTable, ShortString};
 use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties};
 
+use std::time::Duration;
+
 use crate::config::{redact_url, Config};
 use crate::parking::now_rfc3339;
 use crate::topology;
@@ -31,6 +33,9 @@ pub enum SyncRequestError {
     #[error(transparent)]
     Topology(#[from] topology::TopologyError),
 }
+
+/// How long the broker may take to confirm the request.
+const CONFIRM_WAIT: Duration = Duration::from_secs(30);
 
 /// What was done, for the operator.
 pub struct Requested {
@@ -87,7 +92,7 @@ pub async fn request(
     let request = SyncRequest::new(uuid::Uuid::new_v4().to_string(), action, now_rfc3339());
     let queue = requests_queue(&config.broker.exchange);
     let result = publish(&connection, &url, &queue, &request, &config.broker.exchange).await;
-    let _ = connection.close(200, ShortString::from("done")).await;
+    tls_connect::broker::close(&connection, "done").await;
     result?;
     Ok(Requested {
         request,
@@ -146,8 +151,15 @@ async fn publish(
                 .with_message_id(ShortString::from(request.request_id.as_str())),
         )
         .await
-        .map_err(broker_error)?
+        .map_err(broker_error)?;
+    let confirmation = tokio::time::timeout(CONFIRM_WAIT, confirmation)
         .await
+        .map_err(|_| {
+            SyncRequestError::NotConfirmed(format!(
+                "no answer within {} s; `bridge sync status` tells whether it arrived",
+                CONFIRM_WAIT.as_secs()
+            ))
+        })?
         .map_err(broker_error)?;
     match confirmation {
         Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),

@@ -293,7 +293,7 @@ pub async fn declare_partner(
             what: format!("binding of {} to {}", partner.queue, broker.exchange),
             source,
         })?;
-    let _ = channel.close(200, ShortString::from("declared")).await;
+    tls_connect::broker::close_channel(&channel, "declared").await;
     Ok(())
 }
 

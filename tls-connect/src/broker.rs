@@ -7,8 +7,10 @@
 //! the TLS handshake with our rustls configuration. lapin calls it again for every reconnect.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use lapin::tcp::{AMQPUriTcpExt, RustlsConnector, TLSConfig};
+use lapin::types::ShortString;
 use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{Connection, ConnectionProperties, ErrorKind};
 use rustls::{ClientConfig, RootCertStore};
@@ -42,6 +44,33 @@ pub fn check_url(url: &str) -> Result<bool, String> {
 pub fn login_user(url: &str) -> Option<String> {
     let uri: AMQPUri = url.parse().ok()?;
     Some(uri.authority.userinfo.username)
+}
+
+/// How long a close waits for the broker's answer.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Closes `connection` without waiting long for the broker's close-ok: a dead broker never
+/// answers, and a command that has done its work must not hang on the goodbye. After
+/// [`CLOSE_WAIT`] the connection is dropped instead (the broker sees the socket close).
+pub async fn close(connection: &Connection, reason: &str) {
+    let close = connection.close(200, ShortString::from(reason));
+    if tokio::time::timeout(CLOSE_WAIT, close).await.is_err() {
+        tracing::debug!(
+            reason,
+            "the broker did not answer the close within 2 s; dropping the connection"
+        );
+    }
+}
+
+/// Closes `channel` as [`close`] closes a connection: at most [`CLOSE_WAIT`] for the answer.
+pub async fn close_channel(channel: &lapin::Channel, reason: &str) {
+    let close = channel.close(200, ShortString::from(reason));
+    if tokio::time::timeout(CLOSE_WAIT, close).await.is_err() {
+        tracing::debug!(
+            reason,
+            "the broker did not answer a channel close within 2 s; dropping the channel"
+        );
+    }
 }
 
 /// Opens a connection to `url` with `properties`; `amqps://` URLs use `tls` (resolved with

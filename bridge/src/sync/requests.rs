@@ -47,6 +47,9 @@ pub enum RequestError {
     NotConfirmed(String),
 }
 
+/// How long the broker may take to confirm a request.
+const CONFIRM_WAIT: Duration = Duration::from_secs(30);
+
 async fn broker(config: &Config) -> Result<Connection, RequestError> {
     let url = &config.broker.url;
     tls_connect::broker::connect(
@@ -172,10 +175,17 @@ pub async fn publish(config: &Config, request: &SyncRequest) -> Result<(), Reque
                 .with_message_id(ShortString::from(request.request_id.as_str())),
         )
         .await
-        .map_err(broker_err(url))?
-        .await
         .map_err(broker_err(url))?;
-    let _ = connection.close(200, ShortString::from("bye")).await;
+    let confirm = tokio::time::timeout(CONFIRM_WAIT, confirm).await;
+    tls_connect::broker::close(&connection, "bye").await;
+    let confirm = confirm
+        .map_err(|_| {
+            RequestError::NotConfirmed(format!(
+                "not answered within {} s; `bridge sync status` tells whether it arrived",
+                CONFIRM_WAIT.as_secs()
+            ))
+        })?
+        .map_err(broker_err(url))?;
     match confirm {
         Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
         Confirmation::Ack(Some(_)) => Err(RequestError::NotConfirmed("returned".into())),
@@ -198,7 +208,7 @@ pub async fn submit(config: &Config, action: SyncAction) -> Result<SyncRequest, 
         .map_err(|e| RequestError::Database(e.to_string()))?;
     let is_mariadb = is_mariadb(&mut db).await?;
     let checked = check(config, &filter, &connection, &mut db, is_mariadb, &request).await;
-    let _ = connection.close(200, ShortString::from("bye")).await;
+    tls_connect::broker::close(&connection, "bye").await;
     let _ = db.disconnect().await;
     checked?;
     publish(config, &request).await?;
@@ -299,7 +309,7 @@ async fn serve_once(
             next = consumer.next() => next,
             _ = stop.changed() => {
                 if *stop.borrow() {
-                    let _ = connection.close(200, ShortString::from("bye")).await;
+                    tls_connect::broker::close(&connection, "bye").await;
                     return Ok(());
                 }
                 continue;
