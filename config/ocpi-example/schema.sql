@@ -4,9 +4,9 @@
 -- mapping.toml stays readable. Every table has a primary key (the bridge needs one to name a
 -- record) and a last_updated DATETIME(3) column kept by the database.
 --
--- Time: DATETIME columns hold UTC. Run the application's sessions with
--- SET time_zone = '+00:00' so that CURRENT_TIMESTAMP(3) defaults are UTC too; the pusher takes
--- DATETIME values as UTC when it writes OCPI date-times ("...Z").
+-- Time: DATETIME columns hold the local time of the application's sessions (CURRENT_TIMESTAMP(3)
+-- defaults included); the pusher reads them in its [source] time_zone ("UTC" unless set) when
+-- it writes OCPI date-times ("...Z"). UTC sessions (SET time_zone = '+00:00') keep it simple.
 --
 -- Removal, as OCPI knows it:
 --   locations  never deleted in OCPI: no deleted column; take a location out with publish = 0

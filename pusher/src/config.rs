@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tls_connect::TlsConfig;
 
-use crate::mapping::{self, MappingConfig, Module, TableMapping};
+use crate::mapping::{self, MappingConfig, Module, SourceTimeZone, TableMapping};
 use crate::ocpi::{ClientConfig, OcpiVersion, TokenEncoding};
 pub use crate::source_db::DatabaseConfig;
 
@@ -55,6 +55,9 @@ pub struct Config {
     /// `[database]`: where composite objects are read; `None` when the section is absent (then
     /// no partner's mapping may have `[[table.children]]`).
     pub database: Option<DatabaseConfig>,
+    /// `[source] time_zone`: the zone DATETIME values are written in (every partner's mapping
+    /// reads them so).
+    pub source_time_zone: SourceTimeZone,
     pub partners: Vec<Arc<PartnerConfig>>,
 }
 
@@ -235,6 +238,14 @@ pub struct RetryPolicy {
     pub max_hold: Duration,
 }
 
+/// `[source]`: what the pusher must know of the database the bridge captures.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    #[serde(default)]
+    time_zone: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -250,6 +261,8 @@ struct RawConfig {
     bridge: Option<BridgeLink>,
     #[serde(default)]
     database: Option<RawDatabase>,
+    #[serde(default)]
+    source: Option<RawSource>,
     #[serde(default, rename = "partner")]
     partners: Vec<RawPartner>,
 }
@@ -598,6 +611,11 @@ impl Config {
                 ),
             ));
         }
+        let source_time_zone = match raw.source.unwrap_or_default().time_zone {
+            None => SourceTimeZone::utc(),
+            Some(text) => SourceTimeZone::parse(&text)
+                .map_err(|problem| invalid("source.time_zone".into(), problem))?,
+        };
 
         if raw.partners.is_empty() {
             return Err(invalid(
@@ -679,12 +697,13 @@ impl Config {
             } else {
                 p.mapping.clone()
             };
-            let mapping =
+            let mut mapping =
                 MappingConfig::load(&mapping_path).map_err(|source| ConfigError::Mapping {
                     path: path.to_path_buf(),
                     partner: p.id.clone(),
                     source: Box::new(source),
                 })?;
+            mapping.set_time_zone(&source_time_zone);
             let all: Vec<&TableMapping> = mapping.tables.iter().collect();
             for t in &p.tables {
                 if !all.iter().any(|m| &m.qualified_name() == t) {
@@ -885,6 +904,7 @@ impl Config {
             metrics,
             bridge,
             database,
+            source_time_zone,
             partners,
         })
     }
@@ -1102,6 +1122,34 @@ mapping = "{}"
             .unwrap_err()
             .to_string();
         assert!(err.contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn the_source_time_zone_reaches_every_mapping_and_an_unknown_zone_names_the_key() {
+        let utc = Config::parse(&partner_toml(""), Path::new("p.toml"), &env_with_token).unwrap();
+        assert!(utc.source_time_zone.is_utc());
+        let zoned = format!(
+            "[source]\ntime_zone = \"Europe/Amsterdam\"\n{}",
+            partner_toml("")
+        );
+        let config = Config::parse(&zoned, Path::new("p.toml"), &env_with_token).unwrap();
+        assert_eq!(config.source_time_zone.name(), "Europe/Amsterdam");
+        for table in &config.partners[0].mapping.tables {
+            assert_eq!(
+                table.time_zone.name(),
+                "Europe/Amsterdam",
+                "{}",
+                table.table
+            );
+        }
+        let bad = format!("[source]\ntime_zone = \"CEST\"\n{}", partner_toml(""));
+        let err = Config::parse(&bad, Path::new("p.toml"), &env_with_token)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("source.time_zone") && err.contains("Europe/Amsterdam"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct PusherConfig {
     /// Without it, a partner whose `modules` is empty gets no Locations (see
     /// [`PusherConfig::to_toml`]).
     pub database: Option<DatabaseEntry>,
+    /// `[source] time_zone`; `None` leaves the pusher's default (UTC).
+    pub source_time_zone: Option<String>,
     pub partners: Vec<PartnerEntry>,
 }
 
@@ -138,6 +140,7 @@ pub fn pusher_config(amqp_url: &str) -> PusherConfig {
         metrics_listen: String::new(),
         bridge_status_url: None,
         database: None,
+        source_time_zone: None,
         partners: Vec::new(),
     }
 }
@@ -242,6 +245,9 @@ impl PusherConfig {
                 let _ = writeln!(out, "timeout_ms = {ms}");
             }
             out.push_str(&db.tls.section("database.tls"));
+        }
+        if let Some(zone) = &self.source_time_zone {
+            let _ = writeln!(out, "\n[source]\ntime_zone = {}", q(zone));
         }
         out.push_str(&self.broker_tls.section("broker.tls"));
         for p in &self.partners {

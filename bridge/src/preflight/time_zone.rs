@@ -48,10 +48,10 @@ pub(super) async fn warn_unless_utc(conn: &mut mysql_async::Conn) -> Result<(), 
         tracing::warn!(
             time_zone = %zone,
             "the database server's time zone is {zone}, not UTC: DATETIME values are published \
-             as written, in that zone, and consumers that read them as UTC (the pusher's \
-             `datetime` conversion, hence OCPI last_updated) are off by its offset and can go \
-             back at a DST change; run the server with time_zone = '+00:00' (README \"Time \
-             zones\"), or use TIMESTAMP columns, which the binlog holds in UTC"
+             as written, in that zone; set the pushers' [source] time_zone to the zone the \
+             application writes them in (an IANA name such as Europe/Amsterdam, not an \
+             abbreviation), or OCPI last_updated is off by its offset; or run the server with \
+             time_zone = '+00:00' (README \"Time zones\")"
         );
     }
     Ok(())

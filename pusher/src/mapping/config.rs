@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::embeds::{self, Embed, RawEmbed};
-use super::{Module, ObjectKind, OcpiVersion};
+use super::{Module, ObjectKind, OcpiVersion, SourceTimeZone};
 
 /// All table mappings of one file.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +41,9 @@ pub struct TableMapping {
     /// Tree objects read from the source database into this table's object (a 2.1.1
     /// Session's `location`). See [`Embed`].
     pub embeds: Vec<Embed>,
+    /// The zone DATETIME values of the table are written in: the pusher's `[source]
+    /// time_zone`, set on every table by [`MappingConfig::set_time_zone`] (UTC until then).
+    pub time_zone: SourceTimeZone,
 }
 
 /// A child table whose rows belong inside the parent's object: `[[table.children]]`.
@@ -241,6 +244,13 @@ pub enum ConfigError {
 }
 
 impl MappingConfig {
+    /// Reads every table's DATETIME values in `zone` (the pusher's `[source] time_zone`).
+    pub fn set_time_zone(&mut self, zone: &SourceTimeZone) {
+        for table in &mut self.tables {
+            table.time_zone = zone.clone();
+        }
+    }
+
     /// Reads and validates a mapping file.
     pub fn load(path: impl AsRef<Path>) -> Result<MappingConfig, ConfigError> {
         let path = path.as_ref();
@@ -830,6 +840,7 @@ fn validate(
         soft_delete,
         children,
         embeds,
+        time_zone: SourceTimeZone::utc(),
     })
 }
 

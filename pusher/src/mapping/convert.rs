@@ -3,10 +3,22 @@
 use change_message::calendar::{civil_from_days, days_from_civil};
 use serde_json::{Number, Value};
 
-use super::Conversion;
+use super::{Conversion, SourceTimeZone};
+
+/// Where a zone-less date-time is read: the source's zone, and the instant (Unix seconds) by
+/// which the value was written, if known (see [`SourceTimeZone::offset_seconds`]).
+#[derive(Clone, Copy)]
+pub(crate) struct LocalTime<'a> {
+    pub zone: &'a SourceTimeZone,
+    pub written_by: Option<i64>,
+}
 
 /// Converts a non-null column value. The error is the problem, in words.
-pub(crate) fn convert(value: &Value, conversion: Conversion) -> Result<Value, String> {
+pub(crate) fn convert(
+    value: &Value,
+    conversion: Conversion,
+    local: LocalTime<'_>,
+) -> Result<Value, String> {
     match conversion {
         Conversion::String => match value {
             Value::String(_) => Ok(value.clone()),
@@ -49,7 +61,7 @@ pub(crate) fn convert(value: &Value, conversion: Conversion) -> Result<Value, St
             _ => Ok(value.clone()),
         },
         Conversion::Datetime => match value {
-            Value::String(s) => to_rfc3339_utc(s),
+            Value::String(s) => to_rfc3339_utc(s, local),
             _ => Err("a date-time is text (DATETIME, TIMESTAMP or DATE)".into()),
         },
         Conversion::List => match value {
@@ -114,6 +126,13 @@ pub(crate) struct Instant {
     /// Seconds since 1970-01-01T00:00:00Z.
     secs: i64,
     nanos: u32,
+}
+
+impl Instant {
+    /// Whole seconds since the epoch.
+    pub(crate) fn secs(self) -> i64 {
+        self.secs
+    }
 }
 
 struct Parsed {
@@ -225,13 +244,16 @@ fn utc_seconds(p: &Parsed) -> i64 {
         - i64::from(p.offset_minutes.unwrap_or(0)) * 60
 }
 
-/// RFC 3339 in UTC with `Z`, the form OCPI asks for. Zone-less values (DATETIME) are taken
-/// as UTC; fraction digits are kept as written, up to milliseconds: OCPI's DateTime is a
+/// RFC 3339 in UTC with `Z`, the form OCPI asks for. Zone-less values (DATETIME) are read in
+/// `local`'s zone; fraction digits are kept as written, up to milliseconds: OCPI's DateTime is a
 /// string(25), which a DATETIME(6) value (27 characters) would break, so further digits are
 /// cut (never rounded up: a time is never sent later than it was).
-pub(crate) fn to_rfc3339_utc(s: &str) -> Result<Value, String> {
+pub(crate) fn to_rfc3339_utc(s: &str, local: LocalTime<'_>) -> Result<Value, String> {
     let p = parse_datetime(s)?;
-    let secs = utc_seconds(&p);
+    let mut secs = utc_seconds(&p);
+    if p.offset_minutes.is_none() {
+        secs -= local.zone.offset_seconds(secs, local.written_by);
+    }
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     if !(0..=9999).contains(&y) {
         return Err("outside the years 0000-9999".into());
@@ -270,7 +292,12 @@ mod tests {
     use serde_json::json;
 
     fn c(v: Value, conv: Conversion) -> Result<Value, String> {
-        convert(&v, conv)
+        let utc = SourceTimeZone::utc();
+        let local = LocalTime {
+            zone: &utc,
+            written_by: None,
+        };
+        convert(&v, conv, local)
     }
 
     #[test]
@@ -305,6 +332,25 @@ mod tests {
             assert!(c(json!(bad), Conversion::Datetime).is_err(), "{bad}");
         }
         assert!(c(json!(17), Conversion::Datetime).is_err());
+    }
+
+    #[test]
+    fn datetimes_are_read_in_the_source_zone_and_values_with_an_offset_keep_theirs() {
+        let amsterdam = SourceTimeZone::parse("Europe/Amsterdam").unwrap();
+        let local = LocalTime {
+            zone: &amsterdam,
+            written_by: None,
+        };
+        let read = |s: &str| convert(&json!(s), Conversion::Datetime, local).unwrap();
+        assert_eq!(
+            read("2026-01-15T12:00:00.250"),
+            json!("2026-01-15T11:00:00.250Z")
+        );
+        assert_eq!(read("2026-07-15 12:00:00"), json!("2026-07-15T10:00:00Z"));
+        // TIMESTAMP values arrive in UTC with Z: no zone applies.
+        assert_eq!(read("2026-07-15T12:00:00Z"), json!("2026-07-15T12:00:00Z"));
+        // A day boundary moves with the offset.
+        assert_eq!(read("2026-01-01T00:30:00"), json!("2025-12-31T23:30:00Z"));
     }
 
     #[test]

@@ -76,7 +76,9 @@
 //!   rows here. An EVSE mapping without such links cannot produce a valid EVSE (it has no
 //!   connectors) and is refused at start. `[[table.embed]]` fields (a 2.1.1 Session's
 //!   `location`) are also read from the database, by the delivery, after `render`.
-//! - **Date-times.** `as = "datetime"` takes DATETIME values (no zone) as UTC, keeps the
+//! - **Date-times.** `as = "datetime"` reads DATETIME values (no zone) in the source's time
+//!   zone (`[source] time_zone`, UTC unless configured; [`SourceTimeZone`] says how a local
+//!   time that happens twice or never is read), keeps the
 //!   fractional digits the column has up to milliseconds (OCPI's DateTime is a string(25):
 //!   microseconds are cut), and writes RFC 3339 with `Z`.
 
@@ -87,6 +89,7 @@ mod embeds;
 mod render;
 #[cfg(test)]
 mod tests;
+mod time_zone;
 
 use std::fmt;
 
@@ -99,6 +102,7 @@ pub use config::{
 pub(crate) use convert::{instant, Instant};
 pub use embeds::Embed;
 pub use render::{render, render_current};
+pub use time_zone::SourceTimeZone;
 
 /// The OCPI version a request is rendered for.
 pub use crate::ocpi::OcpiVersion;

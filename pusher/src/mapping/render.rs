@@ -6,7 +6,7 @@ use change_message::{Operation, Row, RowChange};
 use serde_json::{Map, Value};
 
 use super::config::{Body, FieldMapping, FieldSource, TableMapping, UpdateMode};
-use super::convert::{convert, instant};
+use super::convert::{convert, instant, LocalTime};
 use super::{MappingError, Method, ObjectKind, OcpiVersion, PlannedRequest};
 
 /// Plans the OCPI request for `change` under `mapping`, for a partner speaking `version`.
@@ -92,6 +92,25 @@ impl<'a> Ctx<'a> {
     fn table(&self) -> String {
         self.m.qualified_name()
     }
+
+    /// How this change's DATETIME values are read: in the source's zone, written by the
+    /// change's commit (a row read from the database as it is now: by now).
+    fn local_time(&self) -> LocalTime<'a> {
+        let written_by = match instant(self.change.commit_time) {
+            Some(at) => at.secs(),
+            None => unix_now(),
+        };
+        LocalTime {
+            zone: &self.m.time_zone,
+            written_by: Some(written_by),
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Which fields of the object to render.
@@ -536,12 +555,14 @@ impl Ctx<'_> {
                 }
                 let value = match conversion {
                     None => value.clone(),
-                    Some(c) => convert(value, *c).map_err(|problem| MappingError::BadValue {
-                        table: self.table(),
-                        column: column.clone(),
-                        target: format!("OCPI field `{}` (as {c})", field.name),
-                        problem,
-                        value: excerpt(value),
+                    Some(c) => convert(value, *c, self.local_time()).map_err(|problem| {
+                        MappingError::BadValue {
+                            table: self.table(),
+                            column: column.clone(),
+                            target: format!("OCPI field `{}` (as {c})", field.name),
+                            problem,
+                            value: excerpt(value),
+                        }
                     })?,
                 };
                 let value = match pointer {
