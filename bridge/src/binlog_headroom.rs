@@ -25,8 +25,8 @@
 //! retention is shorter than `source.min_binlog_retention_secs`, naming the statement that
 //! raises it.
 
+use crate::binlog_list::BinlogFile;
 use crate::config::SourceConfig;
-use crate::lag::BinlogFile;
 use crate::metrics::{BridgeMetrics, Position};
 use crate::preflight;
 use mysql_async::prelude::Queryable;
@@ -411,19 +411,6 @@ async fn read_variables(conn: &mut mysql_async::Conn) -> Result<RetentionVariabl
     Ok(vars)
 }
 
-async fn binlog_files(conn: &mut mysql_async::Conn) -> Result<Vec<BinlogFile>, String> {
-    let rows: Vec<mysql_async::Row> = conn.query("SHOW BINARY LOGS").await.map_err(|e| {
-        format!(
-            "SHOW BINARY LOGS failed: {e}; the bridge's user needs REPLICATION CLIENT (BINLOG \
-             MONITOR on MariaDB)"
-        )
-    })?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|row| Some((row.get::<String, _>(0)?, row.get::<u64, _>(1)?)))
-        .collect())
-}
-
 impl Watcher {
     async fn connection(&mut self) -> Result<&mut mysql_async::Conn, String> {
         if self.conn.is_none() {
@@ -473,7 +460,7 @@ impl Watcher {
     async fn measure_once(&mut self, settings: &Settings) -> Result<Option<Headroom>, String> {
         let conn = self.connection().await?;
         let vars = read_variables(conn).await?;
-        let files = binlog_files(conn).await?;
+        let files = crate::binlog_list::show_binary_logs(conn).await?;
         let is_mariadb = self.is_mariadb;
         let retention = vars.retention();
         if self.judged != Some(retention) {
@@ -603,17 +590,7 @@ pub async fn watch(
 mod tests {
     use super::*;
 
-    fn files(list: &[(&str, u64)]) -> Vec<BinlogFile> {
-        list.iter().map(|(n, s)| (n.to_string(), *s)).collect()
-    }
-
-    fn at(file: &str, pos: u64) -> Position {
-        Position {
-            file: file.into(),
-            pos,
-            gtid: None,
-        }
-    }
+    use crate::binlog_list::fixtures::{at, files};
 
     fn keep(seconds: u64) -> Retention {
         Retention {

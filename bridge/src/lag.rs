@@ -15,15 +15,13 @@
 use crate::config::SourceConfig;
 use crate::metrics::{BridgeMetrics, LagReading, Position};
 use crate::preflight;
-use mysql_async::prelude::Queryable;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 pub const POLL_EVERY: Duration = Duration::from_secs(5);
 
-/// A file of `SHOW BINARY LOGS`: name and size in bytes.
-pub type BinlogFile = (String, u64);
+pub use crate::binlog_list::BinlogFile;
 
 /// Turns successive readings of the server's binlog files into lag readings.
 #[derive(Debug, Default)]
@@ -118,16 +116,7 @@ async fn binlog_files(
     let Some(conn) = connection.as_mut() else {
         return Err("no connection".into());
     };
-    let rows: Vec<mysql_async::Row> = conn.query("SHOW BINARY LOGS").await.map_err(|e| {
-        format!(
-            "SHOW BINARY LOGS failed: {e}; the bridge's user needs REPLICATION CLIENT (BINLOG \
-             MONITOR on MariaDB)"
-        )
-    })?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|row| Some((row.get::<String, _>(0)?, row.get::<u64, _>(1)?)))
-        .collect())
+    crate::binlog_list::show_binary_logs(conn).await
 }
 
 /// Polls the server's binlog end until `stop`, keeping the lag in `metrics` (`None` while the
@@ -176,17 +165,7 @@ pub async fn poll(
 mod tests {
     use super::*;
 
-    fn files(list: &[(&str, u64)]) -> Vec<BinlogFile> {
-        list.iter().map(|(n, s)| (n.to_string(), *s)).collect()
-    }
-
-    fn at(file: &str, pos: u64) -> Position {
-        Position {
-            file: file.into(),
-            pos,
-            gtid: None,
-        }
-    }
+    use crate::binlog_list::fixtures::{at, files};
 
     #[test]
     fn bytes_are_counted_across_files() {

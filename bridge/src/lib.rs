@@ -8,6 +8,7 @@
 //! Operators watch it through [`http_endpoints`] ([`metrics`], [`lag`], [`binlog_headroom`]).
 
 pub mod binlog_headroom;
+pub mod binlog_list;
 pub mod capture_filter;
 pub mod checkpoint;
 pub mod config;
