@@ -36,6 +36,17 @@ pub async fn pusher_cmd(
     .expect("the pusher command thread panicked")
 }
 
+/// `pusher setup` for `cfg` (partner tokens in `env`), which declares and binds the queues so
+/// that the bridge can publish; panics with its output when it fails. Runs off the async
+/// threads (callable from a multi-threaded test runtime).
+pub fn setup_queues(cfg: &PusherConfig, env: &[(&str, &str)]) {
+    let toml = cfg.to_toml();
+    let (status, out) = tokio::task::block_in_place(|| {
+        PusherProcess::run_to_exit_with_env(&toml, &["setup"], env, Duration::from_secs(60))
+    });
+    assert!(status.success(), "`pusher setup` failed ({status}):\n{out}");
+}
+
 /// `pusher partners --json`, parsed.
 pub async fn partners_json(cfg: &PusherConfig, env: &[(String, String)]) -> Vec<Value> {
     let (status, out) = pusher_cmd(cfg, &["partners", "--json"], env).await;

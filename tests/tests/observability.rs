@@ -590,9 +590,7 @@ async fn pusher_status_shows_the_bridge_and_each_partner_backlog_oldest_message_
         });
     let _names = BrokerCleanup::of_pusher(&url, &cfg);
     let env = [(TOKEN_ENV, token.as_str())];
-    let (exit, out) =
-        block(|| PusherProcess::run_to_exit_with_env(&cfg.to_toml(), &["setup"], &env, WAIT));
-    assert!(exit.success(), "`pusher setup` failed: {out}");
+    system_tests::pusher_cli::setup_queues(&cfg, &env);
     let bridge_toml = bridge_config(db.port(), &url, &cfg.exchange)
         .with(|c| {
             c.source.start = "end".into();

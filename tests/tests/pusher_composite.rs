@@ -138,15 +138,7 @@ impl Chain {
             .iter()
             .map(|(_, k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let (status, out) = block(|| {
-            PusherProcess::run_to_exit_with_env(
-                &cfg.to_toml(),
-                &["setup"],
-                &env,
-                Duration::from_secs(60),
-            )
-        });
-        assert!(status.success(), "`pusher setup` failed ({status}):\n{out}");
+        system_tests::pusher_cli::setup_queues(&cfg, &env);
         let bridge_toml = bridge_config(db.port(), &url, &cfg.exchange)
             .with(|c| {
                 c.source.start = "start".into();

@@ -99,15 +99,7 @@ impl Chain {
         let names = BrokerCleanup::of_pusher(&url, &cfg);
         let env_refs: Vec<(&str, &str)> =
             env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let (status, out) = block(|| {
-            PusherProcess::run_to_exit_with_env(
-                &cfg.to_toml(),
-                &["setup"],
-                &env_refs,
-                Duration::from_secs(60),
-            )
-        });
-        assert!(status.success(), "`pusher setup` failed ({status}):\n{out}");
+        system_tests::pusher_cli::setup_queues(&cfg, &env_refs);
 
         let bridge_toml = bridge_config(db.port(), &url, &cfg.exchange)
             .with(|c| {

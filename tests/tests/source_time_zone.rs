@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use system_tests::ocpi_partner::module_requests;
+use system_tests::pusher_cli::setup_queues;
 use system_tests::{
     bridge_config, partner_entry, pusher_config, shared_amqp_url, BridgeProcess, BrokerCleanup,
     DatabaseEntry, MariaDb, OcpiPartner, PartnerOptions, PusherProcess,
@@ -56,15 +57,7 @@ impl AmsterdamChain {
             .partner(partner_entry("ams", &partner, token_env));
         let names = BrokerCleanup::of_pusher(&url, &cfg);
         let env = [(token_env, partner.options().token.as_str())];
-        let (status, out) = tokio::task::block_in_place(|| {
-            PusherProcess::run_to_exit_with_env(
-                &cfg.to_toml(),
-                &["setup"],
-                &env,
-                Duration::from_secs(60),
-            )
-        });
-        assert!(status.success(), "`pusher setup` failed ({status}):\n{out}");
+        setup_queues(&cfg, &env);
         let bridge = BridgeProcess::start(
             &bridge_config(db.port(), &url, &cfg.exchange)
                 .with(|c| {
