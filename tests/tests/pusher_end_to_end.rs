@@ -1627,8 +1627,14 @@ async fn changes_and_presence_from_an_unexpected_broker_user_are_refused_and_nev
         .wait_state(&partner, "the bridge's insert", |d| price(d) == Some(1))
         .await;
 
-    // A newer-looking change with other content, straight into the partner queue.
-    let forged = system_tests::changes::tariff_update(id, 999, 1 << 60);
+    // A newer-looking change with other content, straight into the partner queue; dated
+    // after everything, so the partner would take it.
+    let mut forged = system_tests::changes::tariff_update(id, 999, 1 << 60);
+    if let change_message::Message::Change(change) = &mut forged {
+        if let Some(after) = change.after.as_mut() {
+            after.insert("last_updated".into(), "2099-01-01T00:00:00.000".into());
+        }
+    }
     publish_bodies_routed(
         &stranger.url(),
         "",
