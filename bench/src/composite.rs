@@ -613,7 +613,7 @@ pub async fn backlog(
         .prepare(names, phase, 1, &partner_ids, &partner)
         .await?;
     let (amqp, channel) = amqp_channel(&setup.amqp).await?;
-    let mut publisher = Publisher::new(&amqp).await?;
+    let mut publisher = Publisher::new(&amqp, &setup.amqp).await?;
     let published = Instant::now();
     let seq_base = u64::from(work.round) * 10_000_000;
     for (i, change) in planned.messages.iter().enumerate() {

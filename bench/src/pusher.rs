@@ -215,19 +215,25 @@ fn tariff_message(seq: u64, publish_us: i64) -> (Vec<u8>, BasicProperties) {
 /// Persistent, mandatory publishes with up to [`CONFIRM_WINDOW`] confirms outstanding.
 pub(crate) struct Publisher {
     pub(crate) channel: Channel,
+    /// The `user_id` of every publish: the user the connection logs in as, as the bridge sets
+    /// it (the pusher parks changes from anyone but `broker.bridge_users`).
+    pub(crate) user: ShortString,
     pending: VecDeque<PublisherConfirm>,
     bytes: u64,
     count: u64,
 }
 
 impl Publisher {
-    pub(crate) async fn new(conn: &Connection) -> anyhow::Result<Publisher> {
+    /// A publisher on `conn`, opened with `url`.
+    pub(crate) async fn new(conn: &Connection, url: &str) -> anyhow::Result<Publisher> {
         let channel = conn.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
+        let user = tls_connect::broker::login_user(url).context("the broker URL does not parse")?;
         Ok(Publisher {
             channel,
+            user: ShortString::from(user),
             pending: VecDeque::with_capacity(CONFIRM_WINDOW),
             bytes: 0,
             count: 0,
@@ -262,7 +268,7 @@ impl Publisher {
                     ..BasicPublishOptions::default()
                 },
                 body,
-                properties,
+                properties.with_user_id(self.user.clone()),
             )
             .await?;
         self.pending.push_back(confirm);
@@ -285,8 +291,13 @@ impl Publisher {
 
 /// Publishes `count` tariff messages round-robin straight into the partners' queues (default
 /// exchange), so each partner gets its share; prints the confirmed publish rate to stderr.
-async fn publish_backlog(conn: &Connection, queues: &[String], count: u64) -> anyhow::Result<u64> {
-    let mut publisher = Publisher::new(conn).await?;
+async fn publish_backlog(
+    conn: &Connection,
+    url: &str,
+    queues: &[String],
+    count: u64,
+) -> anyhow::Result<u64> {
+    let mut publisher = Publisher::new(conn, url).await?;
     let started = Instant::now();
     let mut reported = Instant::now();
     for seq in 0..count {
@@ -409,7 +420,7 @@ pub async fn raw_consume(
         )
         .await
         .with_context(|| format!("declaring {queue}"))?;
-    let size = publish_backlog(&conn, std::slice::from_ref(&queue), count).await?;
+    let size = publish_backlog(&conn, amqp, std::slice::from_ref(&queue), count).await?;
     await_ready(&channel, std::slice::from_ref(&queue), count).await?;
 
     let consumer_channel = conn.create_channel().await?;
@@ -996,7 +1007,7 @@ pub async fn backlog(
         .prepare(names, phase, pushers, &partner_ids, &partner)
         .await?;
     let (conn, channel) = amqp_channel(&setup.amqp).await?;
-    let size = publish_backlog(&conn, &queues, count).await?;
+    let size = publish_backlog(&conn, &setup.amqp, &queues, count).await?;
     await_ready(&channel, &queues, count).await?;
 
     let cpu = CpuMeter::start(broker_pid);
@@ -1138,7 +1149,7 @@ pub async fn latency(
     let mut pusher = setup.spawn(&configs[0].0, &configs[0].1)?;
 
     // Probes until the pusher consumes: one a second until one arrives.
-    let mut publisher = Publisher::new(&conn).await?;
+    let mut publisher = Publisher::new(&conn, &setup.amqp).await?;
     let mut seq = 0u64;
     let ready_by = Instant::now() + Duration::from_secs(60);
     'probe: loop {
@@ -1209,7 +1220,7 @@ pub async fn latency(
                     ..BasicPublishOptions::default()
                 },
                 &body,
-                properties,
+                properties.with_user_id(publisher.user.clone()),
             )
             .await?;
         let _ = confirm_tx.send(confirm);

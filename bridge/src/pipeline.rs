@@ -27,6 +27,7 @@ use change_message::{
     headers, Heartbeat, Message, Operation, RowChange, SnapshotMark, Source, CONTRACT_VERSION,
 };
 use lapin::types::AMQPValue;
+use lapin::BasicProperties;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -720,8 +721,12 @@ impl Session<'_> {
                         None => None,
                         Some(mark) => self.sync.as_ref().and_then(|s| s.queue_of(&mark.sync_id)),
                     };
-                    let (outgoing, marker) =
-                        encode_change(&change, queue, SizeLimit::new(&self.config.broker))?;
+                    let (outgoing, marker) = encode_change(
+                        &change,
+                        queue,
+                        SizeLimit::new(&self.config.broker),
+                        self.publisher.base(),
+                    )?;
                     if marker {
                         self.metrics.count_too_large_marker();
                     }
@@ -755,7 +760,13 @@ impl Session<'_> {
             file,
             pos,
         };
-        let props = properties(&heartbeat.id, "heartbeat", &[], (now_ms / 1000) as u64);
+        let props = properties(
+            self.publisher.base(),
+            &heartbeat.id,
+            "heartbeat",
+            &[],
+            (now_ms / 1000) as u64,
+        );
         let body = Message::Heartbeat(heartbeat).to_vec();
         self.publisher
             .publish(Outgoing {
@@ -893,10 +904,12 @@ fn encode_change(
     change: &RowChange,
     queue: Option<Arc<str>>,
     limit: SizeLimit,
+    base: &BasicProperties,
 ) -> Result<(Outgoing, bool), TooLargeError> {
     let body = limit.encode(change)?;
     let timestamp = (unix_millis_now() / 1000) as u64;
     let props = properties(
+        base,
         &change.id,
         "change",
         &[

@@ -120,12 +120,30 @@ pub struct Publisher {
     /// When the head of `in_flight` last moved, to report stalls (e.g. a blocked broker).
     last_progress: Instant,
     blocked: Arc<std::sync::Mutex<Option<String>>>,
+    /// What every message of this publisher carries, built once: see [`base_properties`].
+    base: BasicProperties,
     /// Publishes confirmed so far.
     pub confirmed: u64,
 }
 
-/// Builds the AMQP properties of a change or heartbeat message.
+/// The properties every message to `url` carries: content type, persistence, and `user_id`,
+/// the broker user the connection logs in as. The broker refuses a publish whose `user_id` is
+/// not the connection's user, so a pusher can tell the bridge's messages from anyone else's
+/// (pusher `broker.bridge_users`). Built once per publisher; each message clones it.
+pub fn base_properties(url: &str) -> BasicProperties {
+    let base = BasicProperties::default()
+        .with_content_type(ShortString::from(change_message::CONTENT_TYPE))
+        .with_delivery_mode(2);
+    match tls_connect::broker::login_user(url) {
+        Some(user) => base.with_user_id(ShortString::from(user)),
+        // Not reached: the URL was checked when the configuration loaded.
+        None => base,
+    }
+}
+
+/// Builds the AMQP properties of a change or heartbeat message on `base` ([`base_properties`]).
 pub fn properties(
+    base: &BasicProperties,
     id: &str,
     kind: &str,
     headers: &[(&str, AMQPValue)],
@@ -135,9 +153,7 @@ pub fn properties(
     for (name, value) in headers {
         table.insert(ShortString::from(*name), value.clone());
     }
-    BasicProperties::default()
-        .with_content_type(ShortString::from(change_message::CONTENT_TYPE))
-        .with_delivery_mode(2)
+    base.clone()
         .with_message_id(ShortString::from(id))
         .with_type(ShortString::from(kind))
         .with_timestamp(timestamp)
@@ -167,8 +183,14 @@ impl Publisher {
             stop,
             last_progress: Instant::now(),
             blocked: Arc::new(std::sync::Mutex::new(None)),
+            base: base_properties(url),
             confirmed: 0,
         }
+    }
+
+    /// The properties every message of this publisher starts from ([`base_properties`]).
+    pub fn base(&self) -> &BasicProperties {
+        &self.base
     }
 
     pub fn has_room(&self) -> bool {
@@ -532,5 +554,27 @@ pub async fn publish_pipelined(
         Some(Ok(confirm)) => Ok(Sent::Confirming(confirm)),
         Some(Err(error)) => Err(error),
         None => Ok(Sent::Writing(write)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_carries_the_user_the_connection_logs_in_as() {
+        let base = base_properties("amqp://cdc%2Dbridge:secret@127.0.0.1:5672/%2f");
+        let props = properties(&base, "id-1", "change", &[], 7);
+        assert_eq!(
+            props.user_id().as_ref().map(|u| u.as_str()),
+            Some("cdc-bridge")
+        );
+        assert_eq!(props.delivery_mode(), &Some(2));
+        assert_eq!(
+            props.message_id().as_ref().map(|u| u.as_str()),
+            Some("id-1")
+        );
+        let guest = base_properties("amqp://127.0.0.1:5672/%2f");
+        assert_eq!(guest.user_id().as_ref().map(|u| u.as_str()), Some("guest"));
     }
 }

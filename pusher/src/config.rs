@@ -14,6 +14,7 @@ use tls_connect::TlsConfig;
 
 use crate::mapping::{self, MappingConfig, Module, SourceTimeZone, TableMapping};
 use crate::ocpi::{ClientConfig, OcpiVersion, TokenEncoding};
+use crate::senders::Senders;
 pub use crate::source_db::DatabaseConfig;
 
 /// Overrides `broker.url`, so a broker password need not sit in the file.
@@ -94,6 +95,16 @@ pub struct BrokerConfig {
     pub delivery_limit: u32,
     #[serde(default = "default_presence_exchange")]
     pub presence_exchange: String,
+    /// Broker users whose change messages are pushed (the bridge's); empty: the pusher's own.
+    #[serde(default)]
+    pub bridge_users: Vec<String>,
+    /// Broker users whose presence announcements and replays count (the pushers'); the own
+    /// user always does.
+    #[serde(default)]
+    pub pusher_users: Vec<String>,
+    /// Resolved from the two above and the user `url` logs in as.
+    #[serde(skip)]
+    pub senders: Arc<Senders>,
     /// `[broker.tls]`: verification choice, CA file and client certificate of `amqps://` URLs.
     #[serde(default)]
     pub tls: TlsConfig,
@@ -457,6 +468,9 @@ impl Default for BrokerConfig {
             queue_prefix: default_queue_prefix(),
             delivery_limit: default_delivery_limit(),
             presence_exchange: default_presence_exchange(),
+            bridge_users: Vec::new(),
+            pusher_users: Vec::new(),
+            senders: Arc::default(),
             tls: TlsConfig::default(),
         }
     }
@@ -553,6 +567,24 @@ impl Config {
                 ),
             )
         })?;
+        for (key, users) in [
+            ("broker.bridge_users", &broker.bridge_users),
+            ("broker.pusher_users", &broker.pusher_users),
+        ] {
+            if users.iter().any(|u| u.trim().is_empty()) {
+                return Err(invalid(
+                    key.into(),
+                    "holds an empty name: list broker user names, as in [\"cdc-bridge\"]".into(),
+                ));
+            }
+        }
+        // check_url accepted it, so it parses.
+        let own = tls_connect::broker::login_user(&broker.url).unwrap_or_default();
+        broker.senders = Arc::new(Senders::new(
+            &own,
+            &broker.bridge_users,
+            &broker.pusher_users,
+        ));
         let tls_invalid = |e: tls_connect::TlsConfigError| invalid(e.key, e.message);
         broker
             .tls
@@ -1042,6 +1074,32 @@ mapping = "{}"
             err.contains("database.tls.ca_file") && err.contains("/etc/ca.pem"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn change_publishers_default_to_the_user_the_pushers_own_url_logs_in_as() {
+        let env = |name: &str| match name {
+            ENV_BROKER_URL => Some("amqp://cdc-pusher:pw@127.0.0.1:5672/%2f".to_string()),
+            other => env_with_token(other),
+        };
+        let c = Config::parse(&partner_toml(""), Path::new("p.toml"), &env).unwrap();
+        assert_eq!(c.broker.senders.own(), "cdc-pusher");
+        assert_eq!(c.broker.senders.bridges(), ["cdc-pusher".to_string()]);
+        let text = format!(
+            "[broker]\nbridge_users = [\"cdc-bridge\"]\npusher_users = [\"pusher-b\"]\n{}",
+            partner_toml("")
+        );
+        let c = Config::parse(&text, Path::new("p.toml"), &env).unwrap();
+        assert_eq!(c.broker.senders.bridges(), ["cdc-bridge".to_string()]);
+        assert_eq!(
+            c.broker.senders.pushers(),
+            ["pusher-b".to_string(), "cdc-pusher".to_string()]
+        );
+        let empty = format!("[broker]\nbridge_users = [\"\"]\n{}", partner_toml(""));
+        let err = Config::parse(&empty, Path::new("p.toml"), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("broker.bridge_users"), "{err}");
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub mod ocpi;
 pub mod parked;
 pub mod parking;
 pub mod presence;
+pub mod senders;
 pub mod source_db;
 pub mod status;
 pub mod supervisor;

@@ -53,6 +53,7 @@ use crate::mapping::{render, Method, Module};
 use crate::parking::{
     now_rfc3339, HEADER_PARKED_AT, HEADER_PARKED_BY, HEADER_PARTNER, HEADER_REASON,
 };
+use crate::senders::{self, first_publisher};
 use crate::topology;
 
 /// Header of a replayed message: when it was replayed (RFC 3339 UTC).
@@ -371,7 +372,14 @@ pub async fn replay(
         if !keys.is_empty() {
             outcome.cdrs = cdr_ledger::release(&config.pusher.state_dir, &partner.id, &keys)?;
         }
-        publish_plan(&channel, &partner.queue, &plan, &mut outcome).await?;
+        publish_plan(
+            &channel,
+            &partner.queue,
+            config.broker.senders.own(),
+            &plan,
+            &mut outcome,
+        )
+        .await?;
         // A graceful close makes sure the broker processed every ack before we report.
         channel
             .close(200, ShortString::from("replayed"))
@@ -481,7 +489,13 @@ pub fn plan_replay(
             Ok(Message::Change(change))
                 if !change.key.is_empty() && !change.is_too_large_marker() =>
             {
-                let record = change.record_key();
+                // Messages of one record merge only when the same broker user first published
+                // them: the pushers judge a replay by that user, and one refused for its sender
+                // must not lend its state to, or take it from, the bridge's.
+                let sender = first_publisher(&h.properties)
+                    .or_else(|| senders::user_of(&h.properties).map(str::to_string))
+                    .unwrap_or_default();
+                let record = format!("{sender}\u{0}{}", change.record_key());
                 let index = *group_of.entry(record).or_insert_with(|| {
                     groups.push(Vec::new());
                     groups.len() - 1
@@ -552,7 +566,8 @@ fn cdr_key(partner: &PartnerConfig, change: &RowChange) -> Option<String> {
 }
 
 /// The original properties for publishing again: park and broker headers gone, replay headers
-/// added; `operation` updates `x-operation` of a merged message.
+/// and the first publisher ([`senders::HEADER_PUBLISHED_BY`]) added; `operation` updates
+/// `x-operation` of a merged message. The `user_id` is set when publishing.
 fn replay_properties(
     original: &BasicProperties,
     previous_reason: Option<&str>,
@@ -588,6 +603,10 @@ fn replay_properties(
     if let Some(reason) = previous_reason {
         headers.insert(ShortString::from(HEADER_PREVIOUS_REASON), text(reason));
     }
+    // Published again under the replaying user: who first published it stays.
+    if let Some(first) = senders::published_by(original) {
+        headers.insert(ShortString::from(senders::HEADER_PUBLISHED_BY), first);
+    }
     if let Some(op) = operation {
         if headers.contains_key(change_message::headers::OPERATION) {
             headers.insert(
@@ -602,11 +621,13 @@ fn replay_properties(
         .with_headers(FieldTable::from(headers))
 }
 
-/// Publishes the plan in order with confirms; acks each message's parked originals once its
-/// publish is confirmed.
+/// Publishes the plan in order with confirms, as broker user `user` (the one this command logs
+/// in as: the broker refuses any other `user_id`); acks each message's parked originals once
+/// its publish is confirmed.
 async fn publish_plan(
     channel: &Channel,
     queue: &str,
+    user: &str,
     plan: &ReplayPlan,
     outcome: &mut Replayed,
 ) -> Result<(), ParkedError> {
@@ -632,7 +653,10 @@ async fn publish_plan(
                         ..BasicPublishOptions::default()
                     },
                     &message.body,
-                    message.properties.clone(),
+                    message
+                        .properties
+                        .clone()
+                        .with_user_id(ShortString::from(user)),
                 )
                 .await
                 .map_err(|e| stopped(outcome, format!("publishing to {queue} failed: {e}")))?;
@@ -1251,6 +1275,35 @@ mapping = "{}"
         assert_eq!(net.merged, 2);
         assert_eq!(plan.messages[1].sources, vec![2]);
         assert_eq!(plan.by_table.get("ocpi.tariffs"), Some(&3));
+    }
+
+    #[test]
+    fn parked_states_first_published_by_different_users_are_replayed_apart_with_their_publisher() {
+        let p = partner();
+        let mut bridge = parked(1, &tariff("A", Operation::Update, 5, 5, &["elements"]), "r");
+        bridge.properties = bridge.properties.with_user_id("cdc-bridge".into());
+        // Parked by a pusher for its sender: `x-published-by` names the stranger.
+        let mut forged = parked(2, &tariff("A", Operation::Update, 9, 9, &["elements"]), "r");
+        let mut headers = forged.properties.headers().clone().unwrap_or_default();
+        headers.insert(
+            senders::HEADER_PUBLISHED_BY.into(),
+            AMQPValue::LongString(LongString::from("mallory")),
+        );
+        forged.properties = forged
+            .properties
+            .with_user_id("cdc-pusher".into())
+            .with_headers(headers);
+        let plan = plan_replay(&[bridge, forged], &p, None, None);
+        assert_eq!(plan.messages.len(), 2, "never merged across publishers");
+        let publishers: Vec<Option<String>> = plan
+            .messages
+            .iter()
+            .map(|m| first_publisher(&m.properties))
+            .collect();
+        assert_eq!(
+            publishers,
+            vec![Some("cdc-bridge".to_string()), Some("mallory".to_string())]
+        );
     }
 
     #[test]

@@ -16,6 +16,8 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 
+use crate::senders::HEADER_PUBLISHED_BY;
+
 /// Header carrying why a message was parked.
 pub const HEADER_REASON: &str = "x-park-reason";
 /// Header naming the partner whose queue the message came from.
@@ -71,10 +73,12 @@ impl managed::Manager for ConfirmChannels {
 pub struct Parker {
     pool: Pool<ConfirmChannels>,
     pusher: String,
+    /// The broker user this pusher logs in as: the `user_id` of what it parks.
+    user: ShortString,
 }
 
 impl Parker {
-    pub fn new(connection: Arc<Connection>, pusher: &str) -> Result<Parker, ParkError> {
+    pub fn new(connection: Arc<Connection>, pusher: &str, user: &str) -> Result<Parker, ParkError> {
         let pool = Pool::builder(ConfirmChannels { connection })
             .max_size(4)
             .build()
@@ -82,11 +86,14 @@ impl Parker {
         Ok(Parker {
             pool,
             pusher: pusher.to_string(),
+            user: ShortString::from(user),
         })
     }
 
     /// Publishes `body` (the original message, unchanged) with its properties and the reason;
-    /// returns once the broker confirmed it.
+    /// returns once the broker confirmed it. Its `user_id` becomes this pusher's (the broker
+    /// refuses any other); who first published it stays in
+    /// [`crate::senders::HEADER_PUBLISHED_BY`].
     pub async fn park(
         &self,
         queue: &str,
@@ -106,7 +113,14 @@ impl Parker {
         headers.insert(ShortString::from(HEADER_PARTNER), text(partner));
         headers.insert(ShortString::from(HEADER_PARKED_BY), text(&self.pusher));
         headers.insert(ShortString::from(HEADER_PARKED_AT), text(&now_rfc3339()));
-        let properties = original.clone().with_delivery_mode(2).with_headers(headers);
+        if let Some(first) = crate::senders::published_by(original) {
+            headers.insert(ShortString::from(HEADER_PUBLISHED_BY), first);
+        }
+        let properties = original
+            .clone()
+            .with_delivery_mode(2)
+            .with_user_id(self.user.clone())
+            .with_headers(headers);
         let publish_error = |source| ParkError::Publish {
             queue: queue.to_string(),
             source,

@@ -87,6 +87,25 @@ impl Board {
     }
 }
 
+/// The senders of refused announcements already warned about, so each is said once (bounded:
+/// past [`Strangers::LIMIT`] users, no more warnings).
+#[derive(Debug, Default)]
+pub struct Strangers {
+    warned: std::collections::HashSet<String>,
+}
+
+impl Strangers {
+    pub const LIMIT: usize = 100;
+
+    /// True the first time `user` is seen (while fewer than `LIMIT` were).
+    pub fn first_time(&mut self, user: &str) -> bool {
+        if self.warned.len() >= Self::LIMIT || self.warned.contains(user) {
+            return false;
+        }
+        self.warned.insert(user.to_string())
+    }
+}
+
 /// Declares this pusher's private, self-deleting queue on the presence exchange and consumes it.
 pub async fn listen(channel: &Channel, exchange: &str) -> Result<Consumer, lapin::Error> {
     let queue = channel
@@ -123,10 +142,13 @@ pub async fn listen(channel: &Channel, exchange: &str) -> Result<Consumer, lapin
         .await
 }
 
-/// Publishes an announcement (transient: a lost one is replaced by the next).
+/// Publishes an announcement (transient: a lost one is replaced by the next) with `user_id`
+/// `user`, the broker user this pusher logs in as: the others hear announcements only from
+/// `broker.pusher_users` ([`crate::senders`]).
 pub async fn announce(
     channel: &Channel,
     exchange: &str,
+    user: &str,
     announcement: &Announcement,
 ) -> Result<(), lapin::Error> {
     let body = serde_json::to_vec(announcement).unwrap_or_default();
@@ -138,6 +160,7 @@ pub async fn announce(
             &body,
             BasicProperties::default()
                 .with_content_type(ShortString::from("application/json"))
+                .with_user_id(ShortString::from(user))
                 .with_expiration(ShortString::from("10000")),
         )
         .await?;
@@ -168,6 +191,17 @@ mod tests {
         assert_eq!(names, vec!["y"]);
         board.record(a("y", true), t0 + Duration::from_secs(7));
         assert_eq!(board.alive().count(), 0);
+    }
+
+    #[test]
+    fn a_stranger_is_warned_about_once_and_the_list_is_bounded() {
+        let mut strangers = Strangers::default();
+        assert!(strangers.first_time("mallory"));
+        assert!(!strangers.first_time("mallory"));
+        for i in 1..Strangers::LIMIT {
+            assert!(strangers.first_time(&format!("u{i}")));
+        }
+        assert!(!strangers.first_time("one-more"));
     }
 
     #[test]

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, PartnerConfig};
 use crate::metrics::unix_secs_now;
 use crate::presence::{self, Announcement};
+use crate::senders::Senders;
 
 /// One line of the listing.
 #[derive(Debug, Clone, Serialize)]
@@ -130,6 +131,7 @@ pub async fn partners(config: &Config) -> anyhow::Result<Vec<PartnerRow>> {
     let heard = listen_presence(
         &connection,
         &config.broker.presence_exchange,
+        &config.broker.senders,
         Duration::from_millis(config.pusher.presence_interval_ms * 2 + 500),
     )
     .await?;
@@ -184,9 +186,12 @@ pub async fn partners(config: &Config) -> anyhow::Result<Vec<PartnerRow>> {
     Ok(rows)
 }
 
+/// Announcements heard within `window`, from `broker.pusher_users` only (as the pushers
+/// themselves hear them).
 async fn listen_presence(
     connection: &Connection,
     exchange: &str,
+    senders: &Senders,
     window: Duration,
 ) -> anyhow::Result<BTreeMap<String, Announcement>> {
     let channel = connection.create_channel().await?;
@@ -202,6 +207,10 @@ async fn listen_presence(
         }
         match tokio::time::timeout(left, consumer.next()).await {
             Ok(Some(Ok(d))) => {
+                if let Err(refusal) = senders.presence(&d.properties) {
+                    tracing::debug!(sender = %refusal.user(), "presence announcement from a broker user not in broker.pusher_users: ignored");
+                    continue;
+                }
                 if let Ok(a) = serde_json::from_slice::<Announcement>(&d.data) {
                     if a.leaving {
                         heard.remove(&a.pusher);

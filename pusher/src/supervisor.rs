@@ -237,7 +237,8 @@ async fn session(
         Some(Ok(c)) => c,
         Some(Err(e)) => return Ok(SessionEnd::Lost(e.to_string())),
     };
-    let parker = match Parker::new(connection.clone(), &name) {
+    let senders = config.broker.senders.clone();
+    let parker = match Parker::new(connection.clone(), &name, senders.own()) {
         Ok(p) => p,
         Err(e) => return Ok(SessionEnd::Lost(e.to_string())),
     };
@@ -260,6 +261,7 @@ async fn session(
     let mut workers: HashMap<String, Running> = HashMap::new();
     let mut refused_until: HashMap<String, Instant> = HashMap::new();
     let mut board = Board::default();
+    let mut strangers = presence::Strangers::default();
     let started = Instant::now();
     let interval = Duration::from_millis(config.pusher.presence_interval_ms);
     let expiry = Duration::from_millis(config.pusher.presence_expiry_ms);
@@ -270,7 +272,18 @@ async fn session(
         tokio::select! {
             message = heard.next() => match message {
                 Some(Ok(delivery)) => {
-                    if let Ok(a) = serde_json::from_slice::<Announcement>(&delivery.data) {
+                    if let Err(refusal) = senders.presence(&delivery.properties) {
+                        if strangers.first_time(refusal.user()) {
+                            tracing::warn!(
+                                sender = %refusal.user(),
+                                pusher_users = ?senders.pushers(),
+                                "ignoring presence announcements from a broker user not in \
+                                 broker.pusher_users (they never change who owns a partner); if \
+                                 it is another pusher's user, add it to broker.pusher_users. \
+                                 Said once per user"
+                            );
+                        }
+                    } else if let Ok(a) = serde_json::from_slice::<Announcement>(&delivery.data) {
                         if a.pusher != name {
                             board.record(a, Instant::now());
                         }
@@ -285,7 +298,7 @@ async fn session(
                 // must not keep this loop from hearing a stop or noticing the lost connection.
                 let announced = tokio::time::timeout(
                     ANNOUNCE_LIMIT,
-                    presence::announce(&channel, &config.broker.presence_exchange, &mine),
+                    presence::announce(&channel, &config.broker.presence_exchange, senders.own(), &mine),
                 );
                 match announced.await {
                     Ok(Ok(())) => {}
@@ -340,7 +353,12 @@ async fn session(
             // announcements expire).
             let announced = tokio::time::timeout(
                 LEAVING_ANNOUNCE_LIMIT,
-                presence::announce(&channel, &config.broker.presence_exchange, &leaving),
+                presence::announce(
+                    &channel,
+                    &config.broker.presence_exchange,
+                    senders.own(),
+                    &leaving,
+                ),
             )
             .await;
             if announced.is_err() {
@@ -511,6 +529,7 @@ fn start_worker(
         status,
         metrics.partner(&partner.id),
         source_db.clone(),
+        config.broker.senders.clone(),
     )?;
     let (stop, stop_rx) = watch::channel(false);
     let handle = tokio::spawn(worker.run(stop_rx));

@@ -39,8 +39,9 @@ pub use pusher_config::{
 };
 pub use rabbit::{
     declare_bound_queue, declare_exchange, delete_exchange, delete_queue, drain, drain_changes,
-    drain_received, publish_bodies, publish_messages, purge_queue, queue_len, shared_amqp_url,
-    unique_name, BrokerCleanup, QueueReader, RabbitNode, Received,
+    drain_received, publish_bodies, publish_bodies_routed, publish_messages, purge_queue,
+    queue_len, shared_amqp_url, unique_name, BrokerCleanup, BrokerUser, QueueReader, RabbitNode,
+    Received,
 };
 pub use service_process::{
     bridge_bin, logs_of, pusher_bin, start_sync, BridgeProcess, PusherProcess, ServiceProcess,

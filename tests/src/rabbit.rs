@@ -413,8 +413,21 @@ pub async fn delete_exchange(url: &str, exchange: &str) {
 }
 
 /// Publishes raw bodies to `exchange` as persistent JSON messages with publisher confirms (the
-/// way the bridge does; for pusher tests). Panics on a nack or a return.
+/// way the bridge does, `user_id` included; for pusher tests). Panics on a nack or a return.
 pub async fn publish_bodies(url: &str, exchange: &str, bodies: &[Vec<u8>]) {
+    publish_bodies_routed(url, exchange, "", bodies).await;
+}
+
+/// [`publish_bodies`] with a routing key: `("", queue)` publishes straight into one queue.
+/// The `user_id` is the user `url` logs in as (the broker refuses any other).
+pub async fn publish_bodies_routed(
+    url: &str,
+    exchange: &str,
+    routing_key: &str,
+    bodies: &[Vec<u8>],
+) {
+    let user = tls_connect::broker::login_user(url)
+        .unwrap_or_else(|| panic!("cannot read the user of broker URL {url:?}"));
     let conn = connect(url).await;
     let ch = channel(&conn).await;
     ch.confirm_select(ConfirmSelectOptions::default())
@@ -425,7 +438,7 @@ pub async fn publish_bodies(url: &str, exchange: &str, bodies: &[Vec<u8>]) {
         let confirm = ch
             .basic_publish(
                 exchange.into(),
-                "".into(),
+                routing_key.into(),
                 BasicPublishOptions {
                     mandatory: true,
                     ..BasicPublishOptions::default()
@@ -433,6 +446,7 @@ pub async fn publish_bodies(url: &str, exchange: &str, bodies: &[Vec<u8>]) {
                 body,
                 BasicProperties::default()
                     .with_delivery_mode(2)
+                    .with_user_id(user.as_str().into())
                     .with_content_type(change_message::CONTENT_TYPE.into()),
             )
             .await
@@ -459,6 +473,58 @@ fn check_confirm(exchange: &str, confirmation: lapin::Result<Confirmation>) {
         Ok(other) => panic!("publish to {exchange:?} not acked: {other:?}"),
         Err(e) => panic!("publish to {exchange:?}: {e}"),
     }
+}
+
+/// A user of its own on the shared broker (`rabbitmqctl add_user`, with every permission on
+/// vhost `/`), for tests of who may publish what; deleted on drop. Needs `rabbitmqctl` and the
+/// rights to run it (root here).
+pub struct BrokerUser {
+    pub name: String,
+    pub password: String,
+}
+
+impl BrokerUser {
+    /// A new user named `prefix-…` (unique per run).
+    pub fn create(prefix: &str) -> BrokerUser {
+        let user = BrokerUser {
+            name: unique_name(prefix),
+            password: format!("pw-{:08x}", fastrand::u32(..)),
+        };
+        rabbitmqctl(&["add_user", &user.name, &user.password]);
+        rabbitmqctl(&["set_permissions", "-p", "/", &user.name, ".*", ".*", ".*"]);
+        user
+    }
+
+    /// The shared broker's URL (host, port, vhost of [`shared_amqp_url`]) logged in as this user.
+    pub fn url(&self) -> String {
+        let shared = shared_amqp_url();
+        let rest = shared
+            .split_once('@')
+            .map(|(_, host)| host.to_string())
+            .unwrap_or_else(|| shared.trim_start_matches("amqp://").to_string());
+        format!("amqp://{}:{}@{rest}", self.name, self.password)
+    }
+}
+
+impl Drop for BrokerUser {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["delete_user", &self.name])
+            .output();
+    }
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run rabbitmqctl {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Publishes change messages (see [`publish_bodies`]).

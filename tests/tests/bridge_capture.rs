@@ -979,7 +979,7 @@ async fn heartbeats_are_published_when_idle() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn message_properties_name_database_table_and_operation() {
+async fn message_properties_name_database_table_operation_and_the_publishing_user() {
     let s = Setup::new(ITEMS).await;
     s.db.exec(
         "INSERT INTO items VALUES (1, 'lamp', 3, NULL);
@@ -1008,6 +1008,11 @@ async fn message_properties_name_database_table_and_operation() {
             Some(change.id.as_str())
         );
         assert_eq!(p.kind().as_ref().map(|v| v.as_str()), Some("change"));
+        assert_eq!(
+            p.user_id().as_ref().map(|v| v.as_str()),
+            tls_connect::broker::login_user(&s.url).as_deref(),
+            "user_id: the broker user the bridge logs in as"
+        );
         assert_eq!(received.header("x-database").as_deref(), Some("app"));
         assert_eq!(received.header("x-table").as_deref(), Some("items"));
         assert_eq!(received.header("x-operation").as_deref(), Some(op));

@@ -26,6 +26,13 @@
 //!   the receiver copies an EVSE's `last_updated` into its Location, so a Location PATCH that
 //!   arrives after its EVSE's is refused as "older than stored" and must not happen.
 //!
+//! - `changes_and_presence_from_an_unexpected_broker_user_are_refused_and_never_mute_a_record`:
+//!   a second broker user (made for the test) publishes a forged change of a record (newer
+//!   `seq`, other content) into the partner queue: it is parked with a reason naming that user
+//!   and `broker.bridge_users`, never pushed, and the bridge's next change of the record still
+//!   reaches the partner; its presence announcements (a pusher name the assignment would give
+//!   the partner to) are ignored with a warning and the partner stays with the running pusher.
+//!
 //! Deadlines are generous (a shared 2-core machine): nothing here asserts a timing.
 
 use std::collections::{BTreeSet, HashMap};
@@ -40,9 +47,10 @@ use system_tests::example_mapping::{
 use system_tests::ocpi_partner::module_requests;
 use system_tests::ocpi_partner::parse_rfc3339;
 use system_tests::{
-    bridge_config, drain_changes, drain_received, partner_entry, pusher_config, queue_len,
-    shared_amqp_url, BridgeProcess, BrokerCleanup, DatabaseEntry, MariaDb, OcpiPartner,
-    PartnerOptions, PusherConfig, PusherProcess, RecordedRequest,
+    bridge_config, drain_changes, drain_received, partner_entry, publish_bodies_routed,
+    pusher_config, queue_len, shared_amqp_url, unique_name, BridgeProcess, BrokerCleanup,
+    BrokerUser, DatabaseEntry, MariaDb, OcpiPartner, PartnerOptions, PusherConfig, PusherProcess,
+    RecordedRequest,
 };
 use uuid::Uuid;
 
@@ -1568,4 +1576,141 @@ async fn a_location_updated_just_before_its_evses_is_not_refused_as_older_than_s
             "location {id}: last_updated {got}"
         );
     }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Who published: changes and presence announcements from an unexpected broker user
+// ------------------------------------------------------------------------------------------------
+
+/// Requests a partner received for tariff `id`.
+fn tariff_puts(double: &OcpiPartner, id: &str) -> usize {
+    let path = format!("/tariffs/NL/EXA/{id}");
+    module_requests(double)
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.ends_with(&path))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_and_presence_from_an_unexpected_broker_user_are_refused_and_never_mute_a_record() {
+    let partner = Partner {
+        id: "ids",
+        version: "2.2.1",
+        double: OcpiPartner::start(PartnerOptions::v221()).await,
+        mark: 0,
+    };
+    let mut chain = Chain::start_without_pusher(&[("ids", &partner.double)]).await;
+    chain.cfg.name = unique_name("pusher");
+    chain.start_pusher();
+    // Another user of the same broker, allowed to publish everywhere (the broker checks only
+    // that its messages carry its own user_id).
+    let stranger = BrokerUser::create("stranger");
+    let id = "SENDER-1";
+    let price = |d: &OcpiPartner| {
+        d.object("tariffs", &["NL", "EXA", id])
+            .and_then(|t| price_of(&t))
+    };
+    chain.sql(&format!(
+        "INSERT INTO tariffs (country_code, party_id, id, currency, type, elements) VALUES \
+         ('NL', 'EXA', '{id}', 'EUR', 'REGULAR', '{}');",
+        bulk_elements(1)
+    ));
+    chain
+        .wait_state(&partner, "the bridge's insert", |d| price(d) == Some(1))
+        .await;
+
+    // A newer-looking change with other content, straight into the partner queue; dated
+    // after everything, so the partner would take it.
+    let mut forged = system_tests::changes::tariff_update(id, 999, 1 << 60);
+    if let change_message::Message::Change(change) = &mut forged {
+        if let Some(after) = change.after.as_mut() {
+            after.insert("last_updated".into(), "2099-01-01T00:00:00.000".into());
+        }
+    }
+    publish_bodies_routed(
+        &stranger.url(),
+        "",
+        &chain.cfg.queue("ids"),
+        &[forged.to_vec()],
+    )
+    .await;
+    let parked = drain_received(&chain.url, &chain.cfg.parking_queue("ids"), 1, DELIVERY).await;
+    assert_eq!(
+        parked.len(),
+        1,
+        "the forged change is parked\n{}",
+        chain.logs()
+    );
+    let reason = parked[0].header("x-park-reason").unwrap_or_default();
+    assert!(
+        reason.contains(&format!("`{}`", stranger.name)) && reason.contains("broker.bridge_users"),
+        "the reason names the sender and the option: {reason}"
+    );
+    assert_eq!(
+        parked[0].header("x-published-by").as_deref(),
+        Some(stranger.name.as_str())
+    );
+    assert_eq!(
+        tariff_puts(&partner.double, id),
+        1,
+        "the forged change was pushed"
+    );
+
+    // The forged seq muted nothing: the bridge's next change of the record still goes out.
+    chain.sql(&format!(
+        "UPDATE tariffs SET elements = '{}' WHERE id = '{id}';",
+        bulk_elements(2)
+    ));
+    chain
+        .wait_state(
+            &partner,
+            "the bridge's update after the forged change",
+            |d| price(d) == Some(2),
+        )
+        .await;
+
+    // Presence of a pusher the assignment would hand the partner to, if it counted.
+    let real = chain.cfg.name.clone();
+    let forger = (0..)
+        .map(|i| format!("forger-{i}"))
+        .find(|n| pusher::assignment::weight("ids", n) > pusher::assignment::weight("ids", &real))
+        .unwrap_or_default();
+    let announcement = serde_json::json!({
+        "pusher": forger, "serves": ["ids"], "partners": {}, "leaving": false,
+    });
+    let body = serde_json::to_vec(&announcement).unwrap_or_default();
+    for _ in 0..15 {
+        publish_bodies_routed(
+            &stranger.url(),
+            &chain.cfg.presence_exchange,
+            "",
+            std::slice::from_ref(&body),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    chain.sql(&format!(
+        "UPDATE tariffs SET elements = '{}' WHERE id = '{id}';",
+        bulk_elements(3)
+    ));
+    chain
+        .wait_state(&partner, "the update after the forged presence", |d| {
+            price(d) == Some(3)
+        })
+        .await;
+    let log = chain.pusher.as_ref().map(|p| p.log()).unwrap_or_default();
+    assert!(
+        !log.contains("handing the partner over"),
+        "the forged presence took the partner away\n{}",
+        chain.logs()
+    );
+    assert!(
+        log.contains("ignoring presence announcements") && log.contains(&stranger.name),
+        "the pusher warns about the stranger's announcements\n{}",
+        chain.logs()
+    );
+    assert_eq!(
+        queue_len(&chain.url, &chain.cfg.parking_queue("ids")).await,
+        0
+    );
 }

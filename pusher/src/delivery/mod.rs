@@ -45,6 +45,7 @@ use crate::metrics::{FailureClass, OldestHeld, PartnerMetrics};
 use crate::ocpi::{discover, Endpoints, OcpiClient};
 use crate::parking::{now_rfc3339, Parker};
 use crate::presence::PartnerStatus;
+use crate::senders::Senders;
 use crate::source_db::SourceDb;
 use crate::tree_clock::{TreeClock, REMEMBERED_OBJECTS};
 
@@ -80,6 +81,8 @@ struct Shared {
     source_db: Option<Arc<SourceDb>>,
     /// The newest `last_updated` sent per tree object.
     tree_clock: Mutex<TreeClock>,
+    /// Whose messages are pushed (`broker.bridge_users`, `broker.pusher_users`).
+    senders: Arc<Senders>,
 }
 
 pub struct Worker {
@@ -164,6 +167,7 @@ impl Worker {
         status: Arc<Mutex<PartnerStatus>>,
         metrics: Arc<PartnerMetrics>,
         source_db: Option<Arc<SourceDb>>,
+        senders: Arc<Senders>,
     ) -> Result<Worker, crate::ocpi::OcpiError> {
         let client = OcpiClient::new(partner.client_config())?;
         Ok(Worker {
@@ -177,6 +181,7 @@ impl Worker {
                 metrics,
                 source_db,
                 tree_clock: Mutex::new(TreeClock::new(REMEMBERED_OBJECTS)),
+                senders,
             }),
             connection,
             grace,
@@ -549,6 +554,13 @@ impl Worker {
             body: delivery.data,
             properties: delivery.properties,
         });
+        // Before anything is read from it: a message from an unexpected sender is parked
+        // whatever it says, so its `seq` never reaches the lanes' memory of what was pushed.
+        // The park is logged with the reason, which names the sender.
+        if let Err(refusal) = self.shared.senders.change(&raw.properties) {
+            let reason = self.shared.senders.change_reason(&refusal);
+            return self.spawn_park(run, tag, raw, reason);
+        }
         let partner = self.shared.partner.clone();
         let change = match Message::from_slice(&raw.body) {
             Err(e) => {
