@@ -578,8 +578,17 @@ impl Config {
                 ));
             }
         }
-        // check_url accepted it, so it parses.
-        let own = tls_connect::broker::login_user(&broker.url).unwrap_or_default();
+        // check_url accepted it, so it parses; None is a certificate login.
+        let Some(own) = tls_connect::broker::login_user(&broker.url) else {
+            return Err(invalid(
+                "broker.url".into(),
+                "logs in with a certificate (auth_mechanism=external): the pusher tells the \
+                 bridge's messages from anyone else's by the broker user that published them \
+                 (README \"Broker users\"), which it cannot know for a certificate login; log \
+                 in with a user name and password"
+                    .into(),
+            ));
+        };
         broker.senders = Arc::new(Senders::new(
             &own,
             &broker.bridge_users,

@@ -40,9 +40,13 @@ pub fn check_url(url: &str) -> Result<bool, String> {
 /// The user a connection to `url` logs in as: the URL's user, percent-decoded, or "guest"
 /// when it names none (lapin's default). It is what the broker checks the `user_id` property
 /// of a publish against, so publishers set it and consumers compare it. `None` for a URL that
-/// does not parse ([`check_url`] says why).
+/// does not parse ([`check_url`] says why), and for a certificate login
+/// (`?auth_mechanism=external`), where the broker takes the user from the certificate.
 pub fn login_user(url: &str) -> Option<String> {
     let uri: AMQPUri = url.parse().ok()?;
+    if uri.query.auth_mechanism == Some(lapin::uri::SASLMechanism::External) {
+        return None;
+    }
     Some(uri.authority.userinfo.username)
 }
 
@@ -263,6 +267,10 @@ mod tests {
             Some("guest")
         );
         assert_eq!(login_user("amqp://u:p@host:notaport/%2f"), None);
+        assert_eq!(
+            login_user("amqps://broker.example.com/%2f?auth_mechanism=external"),
+            None
+        );
     }
 
     #[test]
