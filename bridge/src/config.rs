@@ -85,6 +85,14 @@ pub struct SyncConfig {
     pub progress_secs: u64,
     #[serde(default = "default_signal_retention_secs")]
     pub signal_retention_secs: u64,
+    /// Syncs may only target queues whose name starts with this (the pusher's
+    /// `broker.queue_prefix`): checked on each request and again on each signal row read back.
+    #[serde(default = "default_sync_queue_prefix")]
+    pub queue_prefix: String,
+    /// Broker users whose sync requests are served (the `user_id` property, which the broker
+    /// checks against the publishing connection's user); empty: the user of `broker.url`.
+    #[serde(default)]
+    pub requesters: Vec<String>,
 }
 
 /// Where the bridge starts reading when it has no checkpoint yet.
@@ -322,6 +330,9 @@ fn default_progress_secs() -> u64 {
 fn default_signal_retention_secs() -> u64 {
     3600
 }
+fn default_sync_queue_prefix() -> String {
+    "ocpi.".into()
+}
 fn default_log_format() -> LogFormat {
     LogFormat::Text
 }
@@ -373,6 +384,8 @@ impl Default for SyncConfig {
             snapshot_window: default_snapshot_window(),
             progress_secs: default_progress_secs(),
             signal_retention_secs: default_signal_retention_secs(),
+            queue_prefix: default_sync_queue_prefix(),
+            requesters: Vec::new(),
         }
     }
 }
@@ -621,6 +634,21 @@ impl Config {
                 "must be at least 60".into(),
             ));
         }
+        if self.sync.queue_prefix.trim().is_empty() {
+            return Err(invalid(
+                "sync.queue_prefix",
+                "must not be empty: set it to the pusher's broker.queue_prefix (\"ocpi.\" by \
+                 default), so that syncs can only target partner queues"
+                    .into(),
+            ));
+        }
+        if self.sync.requesters.iter().any(|u| u.trim().is_empty()) {
+            return Err(invalid(
+                "sync.requesters",
+                "must not list an empty user name (an empty list means the user of broker.url)"
+                    .into(),
+            ));
+        }
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "must not be empty".into()));
         }
@@ -649,6 +677,18 @@ impl Config {
                 .unwrap_or("")
         } else {
             &self.sync.database
+        }
+    }
+
+    /// The broker users whose sync requests are served: `sync.requesters`, or the user
+    /// `broker.url` logs in as.
+    pub fn sync_requesters(&self) -> Vec<String> {
+        if self.sync.requesters.is_empty() {
+            tls_connect::broker::login_user(&self.broker.url)
+                .into_iter()
+                .collect()
+        } else {
+            self.sync.requesters.clone()
         }
     }
 
@@ -734,6 +774,30 @@ databases = ["app"]
             .unwrap_err()
             .to_string();
         assert!(err.contains("capture.exclude_columns"), "{err}");
+    }
+
+    #[test]
+    fn sync_requests_default_to_partner_queues_and_the_bridges_own_broker_user() {
+        let config = Config::parse(MINIMAL, Path::new("b.toml")).unwrap();
+        assert_eq!(config.sync.queue_prefix, "ocpi.");
+        assert_eq!(config.sync_requesters(), vec!["guest".to_string()]);
+        let text =
+            format!("{MINIMAL}[broker]\nurl = \"amqp://cdc%2Dbridge:pw@127.0.0.1:5672/%2f\"\n");
+        let config = Config::parse(&text, Path::new("b.toml")).unwrap();
+        assert_eq!(config.sync_requesters(), vec!["cdc-bridge".to_string()]);
+        let text = format!("{MINIMAL}[sync]\nrequesters = [\"ops\", \"pusher\"]\n");
+        let config = Config::parse(&text, Path::new("b.toml")).unwrap();
+        assert_eq!(config.sync_requesters(), vec!["ops", "pusher"]);
+        for (bad, key) in [
+            ("queue_prefix = \"\"", "sync.queue_prefix"),
+            ("requesters = [\"\"]", "sync.requesters"),
+        ] {
+            let text = format!("{MINIMAL}[sync]\n{bad}\n");
+            let err = Config::parse(&text, Path::new("b.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 
     #[test]

@@ -29,7 +29,9 @@ docker_process_sql <<SQL
 -- A user account is not data to replicate; keep it out of the binlog the bridge reads.
 SET SESSION sql_log_bin = 0;
 CREATE USER 'cdc'@'%' IDENTIFIED WITH caching_sha2_password BY '${cdc_password_sql}';
-GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO 'cdc'@'%';
+-- Least privilege: replication globally, SELECT on the captured database only.
+GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'cdc'@'%';
+GRANT SELECT ON \`ocpi\`.* TO 'cdc'@'%';
 -- The signal table of initial syncs: the bridge creates it in the first captured database.
 GRANT SELECT, INSERT, DELETE, CREATE ON \`ocpi\`.\`cdc_signal\` TO 'cdc'@'%';
 -- The pushers read composite objects (an EVSE with its connectors): SELECT on the schema only.

@@ -91,7 +91,17 @@ pub async fn request(
     };
     let request = SyncRequest::new(uuid::Uuid::new_v4().to_string(), action, now_rfc3339());
     let queue = requests_queue(&config.broker.exchange);
-    let result = publish(&connection, &url, &queue, &request, &config.broker.exchange).await;
+    // The broker refuses a user_id other than the connection's user; the bridge serves only
+    // requests from the users of its `sync.requesters`.
+    let user = tls_connect::broker::login_user(&config.broker.url).unwrap_or_default();
+    let result = publish(
+        &connection,
+        (&url, &user),
+        &queue,
+        &request,
+        &config.broker.exchange,
+    )
+    .await;
     tls_connect::broker::close(&connection, "done").await;
     result?;
     Ok(Requested {
@@ -100,11 +110,11 @@ pub async fn request(
     })
 }
 
-/// Publishes `request` to the bridge's request queue `queue`, persistent and confirmed; `url`
-/// (redacted) names the broker in errors.
+/// Publishes `request` to the bridge's request queue `queue`, persistent and confirmed, with
+/// `user_id` set to `user` (the connection's user); `url` (redacted) names the broker in errors.
 async fn publish(
     connection: &Connection,
-    url: &str,
+    (url, user): (&str, &str),
     queue: &str,
     request: &SyncRequest,
     exchange: &str,
@@ -148,7 +158,8 @@ async fn publish(
             BasicProperties::default()
                 .with_content_type(ShortString::from(change_message::CONTENT_TYPE))
                 .with_delivery_mode(2)
-                .with_message_id(ShortString::from(request.request_id.as_str())),
+                .with_message_id(ShortString::from(request.request_id.as_str()))
+                .with_user_id(ShortString::from(user)),
         )
         .await
         .map_err(broker_error)?;

@@ -9,7 +9,12 @@
 //!   and the result is the same;
 //! - a partner queue that already existed receives the live changes and no snapshot row;
 //! - a cancel stops a sync; a request naming a missing queue or an uncaptured table is refused
-//!   with the reason; missing grants on the signal table stop the bridge naming the GRANT.
+//!   with the reason; missing grants on the signal table stop the bridge naming the GRANT;
+//! - a request for a queue outside `sync.queue_prefix`, without `user_id`, or from a broker
+//!   user not in `sync.requesters` is refused, and the bridge serves a valid one after them;
+//! - signal rows written into the signal table by someone else (a queue outside the prefix, a
+//!   table not captured) start nothing while live changes keep flowing; the signal table in a
+//!   schema of its own, not captured, works with least-privilege grants.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -22,7 +27,7 @@ use mysql_async::prelude::Queryable;
 use serde_json::{json, Value};
 use system_tests::{
     bridge_config, declare_bound_queue, delete_exchange, delete_queue, shared_amqp_url, start_sync,
-    unique_name, BridgeProcess, MariaDb, QueueReader,
+    unique_name, BridgeConfig, BridgeProcess, MariaDb, QueueReader,
 };
 
 const TABLE: &str = "items";
@@ -39,7 +44,8 @@ impl BrokerObjects {
         let exchange = unique_name(&format!("{prefix}.x"));
         let mut names = Vec::new();
         for i in 0..queues {
-            let queue = unique_name(&format!("{prefix}.q{i}"));
+            // Partner queues: inside the bridge's default sync.queue_prefix.
+            let queue = unique_name(&format!("ocpi.{prefix}.q{i}"));
             declare_bound_queue(url, &exchange, &queue).await;
             names.push(queue);
         }
@@ -73,11 +79,23 @@ impl Drop for BrokerObjects {
 }
 
 fn config(db: &MariaDb, url: &str, exchange: &str, chunk_size: usize) -> String {
+    config_with(db, url, exchange, chunk_size, |_| {})
+}
+
+/// [`config`] with more changes (`[sync]` is the last section: keys appended go there).
+fn config_with(
+    db: &MariaDb,
+    url: &str,
+    exchange: &str,
+    chunk_size: usize,
+    change: impl FnOnce(&mut BridgeConfig),
+) -> String {
     let toml = bridge_config(db.port(), url, exchange)
         .with(|c| {
             c.source.start = "end".into();
             c.dedup.window_ms = 0;
             c.broker.heartbeat_secs = 3600;
+            change(c);
         })
         .to_toml();
     let toml = toml.replace("\n[checkpoint]\n", "\n[checkpoint]\ninterval_ms = 100\n");
@@ -435,7 +453,7 @@ async fn cancel_stops_a_sync_and_bad_requests_are_refused() {
             "sync",
             "start",
             "--queue",
-            "no-such-queue-here",
+            "ocpi.no-such-queue-here",
             "--tables",
             "app.items",
         ],
@@ -443,7 +461,7 @@ async fn cancel_stops_a_sync_and_bad_requests_are_refused() {
     );
     assert!(!status.success());
     assert!(
-        output.contains("queue `no-such-queue-here` does not exist"),
+        output.contains("queue `ocpi.no-such-queue-here` does not exist"),
         "{output}"
     );
     let (status, output) = BridgeProcess::run_to_exit(
@@ -458,7 +476,7 @@ async fn cancel_stops_a_sync_and_bad_requests_are_refused() {
     let request = change_message::sync_request::SyncRequest::new(
         "11111111-2222-3333-4444-555555555555".into(),
         change_message::sync_request::SyncAction::Start {
-            queue: "no-such-queue-here".into(),
+            queue: "ocpi.no-such-queue-here".into(),
             tables: vec!["app.items".into()],
         },
         String::new(),
@@ -467,6 +485,7 @@ async fn cancel_stops_a_sync_and_bad_requests_are_refused() {
         &url,
         &change_message::sync_request::requests_queue(&broker.exchange),
         &request.to_vec(),
+        Some("guest"),
     )
     .await;
     assert!(
@@ -476,7 +495,9 @@ async fn cancel_stops_a_sync_and_bad_requests_are_refused() {
         "{}",
         bridge.log()
     );
-    assert!(bridge.log().contains("no-such-queue-here` does not exist"));
+    assert!(bridge
+        .log()
+        .contains("ocpi.no-such-queue-here` does not exist"));
 
     // A real sync, cancelled once it has sent some rows.
     start_sync(&toml, &queue, "app.items");
@@ -526,7 +547,9 @@ async fn cancel_stops_a_sync_and_bad_requests_are_refused() {
     assert!(bridge.terminate().success());
 }
 
-async fn publish_to_queue(url: &str, queue: &str, body: &[u8]) {
+/// Publishes `body` to `queue` through `url`, persistent and confirmed, with `user_id` (which
+/// the broker accepts only when it is the connection's user).
+async fn publish_to_queue(url: &str, queue: &str, body: &[u8], user_id: Option<&str>) {
     use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
     let conn = system_tests::rabbit::connect(url).await;
     let ch = conn.create_channel().await.expect("channel");
@@ -538,7 +561,12 @@ async fn publish_to_queue(url: &str, queue: &str, body: &[u8]) {
         queue.into(),
         BasicPublishOptions::default(),
         body,
-        lapin::BasicProperties::default().with_delivery_mode(2),
+        match user_id {
+            Some(user) => lapin::BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_user_id(user.into()),
+            None => lapin::BasicProperties::default().with_delivery_mode(2),
+        },
     )
     .await
     .expect("publish")
@@ -596,4 +624,314 @@ async fn missing_grants_on_the_signal_table_name_the_grant() {
     let (status, output) = BridgeProcess::run_to_exit(&toml, &["check"], Duration::from_secs(60));
     assert!(output.contains("signal table OK"), "{status:?} {output}");
     delete_exchange(&url, &exchange).await;
+}
+
+/// A second user on the shared broker (administrator permissions on vhost `/`), deleted when
+/// dropped.
+struct BrokerUser {
+    name: String,
+    password: String,
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("run rabbitmqctl");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl BrokerUser {
+    fn create() -> BrokerUser {
+        let user = BrokerUser {
+            name: unique_name("sync-requester"),
+            password: "requester-pw".into(),
+        };
+        rabbitmqctl(&["add_user", &user.name, &user.password]);
+        rabbitmqctl(&["set_permissions", "-p", "/", &user.name, ".*", ".*", ".*"]);
+        user
+    }
+
+    /// `url` (the shared broker as guest) logged in as this user.
+    fn url(&self, url: &str) -> String {
+        url.replacen(
+            "guest:guest@",
+            &format!("{}:{}@", self.name, self.password),
+            1,
+        )
+    }
+}
+
+impl Drop for BrokerUser {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_user", &self.name])
+            .output();
+    }
+}
+
+fn start_request(id: &str, queue: &str, tables: &[&str]) -> Vec<u8> {
+    change_message::sync_request::SyncRequest::new(
+        id.into(),
+        change_message::sync_request::SyncAction::Start {
+            queue: queue.into(),
+            tables: tables.iter().map(|t| t.to_string()).collect(),
+        },
+        String::new(),
+    )
+    .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_requests_outside_the_queue_prefix_or_from_unlisted_users_are_refused_then_a_valid_one_works(
+) {
+    let db = MariaDb::start();
+    create_items(&db, 40);
+    let url = shared_amqp_url();
+    let broker = BrokerObjects::new(&url, "sync.trust", 1).await;
+    let partner = broker.queues[0].clone();
+    // A queue that exists and is bound, but is no partner's.
+    let outside = unique_name("audit.sync.trust");
+    declare_bound_queue(&url, &broker.exchange, &outside).await;
+    let requests = change_message::sync_request::requests_queue(&broker.exchange);
+    let toml = config(&db, &url, &broker.exchange, 16);
+    let mut bridge = BridgeProcess::start(&toml);
+    assert!(
+        bridge
+            .wait_for_log_async("listening for sync requests", Duration::from_secs(60))
+            .await,
+        "{}",
+        bridge.log()
+    );
+
+    // The CLI refuses a queue outside the prefix before publishing anything.
+    let (status, output) = BridgeProcess::run_to_exit(
+        &toml,
+        &[
+            "sync",
+            "start",
+            "--queue",
+            &outside,
+            "--tables",
+            "app.items",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains(&format!("queue `{outside}` is not a partner queue"))
+            && output.contains("sync.queue_prefix"),
+        "{output}"
+    );
+
+    // Straight to the requests queue: outside the prefix, no user_id, another broker user.
+    publish_to_queue(
+        &url,
+        &requests,
+        &start_request(
+            "00000000-0000-0000-0000-000000000001",
+            &outside,
+            &["app.items"],
+        ),
+        Some("guest"),
+    )
+    .await;
+    assert!(
+        bridge
+            .wait_for_log_async(
+                &format!("queue `{outside}` is not a partner queue"),
+                Duration::from_secs(30)
+            )
+            .await,
+        "{}",
+        bridge.log()
+    );
+    publish_to_queue(
+        &url,
+        &requests,
+        &start_request(
+            "00000000-0000-0000-0000-000000000002",
+            &partner,
+            &["app.items"],
+        ),
+        None,
+    )
+    .await;
+    assert!(
+        bridge
+            .wait_for_log_async("the request carries no user_id", Duration::from_secs(30))
+            .await,
+        "{}",
+        bridge.log()
+    );
+    let other = BrokerUser::create();
+    publish_to_queue(
+        &other.url(&url),
+        &requests,
+        &start_request(
+            "00000000-0000-0000-0000-000000000003",
+            &partner,
+            &["app.items"],
+        ),
+        Some(&other.name),
+    )
+    .await;
+    assert!(
+        bridge
+            .wait_for_log_async(
+                &format!("broker user `{}` may not request syncs", other.name),
+                Duration::from_secs(30)
+            )
+            .await,
+        "{}",
+        bridge.log()
+    );
+    let log = bridge.log();
+    assert_eq!(log.matches("sync request refused").count(), 3, "{log}");
+    assert!(!log.contains("sync started"), "{log}");
+    assert!(bridge.is_running(), "{log}");
+
+    // A valid request after the refused ones is served.
+    start_sync(&toml, &partner, "app.items");
+    assert!(
+        bridge
+            .wait_for_log_async("sync finished", Duration::from_secs(60))
+            .await,
+        "{}",
+        bridge.log()
+    );
+    let mut reader = QueueReader::open(&url, &partner).await;
+    let mut replica = Replica::default();
+    drain_all(&mut reader, &mut replica).await;
+    reader.close().await;
+    assert_eq!(replica.snapshot_rows, 40);
+    let mut reader = QueueReader::open(&url, &outside).await;
+    let mut seen = Replica::default();
+    drain_all(&mut reader, &mut seen).await;
+    reader.close().await;
+    assert_eq!(
+        seen.snapshot_rows, 0,
+        "a refused request sent snapshot rows"
+    );
+    delete_queue(&url, &outside).await;
+    assert!(bridge.terminate().success(), "{}", bridge.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_signal_rows_start_nothing_and_a_signal_schema_of_its_own_works_with_least_privilege(
+) {
+    let db = MariaDb::start();
+    create_items(&db, 30);
+    db.exec(
+        "CREATE DATABASE other; CREATE TABLE other.t (id INT PRIMARY KEY, version BIGINT NOT NULL); \
+         INSERT INTO other.t VALUES (1, 0); CREATE DATABASE cdc_ctl;",
+    );
+    // Least privilege: replication globally, SELECT on the captured schema only, the signal
+    // table's rights on its own schema only.
+    let mut grants = String::from("SET sql_log_bin = 0;\n");
+    for host in ["%", "localhost", "127.0.0.1"] {
+        grants.push_str(&format!(
+            "CREATE USER 'least'@'{host}' IDENTIFIED BY 'pw';\n\
+             GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'least'@'{host}';\n\
+             GRANT SELECT ON app.* TO 'least'@'{host}';\n\
+             GRANT SELECT, INSERT, DELETE, CREATE ON cdc_ctl.cdc_signal TO 'least'@'{host}';\n"
+        ));
+    }
+    db.exec(&grants);
+    let url = shared_amqp_url();
+    let broker = BrokerObjects::new(&url, "sync.forged", 2).await;
+    let (live, partner) = (broker.queues[0].clone(), broker.queues[1].clone());
+    let outside = unique_name("audit.sync.forged");
+    declare_bound_queue(&url, &broker.exchange, &outside).await;
+    let toml = config_with(&db, &url, &broker.exchange, 16, |c| {
+        c.source.user = "least".into();
+        c.source.password = Some("pw".into());
+    });
+    let toml = format!("{toml}database = \"cdc_ctl\"\n");
+    let mut bridge = BridgeProcess::start(&toml);
+    assert!(
+        bridge
+            .wait_for_log_async("listening for sync requests", Duration::from_secs(60))
+            .await,
+        "{}",
+        bridge.log()
+    );
+    assert!(
+        db.query_value(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'cdc_ctl' \
+             AND TABLE_NAME = 'cdc_signal'"
+        ) == "1",
+        "the bridge did not create its signal table; {}",
+        bridge.log()
+    );
+
+    // Rows nobody requested: a captured table into a queue outside the prefix, a table that
+    // is not captured into a partner queue.
+    db.exec(&format!(
+        "INSERT INTO cdc_ctl.cdc_signal (kind, sync_id, queue, detail) VALUES \
+         ('sync-start', 'forged-1', '{outside}', '{{\"tables\":[\"app.items\"]}}'), \
+         ('sync-start', 'forged-2', '{partner}', '{{\"tables\":[\"other.t\"]}}');"
+    ));
+    assert!(
+        bridge
+            .wait_for_log_async("forged-2", Duration::from_secs(30))
+            .await,
+        "{}",
+        bridge.log()
+    );
+    // Live changes keep flowing after them.
+    db.exec("UPDATE app.items SET version = version + 1 WHERE id <= 5;");
+    let mut reader = QueueReader::open(&url, &live).await;
+    let mut replica = Replica::default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while replica.live < 5 {
+        replica.take(&reader.next_batch(5, Duration::from_millis(500)).await);
+        assert!(
+            Instant::now() < deadline,
+            "live changes stopped; {}",
+            bridge.log()
+        );
+    }
+    reader.close().await;
+    let log = bridge.log();
+    assert_eq!(log.matches("signal row refused").count(), 2, "{log}");
+    assert!(
+        log.contains(&format!("queue `{outside}` is not a partner queue"))
+            && log.contains("table other.t is not captured"),
+        "{log}"
+    );
+    assert!(!log.contains("sync started"), "{log}");
+    for queue in [&outside, &partner] {
+        let mut reader = QueueReader::open(&url, queue).await;
+        let mut seen = Replica::default();
+        drain_all(&mut reader, &mut seen).await;
+        reader.close().await;
+        assert_eq!(
+            seen.snapshot_rows, 0,
+            "a forged signal row sent snapshot rows to {queue}"
+        );
+    }
+
+    // A requested sync goes through the signal table in its own, uncaptured schema.
+    start_sync(&toml, &partner, "app.items");
+    assert!(
+        bridge
+            .wait_for_log_async("sync finished", Duration::from_secs(60))
+            .await,
+        "{}",
+        bridge.log()
+    );
+    let mut reader = QueueReader::open(&url, &partner).await;
+    let mut replica = Replica::default();
+    drain_all(&mut reader, &mut replica).await;
+    reader.close().await;
+    assert_eq!(replica.snapshot_rows, 30, "{}", bridge.log());
+    compare(&replica, &rows_in_db(&db));
+    delete_queue(&url, &outside).await;
+    assert!(bridge.terminate().success(), "{}", bridge.log());
 }

@@ -27,7 +27,7 @@ fn toml(s: &Setup, change: impl FnOnce(&mut BridgeConfig)) -> String {
             change(c);
         })
         .to_toml();
-    format!("{toml}\n[sync]\nchunk_size = 2\n")
+    format!("{toml}\n[sync]\nchunk_size = 2\nqueue_prefix = \"capture.\"\n")
 }
 
 fn b64(bytes: &[u8]) -> Value {

@@ -82,7 +82,7 @@ async fn bridge_metrics_and_status_count_known_traffic_and_show_position_lag_and
     let url = shared_amqp_url();
     let exchange = unique_name("obs.x");
     let live = unique_name("obs.live");
-    let target = unique_name("obs.target");
+    let target = unique_name("ocpi.obs.target");
     declare_bound_queue(&url, &exchange, &live).await;
     declare_bound_queue(&url, &exchange, &target).await;
     let _names = BrokerCleanup::new(

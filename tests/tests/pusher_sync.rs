@@ -407,15 +407,23 @@ fn example_database() -> MariaDb {
 
 /// The bridge of these tests: capturing `ocpi`, `source.start` as given, initial syncs on with
 /// the signal table where the test's `cdc` user has its grants and small chunks (a sync
-/// interleaves with a writer's changes).
-fn syncing_bridge_toml(db: &MariaDb, url: &str, exchange: &str, start: &str) -> String {
+/// interleaves with a writer's changes), into the queues of the pusher's `queue_prefix`.
+fn syncing_bridge_toml(
+    db: &MariaDb,
+    url: &str,
+    (exchange, queue_prefix): (&str, &str),
+    start: &str,
+) -> String {
     let bridge_toml = bridge_config(db.port(), url, exchange)
         .with(|c| {
             c.source.start = start.into();
             c.capture.databases = vec!["ocpi".into()];
         })
         .to_toml();
-    format!("{bridge_toml}\n[sync]\ndatabase = \"app\"\nchunk_size = 16\nprogress_secs = 2\n")
+    format!(
+        "{bridge_toml}\n[sync]\ndatabase = \"app\"\nchunk_size = 16\nprogress_secs = 2\n\
+         queue_prefix = \"{queue_prefix}\"\n"
+    )
 }
 
 /// `pusher ARGS` run to its end (at most 60 s) on `config`: its exit status and output.
@@ -454,7 +462,12 @@ async fn changes_after_the_bridge_lost_its_checkpoint_and_a_resync_reach_the_run
     let queue = cfg.queue("a");
     let (status, out) = run_pusher(&cfg.to_toml(), &["setup"], &env);
     assert!(status.success(), "`pusher setup` failed ({status}):\n{out}");
-    let mut bridge = BridgeProcess::start(&syncing_bridge_toml(&db, &url, &cfg.exchange, "start"));
+    let mut bridge = BridgeProcess::start(&syncing_bridge_toml(
+        &db,
+        &url,
+        (&cfg.exchange, &cfg.queue_prefix),
+        "start",
+    ));
     let pusher = PusherProcess::start_with_env(&cfg.to_toml(), &env);
     wait_drained(&db, &url, &[(&a, queue.clone())]).await;
     let diffs = block(|| differences(&db, "ocpi", &a));
@@ -478,7 +491,12 @@ async fn changes_after_the_bridge_lost_its_checkpoint_and_a_resync_reach_the_run
             elements(9999)
         ))
     });
-    bridge.write_config(&syncing_bridge_toml(&db, &url, &cfg.exchange, "end"));
+    bridge.write_config(&syncing_bridge_toml(
+        &db,
+        &url,
+        (&cfg.exchange, &cfg.queue_prefix),
+        "end",
+    ));
     bridge.restart();
     let resumed = bridge
         .wait_for_log_async("CURRENT END", Duration::from_secs(60))
@@ -568,8 +586,12 @@ async fn adding_a_partner_sends_every_existing_record_then_the_live_changes() {
     let (queue_a, queue_b) = (cfg_ab.queue("a"), cfg_ab.queue("b"));
     let (status, out) = run_pusher(&cfg_a.to_toml(), &["setup"], &env);
     assert!(status.success(), "`pusher setup` failed ({status}):\n{out}");
-    let mut bridge =
-        BridgeProcess::start(&syncing_bridge_toml(&db, &url, &cfg_ab.exchange, "start"));
+    let mut bridge = BridgeProcess::start(&syncing_bridge_toml(
+        &db,
+        &url,
+        (&cfg_ab.exchange, &cfg_ab.queue_prefix),
+        "start",
+    ));
     let mut pusher = PusherProcess::start_with_env(&cfg_a.to_toml(), &env);
 
     wait_drained(&db, &url, &[(&a, queue_a.clone())]).await;

@@ -524,7 +524,7 @@ async fn the_bridge_captures_and_syncs_end_to_end_from_a_server_that_requires_tl
     db.exec("INSERT INTO app.items VALUES (1, 'before the bridge'), (2, 'also before')");
     let exchange = unique_name("tls.x");
     let live = unique_name("tls.live");
-    let synced = unique_name("tls.sync");
+    let synced = unique_name("ocpi.tls.sync");
     declare_bound_queue(&plain, &exchange, &live).await;
     declare_bound_queue(&plain, &exchange, &synced).await;
     let config = bridge_config(db.port(), &node.amqps_url("127.0.0.1"), &exchange).with(|c| {

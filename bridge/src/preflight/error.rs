@@ -108,6 +108,12 @@ pub enum PreflightError {
         create: String,
     },
     #[error(
+        "the database `{database}` of the signal table of initial syncs does not exist: create \
+         it once with CREATE DATABASE `{database}` (it need not be captured), or set \
+         sync.database to an existing one (or turn initial syncs off with [sync] enabled = false)"
+    )]
+    SignalDatabaseMissing { database: String },
+    #[error(
         "user `{user}` cannot {action} the signal table {table} of initial syncs ({message}); \
          grant it with: {grant} (or turn initial syncs off with [sync] enabled = false)"
     )]

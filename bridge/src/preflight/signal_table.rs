@@ -27,6 +27,12 @@ pub async fn signal_table(
         .map_err(query_error)?;
     if exists.unwrap_or(0) == 0 {
         if let Err(error) = conn.query_drop(create_statement(database, table)).await {
+            // 1049: unknown database.
+            if matches!(&error, mysql_async::Error::Server(e) if e.code == 1049) {
+                return Err(PreflightError::SignalDatabaseMissing {
+                    database: database.to_string(),
+                });
+            }
             if is_denied(&error) {
                 return Err(PreflightError::SignalTableMissing {
                     table: name,

@@ -7,7 +7,9 @@
 //! - [`signal`]: the signal table (DDL, rows, clean-up);
 //! - [`chunker`]: the task that reads a table chunk by chunk between watermarks;
 //! - [`tracker`]: the watermark logic (which rows of a chunk are emitted, and where);
-//! - [`state`]: what is saved with the checkpoint.
+//! - [`state`]: what is saved with the checkpoint;
+//! - [`trust`]: who may request a sync, of which tables, into which queues (checked on each
+//!   request and again on each signal row read back).
 //!
 //! [`SyncEngine`] ties them to the pipeline's session.
 
@@ -16,6 +18,7 @@ pub mod requests;
 pub mod signal;
 pub mod state;
 pub mod tracker;
+pub mod trust;
 
 use crate::capture_filter::CaptureFilter;
 use crate::config::Config;
@@ -59,6 +62,8 @@ pub struct SyncEngine {
     queues: HashMap<String, Arc<str>>,
     progress_every: Duration,
     progress: Option<Progress>,
+    /// `sync.queue_prefix`: signal rows naming another queue are refused.
+    queue_prefix: String,
 }
 
 impl SyncEngine {
@@ -92,6 +97,7 @@ impl SyncEngine {
             queues: HashMap::new(),
             progress_every: Duration::from_secs(config.sync.progress_secs),
             progress: None,
+            queue_prefix: config.sync.queue_prefix.clone(),
         };
         if let Some(job) = &engine.tracker.state().active {
             tracing::info!(sync_id = %job.sync_id, queue = %job.queue, rows_done = job.rows_done(), "resuming the initial sync from its last confirmed chunk");
@@ -149,8 +155,28 @@ impl SyncEngine {
     /// A signal row read from the binlog; returns whether it was a high watermark (which takes
     /// a `seq`, matched or not, so that numbering stays the same when the binlog is read
     /// again) and the snapshot rows to publish here.
+    ///
+    /// A start or cancel row is checked again here ([`trust::check_signal`]): the signal table
+    /// may be written by others than the bridge, so a row naming a queue outside
+    /// `sync.queue_prefix` or a table that is not captured is refused (an error naming the
+    /// row) and starts nothing.
     pub fn on_signal(&mut self, row: &SignalRow) -> (bool, Vec<Emission>) {
         let signal = signal::parse(row);
+        if let Err(error) = trust::check_signal(&self.queue_prefix, &self.ctx.filter, &signal) {
+            tracing::error!(
+                row_id = %row.row.get("id").map(|v| v.to_string()).unwrap_or_default(),
+                kind = %row.row.get("kind").and_then(|v| v.as_str()).unwrap_or(""),
+                sync_id = %row.row.get("sync_id").and_then(|v| v.as_str()).unwrap_or(""),
+                queue = %row.row.get("queue").and_then(|v| v.as_str()).unwrap_or(""),
+                binlog = %format!("{}:{}", row.file, row.pos),
+                %error,
+                "signal row refused; nothing is started for it. The bridge writes only requests \
+                 that passed its checks: this row was written by someone else with INSERT on the \
+                 signal table (grant INSERT on it to the bridge's user only), or accepted under \
+                 another [sync]/[capture] configuration (request the sync again)"
+            );
+            return (false, Vec::new());
+        }
         let is_high = matches!(signal, tracker::Signal::High { .. });
         let effects = self.tracker.on_signal(signal);
         self.remember_queues();

@@ -1,10 +1,12 @@
 //! Sync requests: the durable queue `<exchange>.sync-requests`, consumed by the bridge on its
-//! own connection. A request is checked, written into the signal table, and acknowledged only
-//! once that row is committed; a refused request is logged (error level, with the reason and
-//! the fix) and acknowledged. `bridge sync start|cancel` publish requests here after making the
-//! same checks, so an operator sees a refusal at once.
+//! own connection. A request is checked (its broker user, its queue, its tables: see
+//! [`super::trust`]), written into the signal table, and acknowledged only once that row is
+//! committed; a refused request is logged (error level, with the reason and the fix) and
+//! acknowledged. `bridge sync start|cancel` publish requests here, with the `user_id` they log
+//! in as, after making the same checks, so an operator sees a refusal at once.
 
 use super::signal;
+use super::trust::{self, TrustError};
 use crate::capture_filter::CaptureFilter;
 use crate::config::{redact_url, Config};
 use crate::preflight;
@@ -28,11 +30,8 @@ pub enum RequestError {
          exchange `{exchange}` first (the pusher's `setup` does), then request the sync again"
     )]
     QueueMissing { queue: String, exchange: String },
-    #[error(
-        "table {table} is not captured by this bridge (see [capture] in its config): only \
-         captured tables can be synced"
-    )]
-    NotCaptured { table: String },
+    #[error(transparent)]
+    Refused(#[from] TrustError),
     #[error("table {table} cannot be synced: {reason}")]
     BadTable { table: String, reason: String },
     #[error("{0}")]
@@ -106,9 +105,11 @@ pub async fn check(
     request
         .validate()
         .map_err(|e| RequestError::Invalid(e.to_string()))?;
+    trust::check_queue(&config.sync.queue_prefix, request.action.queue())?;
     let SyncAction::Start { queue, tables } = &request.action else {
         return Ok(());
     };
+    trust::check_tables(filter, tables)?;
     // A passive declare that fails closes its channel: use a throwaway one.
     let channel = connection
         .create_channel()
@@ -133,11 +134,6 @@ pub async fn check(
     let _ = channel.close(200, ShortString::from("ok")).await;
     for entry in tables {
         let (database, table) = entry.split_once('.').unwrap_or(("", entry));
-        if !filter.captures_table(database, table) {
-            return Err(RequestError::NotCaptured {
-                table: entry.clone(),
-            });
-        }
         table_layout(db, is_mariadb, filter, database, table)
             .await
             .map_err(|e| RequestError::BadTable {
@@ -172,7 +168,10 @@ pub async fn publish(config: &Config, request: &SyncRequest) -> Result<(), Reque
             BasicProperties::default()
                 .with_content_type(ShortString::from(change_message::CONTENT_TYPE))
                 .with_delivery_mode(2)
-                .with_message_id(ShortString::from(request.request_id.as_str())),
+                .with_message_id(ShortString::from(request.request_id.as_str()))
+                .with_user_id(ShortString::from(
+                    tls_connect::broker::login_user(url).unwrap_or_default(),
+                )),
         )
         .await
         .map_err(broker_err(url))?;
@@ -202,6 +201,8 @@ pub async fn submit(config: &Config, action: SyncAction) -> Result<SyncRequest, 
     );
     let mut filter = CaptureFilter::new(&config.capture);
     filter.exclude_table(config.signal_database(), &config.sync.signal_table);
+    let user = tls_connect::broker::login_user(&config.broker.url);
+    trust::check_requester(&config.sync_requesters(), user.as_deref())?;
     let connection = broker(config).await?;
     let mut db = preflight::connect(&config.source)
         .await
@@ -302,7 +303,8 @@ async fn serve_once(
         )
         .await
         .map_err(broker_err(url))?;
-    tracing::info!(%queue, "listening for sync requests");
+    let requesters = config.sync_requesters();
+    tracing::info!(%queue, requesters = ?requesters, queue_prefix = %config.sync.queue_prefix, "listening for sync requests");
     let mut db: Option<mysql_async::Conn> = None;
     loop {
         let delivery = tokio::select! {
@@ -333,6 +335,12 @@ async fn serve_once(
                 continue;
             }
         };
+        let user_id = delivery.properties.user_id().as_ref().map(|u| u.as_str());
+        if let Err(error) = trust::check_requester(&requesters, user_id) {
+            tracing::error!(request_id = %request.request_id, queue = %request.action.queue(), user = user_id.unwrap_or("(none)"), %error, "sync request refused");
+            let _ = delivery.ack(BasicAckOptions::default()).await;
+            continue;
+        }
         if db.is_none() {
             match preflight::connect(&config.source).await {
                 Ok(conn) => db = Some(conn),
