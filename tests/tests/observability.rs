@@ -598,6 +598,11 @@ async fn pusher_status_shows_the_bridge_and_each_partner_backlog_oldest_message_
             c.metrics.listen = format!("127.0.0.1:{bridge_port}");
         })
         .to_toml();
+    // Syncs may target only the pusher's partner queues.
+    let bridge_toml = format!(
+        "{bridge_toml}\n[sync]\nqueue_prefix = \"{}\"\n",
+        cfg.queue_prefix
+    );
     let mut bridge = block(|| BridgeProcess::start(&bridge_toml));
     // The pusher's own endpoints stay on the run config; `status` needs no listener.
     let mut pusher = block(|| PusherProcess::start_with_env(&cfg.to_toml(), &env));
