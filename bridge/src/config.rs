@@ -211,6 +211,9 @@ pub struct BrokerConfig {
     /// What a change whose message would be larger than `max_message_bytes` does.
     #[serde(default)]
     pub on_too_large: OnTooLarge,
+    /// How long the broker may refuse (nack) the same message before the bridge stops.
+    #[serde(default = "default_refused_publish_timeout")]
+    pub refused_publish_timeout_secs: u64,
     /// `[broker.tls]`: verification choice, CA file and client certificate of `amqps://` URLs.
     #[serde(default)]
     pub tls: TlsConfig,
@@ -296,6 +299,9 @@ fn default_exchange() -> String {
 fn default_confirm_window() -> usize {
     1000
 }
+fn default_refused_publish_timeout() -> u64 {
+    120
+}
 fn default_broker_heartbeat() -> u64 {
     10
 }
@@ -359,6 +365,7 @@ impl Default for BrokerConfig {
             heartbeat_secs: default_broker_heartbeat(),
             max_message_bytes: default_max_message_bytes(),
             on_too_large: OnTooLarge::default(),
+            refused_publish_timeout_secs: default_refused_publish_timeout(),
             tls: TlsConfig::default(),
         }
     }
@@ -570,6 +577,12 @@ impl Config {
             return Err(invalid(
                 "broker.confirm_window",
                 "must be between 1 and 65535 (100 or more for speed)".into(),
+            ));
+        }
+        if self.broker.refused_publish_timeout_secs == 0 {
+            return Err(invalid(
+                "broker.refused_publish_timeout_secs",
+                "must be at least 1 (the default, 120, lets a full queue drain)".into(),
             ));
         }
         if self.broker.heartbeat_secs == 0 {

@@ -20,6 +20,7 @@ pub mod message_size;
 pub mod metrics;
 pub mod pipeline;
 pub mod preflight;
+pub mod publish_refusals;
 pub mod publisher;
 pub mod schema_catalog;
 pub mod session_start;

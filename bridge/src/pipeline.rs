@@ -81,6 +81,7 @@ pub async fn run(
         &config.broker.tls,
         &config.broker.exchange,
         config.broker.confirm_window,
+        Duration::from_secs(config.broker.refused_publish_timeout_secs),
         stop.clone(),
     );
     metrics.set_phase(

@@ -17,6 +17,7 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::config::redact_url;
+use crate::publish_refusals::{RefusalStreak, Verdict};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{
@@ -53,6 +54,23 @@ pub enum PublishError {
          max_message_size in rabbitmq.conf on every node, then start the bridge again"
     )]
     BrokerSizeLimit { reply: String },
+    #[error(
+        "the broker refused (basic.nack) the same message for {lasted_secs} s ({attempts} \
+         attempts, broker.refused_publish_timeout_secs): {target} takes no more messages, \
+         most likely because it has a length limit (x-max-length or x-max-length-bytes, as an \
+         argument or a policy) with overflow = reject-publish and is full, for instance the \
+         queue of a partner that has been offline. Publishing stopped; the checkpoint stays \
+         before the message, so nothing is lost. Find the queue with `rabbitmqctl list_queues \
+         name messages message_bytes policy arguments`, then let it drain (start its pusher), \
+         raise or remove its limit, or delete the queue of a partner given up for good (it \
+         needs a re-sync later); then start the bridge again"
+    )]
+    Refused {
+        /// "a queue bound to exchange `x`" or "queue `q` (the target of an initial sync)".
+        target: String,
+        lasted_secs: u64,
+        attempts: u32,
+    },
     /// A change too large for `broker.max_message_bytes` with `broker.on_too_large = "stop"`.
     #[error(transparent)]
     TooLarge(#[from] crate::message_size::TooLargeError),
@@ -122,6 +140,10 @@ pub struct Publisher {
     blocked: Arc<std::sync::Mutex<Option<String>>>,
     /// What every message of this publisher carries, built once: see [`base_properties`].
     base: BasicProperties,
+    /// Refusals (nacks) since the last confirm, and when to stop retrying them.
+    refusals: RefusalStreak,
+    /// A pause `connect` takes before it reconnects (after a refusal).
+    pause_before_connect: Option<Duration>,
     /// Publishes confirmed so far.
     pub confirmed: u64,
 }
@@ -170,6 +192,7 @@ impl Publisher {
         tls: &TlsConfig,
         exchange: &str,
         window: usize,
+        refused_timeout: Duration,
         stop: watch::Receiver<bool>,
     ) -> Publisher {
         Publisher {
@@ -184,6 +207,8 @@ impl Publisher {
             last_progress: Instant::now(),
             blocked: Arc::new(std::sync::Mutex::new(None)),
             base: base_properties(url),
+            refusals: RefusalStreak::new(refused_timeout),
+            pause_before_connect: None,
             confirmed: 0,
         }
     }
@@ -292,6 +317,13 @@ impl Publisher {
     pub async fn connect(&mut self) -> Result<(), PublishError> {
         if let Some(link) = self.link.take() {
             tls_connect::broker::close(&link.connection, "reconnecting").await;
+        }
+        if let Some(pause) = self.pause_before_connect.take() {
+            let mut stop = self.stop.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.changed() => {}
+            }
         }
         let mut delay = Duration::from_millis(200);
         let mut attempt = 0u32;
@@ -439,6 +471,7 @@ impl Publisher {
                     self.unconfirmed -= 1;
                     self.confirmed += 1;
                     self.last_progress = Instant::now();
+                    self.refusals.progressed();
                     progressed = true;
                 }
                 Some(Ok(Confirmation::Ack(Some(_)))) => {
@@ -454,9 +487,7 @@ impl Publisher {
                     });
                 }
                 Some(Ok(Confirmation::Nack(_))) => {
-                    tracing::warn!("the broker refused (nack) a message; reconnecting to publish it and every later one again in order");
-                    self.forget_confirms();
-                    self.mark_broken().await;
+                    self.refused().await?;
                     return Ok(reached);
                 }
                 Some(Err(error)) => {
@@ -468,6 +499,41 @@ impl Publisher {
                     self.mark_broken().await;
                     return Ok(reached);
                 }
+            }
+        }
+    }
+
+    /// The broker refused the head message: publish it and every later one again in order
+    /// after a pause, or stop once refusals have lasted `broker.refused_publish_timeout_secs`.
+    async fn refused(&mut self) -> Result<(), PublishError> {
+        match self.refusals.refused(Instant::now()) {
+            Verdict::RetryAfter { pause, attempt } => {
+                tracing::warn!(
+                    attempt,
+                    retry_in_ms = pause.as_millis() as u64,
+                    exchange = %self.exchange,
+                    "the broker refused (nack) a message: a queue it routes to takes no more \
+                     (a full queue with overflow = reject-publish?); publishing it and every \
+                     later one again in order"
+                );
+                self.forget_confirms();
+                self.mark_broken().await;
+                self.pause_before_connect = Some(pause);
+                Ok(())
+            }
+            Verdict::GiveUp { lasted, attempts } => {
+                let target = match self.in_flight.front() {
+                    Some(InFlight::Message { message, .. }) if message.queue.is_some() => format!(
+                        "queue `{}` (the target of an initial sync)",
+                        message.queue.as_deref().unwrap_or_default()
+                    ),
+                    _ => format!("a queue bound to exchange `{}`", self.exchange),
+                };
+                Err(PublishError::Refused {
+                    target,
+                    lasted_secs: lasted.as_secs(),
+                    attempts,
+                })
             }
         }
     }

@@ -79,6 +79,8 @@ pub struct BrokerConfig {
     pub max_message_bytes: u64,
     /// "stop" or "marker".
     pub on_too_large: String,
+    /// `None`: left out (the bridge's default).
+    pub refused_publish_timeout_secs: Option<u64>,
     /// `[broker.tls]` (for `amqps://` URLs); empty: left out.
     pub tls: TlsEntry,
 }
@@ -141,6 +143,7 @@ impl Default for BridgeConfig {
                 heartbeat_secs: 10,
                 max_message_bytes: 15 * 1024 * 1024,
                 on_too_large: "stop".into(),
+                refused_publish_timeout_secs: None,
                 tls: TlsEntry::default(),
             },
             checkpoint: CheckpointConfig {
@@ -248,6 +251,9 @@ impl fmt::Display for BridgeConfig {
         writeln!(f, "heartbeat_secs = {}", b.heartbeat_secs)?;
         writeln!(f, "max_message_bytes = {}", b.max_message_bytes)?;
         writeln!(f, "on_too_large = {}", s(&b.on_too_large))?;
+        if let Some(secs) = b.refused_publish_timeout_secs {
+            writeln!(f, "refused_publish_timeout_secs = {secs}")?;
+        }
         writeln!(f, "\n[checkpoint]")?;
         writeln!(f, "path = {}", s(&self.checkpoint.path))?;
         writeln!(f, "\n[log]")?;

@@ -38,10 +38,10 @@ pub use pusher_config::{
     example_mapping_path, partner_entry, pusher_config, DatabaseEntry, PartnerEntry, PusherConfig,
 };
 pub use rabbit::{
-    declare_bound_queue, declare_exchange, delete_exchange, delete_queue, drain, drain_changes,
-    drain_received, publish_bodies, publish_bodies_routed, publish_messages, purge_queue,
-    queue_len, shared_amqp_url, unique_name, BrokerCleanup, BrokerUser, QueueReader, RabbitNode,
-    Received,
+    declare_bound_queue, declare_bound_queue_with_limit, declare_exchange, delete_exchange,
+    delete_queue, drain, drain_changes, drain_received, publish_bodies, publish_bodies_routed,
+    publish_messages, purge_queue, queue_len, shared_amqp_url, unique_name, BrokerCleanup,
+    BrokerUser, QueueReader, RabbitNode, Received,
 };
 pub use service_process::{
     bridge_bin, logs_of, pusher_bin, start_sync, BridgeProcess, PusherProcess, ServiceProcess,

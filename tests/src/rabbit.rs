@@ -91,6 +91,18 @@ async fn declare_fanout(ch: &Channel, exchange: &str) {
 
 /// Declares a durable fanout exchange (idempotent) and a durable classic queue bound to it.
 pub async fn declare_bound_queue(url: &str, exchange: &str, queue: &str) {
+    declare_bound_queue_with_limit(url, exchange, queue, None).await
+}
+
+/// [`declare_bound_queue`], with `Some(n)`: at most `n` messages, and the broker refuses
+/// (nacks) publishes beyond them (`x-overflow = reject-publish`), as a full partner queue
+/// with such a policy does.
+pub async fn declare_bound_queue_with_limit(
+    url: &str,
+    exchange: &str,
+    queue: &str,
+    max_length: Option<i64>,
+) {
     let conn = connect(url).await;
     let ch = channel(&conn).await;
     declare_fanout(&ch, exchange).await;
@@ -99,6 +111,13 @@ pub async fn declare_bound_queue(url: &str, exchange: &str, queue: &str) {
         "x-queue-type".into(),
         AMQPValue::LongString("classic".into()),
     );
+    if let Some(max_length) = max_length {
+        args.insert("x-max-length".into(), AMQPValue::LongLongInt(max_length));
+        args.insert(
+            "x-overflow".into(),
+            AMQPValue::LongString("reject-publish".into()),
+        );
+    }
     ch.queue_declare(
         queue.into(),
         QueueDeclareOptions {
