@@ -238,6 +238,8 @@ pub struct PusherMetrics {
     database_down: Mutex<Option<String>>,
     /// Whether a source database is configured at all.
     database_configured: AtomicBool,
+    /// The broker's reason while it blocks this pusher's publishing connection (an alarm).
+    broker_blocked: Mutex<Option<String>>,
 }
 
 impl PusherMetrics {
@@ -253,6 +255,7 @@ impl PusherMetrics {
             beat_ms: AtomicU64::new(0),
             database_down: Mutex::new(None),
             database_configured: AtomicBool::new(false),
+            broker_blocked: Mutex::new(None),
         }
     }
 
@@ -262,6 +265,17 @@ impl PusherMetrics {
         if let Ok(mut d) = self.database_down.lock() {
             *d = down;
         }
+    }
+
+    /// The broker's blocked state: `Some(reason)` while a resource alarm blocks publishing.
+    pub fn set_broker_blocked(&self, reason: Option<String>) {
+        if let Ok(mut b) = self.broker_blocked.lock() {
+            *b = reason;
+        }
+    }
+
+    fn broker_blocked(&self) -> Option<String> {
+        self.broker_blocked.lock().ok().and_then(|b| b.clone())
     }
 
     /// The partner's numbers (a detached set for an id not configured at start).
@@ -287,11 +301,18 @@ impl PusherMetrics {
             .store(self.started.elapsed().as_millis() as u64, Relaxed);
     }
 
-    /// `Ok` while a broker session runs (the pusher can consume and announce itself) and, where
+    /// `Ok` while a broker session runs (the pusher can consume and announce itself), the
+    /// broker does not block its publishing (an alarm: parking and presence wait) and, where
     /// one is configured, the source database answers (composite objects can be read).
     pub fn readiness(&self) -> Result<(), String> {
         let phase = self.phase();
         if phase == Phase::Running {
+            if let Some(reason) = self.broker_blocked() {
+                return Err(format!(
+                    "the broker blocks publishing ({reason}): deliveries go on, parking and \
+                     presence wait until disk space or memory is freed on the broker"
+                ));
+            }
             let down = self.database_down.lock().ok().and_then(|d| d.clone());
             return match down {
                 None => Ok(()),
@@ -359,6 +380,21 @@ impl PusherMetrics {
             "cdc_pusher_ready",
             &[],
             if self.readiness().is_ok() { 1.0 } else { 0.0 },
+        );
+        out.family(
+            "cdc_pusher_broker_blocked",
+            Kind::Gauge,
+            "1 while the broker blocks this pusher's publishing connection (a disk or memory \
+             alarm: deliveries go on, parking and presence announcements wait), else 0.",
+        );
+        out.sample(
+            "cdc_pusher_broker_blocked",
+            &[],
+            if self.broker_blocked().is_some() {
+                1.0
+            } else {
+                0.0
+            },
         );
         let each =
             |out: &mut Exposition, name: &str, value: &dyn Fn(&PartnerMetrics) -> Option<f64>| {
@@ -624,5 +660,21 @@ mod tests {
         assert_eq!(metrics.liveness(), Ok(()));
         metrics.set_phase(Phase::Stopped, "");
         assert!(metrics.liveness().is_err());
+    }
+
+    #[test]
+    fn a_blocked_broker_makes_the_pusher_unready_and_shows_in_the_metrics() {
+        let metrics = PusherMetrics::new(["acme"]);
+        metrics.set_phase(Phase::Running, "");
+        assert!(metrics.render().contains("\ncdc_pusher_broker_blocked 0\n"));
+        metrics.set_broker_blocked(Some("low on disk".into()));
+        let why = metrics.readiness().unwrap_err();
+        assert!(
+            why.contains("blocks publishing") && why.contains("low on disk"),
+            "{why}"
+        );
+        assert!(metrics.render().contains("\ncdc_pusher_broker_blocked 1\n"));
+        metrics.set_broker_blocked(None);
+        assert_eq!(metrics.readiness(), Ok(()));
     }
 }

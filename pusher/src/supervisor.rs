@@ -1,12 +1,15 @@
-//! The pusher process: one broker connection per session, the partners' topology declared,
-//! presence announced and heard, and one delivery worker per partner this pusher owns.
+//! The pusher process: per session a consuming and a publishing broker connection
+//! ([`crate::broker_links`]), the partners' topology declared, presence announced and heard,
+//! and one delivery worker per partner this pusher owns.
 //!
 //! Ownership comes from [`crate::assignment`] over the live pushers on the presence board, so
 //! partners spread evenly and move when a pusher comes or goes. A worker that loses ownership
 //! stops gracefully (finishes its calls, closes its channel, which returns what it held to the
 //! head of the queue); the new owner's consumer, registered meanwhile as the queue's single
 //! active consumer in waiting, takes over from there. When the connection is lost, every worker
-//! is dropped at once (the broker returns their messages) and the session starts again.
+//! is dropped at once (the broker returns their messages) and the session starts again. While
+//! a resource alarm blocks publishing, announcements are skipped and nobody's expire (the other
+//! pushers are blocked alike): deliveries and acks go on.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -14,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt;
 use lapin::{Connection, ConnectionProperties};
+
+use crate::broker_links::BrokerLinks;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -64,16 +69,15 @@ pub async fn run(
         if *stop.borrow() {
             return Ok(());
         }
-        let connect = config.broker.connect(ConnectionProperties::default());
+        let connect = BrokerLinks::open(&config.broker, &config.pusher.name, &metrics);
         let Some(connected) = unless_stopped(&mut stop, connect).await else {
             return Ok(()); // asked to stop while connecting (a broker that does not answer)
         };
         match connected {
-            Ok(connection) => {
-                let connection = Arc::new(connection);
+            Ok(links) => {
                 delay = Duration::from_millis(200);
-                let end = session(&config, &connection, &mut stop, &metrics, &source_db).await;
-                tls_connect::broker::close(&connection, "pusher stopping").await;
+                let end = session(&config, &links, &mut stop, &metrics, &source_db).await;
+                links.close("pusher stopping").await;
                 match end? {
                     SessionEnd::Stopped => return Ok(()),
                     SessionEnd::Lost(why) => {
@@ -211,12 +215,13 @@ const LEAVING_ANNOUNCE_LIMIT: Duration = Duration::from_secs(2);
 
 async fn session(
     config: &Arc<Config>,
-    connection: &Arc<Connection>,
+    links: &BrokerLinks,
     stop: &mut watch::Receiver<bool>,
     metrics: &Arc<PusherMetrics>,
     source_db: &Option<Arc<SourceDb>>,
 ) -> Result<SessionEnd, PusherError> {
     let name = config.pusher.name.clone();
+    let connection = &links.consume;
     for partner in &config.partners {
         let declared = topology::declare_partner(connection, &config.broker, partner);
         match unless_stopped(stop, declared).await {
@@ -226,19 +231,24 @@ async fn session(
             Some(Err(e)) => return Ok(SessionEnd::Lost(e.to_string())),
         }
     }
-    let channel = match unless_stopped(stop, connection.create_channel()).await {
+    let listening = match unless_stopped(stop, connection.create_channel()).await {
         None => return Ok(SessionEnd::Stopped),
         Some(Ok(c)) => c,
         Some(Err(e)) => return Ok(SessionEnd::Lost(e.to_string())),
     };
-    let listened = presence::listen(&channel, &config.broker.presence_exchange);
+    let channel = match unless_stopped(stop, links.publish.create_channel()).await {
+        None => return Ok(SessionEnd::Stopped),
+        Some(Ok(c)) => c,
+        Some(Err(e)) => return Ok(SessionEnd::Lost(e.to_string())),
+    };
+    let listened = presence::listen(&listening, &config.broker.presence_exchange);
     let mut heard = match unless_stopped(stop, listened).await {
         None => return Ok(SessionEnd::Stopped),
         Some(Ok(c)) => c,
         Some(Err(e)) => return Ok(SessionEnd::Lost(e.to_string())),
     };
     let senders = config.broker.senders.clone();
-    let parker = match Parker::new(connection.clone(), &name, senders.own()) {
+    let parker = match Parker::new(links.publish.clone(), &name, senders.own()) {
         Ok(p) => p,
         Err(e) => return Ok(SessionEnd::Lost(e.to_string())),
     };
@@ -294,30 +304,20 @@ async fn session(
             },
             _ = tick.tick() => {
                 let mine = announcement(&name, &serves, &workers, &statuses, false);
-                // Bounded: an announcement the broker never confirms (a channel it is closing)
-                // must not keep this loop from hearing a stop or noticing the lost connection.
-                let announced = tokio::time::timeout(
-                    ANNOUNCE_LIMIT,
-                    presence::announce(&channel, &config.broker.presence_exchange, senders.own(), &mine),
-                );
-                match announced.await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => break SessionEnd::Lost(e.to_string()),
-                    Err(_) => {
-                        break SessionEnd::Lost(format!(
-                            "the broker did not confirm a presence announcement within {} s",
-                            ANNOUNCE_LIMIT.as_secs()
-                        ))
-                    }
+                if let Err(lost) = announce(links, &channel, config, senders.own(), &mine).await {
+                    break SessionEnd::Lost(lost);
                 }
                 let now = Instant::now();
                 board.record(mine, now);
-                board.expire(now, expiry);
+                // While publishing is blocked the others cannot announce either: keep them.
+                if !links.publishing_blocked() {
+                    board.expire(now, expiry);
+                }
                 if let Some(lost) = reap(&mut workers).await {
                     break SessionEnd::Lost(lost);
                 }
-                if !connection.status().connected() {
-                    break SessionEnd::Lost("the broker connection closed".into());
+                if let Some(lost) = links.lost() {
+                    break SessionEnd::Lost(lost.into());
                 }
                 // Hear the others for a moment before claiming anything.
                 if started.elapsed() >= interval * 2 {
@@ -374,6 +374,36 @@ async fn session(
             }
             Ok(lost)
         }
+    }
+}
+
+/// Publishes this pusher's announcement, unless the broker blocks publishing (an alarm: it
+/// would wait for the alarm to clear). Bounded: an announcement the broker never confirms (a
+/// channel it is closing) must not keep the session loop from hearing a stop or noticing a
+/// lost connection; it is an error unless the broker has blocked publishing meanwhile.
+async fn announce(
+    links: &BrokerLinks,
+    channel: &lapin::Channel,
+    config: &Config,
+    user: &str,
+    mine: &Announcement,
+) -> Result<(), String> {
+    if links.publishing_blocked() {
+        return Ok(());
+    }
+    let exchange = &config.broker.presence_exchange;
+    let announced = tokio::time::timeout(
+        ANNOUNCE_LIMIT,
+        presence::announce(channel, exchange, user, mine),
+    );
+    match announced.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) if links.publishing_blocked() => Ok(()),
+        Err(_) => Err(format!(
+            "the broker did not confirm a presence announcement within {} s",
+            ANNOUNCE_LIMIT.as_secs()
+        )),
     }
 }
 
