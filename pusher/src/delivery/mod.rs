@@ -30,7 +30,6 @@ use change_message::{Message, RowChange};
 use futures_lite::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{FieldTable, ShortString};
-use lapin::Acker;
 use lapin::{Channel, Connection};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -38,11 +37,11 @@ use tokio::task::JoinSet;
 use crate::ack_window::AckWindow;
 use crate::cdr_ledger::CdrLedger;
 use crate::composite;
-use crate::config::{PartnerConfig, RetryPolicy};
+use crate::config::PartnerConfig;
 use crate::lanes::{Added, LaneKind, Lanes, Pending, Raw};
 use crate::mapping::{MappingConfig, Module, TableMapping};
 use crate::metrics::{FailureClass, OldestHeld, PartnerMetrics};
-use crate::ocpi::{discover, Endpoints, OcpiClient};
+use crate::ocpi::{Endpoints, OcpiClient};
 use crate::parking::{now_rfc3339, Parker};
 use crate::presence::PartnerStatus;
 use crate::senders::Senders;
@@ -50,8 +49,13 @@ use crate::source_db::SourceDb;
 use crate::tree_clock::{TreeClock, REMEMBERED_OBJECTS};
 
 mod call;
+mod discover;
 mod embeds;
+mod run;
 mod tree_call;
+
+pub use run::backoff;
+use run::Run;
 
 /// How many records' last pushed `seq` each partner remembers (about 100 bytes each).
 const REMEMBERED_RECORDS: usize = 100_000;
@@ -261,110 +265,6 @@ impl Worker {
         }
     }
 
-    /// Discovers endpoints, retrying with backoff; false when stopped meanwhile.
-    async fn discover_until_ready(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
-        let policy = self.partner().retry.clone();
-        let mut delay = policy.probe_interval;
-        let mut last_reason = String::new();
-        loop {
-            match self.discover_once().await {
-                Ok(()) => {
-                    if let Some(pause) = self.pause.take() {
-                        tracing::info!(
-                            partner = %self.partner().id,
-                            was = pause.reason(),
-                            "partner answers again: resuming"
-                        );
-                    }
-                    self.set_status(|s| s.reason = None);
-                    return true;
-                }
-                Err(pause) => {
-                    let reason = pause.reason().to_string();
-                    if reason != last_reason {
-                        match &pause {
-                            Pause::ModuleMissing(_) | Pause::PartnerLevel(_) => tracing::error!(
-                                partner = %self.partner().id,
-                                reason,
-                                retry_in_s = delay.as_secs(),
-                                "cannot push to partner"
-                            ),
-                            Pause::Down(_) => tracing::warn!(
-                                partner = %self.partner().id,
-                                reason,
-                                retry_in_s = delay.as_secs(),
-                                "partner endpoints unreachable"
-                            ),
-                        }
-                        last_reason = reason.clone();
-                    }
-                    // Refused or incomplete endpoints pause at once; unreachable ones only when
-                    // the partner was already paused (at start it is still being discovered).
-                    let paused = self.pause.is_some() || !matches!(pause, Pause::Down(_));
-                    self.set_status(|s| {
-                        s.state = if paused { "paused" } else { "discovering" }.into();
-                        s.reason = Some(reason);
-                    });
-                    if paused {
-                        self.pause = Some(pause);
-                    }
-                }
-            }
-            if wait_or_stop(delay, stop).await {
-                return false;
-            }
-            delay = (delay * 2).min(policy.max_probe_interval);
-        }
-    }
-
-    async fn discover_once(&mut self) -> Result<(), Pause> {
-        let partner = self.shared.partner.clone();
-        let found = discover(
-            &self.shared.client,
-            &partner.versions_url,
-            partner.version,
-            partner.allow_http_endpoints,
-        )
-        .await;
-        let endpoints = match found {
-            Ok(e) => e,
-            Err(e) => {
-                let text = e.to_string();
-                self.set_status(|s| s.endpoint = format!("unreachable: {text}"));
-                return Err(if e.is_transient() {
-                    Pause::Down(text)
-                } else {
-                    Pause::PartnerLevel(text)
-                });
-            }
-        };
-        let missing: Vec<String> = partner
-            .modules
-            .iter()
-            .filter_map(|m| endpoints.require(m.identifier()).err())
-            .map(|e| e.to_string())
-            .collect();
-        if !missing.is_empty() {
-            let text = format!(
-                "{}; either remove the module from this partner's `modules`/`tables` in the \
-                 configuration or ask the partner to offer it; its messages wait in the queue \
-                 until then",
-                missing.join("; ")
-            );
-            self.set_status(|s| s.endpoint = format!("module missing: {text}"));
-            return Err(Pause::ModuleMissing(text));
-        }
-        let mut listed: Vec<&str> = endpoints.by_module.keys().map(String::as_str).collect();
-        listed.sort_unstable();
-        let summary = format!("ok ({}: {})", endpoints.version, listed.join(", "));
-        tracing::info!(partner = %partner.id, endpoints = %summary, "partner endpoints discovered");
-        self.set_status(|s| s.endpoint = summary);
-        if let Ok(mut slot) = self.shared.endpoints.write() {
-            *slot = Some(Arc::new(endpoints));
-        }
-        self.discovered_at = Some(Instant::now());
-        Ok(())
-    }
 
     async fn open_consumer(&self) -> Result<(Channel, lapin::Consumer), lapin::Error> {
         let channel = self.connection.create_channel().await?;
@@ -859,57 +759,6 @@ impl Worker {
     }
 }
 
-/// The state of one consuming phase.
-struct Run {
-    lanes: Lanes,
-    /// Every unacked delivery; settled ones wait there for their gathered ack.
-    held: AckWindow<Acker>,
-    /// Successful pushes not yet counted in the shared status (updated once a tick).
-    pushed_since_tick: u64,
-    /// Publish times of the held deliveries, for the oldest message's age in the status.
-    oldest: OldestHeld,
-    calls: JoinSet<CallDone>,
-    /// Set to true to cut the waits of calls that are backing off.
-    cancel: watch::Sender<bool>,
-    failing_since: Option<Instant>,
-    /// Whether any call succeeded in this phase (resets the pause backoff).
-    delivered_any: bool,
-    /// Redelivered messages (returned by a pusher that stopped or died) come first, at the
-    /// head of the queue; while they arrive, their records wait so each record's redelivered
-    /// run is coalesced into its newest state: the partner may already hold that state, and
-    /// must not get an older one first. Closed by the first fresh delivery, a full prefetch
-    /// window, or a quiet moment after the last redelivery.
-    redelivery_open: bool,
-    last_redelivered: Option<tokio::time::Instant>,
-    end: Option<End>,
-    deadline: Option<tokio::time::Instant>,
-}
-
-impl Run {
-    /// Marks deliveries as ready to ack; the acks go out gathered (see [`AckWindow`]).
-    fn settle(&mut self, tags: &[u64]) {
-        self.held.settle(tags, Instant::now());
-    }
-
-    /// Stops taking deliveries and starting calls; calls that are sending get `grace`.
-    fn finish(&mut self, end: End, grace: Duration) {
-        if self.end.is_none() {
-            self.end = Some(end);
-            self.deadline = Some(tokio::time::Instant::now() + grace);
-        }
-        let _ = self.cancel.send(true);
-    }
-}
-
-/// Capped exponential backoff with jitter: between half and all of `initial * 2^attempt`.
-pub fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
-    let base = policy
-        .initial_backoff
-        .saturating_mul(1u32 << attempt.min(20))
-        .min(policy.max_backoff);
-    let half = base / 2;
-    half + Duration::from_millis(fastrand::u64(0..=half.as_millis() as u64))
-}
 
 /// The lane, the record and the kind of lane of a change.
 ///
@@ -1025,33 +874,6 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 #[cfg(test)]
 mod tests {
     use super::call::{post_may_have_landed, with_query};
-    use super::*;
-
-    fn policy() -> RetryPolicy {
-        RetryPolicy {
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
-            down_after: Duration::from_secs(60),
-            probe_interval: Duration::from_secs(1),
-            max_probe_interval: Duration::from_secs(10),
-            max_hold: Duration::from_secs(600),
-        }
-    }
-
-    #[test]
-    fn backoff_grows_exponentially_with_jitter_and_stays_capped() {
-        let p = policy();
-        for attempt in 0..40 {
-            let base = (100u64 << attempt.min(20)).min(5000);
-            for _ in 0..20 {
-                let d = backoff(&p, attempt).as_millis() as u64;
-                assert!(
-                    d >= base / 2 && d <= base,
-                    "attempt {attempt}: {d} vs {base}"
-                );
-            }
-        }
-    }
 
     #[test]
     fn a_post_counts_as_unsent_only_when_refused_or_answered_with_an_error() {
