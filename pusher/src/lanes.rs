@@ -194,6 +194,26 @@ impl Lanes {
         stale
     }
 
+    /// Ends the lane's call with nothing delivered and puts its batch back at the lane's head,
+    /// in queue order: the lane is ready again with the same deliveries (a paused phase keeps
+    /// them held, see `delivery::held`).
+    pub fn put_back(&mut self, key: &str, batch: Vec<Pending>) {
+        let lane = self.lanes.entry(key.to_string()).or_default();
+        lane.busy = false;
+        lane.pending.extend(batch);
+        lane.pending.sort_by_key(|p| p.tag);
+        if lane.pending.is_empty() {
+            self.lanes.remove(key);
+        } else {
+            self.ready.push_back(key.to_string());
+        }
+    }
+
+    /// Deliveries in the lanes, waiting or in a call.
+    pub fn is_empty(&self) -> bool {
+        self.lanes.is_empty()
+    }
+
     /// Forgets every lane (their deliveries went back to the queue) but keeps the memory of
     /// what was pushed.
     pub fn clear(&mut self) {
@@ -649,6 +669,27 @@ mod tests {
         );
         let (_, batch) = lanes.next_ready(false).unwrap();
         assert_eq!(batch.last().map(|p| p.change.seq), Some(11));
+    }
+
+    #[test]
+    fn a_batch_put_back_is_sent_again_first_with_what_arrived_meanwhile() {
+        let mut lanes = Lanes::new(100);
+        let c = |seq| change(seq, Operation::Update, &["price"]);
+        lanes.add("T1", pending(1, c(1)), LaneKind::Record);
+        let (key, batch) = lanes.next_ready(false).expect("ready");
+        assert!(
+            lanes.next_ready(false).is_none(),
+            "busy while its call runs"
+        );
+        lanes.add("T1", pending(2, c(2)), LaneKind::Record);
+        lanes.put_back(&key, batch);
+        let (_, again) = lanes.next_ready(false).expect("ready again");
+        let tags: Vec<u64> = again.iter().map(|p| p.tag).collect();
+        assert_eq!(tags, [1, 2]);
+        lanes.put_back("T1", again);
+        assert!(!lanes.is_empty());
+        lanes.clear();
+        assert!(lanes.is_empty());
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! Change messages built by hand, for pusher tests that need no database: the same JSON the
 //! bridge publishes, for rows of the example schema (`config/ocpi-example/schema.sql`).
 
+use std::collections::BTreeMap;
+
 use change_message::{Message, Operation, Row, RowChange, Source, CONTRACT_VERSION};
 use serde_json::{json, Value};
+
+use crate::{OcpiPartner, RecordedRequest};
 
 fn row(v: &Value) -> Row {
     v.as_object().cloned().unwrap_or_default()
@@ -178,4 +182,42 @@ pub fn id_and_version(change: &RowChange) -> (i64, i64) {
         (Some(id), Some(version)) => (id, version),
         _ => panic!("change without an integer id and version: {change:?}"),
     }
+}
+
+/// The version a tariff object or PUT body carries: [`tariff_row`] puts it into the price of
+/// its first component.
+pub fn tariff_version(body: &Value) -> Option<u32> {
+    let price = body["elements"][0]["price_components"][0]["price"].as_f64()?;
+    Some(price as u32)
+}
+
+/// The tariff PUTs among `requests`, in arrival order.
+pub fn tariff_puts(requests: &[RecordedRequest]) -> Vec<&RecordedRequest> {
+    requests
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("/tariffs/"))
+        .collect()
+}
+
+/// Per tariff id, the versions of its PUTs in arrival order.
+pub fn versions_per_tariff(requests: &[RecordedRequest]) -> BTreeMap<String, Vec<u32>> {
+    let mut seen: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for r in tariff_puts(requests) {
+        let id = r.path.rsplit('/').next().unwrap_or_default().to_string();
+        let version = r
+            .body
+            .as_ref()
+            .and_then(tariff_version)
+            .unwrap_or_else(|| panic!("a tariff PUT without a readable version: {r:?}"));
+        seen.entry(id).or_default().push(version);
+    }
+    seen
+}
+
+/// The version of tariff `NL/EXA/id` the partner holds.
+pub fn stored_tariff_version(partner: &OcpiPartner, id: &str) -> Option<u32> {
+    partner
+        .object("tariffs", &["NL", "EXA", id])
+        .as_ref()
+        .and_then(tariff_version)
 }

@@ -12,7 +12,7 @@
 //!   double (success, 500, OCPI 2001) become pushes, transient and rejected failures and parks
 //!   under the partner's label, with the queue depths beside them.
 //! - `pusher_status_shows_the_bridge_and_each_partner_backlog_oldest_message_and_sync`: one
-//!   partner synced and consuming, one paused with a message waiting: `pusher status` (text and
+//!   partner synced and consuming, one paused holding a message: `pusher status` (text and
 //!   `--json`) shows the bridge's position and lag, each partner's backlog, oldest message,
 //!   active pusher, state and sync; with the bridge stopped it says the bridge part is unknown
 //!   and still lists the partners. The pusher's metrics agree.
@@ -670,15 +670,19 @@ async fn pusher_status_shows_the_bridge_and_each_partner_backlog_oldest_message_
     });
     eventually(
         WAIT,
-        "the refusing partner paused with its message back in the queue, the bridge caught up",
+        "the refusing partner paused holding its message, the bridge caught up",
         async || {
             let text = try_metrics(pusher_port).await?;
             let paused =
                 sample(&text, "cdc_pusher_partner_paused{partner=\"refusing\"}") == Some(1.0);
             let waiting = sample(
                 &text,
-                "cdc_pusher_backlog_messages{partner=\"refusing\",state=\"ready\"}",
-            ) == Some(1.0);
+                "cdc_pusher_backlog_messages{partner=\"refusing\",state=\"unacked\"}",
+            ) == Some(1.0)
+                && sample(
+                    &text,
+                    "cdc_pusher_backlog_messages{partner=\"refusing\",state=\"ready\"}",
+                ) == Some(0.0);
             let synced_idle = sample(
                 &text,
                 "cdc_pusher_backlog_messages{partner=\"synced\",state=\"ready\"}",
@@ -739,8 +743,8 @@ async fn pusher_status_shows_the_bridge_and_each_partner_backlog_oldest_message_
     assert_eq!(s["sync"]["rows_total"], total, "{s:#}");
 
     let r = partner_of(&report, "refusing");
-    assert_eq!(r["ready"], 1, "{r:#}");
-    assert_eq!(r["unacked"], 0, "{r:#}");
+    assert_eq!(r["ready"], 0, "{r:#}");
+    assert_eq!(r["unacked"], 1, "{r:#}");
     assert_eq!(r["parked"], 0, "{r:#}");
     assert_eq!(r["active_pusher"], "obs-status", "{r:#}");
     assert_eq!(r["state"], "paused", "{r:#}");
@@ -790,7 +794,7 @@ async fn pusher_status_shows_the_bridge_and_each_partner_backlog_oldest_message_
     );
     assert_eq!(cells[7], format!("finished ({total} rows)"), "{out}");
     let cells = partner_line(&out, "refusing");
-    assert_eq!(&cells[..3], ["refusing", "1", "0"], "{out}");
+    assert_eq!(&cells[..3], ["refusing", "0", "1"], "{out}");
     assert!(
         cells[3].ends_with('s') && cells[3] != "unknown",
         "a known age: {:?}\n{out}",
@@ -821,7 +825,7 @@ async fn pusher_status_shows_the_bridge_and_each_partner_backlog_oldest_message_
     let report = status_json(&cfg, &env);
     assert!(report["bridge"].is_null(), "{report:#}");
     assert!(report["bridge_error"].is_string(), "{report:#}");
-    assert_eq!(partner_of(&report, "refusing")["ready"], 1, "{report:#}");
+    assert_eq!(partner_of(&report, "refusing")["unacked"], 1, "{report:#}");
     assert!(block(|| pusher.terminate()).success());
 
     // Without the broker: the partners are unknown, said with the broker's address (never its

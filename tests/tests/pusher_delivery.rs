@@ -4,7 +4,7 @@
 //!
 //! Every answer class is covered (transient: retried in place then delivered, nothing parked;
 //! rejected: parked with the reason while the queue keeps flowing; partner-level: the partner
-//! is paused, its messages wait in the queue, and it resumes once the partner behaves), as are
+//! is paused, its messages wait held by the pusher, and it resumes once the partner behaves), as are
 //! malformed messages, a partner outage (in-place retries and pause/probe/resume) with per-record
 //! order and coalescing, CDRs (never POSTed twice) and SIGTERM with calls in flight.
 //!
@@ -612,8 +612,9 @@ async fn http_422_without_envelope_is_parked_with_its_reason_and_the_queue_keeps
 // ---- partner-level failures ----------------------------------------------------------------
 
 /// The partner answers everything with `mode` (it refuses us as a whole): the pusher pauses the
-/// partner without parking anything, the messages wait in the queue (ready), and once the
-/// partner behaves again the pusher's probe succeeds and everything is delivered.
+/// partner without parking anything, the messages wait held by the pusher (none returned to
+/// the queue: a return would count toward the delivery limit), and once the partner behaves
+/// again the pusher's probe succeeds and everything is delivered.
 async fn partner_level_failure_pauses_the_partner_then_resumes(mode: Mode, cause: &str) {
     let rig = Rig::new(|_| {}).await;
     let mut pusher = rig.start().await;
@@ -630,12 +631,6 @@ async fn partner_level_failure_pauses_the_partner_then_resumes(mode: Mode, cause
         "{mode:?} did not pause the partner\n{}",
         report(&rig.partner, &pusher)
     );
-    wait_until!(
-        rig,
-        pusher,
-        "the three messages are back in the queue, ready, while the partner is paused",
-        rig.ready().await == 3
-    );
     assert_eq!(
         rig.parked_count().await,
         0,
@@ -651,9 +646,13 @@ async fn partner_level_failure_pauses_the_partner_then_resumes(mode: Mode, cause
         "the log does not name the cause {cause:?}\n{}",
         report(&rig.partner, &pusher)
     );
-    // Still paused a little later: the messages stay in the queue (the probe keeps failing).
+    // Still paused a little later: the messages stay held (the probe keeps failing).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(rig.ready().await, 3, "messages left the queue while paused");
+    assert_eq!(
+        rig.ready().await,
+        0,
+        "messages returned to the queue while paused"
+    );
     assert!(pusher.is_running(), "the pusher died while paused");
 
     rig.partner.clear_mode();
@@ -673,17 +672,17 @@ async fn partner_level_failure_pauses_the_partner_then_resumes(mode: Mode, cause
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_401_pauses_the_partner_keeps_messages_queued_and_resumes_when_fixed() {
+async fn http_401_pauses_the_partner_holds_its_messages_and_resumes_when_fixed() {
     partner_level_failure_pauses_the_partner_then_resumes(Mode::Http(401), "HTTP 401").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_403_pauses_the_partner_keeps_messages_queued_and_resumes_when_fixed() {
+async fn http_403_pauses_the_partner_holds_its_messages_and_resumes_when_fixed() {
     partner_level_failure_pauses_the_partner_then_resumes(Mode::Http(403), "HTTP 403").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ocpi_3001_pauses_the_partner_keeps_messages_queued_and_resumes_when_fixed() {
+async fn ocpi_3001_pauses_the_partner_holds_its_messages_and_resumes_when_fixed() {
     partner_level_failure_pauses_the_partner_then_resumes(
         Mode::Ocpi(3001),
         "OCPI status_code 3001",
@@ -864,9 +863,9 @@ async fn one_minute_outage_is_ridden_out_in_place_newest_state_wins_in_order_and
     rig.cleanup().await;
 }
 
-/// `down_after_secs = 2`: the pusher gives up retrying in place, pauses the partner (every
-/// message back in the queue, ready), probes, and resumes once the partner is back; the newest
-/// state wins, per-record order holds, and the queued updates were coalesced.
+/// `down_after_secs = 2`: the pusher gives up retrying in place, pauses the partner (what it
+/// holds stays held, none returned to the queue), probes, and resumes once the partner is back;
+/// the newest state wins, per-record order holds, and the queued updates were coalesced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_past_down_after_pauses_probes_and_resumes_newest_state_wins_in_order() {
     let rig = Rig::new(|p| p.down_after_secs = 2).await;
@@ -884,14 +883,12 @@ async fn outage_past_down_after_pauses_probes_and_resumes_newest_state_wins_in_o
         "the partner was not paused after down_after_secs\n{}",
         report(&rig.partner, &pusher)
     );
-    wait_until!(
-        rig,
-        pusher,
-        format!(
-            "all {} updates are back in the queue (ready) while paused",
-            updates.len()
-        ),
-        rig.ready().await as usize == updates.len()
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        rig.ready().await,
+        0,
+        "the paused partner's messages were returned to the queue\n{}",
+        report(&rig.partner, &pusher)
     );
     assert_eq!(rig.parked_count().await, 0, "an outage parked messages");
     // Keep the partner down a little longer, so the pusher probes in vain.

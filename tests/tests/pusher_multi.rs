@@ -12,7 +12,10 @@ use change_message::Message;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use serde_json::Value;
-use system_tests::changes::{tariff_insert, tariff_update};
+use system_tests::changes::{
+    stored_tariff_version as stored_version, tariff_insert, tariff_puts, tariff_update,
+    versions_per_tariff,
+};
 use system_tests::pusher_cli::{
     env_refs, partners_json, pusher_cmd, row, settled_owners, wait_for_rows, ACTIVE,
 };
@@ -20,7 +23,6 @@ use system_tests::util::send_signal;
 use system_tests::{
     delete_exchange, delete_queue, logs_of, partner_entry, publish_messages, pusher_config,
     queue_len, shared_amqp_url, Mode, OcpiPartner, PartnerOptions, PusherConfig, PusherProcess,
-    RecordedRequest,
 };
 
 /// Every double of these tests is a 2.2.1 receiver expecting the same token.
@@ -55,43 +57,6 @@ fn load_of(owners: &BTreeMap<String, String>) -> BTreeMap<String, usize> {
 
 fn tariff_id(i: usize) -> String {
     format!("T{i:03}")
-}
-
-/// The version a tariff body carries: [`tariff_row`] puts it into the first price.
-///
-/// [`tariff_row`]: system_tests::changes::tariff_row
-fn tariff_version(body: &Value) -> Option<u32> {
-    let price = body["elements"][0]["price_components"][0]["price"].as_f64()?;
-    Some(price as u32)
-}
-
-fn tariff_puts(requests: &[RecordedRequest]) -> Vec<&RecordedRequest> {
-    requests
-        .iter()
-        .filter(|r| r.method == "PUT" && r.path.contains("/tariffs/"))
-        .collect()
-}
-
-/// Per tariff, the versions of its PUTs in arrival order.
-fn versions_per_tariff(requests: &[RecordedRequest]) -> BTreeMap<String, Vec<u32>> {
-    let mut seen: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    for r in tariff_puts(requests) {
-        let id = r.path.rsplit('/').next().unwrap_or_default().to_string();
-        let version = r
-            .body
-            .as_ref()
-            .and_then(tariff_version)
-            .unwrap_or_else(|| panic!("a tariff PUT without a readable version: {r:?}"));
-        seen.entry(id).or_default().push(version);
-    }
-    seen
-}
-
-fn stored_version(partner: &OcpiPartner, id: &str) -> Option<u32> {
-    partner
-        .object("tariffs", &["NL", "EXA", id])
-        .as_ref()
-        .and_then(tariff_version)
 }
 
 // ---- 1. take-over after a crash ----------------------------------------------------------------
@@ -521,11 +486,13 @@ async fn partners_shows_a_partner_answering_401_to_calls_as_paused_with_a_reason
         &cfg,
         &env,
         Duration::from_secs(60),
-        "p1 paused with its messages back in the queue",
+        "p1 paused with its messages held by its pusher, none returned to the queue",
         &[&pusher],
         |rows| {
             let r = row(rows, "p1");
-            r["state"] == "paused" && r["ready"] == 3
+            r["state"] == "paused"
+                && r["ready"] == 0
+                && r["unacked"].as_u64().is_some_and(|held| held >= 1)
         },
     )
     .await;

@@ -16,11 +16,14 @@
 //!    message is acked with it). A rejection parks the messages; a partner-level failure, or
 //!    only transient failures for `down_after_secs`, ends consuming.
 //! 3. **Pause** when the partner is down or refuses us: in-flight calls get the grace period,
-//!    the channel is closed so every unacked message returns to the head of the queue in order
-//!    (no nack loops, and well before the broker's 30-minute consumer timeout), and the partner
-//!    is probed (its versions URL) until it answers; then consuming resumes.
+//!    and the partner is probed (its versions URL) until it answers; then consuming resumes.
+//!    What the pusher holds stays held on its channel ([`held`]): a return would count toward
+//!    the queue's delivery limit, so a flapping partner would walk healthy messages into the
+//!    parking queue. Held deliveries return to the head of the queue, in order, only before
+//!    they outlive `max_hold_secs` (below the broker's 30-minute consumer timeout), when the
+//!    pusher stops or hands the partner over, or when a call could not be waited for.
 //!
-//! A message held longer than `max_hold_secs` (one record failing while the rest flows) also
+//! A message held longer than `max_hold_secs` while the rest flows (one record failing) also
 //! recycles the channel, for the same reason.
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -32,15 +35,13 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Connection};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
-use crate::ack_window::AckWindow;
 use crate::cdr_ledger::CdrLedger;
 use crate::composite;
 use crate::config::PartnerConfig;
 use crate::lanes::{Added, LaneKind, Lanes, Pending, Raw};
 use crate::mapping::{MappingConfig, Module, TableMapping};
-use crate::metrics::{FailureClass, OldestHeld, PartnerMetrics};
+use crate::metrics::{FailureClass, PartnerMetrics};
 use crate::ocpi::{Endpoints, OcpiClient};
 use crate::parking::{now_rfc3339, Parker};
 use crate::presence::PartnerStatus;
@@ -51,9 +52,11 @@ use crate::tree_clock::{TreeClock, REMEMBERED_OBJECTS};
 mod call;
 mod discover;
 mod embeds;
+mod held;
 mod run;
 mod tree_call;
 
+use held::HeldRun;
 pub use run::backoff;
 use run::Run;
 
@@ -101,6 +104,8 @@ pub struct Worker {
     pause_streak: u32,
     /// Carried from one consuming phase to the next: the newest `seq` pushed per record.
     lanes: Option<Lanes>,
+    /// A paused phase whose deliveries stay held (see [`held`]).
+    held: Option<HeldRun>,
 }
 
 /// Why the partner is not being consumed.
@@ -125,6 +130,9 @@ impl Pause {
 enum End {
     Stop,
     Pause(Pause),
+    /// The periodic endpoint refresh: discover again, then go on (deliveries stay held).
+    Refresh,
+    /// Return what is held and consume on a fresh channel.
     Recycle(String),
     ChannelLost(String),
 }
@@ -194,6 +202,7 @@ impl Worker {
             pause: None,
             pause_streak: 0,
             lanes: Some(Lanes::new(REMEMBERED_RECORDS)),
+            held: None,
         })
     }
 
@@ -208,6 +217,18 @@ impl Worker {
     }
 
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> WorkerExit {
+        let exit = self.phases(&mut stop).await;
+        match &exit {
+            WorkerExit::Stopped => {
+                self.release_held("the pusher stops consuming the partner")
+                    .await
+            }
+            WorkerExit::ConnectionLost(_) => self.drop_held(),
+        }
+        exit
+    }
+
+    async fn phases(&mut self, stop: &mut watch::Receiver<bool>) -> WorkerExit {
         loop {
             if *stop.borrow() {
                 return WorkerExit::Stopped;
@@ -216,11 +237,11 @@ impl Worker {
                 return WorkerExit::ConnectionLost("the broker connection closed".into());
             }
             if (self.pause.is_some() || self.discovered_at.is_none())
-                && !self.discover_until_ready(&mut stop).await
+                && !self.discover_until_ready(stop).await
             {
                 return WorkerExit::Stopped;
             }
-            match self.consume(&mut stop).await {
+            match self.consume(stop).await {
                 End::Stop => {
                     self.set_status(|s| s.state = "stopped".into());
                     return WorkerExit::Stopped;
@@ -229,8 +250,9 @@ impl Worker {
                     tracing::error!(
                         partner = %self.partner().id,
                         reason = pause.reason(),
-                        "partner paused: stopped consuming; its messages wait in the queue, in \
-                         order; probing the partner until it answers"
+                        held = self.held.as_ref().map_or(0, |h| h.run.held.len()),
+                        "partner paused: stopped sending; its messages wait, in order (held \
+                         ones stay held), while the partner is probed until it answers"
                     );
                     self.set_status(|s| {
                         s.state = "paused".into();
@@ -245,9 +267,13 @@ impl Worker {
                         .saturating_mul(1u32 << self.pause_streak.min(16))
                         .min(policy.max_probe_interval);
                     self.pause_streak += 1;
-                    if wait_or_stop(wait, &mut stop).await {
+                    self.release_held_if_due().await;
+                    if wait_or_stop(wait, stop).await {
                         return WorkerExit::Stopped;
                     }
+                }
+                End::Refresh => {
+                    tracing::info!(partner = %self.partner().id, "refreshing the partner's endpoints");
                 }
                 End::Recycle(why) => {
                     tracing::info!(partner = %self.partner().id, why, "consuming again on a fresh channel");
@@ -257,14 +283,13 @@ impl Worker {
                         return WorkerExit::ConnectionLost(error);
                     }
                     tracing::warn!(partner = %self.partner().id, %error, "channel lost; consuming again in 1 s");
-                    if wait_or_stop(Duration::from_secs(1), &mut stop).await {
+                    if wait_or_stop(Duration::from_secs(1), stop).await {
                         return WorkerExit::Stopped;
                     }
                 }
             }
         }
     }
-
 
     async fn open_consumer(&self) -> Result<(Channel, lapin::Consumer), lapin::Error> {
         let channel = self.connection.create_channel().await?;
@@ -282,40 +307,44 @@ impl Worker {
         Ok((channel, consumer))
     }
 
-    async fn consume(&mut self, stop: &mut watch::Receiver<bool>) -> End {
-        let (channel, mut consumer) = match self.open_consumer().await {
-            Ok(c) => c,
-            Err(e) => {
-                return End::ChannelLost(format!("cannot consume {}: {e}", self.partner().queue))
-            }
-        };
+    /// The kept phase of a pause, or a fresh channel and consumer.
+    async fn open_phase(&mut self) -> Result<HeldRun, End> {
+        if let Some(held) = self.resume_held() {
+            tracing::info!(partner = %self.partner().id, queue = %self.partner().queue, held = held.run.held.len(), "partner active: consuming again, the held deliveries first");
+            return Ok(held);
+        }
+        let (channel, consumer) = self.open_consumer().await.map_err(|e| {
+            End::ChannelLost(format!("cannot consume {}: {e}", self.partner().queue))
+        })?;
         tracing::info!(partner = %self.partner().id, queue = %self.partner().queue, "partner active: consuming");
+        let mut lanes = self
+            .lanes
+            .take()
+            .unwrap_or_else(|| Lanes::new(REMEMBERED_RECORDS));
+        // What was held before went back to the queue with the old channel.
+        lanes.clear();
+        let run = Run::new(lanes, usize::from(self.partner().prefetch));
+        Ok(HeldRun {
+            channel,
+            consumer,
+            run,
+        })
+    }
+
+    async fn consume(&mut self, stop: &mut watch::Receiver<bool>) -> End {
+        let HeldRun {
+            channel,
+            mut consumer,
+            mut run,
+        } = match self.open_phase().await {
+            Ok(phase) => phase,
+            Err(end) => return end,
+        };
         self.set_status(|s| {
             s.state = "consuming".into();
             s.reason = None;
         });
-        let mut run = Run {
-            lanes: {
-                let mut lanes = self
-                    .lanes
-                    .take()
-                    .unwrap_or_else(|| Lanes::new(REMEMBERED_RECORDS));
-                // What was held before went back to the queue with the old channel.
-                lanes.clear();
-                lanes
-            },
-            delivered_any: false,
-            redelivery_open: true,
-            last_redelivered: None,
-            held: AckWindow::new(usize::from(self.partner().prefetch)),
-            oldest: OldestHeld::default(),
-            pushed_since_tick: 0,
-            calls: JoinSet::new(),
-            cancel: watch::channel(false).0,
-            failing_since: None,
-            end: None,
-            deadline: None,
-        };
+        let mut abandoned = false;
         let concurrency = self.partner().concurrency;
         let prefetch = usize::from(self.partner().prefetch);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -377,6 +406,7 @@ impl Worker {
                 }
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     tracing::warn!(partner = %self.partner().id, abandoned = run.calls.len(), "calls still in flight at the end of the grace period: abandoned, their messages return to the queue");
+                    abandoned = true;
                     break;
                 }
             }
@@ -384,24 +414,32 @@ impl Worker {
         run.calls.abort_all();
         self.flush_acks(&mut run, true).await;
         self.report_pushed(&mut run);
-        // What is still held returns to the queue's head: its oldest stays the oldest waiting.
-        let oldest = run.oldest.oldest(run.held.oldest_received());
-        // Closing the channel returns every unacked delivery to the head of the queue, in order.
-        let _ = tokio::time::timeout(
-            Duration::from_secs(5),
-            channel.close(200, ShortString::from("pusher hands the partner back")),
-        )
-        .await;
-        self.set_status(|s| {
-            s.unacked = 0;
-            s.in_flight = 0;
-            s.oldest_published = oldest;
-        });
         if run.delivered_any {
             self.pause_streak = 0;
         }
-        self.lanes = Some(run.lanes);
-        run.end.unwrap_or(End::Stop)
+        // What is still held keeps its place at the queue's head: its oldest stays the oldest.
+        let oldest = run.oldest.oldest(run.held.oldest_received());
+        let end = run.end.take().unwrap_or(End::Stop);
+        let keep = !abandoned
+            && matches!(end, End::Pause(_) | End::Refresh)
+            && channel.status().connected();
+        let unacked = if keep { run.held.len() as u64 } else { 0 };
+        self.set_status(|s| {
+            s.unacked = unacked;
+            s.in_flight = 0;
+            s.oldest_published = oldest;
+        });
+        if keep {
+            self.held = Some(HeldRun {
+                channel,
+                consumer,
+                run,
+            });
+        } else {
+            held::close_returning(&channel, "pusher hands the partner back").await;
+            self.lanes = Some(run.lanes);
+        }
+        end
     }
 
     /// Down for too long, a message held too long, endpoints due for a refresh.
@@ -435,7 +473,7 @@ impl Worker {
             .discovered_at
             .is_some_and(|at| now.duration_since(at) >= self.shared.partner.discovery_refresh)
         {
-            run.finish(End::Recycle("periodic endpoint refresh".into()), self.grace);
+            run.finish(End::Refresh, self.grace);
             self.discovered_at = None;
         }
     }
@@ -634,7 +672,7 @@ impl Worker {
                     return;
                 };
                 if run.end.is_some() {
-                    run.lanes.finish(&key, None);
+                    run.lanes.put_back(&key, batch);
                     return;
                 }
                 let delay = retry_after
@@ -654,7 +692,7 @@ impl Worker {
             CallResult::WaitDatabase { reason } => {
                 let Some(key) = key else { return };
                 if run.end.is_some() {
-                    run.lanes.finish(&key, None);
+                    run.lanes.put_back(&key, batch);
                     return;
                 }
                 let delay = backoff(&partner.retry, attempt);
@@ -667,7 +705,7 @@ impl Worker {
             }
             CallResult::PartnerLevel { reason } => {
                 if let Some(key) = key {
-                    run.lanes.finish(&key, None);
+                    run.lanes.put_back(&key, batch);
                 }
                 if run.end.is_none() {
                     run.finish(End::Pause(Pause::PartnerLevel(reason)), self.grace);
@@ -676,7 +714,7 @@ impl Worker {
             CallResult::EndpointGone { reason } => {
                 let Some(key) = key else { return };
                 if run.end.is_some() {
-                    run.lanes.finish(&key, None);
+                    run.lanes.put_back(&key, batch);
                     return;
                 }
                 let recent = self
@@ -692,7 +730,7 @@ impl Worker {
             }
             CallResult::Aborted => {
                 if let Some(key) = key {
-                    run.lanes.finish(&key, None);
+                    run.lanes.put_back(&key, batch);
                 }
             }
         }
@@ -758,7 +796,6 @@ impl Worker {
         }
     }
 }
-
 
 /// The lane, the record and the kind of lane of a change.
 ///

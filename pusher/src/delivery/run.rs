@@ -40,6 +40,33 @@ pub(super) struct Run {
 }
 
 impl Run {
+    /// A phase on a fresh channel: nothing held, the redelivery run open.
+    pub(super) fn new(lanes: Lanes, prefetch: usize) -> Run {
+        Run {
+            lanes,
+            delivered_any: false,
+            redelivery_open: true,
+            last_redelivered: None,
+            held: AckWindow::new(prefetch),
+            oldest: OldestHeld::default(),
+            pushed_since_tick: 0,
+            calls: JoinSet::new(),
+            cancel: watch::channel(false).0,
+            failing_since: None,
+            end: None,
+            deadline: None,
+        }
+    }
+
+    /// Makes a phase kept across a pause consume again (see `held`): what it holds stays.
+    pub(super) fn resume(&mut self) {
+        self.end = None;
+        self.deadline = None;
+        self.cancel = watch::channel(false).0;
+        self.failing_since = None;
+        self.delivered_any = false;
+    }
+
     /// Marks deliveries as ready to ack; the acks go out gathered (see [`AckWindow`]).
     pub(super) fn settle(&mut self, tags: &[u64]) {
         self.held.settle(tags, Instant::now());

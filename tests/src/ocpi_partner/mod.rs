@@ -381,6 +381,8 @@ fn lookup<'a>(
 struct ActiveMode {
     mode: Mode,
     remaining: Option<usize>,
+    /// Only requests other than GET (pushes) misbehave; discovery is answered normally.
+    pushes_only: bool,
 }
 
 #[derive(Default)]
@@ -650,6 +652,19 @@ impl OcpiPartner {
         self.shared.lock().mode = Some(ActiveMode {
             mode,
             remaining: None,
+            pushes_only: false,
+        });
+    }
+
+    /// Misbehave on every push (any request but a GET) from now on, until
+    /// [`OcpiPartner::clear_mode`], while discovery and GETs are answered normally: a partner
+    /// whose versions endpoint answers but whose module endpoints fail, so a pusher resumes
+    /// and pauses again and again.
+    pub fn set_mode_for_pushes(&self, mode: Mode) {
+        self.shared.lock().mode = Some(ActiveMode {
+            mode,
+            remaining: None,
+            pushes_only: true,
         });
     }
 
@@ -658,6 +673,7 @@ impl OcpiPartner {
         self.shared.lock().mode = Some(ActiveMode {
             mode,
             remaining: Some(requests),
+            pushes_only: false,
         });
     }
 
@@ -808,7 +824,7 @@ async fn handle(
         let mode = if shared.offline.load(Ordering::SeqCst) {
             Some(Mode::Http(503))
         } else {
-            take_mode(&mut store)
+            take_mode(&mut store, &method)
         };
         (seq, mode)
     };
@@ -911,8 +927,11 @@ fn demo_control(shared: &Shared, method: &Method, uri: &Uri) -> Response {
     }
 }
 
-fn take_mode(store: &mut Store) -> Option<Mode> {
+fn take_mode(store: &mut Store, method: &Method) -> Option<Mode> {
     let active = store.mode.as_mut()?;
+    if active.pushes_only && method == Method::GET {
+        return None;
+    }
     let mode = active.mode.clone();
     if let Some(remaining) = active.remaining.as_mut() {
         *remaining = remaining.saturating_sub(1);
