@@ -59,10 +59,21 @@ async fn a_partner_flapping_60_times_gets_every_change_in_order_and_nothing_is_p
     let pusher =
         tokio::task::block_in_place(|| PusherProcess::start_with_env(&cfg.to_toml(), &env));
     let context = || pusher.log_tail(40);
+    let parking = cfg.parking_queue("flapping");
     eventually(
         Duration::from_secs(600),
         "60 pauses of the flapping partner",
-        async || (pusher.log().matches(PAUSED).count() >= FLAPS).then_some(()),
+        async || {
+            let pauses = pusher.log().matches(PAUSED).count();
+            let parked = queue_len(&url, &parking).await;
+            assert_eq!(
+                parked,
+                0,
+                "healthy messages were parked after {pauses} pauses:\n{}",
+                context()
+            );
+            (pauses >= FLAPS).then_some(())
+        },
         context,
     )
     .await;
@@ -92,7 +103,7 @@ async fn a_partner_flapping_60_times_gets_every_change_in_order_and_nothing_is_p
             "tariff {id} went back to an older version: {versions:?}"
         );
     }
-    let parked = queue_len(&url, &cfg.parking_queue("flapping")).await;
+    let parked = queue_len(&url, &parking).await;
     assert_eq!(parked, 0, "healthy messages were parked:\n{}", context());
     eventually(
         Duration::from_secs(30),
