@@ -203,6 +203,9 @@ pub struct BrokerConfig {
     pub exchange: String,
     #[serde(default = "default_confirm_window")]
     pub confirm_window: usize,
+    /// Body bytes awaiting confirms at most (one message always goes out, however large).
+    #[serde(default = "default_confirm_window_bytes")]
+    pub confirm_window_bytes: usize,
     #[serde(default = "default_broker_heartbeat")]
     pub heartbeat_secs: u64,
     /// Largest message body published; keep it below the broker's `max_message_size`.
@@ -299,6 +302,9 @@ fn default_exchange() -> String {
 fn default_confirm_window() -> usize {
     1000
 }
+fn default_confirm_window_bytes() -> usize {
+    32 * 1024 * 1024
+}
 fn default_refused_publish_timeout() -> u64 {
     120
 }
@@ -362,6 +368,7 @@ impl Default for BrokerConfig {
             url: default_broker_url(),
             exchange: default_exchange(),
             confirm_window: default_confirm_window(),
+            confirm_window_bytes: default_confirm_window_bytes(),
             heartbeat_secs: default_broker_heartbeat(),
             max_message_bytes: default_max_message_bytes(),
             on_too_large: OnTooLarge::default(),
@@ -577,6 +584,13 @@ impl Config {
             return Err(invalid(
                 "broker.confirm_window",
                 "must be between 1 and 65535 (100 or more for speed)".into(),
+            ));
+        }
+        if self.broker.confirm_window_bytes < 65_536 {
+            return Err(invalid(
+                "broker.confirm_window_bytes",
+                "must be at least 65536 (the default, 33554432, keeps 32 MiB awaiting confirms)"
+                    .into(),
             ));
         }
         if self.broker.refused_publish_timeout_secs == 0 {

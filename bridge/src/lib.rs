@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod preflight;
 pub mod publish_refusals;
+pub mod publish_window;
 pub mod publisher;
 pub mod schema_catalog;
 pub mod session_start;

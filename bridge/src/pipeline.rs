@@ -80,7 +80,10 @@ pub async fn run(
         &config.broker.url,
         &config.broker.tls,
         &config.broker.exchange,
-        config.broker.confirm_window,
+        crate::publish_window::ConfirmWindow::new(
+            config.broker.confirm_window,
+            config.broker.confirm_window_bytes,
+        ),
         Duration::from_secs(config.broker.refused_publish_timeout_secs),
         stop.clone(),
     );

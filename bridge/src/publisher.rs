@@ -18,6 +18,7 @@
 use crate::checkpoint::Checkpoint;
 use crate::config::redact_url;
 use crate::publish_refusals::{RefusalStreak, Verdict};
+use crate::publish_window::ConfirmWindow;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{
@@ -129,11 +130,10 @@ struct Link {
 pub struct Publisher {
     url: String,
     exchange: String,
-    window: usize,
+    window: ConfirmWindow,
     tls: TlsConfig,
     link: Option<Link>,
     in_flight: VecDeque<InFlight>,
-    unconfirmed: usize,
     stop: watch::Receiver<bool>,
     /// When the head of `in_flight` last moved, to report stalls (e.g. a blocked broker).
     last_progress: Instant,
@@ -191,7 +191,7 @@ impl Publisher {
         url: &str,
         tls: &TlsConfig,
         exchange: &str,
-        window: usize,
+        window: ConfirmWindow,
         refused_timeout: Duration,
         stop: watch::Receiver<bool>,
     ) -> Publisher {
@@ -202,7 +202,6 @@ impl Publisher {
             window,
             link: None,
             in_flight: VecDeque::new(),
-            unconfirmed: 0,
             stop,
             last_progress: Instant::now(),
             blocked: Arc::new(std::sync::Mutex::new(None)),
@@ -219,7 +218,7 @@ impl Publisher {
     }
 
     pub fn has_room(&self) -> bool {
-        self.unconfirmed < self.window
+        self.window.has_room()
     }
 
     pub fn has_in_flight(&self) -> bool {
@@ -227,12 +226,12 @@ impl Publisher {
     }
 
     pub fn unconfirmed(&self) -> usize {
-        self.unconfirmed
+        self.window.messages()
     }
 
     /// How long the oldest unconfirmed message has waited, and why if the broker said.
     pub fn stall(&self) -> Option<(Duration, Option<String>)> {
-        if self.unconfirmed == 0 {
+        if self.window.messages() == 0 {
             return None;
         }
         let reason = self.blocked.lock().ok().and_then(|b| b.clone());
@@ -398,8 +397,8 @@ impl Publisher {
     /// Queues a message and sends it; the caller checks `has_room` first to bound memory. When
     /// the link is down the message waits in the queue for `connect`.
     pub async fn publish(&mut self, message: Outgoing) -> Result<(), PublishError> {
-        self.unconfirmed += 1;
-        if self.unconfirmed == 1 {
+        self.window.sent(message.body.len());
+        if self.window.messages() == 1 {
             self.last_progress = Instant::now();
         }
         let sent = match &self.link {
@@ -467,8 +466,9 @@ impl Publisher {
                     }
                 }
                 Some(Ok(Confirmation::Ack(None))) | Some(Ok(Confirmation::NotRequested)) => {
-                    self.in_flight.pop_front();
-                    self.unconfirmed -= 1;
+                    if let Some(InFlight::Message { message, .. }) = self.in_flight.pop_front() {
+                        self.window.confirmed(message.body.len());
+                    }
                     self.confirmed += 1;
                     self.last_progress = Instant::now();
                     self.refusals.progressed();
@@ -494,7 +494,7 @@ impl Publisher {
                     if let Some(reply) = size_refusal(&error) {
                         return Err(PublishError::BrokerSizeLimit { reply });
                     }
-                    tracing::warn!(%error, unconfirmed = self.unconfirmed, "lost the broker connection; reconnecting");
+                    tracing::warn!(%error, unconfirmed = self.window.messages(), "lost the broker connection; reconnecting");
                     self.forget_confirms();
                     self.mark_broken().await;
                     return Ok(reached);

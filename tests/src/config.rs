@@ -75,6 +75,8 @@ pub struct BrokerConfig {
     pub url: String,
     pub exchange: String,
     pub confirm_window: u32,
+    /// `None`: left out (the bridge's default).
+    pub confirm_window_bytes: Option<u64>,
     pub heartbeat_secs: u64,
     pub max_message_bytes: u64,
     /// "stop" or "marker".
@@ -140,6 +142,7 @@ impl Default for BridgeConfig {
                 url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
                 exchange: "cdc.changes".into(),
                 confirm_window: 1000,
+                confirm_window_bytes: None,
                 heartbeat_secs: 10,
                 max_message_bytes: 15 * 1024 * 1024,
                 on_too_large: "stop".into(),
@@ -248,6 +251,9 @@ impl fmt::Display for BridgeConfig {
         writeln!(f, "url = {}", s(&b.url))?;
         writeln!(f, "exchange = {}", s(&b.exchange))?;
         writeln!(f, "confirm_window = {}", b.confirm_window)?;
+        if let Some(bytes) = b.confirm_window_bytes {
+            writeln!(f, "confirm_window_bytes = {bytes}")?;
+        }
         writeln!(f, "heartbeat_secs = {}", b.heartbeat_secs)?;
         writeln!(f, "max_message_bytes = {}", b.max_message_bytes)?;
         writeln!(f, "on_too_large = {}", s(&b.on_too_large))?;

@@ -8,6 +8,9 @@
 //! A broker whose own `max_message_size` is lower than `max_message_bytes` refuses the
 //! message: the bridge stops at the first refusal naming both limits.
 //!
+//! Rows each larger than `broker.confirm_window_bytes` (64 KiB here) go out one at a time, all
+//! of them, in commit order: the byte bound of the confirm window never stops a message.
+//!
 //! What the pusher does with a marker: tests/tests/pusher_parked.rs.
 
 use std::time::Duration;
@@ -178,4 +181,29 @@ async fn a_broker_limit_below_max_message_bytes_stops_the_bridge_at_the_first_re
         !log.contains("published unconfirmed messages again"),
         "the refused message was published again:\n{log}"
     );
+}
+
+/// `broker.confirm_window_bytes = 65536` and twelve rows of 100 KiB: the window holds one at a
+/// time, and every row arrives, in commit order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_larger_than_the_confirm_window_bytes_are_published_one_at_a_time_in_order() {
+    const ROWS: i64 = 12;
+    let s =
+        CaptureSetup::new("CREATE TABLE docs (id INT PRIMARY KEY, body LONGTEXT NOT NULL)").await;
+    for id in 1..=ROWS {
+        s.db.exec(&format!(
+            "INSERT INTO docs VALUES ({id}, REPEAT('x', 102400))"
+        ));
+    }
+    let config = s
+        .config()
+        .with(|c| c.broker.confirm_window_bytes = Some(65_536));
+    let mut bridge = BridgeProcess::start(&config.to_toml());
+    let changes = s.changes(ROWS as usize).await;
+    let ids: Vec<i64> = changes
+        .iter()
+        .map(|c| c.key["id"].as_i64().expect("an integer id"))
+        .collect();
+    assert_eq!(ids, (1..=ROWS).collect::<Vec<_>>());
+    assert!(bridge.terminate().success(), "{}", bridge.log());
 }
