@@ -91,12 +91,62 @@ pub async fn run(
         Phase::WaitingForBroker,
         crate::config::redact_url(&config.broker.url),
     );
+    // Helper tasks stop with the bridge, also when it stops on an error: every broker connection
+    // is closed before the runtime goes (lapin's I/O thread panics at a shutdown that finds a
+    // connection still open).
+    let (tasks_stop, tasks_stop_rx) = watch::channel(false);
+    let forward = {
+        let tasks_stop = tasks_stop.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+            let _ = tasks_stop.send(true);
+        })
+    };
+    let mut tasks = Vec::new();
+    let result = stream(
+        &config,
+        filter,
+        &store,
+        &mut publisher,
+        (&stop, &tasks_stop_rx),
+        &metrics,
+        &mut tasks,
+    )
+    .await;
+    let _ = tasks_stop.send(true);
+    forward.abort();
+    publisher.close().await;
+    for task in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    result
+}
+
+/// Connects to the broker, then reads, publishes and checkpoints session after session (a
+/// session ends when the database connection fails) until a stop or a fatal error. Helper
+/// tasks it starts (sync requests) take `tasks_stop` and join `tasks`.
+async fn stream(
+    config: &Config,
+    filter: Arc<CaptureFilter>,
+    store: &CheckpointStore,
+    publisher: &mut Publisher,
+    (stop, tasks_stop): (&watch::Receiver<bool>, &watch::Receiver<bool>),
+    metrics: &Arc<BridgeMetrics>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<(), BridgeError> {
     match publisher.connect().await {
         Ok(()) => metrics.set_broker_connected(true),
         Err(PublishError::Interrupted) => return Ok(()),
         Err(e) => return Err(e.into()),
     }
     tracing::info!(exchange = %config.broker.exchange, "connected to the broker");
+    let signal_table = config.sync.enabled.then(|| {
+        (
+            config.signal_database().to_string(),
+            config.sync.signal_table.clone(),
+        )
+    });
 
     let mut signal_ready = false;
     let mut backoff = Backoff::new();
@@ -114,7 +164,7 @@ pub async fn run(
             Err(error) if error.is_retryable() => {
                 tracing::warn!(%error, retry_in_s = backoff.peek().as_secs_f32(), "waiting for the database");
                 metrics.set_phase(Phase::WaitingForDatabase, error.to_string());
-                if backoff.wait(&stop).await {
+                if backoff.wait(stop).await {
                     break;
                 }
                 continue;
@@ -127,7 +177,7 @@ pub async fn run(
                 Err(error) if error.is_retryable() => {
                     tracing::warn!(%error, retry_in_s = backoff.peek().as_secs_f32(), "waiting for the database");
                     metrics.set_phase(Phase::WaitingForDatabase, error.to_string());
-                    if backoff.wait(&stop).await {
+                    if backoff.wait(stop).await {
                         break;
                     }
                     continue;
@@ -136,15 +186,18 @@ pub async fn run(
             }
             signal_ready = true;
             let shared = Arc::new(config.clone());
-            tokio::spawn(requests::serve(
+            tasks.push(tokio::spawn(requests::serve(
                 shared.clone(),
                 filter.clone(),
-                stop.clone(),
-            ));
-            tokio::spawn(requests::clean_signals(shared, stop.clone()));
+                tasks_stop.clone(),
+            )));
+            tasks.push(tokio::spawn(requests::clean_signals(
+                shared,
+                tasks_stop.clone(),
+            )));
         }
         let (start, next_seq, start_gtid) =
-            session_start::start_of(&config, &facts, checkpoint.as_ref(), store.path())?;
+            session_start::start_of(config, &facts, checkpoint.as_ref(), store.path())?;
         tracing::info!(server = %facts.version, server_id = facts.server_id, "database checks passed");
 
         let lookup_config = config.source.clone();
@@ -187,7 +240,7 @@ pub async fn run(
         };
         let sync = signal_table.as_ref().map(|_| {
             SyncEngine::start(
-                &config,
+                config,
                 is_mariadb,
                 filter.clone(),
                 checkpoint.as_ref().and_then(|c| c.sync.as_deref()),
@@ -206,10 +259,10 @@ pub async fn run(
             s.syncs = checkpoint.as_ref().and_then(|c| c.sync.clone());
         });
         let mut session = Session {
-            config: &config,
-            metrics: &metrics,
-            publisher: &mut publisher,
-            store: &store,
+            config,
+            metrics,
+            publisher: &mut *publisher,
+            store,
             dedup: DedupBuffer::new(
                 config.dedup_window(),
                 config.dedup.max_rows,
@@ -245,14 +298,13 @@ pub async fn run(
             SessionEnd::Stopped => break,
             SessionEnd::SourceFailed(error) if error.is_retryable() => {
                 tracing::error!(%error, retry_in_s = backoff.peek().as_secs_f32(), "binlog reading failed; reconnecting from the checkpoint");
-                if backoff.wait(&stop).await {
+                if backoff.wait(stop).await {
                     break;
                 }
             }
             SessionEnd::SourceFailed(error) => return Err(error.into()),
         }
     }
-    publisher.close().await;
     Ok(())
 }
 
