@@ -369,23 +369,6 @@ pub(crate) async fn await_ready(
 
 // ---- raw consume -------------------------------------------------------------------------------
 
-/// The arguments of a partner queue, as pusher/src/topology.rs declares them.
-fn partner_queue_arguments(delivery_limit: u32, parking_queue: &str) -> FieldTable {
-    let long = |v: &str| AMQPValue::LongString(LongString::from(v));
-    let mut args = FieldTable::default();
-    args.insert("x-queue-type".into(), long("quorum"));
-    args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
-    args.insert(
-        "x-delivery-limit".into(),
-        AMQPValue::LongLongInt(i64::from(delivery_limit)),
-    );
-    args.insert("x-dead-letter-exchange".into(), long(""));
-    args.insert("x-dead-letter-routing-key".into(), long(parking_queue));
-    args.insert("x-dead-letter-strategy".into(), long("at-least-once"));
-    args.insert("x-overflow".into(), long("reject-publish"));
-    args
-}
-
 /// The broker's own consume+ack rate: `count` tariff messages in a queue declared like a
 /// partner queue, consumed with prefetch `prefetch` and acked one by one, as the pusher does.
 pub async fn raw_consume(
@@ -403,11 +386,11 @@ pub async fn raw_consume(
         durable: true,
         ..QueueDeclareOptions::default()
     };
-    let mut parking_args = FieldTable::default();
-    parking_args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString(LongString::from("quorum")),
-    );
+    // Declared as the pusher declares them (the parking queue's arguments depend on the
+    // broker's major version: RabbitMQ 4 gives quorum queues a default delivery limit).
+    let broker_major =
+        ::pusher::topology::broker_major_version(amqp, &tls_connect::TlsConfig::default()).await?;
+    let parking_args = ::pusher::topology::parking_queue_arguments(broker_major);
     channel
         .queue_declare(parking.as_str().into(), durable, parking_args)
         .await
@@ -416,7 +399,7 @@ pub async fn raw_consume(
         .queue_declare(
             queue.as_str().into(),
             durable,
-            partner_queue_arguments(delivery_limit, &parking),
+            ::pusher::topology::partner_queue_arguments(delivery_limit, &parking),
         )
         .await
         .with_context(|| format!("declaring {queue}"))?;
