@@ -33,6 +33,7 @@ pub async fn run(
     let (facts, catalog) = bridge::preflight::run(&config.source, &filter, None)
         .await
         .context("the bridge's database checks")?;
+    let read_ahead = bridge::source::read_ahead::ReadAhead::new(config.source.read_ahead_bytes);
     let params = SourceParams {
         opts: bridge::preflight::connection_opts(&config.source),
         is_mariadb: facts.is_mariadb,
@@ -50,6 +51,7 @@ pub async fn run(
         signal_table: None,
         accepted_resets: Arc::new(HashSet::new()),
         metrics: Arc::new(BridgeMetrics::new()),
+        read_ahead: read_ahead.clone(),
     };
     let (tx, mut rx) = mpsc::channel(1024);
     let started = Instant::now();
@@ -58,7 +60,10 @@ pub async fn run(
     let outcome = tokio::time::timeout(timeout, async {
         while let Some(event) = rx.recv().await {
             match event {
-                SourceEvent::Row(_) => rows += 1,
+                SourceEvent::Row(row) => {
+                    read_ahead.release(row.approx_bytes);
+                    rows += 1;
+                }
                 SourceEvent::Boundary(at) if reached(&at.file, at.pos, &until) => return Ok(()),
                 SourceEvent::Failed(error) => bail!("the binlog reader failed: {error}"),
                 _ => {}

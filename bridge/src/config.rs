@@ -148,6 +148,13 @@ pub struct SourceConfig {
     /// table) the operator has seen and lets the bridge pass.
     #[serde(default)]
     pub accept_table_resets_at: Vec<String>,
+    /// Bytes of rows the binlog reader may read ahead of the pipeline.
+    #[serde(default = "default_read_ahead_bytes")]
+    pub read_ahead_bytes: usize,
+}
+
+fn default_read_ahead_bytes() -> usize {
+    16 * 1024 * 1024
 }
 
 /// What the bridge does with a captured table that has no primary key.
@@ -584,6 +591,14 @@ impl Config {
             return Err(invalid(
                 "broker.confirm_window",
                 "must be between 1 and 65535 (100 or more for speed)".into(),
+            ));
+        }
+        if self.source.read_ahead_bytes < 65_536 {
+            return Err(invalid(
+                "source.read_ahead_bytes",
+                "must be at least 65536 (the default, 16777216, lets 16 MiB of rows wait for the \
+                 pipeline)"
+                    .into(),
             ));
         }
         if self.broker.confirm_window_bytes < 65_536 {

@@ -17,6 +17,7 @@ use crate::preflight::{self, PreflightError};
 use crate::publisher::{properties, text_header, Outgoing, PublishError, Publisher};
 use crate::schema_catalog;
 use crate::session_start;
+use crate::source::read_ahead::ReadAhead;
 use crate::source::{
     self, Boundary, CapturedRow, SignalRow, SourceError, SourceEvent, SourceParams,
 };
@@ -200,6 +201,7 @@ async fn stream(
             session_start::start_of(config, &facts, checkpoint.as_ref(), store.path())?;
         tracing::info!(server = %facts.version, server_id = facts.server_id, "database checks passed");
 
+        let read_ahead = ReadAhead::new(config.source.read_ahead_bytes);
         let lookup_config = config.source.clone();
         let is_mariadb = facts.is_mariadb;
         let params = SourceParams {
@@ -237,6 +239,7 @@ async fn stream(
                     .collect(),
             ),
             metrics: metrics.clone(),
+            read_ahead: read_ahead.clone(),
         };
         let sync = signal_table.as_ref().map(|_| {
             SyncEngine::start(
@@ -262,6 +265,7 @@ async fn stream(
             config,
             metrics,
             publisher: &mut *publisher,
+            read_ahead,
             store,
             dedup: DedupBuffer::new(
                 config.dedup_window(),
@@ -368,6 +372,8 @@ struct Session<'a> {
     config: &'a Config,
     metrics: &'a BridgeMetrics,
     publisher: &'a mut Publisher,
+    /// The reader's byte budget: a row taken from the channel gives its share back.
+    read_ahead: ReadAhead,
     store: &'a CheckpointStore,
     dedup: DedupBuffer,
     next_seq: u64,
@@ -556,7 +562,10 @@ impl Session<'_> {
     ) -> Option<SessionEnd> {
         self.streaming = true;
         match event {
-            Some(SourceEvent::Row(row)) => self.push_row(*row),
+            Some(SourceEvent::Row(row)) => {
+                self.read_ahead.release(row.approx_bytes);
+                self.push_row(*row)
+            }
             Some(SourceEvent::Signal(signal)) => {
                 // A chunk's rows are handed over before its high watermark is written, so
                 // they are in the channel by now: take every report first.

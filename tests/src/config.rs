@@ -47,6 +47,8 @@ pub struct SourceConfig {
     pub tls: TlsEntry,
     /// `"file:pos"` entries of table resets the bridge may pass.
     pub accept_table_resets_at: Vec<String>,
+    /// `None`: left out (the bridge's default).
+    pub read_ahead_bytes: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -124,6 +126,7 @@ impl Default for BridgeConfig {
                 binlog_headroom_check_secs: None,
                 tls: TlsEntry::default(),
                 accept_table_resets_at: Vec::new(),
+                read_ahead_bytes: None,
             },
             capture: CaptureConfig {
                 databases: vec![crate::mariadb::APP_DATABASE.into()],
@@ -224,6 +227,7 @@ impl fmt::Display for BridgeConfig {
             ),
             ("min_binlog_retention_secs", src.min_binlog_retention_secs),
             ("binlog_headroom_check_secs", src.binlog_headroom_check_secs),
+            ("read_ahead_bytes", src.read_ahead_bytes),
         ] {
             if let Some(value) = value {
                 writeln!(f, "{key} = {value}")?;

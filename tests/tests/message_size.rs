@@ -8,8 +8,9 @@
 //! A broker whose own `max_message_size` is lower than `max_message_bytes` refuses the
 //! message: the bridge stops at the first refusal naming both limits.
 //!
-//! Rows each larger than `broker.confirm_window_bytes` (64 KiB here) go out one at a time, all
-//! of them, in commit order: the byte bound of the confirm window never stops a message.
+//! Rows each larger than `source.read_ahead_bytes` and `broker.confirm_window_bytes` (64 KiB
+//! here) are read and published one at a time, all of them, in commit order: the byte bounds
+//! never stop a row.
 //!
 //! What the pusher does with a marker: tests/tests/pusher_parked.rs.
 
@@ -183,10 +184,10 @@ async fn a_broker_limit_below_max_message_bytes_stops_the_bridge_at_the_first_re
     );
 }
 
-/// `broker.confirm_window_bytes = 65536` and twelve rows of 100 KiB: the window holds one at a
-/// time, and every row arrives, in commit order.
+/// `source.read_ahead_bytes` and `broker.confirm_window_bytes` at 65536 and twelve rows of
+/// 100 KiB: the reader and the window hold one at a time, and every row arrives, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rows_larger_than_the_confirm_window_bytes_are_published_one_at_a_time_in_order() {
+async fn rows_larger_than_the_byte_bounds_are_read_and_published_one_at_a_time_in_order() {
     const ROWS: i64 = 12;
     let s =
         CaptureSetup::new("CREATE TABLE docs (id INT PRIMARY KEY, body LONGTEXT NOT NULL)").await;
@@ -195,9 +196,10 @@ async fn rows_larger_than_the_confirm_window_bytes_are_published_one_at_a_time_i
             "INSERT INTO docs VALUES ({id}, REPEAT('x', 102400))"
         ));
     }
-    let config = s
-        .config()
-        .with(|c| c.broker.confirm_window_bytes = Some(65_536));
+    let config = s.config().with(|c| {
+        c.source.read_ahead_bytes = Some(65_536);
+        c.broker.confirm_window_bytes = Some(65_536);
+    });
     let mut bridge = BridgeProcess::start(&config.to_toml());
     let changes = s.changes(ROWS as usize).await;
     let ids: Vec<i64> = changes

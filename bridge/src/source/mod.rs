@@ -14,6 +14,7 @@ pub mod gtid_start;
 mod keyless;
 pub mod mysql_json;
 pub mod payload;
+pub mod read_ahead;
 mod reader;
 pub mod row_image;
 pub mod sql_values;
@@ -278,6 +279,8 @@ pub struct SourceParams {
     pub accepted_resets: Arc<HashSet<(String, u64)>>,
     /// Where the reader counts what it leaves out (rows events of keyless tables).
     pub metrics: Arc<BridgeMetrics>,
+    /// The byte bound of the rows sent but not yet taken (`source.read_ahead_bytes`).
+    pub read_ahead: read_ahead::ReadAhead,
 }
 
 /// Starts the reader task. It ends after sending `Failed`, or when the receiver is dropped.

@@ -176,6 +176,12 @@ impl Reader {
                 return Some(failure);
             }
             for item in out.drain(..) {
+                if let SourceEvent::Row(row) = &item {
+                    tokio::select! {
+                        _ = tx.closed() => return None,
+                        _ = self.params.read_ahead.reserve(row.approx_bytes) => {}
+                    }
+                }
                 if tx.send(item).await.is_err() {
                     return None;
                 }
@@ -900,6 +906,7 @@ mod tests {
             signal_table: None,
             accepted_resets: Default::default(),
             metrics: Default::default(),
+            read_ahead: super::super::read_ahead::ReadAhead::new(1 << 20),
         };
         Reader::new(params, Arc::new(Mutex::new((String::new(), 0))))
     }
