@@ -78,6 +78,9 @@ pub struct SyncConfig {
     pub chunk_size: usize,
     #[serde(default = "default_chunks_in_flight")]
     pub chunks_in_flight: usize,
+    /// Bytes per chunk, about: large rows make chunks of fewer rows.
+    #[serde(default = "default_chunk_bytes")]
+    pub chunk_bytes: usize,
     /// Snapshot rows awaiting the broker's confirm at most (capped at `broker.confirm_window`).
     #[serde(default = "default_snapshot_window")]
     pub snapshot_window: usize,
@@ -337,6 +340,9 @@ fn default_signal_table() -> String {
 fn default_chunk_size() -> usize {
     1024
 }
+fn default_chunk_bytes() -> usize {
+    4 * 1024 * 1024
+}
 fn default_chunks_in_flight() -> usize {
     4
 }
@@ -402,6 +408,7 @@ impl Default for SyncConfig {
             signal_table: default_signal_table(),
             chunk_size: default_chunk_size(),
             chunks_in_flight: default_chunks_in_flight(),
+            chunk_bytes: default_chunk_bytes(),
             snapshot_window: default_snapshot_window(),
             progress_secs: default_progress_secs(),
             signal_retention_secs: default_signal_retention_secs(),
@@ -647,6 +654,12 @@ impl Config {
             return Err(invalid(
                 "sync.signal_table",
                 "must be a plain table name (letters, digits, _ or $)".into(),
+            ));
+        }
+        if self.sync.chunk_bytes < 65_536 {
+            return Err(invalid(
+                "sync.chunk_bytes",
+                "must be at least 65536 (the default, 4194304, keeps a chunk near 4 MiB)".into(),
             ));
         }
         if !(1..=100_000).contains(&self.sync.chunk_size) {

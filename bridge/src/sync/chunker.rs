@@ -4,6 +4,7 @@
 //! chunks. At most `chunks_in_flight` chunks wait for their high watermark to come back through
 //! the binlog (a permit each, returned when the pipeline has handled the chunk).
 
+use super::chunk_limit::ChunkLimit;
 use super::signal::{self, ident, quoted};
 use super::state::KeyValue;
 use super::tracker::{ChunkRows, DriverEvent, SnapshotRow};
@@ -28,6 +29,8 @@ pub struct ScanContext {
     pub signal_database: String,
     pub signal_table: String,
     pub chunk_size: usize,
+    /// Bytes per chunk at most, about (`sync.chunk_bytes`, see [`super::chunk_limit`]).
+    pub chunk_bytes: usize,
     pub events: mpsc::UnboundedSender<DriverEvent>,
     /// The generation scans must belong to; a scan whose generation is no longer current
     /// stops at its next step.
@@ -145,16 +148,15 @@ async fn read_table(ctx: &ScanContext, scan: Scan) -> Result<(), ScanError> {
     let from = quoted(database, table);
     let order = key_names.join(", ");
     let first_sql = format!(
-        "SELECT {} FROM {from} ORDER BY {order} LIMIT {}",
-        columns.join(", "),
-        ctx.chunk_size
+        "SELECT {} FROM {from} ORDER BY {order} LIMIT ",
+        columns.join(", ")
     );
     let next_sql = format!(
-        "SELECT {} FROM {from} WHERE {} ORDER BY {order} LIMIT {}",
+        "SELECT {} FROM {from} WHERE {} ORDER BY {order} LIMIT ",
         columns.join(", "),
-        after_condition(&key_names),
-        ctx.chunk_size
+        after_condition(&key_names)
     );
+    let mut limit = ChunkLimit::new(ctx.chunk_size, ctx.chunk_bytes);
     if scan.after.is_none() {
         let total: Option<u64> = conn
             .query_first(format!("SELECT COUNT(*) FROM {from}"))
@@ -192,12 +194,17 @@ async fn read_table(ctx: &ScanContext, scan: Scan) -> Result<(), ScanError> {
             &scan.table,
         )
         .await?;
+        let rows_asked = limit.rows();
         let rows: Vec<mysql_async::Row> = match &after {
-            None => conn.exec(first_sql.as_str(), ()).await?,
-            Some(key) => conn.exec(next_sql.as_str(), after_params(key)).await?,
+            None => conn.exec(format!("{first_sql}{rows_asked}"), ()).await?,
+            Some(key) => {
+                conn.exec(format!("{next_sql}{rows_asked}"), after_params(key))
+                    .await?
+            }
         };
-        let last = rows.len() < ctx.chunk_size;
+        let last = rows.len() < rows_asked;
         let (snapshot, last_key) = decode_rows(&layout, &published, rows)?;
+        limit.observe(snapshot.len(), snapshot.iter().map(|r| r.bytes).sum());
         if last_key.is_some() {
             after = last_key.clone();
         }

@@ -13,6 +13,7 @@
 //!
 //! [`SyncEngine`] ties them to the pipeline's session.
 
+pub mod chunk_limit;
 pub mod chunker;
 pub mod requests;
 pub mod signal;
@@ -82,6 +83,7 @@ impl SyncEngine {
             signal_database: config.signal_database().to_string(),
             signal_table: config.sync.signal_table.clone(),
             chunk_size: config.sync.chunk_size,
+            chunk_bytes: config.sync.chunk_bytes,
             events,
             current: Arc::new(AtomicU64::new(0)),
         });
