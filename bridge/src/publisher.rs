@@ -22,7 +22,7 @@ use crate::publish_window::ConfirmWindow;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Event, ExchangeKind,
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
     PublisherConfirm,
 };
 use std::collections::VecDeque;
@@ -243,33 +243,17 @@ impl Publisher {
             ConnectionProperties::default().with_connection_name(LongString::from("cdc-bridge"));
         let connection = tls_connect::broker::connect(&self.url, properties, &self.tls).await?;
         let blocked = self.blocked.clone();
-        let mut events = connection.events_listener();
-        tokio::spawn(async move {
-            use futures_lite::StreamExt;
-            while let Some(event) = events.next().await {
-                match event {
-                    Event::ConnectionBlocked(reason) => {
-                        tracing::error!(
-                            %reason,
-                            "the broker BLOCKED publishing (resource alarm: disk or memory). No \
-                             change can be published until an operator frees disk space or \
-                             memory on the broker"
-                        );
-                        if let Ok(mut b) = blocked.lock() {
-                            *b = Some(reason);
-                        }
-                    }
-                    Event::ConnectionUnblocked => {
-                        tracing::warn!("the broker unblocked publishing");
-                        if let Ok(mut b) = blocked.lock() {
-                            *b = None;
-                        }
-                    }
-                    Event::Error(error) => {
-                        tracing::warn!(%error, "broker connection error");
-                    }
-                    _ => {}
-                }
+        tls_connect::broker::watch_blocked(&connection, move |reason| {
+            match &reason {
+                Some(reason) => tracing::error!(
+                    %reason,
+                    "the broker BLOCKED publishing (resource alarm: disk or memory). No change \
+                     can be published until an operator frees disk space or memory on the broker"
+                ),
+                None => tracing::warn!("the broker unblocked publishing"),
+            }
+            if let Ok(mut b) = blocked.lock() {
+                *b = reason;
             }
         });
         match self.open_channel(&connection).await {

@@ -11,9 +11,8 @@
 
 use std::sync::Arc;
 
-use futures_lite::StreamExt;
 use lapin::types::LongString;
-use lapin::{Connection, ConnectionProperties, Event};
+use lapin::{Connection, ConnectionProperties};
 
 use crate::config::BrokerConfig;
 use crate::metrics::PusherMetrics;
@@ -79,25 +78,16 @@ fn named(pusher: &str, role: &str) -> ConnectionProperties {
 /// Logs and records the broker's `connection.blocked` / `unblocked` of `connection` until it
 /// closes.
 fn report_blocked(connection: &Connection, metrics: Arc<PusherMetrics>) {
-    let mut events = connection.events_listener();
-    tokio::spawn(async move {
-        while let Some(event) = events.next().await {
-            match event {
-                Event::ConnectionBlocked(reason) => {
-                    tracing::error!(
-                        %reason,
-                        "the broker BLOCKED publishing (resource alarm: disk or memory): \
-                         deliveries and acks go on, but presence announcements and parking wait \
-                         until an operator frees disk space or memory on the broker"
-                    );
-                    metrics.set_broker_blocked(Some(reason));
-                }
-                Event::ConnectionUnblocked => {
-                    tracing::warn!("the broker unblocked publishing");
-                    metrics.set_broker_blocked(None);
-                }
-                _ => {}
-            }
+    tls_connect::broker::watch_blocked(connection, move |reason| {
+        match &reason {
+            Some(reason) => tracing::error!(
+                %reason,
+                "the broker BLOCKED publishing (resource alarm: disk or memory): deliveries and \
+                 acks go on, but presence announcements and parking wait until an operator frees \
+                 disk space or memory on the broker"
+            ),
+            None => tracing::warn!("the broker unblocked publishing"),
         }
+        metrics.set_broker_blocked(reason);
     });
 }

@@ -56,6 +56,24 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Closes `connection` without waiting long for the broker's close-ok: a dead broker never
 /// answers, and a command that has done its work must not hang on the goodbye. After
 /// [`CLOSE_WAIT`] the connection is dropped instead (the broker sees the socket close).
+/// Calls `on_change(Some(reason))` when the broker blocks `connection` (a disk or memory alarm:
+/// it stops reading from connections that publish) and `on_change(None)` when it unblocks it,
+/// until the connection is gone. Other events are logged.
+pub fn watch_blocked(connection: &Connection, on_change: impl Fn(Option<String>) + Send + 'static) {
+    use futures_lite::StreamExt;
+    let mut events = connection.events_listener();
+    tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            match event {
+                lapin::Event::ConnectionBlocked(reason) => on_change(Some(reason)),
+                lapin::Event::ConnectionUnblocked => on_change(None),
+                lapin::Event::Error(error) => tracing::warn!(%error, "broker connection error"),
+                _ => {}
+            }
+        }
+    });
+}
+
 pub async fn close(connection: &Connection, reason: &str) {
     let close = connection.close(200, ShortString::from(reason));
     if tokio::time::timeout(CLOSE_WAIT, close).await.is_err() {
