@@ -863,6 +863,57 @@ async fn one_minute_outage_is_ridden_out_in_place_newest_state_wins_in_order_and
     rig.cleanup().await;
 }
 
+/// A pause that outlasts `max_hold_secs` (4 s here): the pusher holds what it had while the
+/// partner is down, then returns it to the queue, in order, before it would outlive the
+/// broker's consumer timeout; once the partner is back everything is delivered, nothing parked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_longer_than_max_hold_returns_the_held_messages_to_the_queue_then_delivers_them() {
+    let rig = Rig::new(|p| {
+        p.down_after_secs = 1;
+        p.max_hold_secs = 4;
+        p.probe_interval_secs = 1;
+        p.max_probe_interval_secs = 1;
+    })
+    .await;
+    let mut pusher = rig.start().await;
+    rig.partner.set_mode(Mode::Http(503));
+    let ids = ["H1", "H2", "H3"];
+    rig.publish(&[
+        tariff_insert(ids[0], 1, 1),
+        tariff_insert(ids[1], 1, 2),
+        tariff_insert(ids[2], 1, 3),
+    ])
+    .await;
+    assert!(
+        pusher.wait_for_log_async("partner paused", DEADLINE).await,
+        "the partner was not paused\n{}",
+        report(&rig.partner, &pusher)
+    );
+    wait_until!(
+        rig,
+        pusher,
+        "the held messages back in the queue after max_hold_secs",
+        rig.ready().await == 3
+    );
+    assert!(
+        pusher
+            .log()
+            .contains("returning the held deliveries to the queue"),
+        "{}",
+        report(&rig.partner, &pusher)
+    );
+    rig.partner.clear_mode();
+    wait_until!(
+        rig,
+        pusher,
+        "every message delivered after the partner recovered",
+        ids.iter().all(|id| rig.stored_tariff(id) == Some(1))
+    );
+    assert_eq!(rig.parked_count().await, 0, "a long pause parked messages");
+    rig.stop_and_check_all_acked(&mut pusher, 0).await;
+    rig.cleanup().await;
+}
+
 /// `down_after_secs = 2`: the pusher gives up retrying in place, pauses the partner (what it
 /// holds stays held, none returned to the queue), probes, and resumes once the partner is back;
 /// the newest state wins, per-record order holds, and the queued updates were coalesced.

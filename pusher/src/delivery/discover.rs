@@ -60,6 +60,8 @@ impl Worker {
                     }
                 }
             }
+            // A phase kept across the pause must not outlive max_hold_secs while probing.
+            self.release_held_if_due().await;
             if wait_or_stop(delay, stop).await {
                 return false;
             }
