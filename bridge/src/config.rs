@@ -722,6 +722,16 @@ impl Config {
         Ok(())
     }
 
+    /// The signal table (database, table) when initial syncs are enabled.
+    pub fn signal_table(&self) -> Option<(String, String)> {
+        self.sync.enabled.then(|| {
+            (
+                self.signal_database().to_string(),
+                self.sync.signal_table.clone(),
+            )
+        })
+    }
+
     /// The signal table's database: `sync.database`, or the first captured database.
     pub fn signal_database(&self) -> &str {
         if self.sync.database.is_empty() {

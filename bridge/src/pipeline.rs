@@ -65,12 +65,7 @@ pub async fn run(
     metrics: Arc<BridgeMetrics>,
 ) -> Result<(), BridgeError> {
     let mut filter = CaptureFilter::new(&config.capture);
-    let signal_table = config.sync.enabled.then(|| {
-        (
-            config.signal_database().to_string(),
-            config.sync.signal_table.clone(),
-        )
-    });
+    let signal_table = config.signal_table();
     if let Some((database, table)) = &signal_table {
         // The signal table is never captured, whatever the filter says.
         filter.exclude_table(database, table);
@@ -142,12 +137,7 @@ async fn stream(
         Err(e) => return Err(e.into()),
     }
     tracing::info!(exchange = %config.broker.exchange, "connected to the broker");
-    let signal_table = config.sync.enabled.then(|| {
-        (
-            config.signal_database().to_string(),
-            config.sync.signal_table.clone(),
-        )
-    });
+    let signal_table = config.signal_table();
 
     let mut signal_ready = false;
     let mut backoff = Backoff::new();

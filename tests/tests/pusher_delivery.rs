@@ -611,6 +611,21 @@ async fn http_422_without_envelope_is_parked_with_its_reason_and_the_queue_keeps
 
 // ---- partner-level failures ----------------------------------------------------------------
 
+/// Publishes version 1 of each tariff of `ids` and waits until the pusher pauses the partner.
+async fn publish_inserts_until_paused(rig: &Rig, pusher: &mut PusherProcess, ids: &[&str]) {
+    let inserts: Vec<Message> = ids
+        .iter()
+        .zip(1u64..)
+        .map(|(id, seq)| tariff_insert(id, 1, seq))
+        .collect();
+    rig.publish(&inserts).await;
+    assert!(
+        pusher.wait_for_log_async("partner paused", DEADLINE).await,
+        "the partner was not paused\n{}",
+        report(&rig.partner, pusher)
+    );
+}
+
 /// The partner answers everything with `mode` (it refuses us as a whole): the pusher pauses the
 /// partner without parking anything, the messages wait held by the pusher (none returned to
 /// the queue: a return would count toward the delivery limit), and once the partner behaves
@@ -620,17 +635,7 @@ async fn partner_level_failure_pauses_the_partner_then_resumes(mode: Mode, cause
     let mut pusher = rig.start().await;
     rig.partner.set_mode(mode.clone());
     let ids = ["T1", "T2", "T3"];
-    rig.publish(&[
-        tariff_insert(ids[0], 1, 1),
-        tariff_insert(ids[1], 1, 2),
-        tariff_insert(ids[2], 1, 3),
-    ])
-    .await;
-    assert!(
-        pusher.wait_for_log_async("partner paused", DEADLINE).await,
-        "{mode:?} did not pause the partner\n{}",
-        report(&rig.partner, &pusher)
-    );
+    publish_inserts_until_paused(&rig, &mut pusher, &ids).await;
     assert_eq!(
         rig.parked_count().await,
         0,
@@ -878,17 +883,7 @@ async fn a_pause_longer_than_max_hold_returns_the_held_messages_to_the_queue_the
     let mut pusher = rig.start().await;
     rig.partner.set_mode(Mode::Http(503));
     let ids = ["H1", "H2", "H3"];
-    rig.publish(&[
-        tariff_insert(ids[0], 1, 1),
-        tariff_insert(ids[1], 1, 2),
-        tariff_insert(ids[2], 1, 3),
-    ])
-    .await;
-    assert!(
-        pusher.wait_for_log_async("partner paused", DEADLINE).await,
-        "the partner was not paused\n{}",
-        report(&rig.partner, &pusher)
-    );
+    publish_inserts_until_paused(&rig, &mut pusher, &ids).await;
     wait_until!(
         rig,
         pusher,
