@@ -9,6 +9,7 @@
 
 pub mod capture_setup;
 pub mod changes;
+pub mod chaos;
 pub mod config;
 pub mod consistency;
 pub mod example_mapping;
@@ -21,6 +22,7 @@ pub mod rabbit;
 pub mod service_process;
 pub mod tls;
 pub mod util;
+pub mod workload;
 
 pub use capture_setup::{bridge_failure, CaptureSetup};
 pub use config::{
