@@ -241,6 +241,95 @@ async fn killing_the_active_pusher_mid_stream_lets_the_other_finish_in_order_wit
     eprintln!("[{:?}] done ({puts} tariff PUTs)", t0.elapsed());
 }
 
+/// The stopped pusher's redelivered run must have arrived whole before the next owner sends any
+/// record of it, also when the next owner's prefetch window is smaller than the run (it widens
+/// its window rather than sending the first 20 of 50 changes of a tariff the partner already
+/// holds at version 50).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_successor_with_a_smaller_prefetch_waits_for_the_whole_redelivered_run() {
+    const RUN: u32 = 50;
+    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
+    let url = shared_amqp_url();
+    let env = env_of(&partner);
+    let base = pusher_config(&url).partner(partner_entry("p1", &partner, TOKEN_ENV));
+    setup(&base, &env).await;
+    let mut a = start(&named(&base, "pusher-a"), &env);
+    wait_for_rows(
+        &base,
+        &env,
+        Duration::from_secs(60),
+        "pusher-a consuming p1",
+        &[&a],
+        |rows| settled_owners(rows).is_some(),
+    )
+    .await;
+
+    // One tariff changed 50 times; a slow partner makes pusher-a hold all 50 unacked while it
+    // sends version 1, then the newest, 50.
+    let id = tariff_id(0);
+    let messages: Vec<Message> = (1..=RUN)
+        .map(|v| {
+            if v == 1 {
+                tariff_insert(&id, v, u64::from(v))
+            } else {
+                tariff_update(&id, v, u64::from(v))
+            }
+        })
+        .collect();
+    partner.set_mode(Mode::Slow(Duration::from_secs(2)));
+    publish_messages(&url, &base.exchange, &messages).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stored_version(&partner, &id) != Some(RUN) {
+        assert!(
+            Instant::now() < deadline,
+            "pusher-a did not deliver version {RUN}: PUT versions {:?}\n{}",
+            versions_per_tariff(&partner.requests()),
+            a.log_tail(40)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    a.kill9();
+    partner.clear_mode();
+    let redelivered = queue_len(&url, &base.queue("p1")).await;
+    assert!(
+        redelivered > 20,
+        "only {redelivered} messages came back when pusher-a was killed (its acks went out \
+         first): this test proves nothing"
+    );
+
+    let small = named(&base, "pusher-b").with(|c| c.partners[0].prefetch = 20);
+    let mut b = start(&small, &env);
+    wait_for_rows(
+        &base,
+        &env,
+        Duration::from_secs(60),
+        "p1 drained by pusher-b",
+        &[&b],
+        |rows| {
+            let r = row(rows, "p1");
+            r["active_pusher"] == "pusher-b" && r["ready"] == 0 && r["unacked"] == 0
+        },
+    )
+    .await;
+    let versions = versions_per_tariff(&partner.requests())
+        .remove(&id)
+        .unwrap_or_default();
+    assert!(
+        versions.windows(2).all(|w| w[0] <= w[1]),
+        "tariff {id} went back to an older version after the take-over (PUT versions in arrival \
+         order: {versions:?}; {redelivered} redelivered)\n{}",
+        b.log_tail(40)
+    );
+    assert_eq!(stored_version(&partner, &id), Some(RUN));
+    assert_eq!(queue_len(&url, &base.parking_queue("p1")).await, 0);
+    assert!(
+        b.log().contains("wider window"),
+        "pusher-b never widened its window, so the case was not exercised:\n{}",
+        b.log_tail(40)
+    );
+    b.terminate();
+}
+
 // ---- 2. fair spread ----------------------------------------------------------------------------
 
 const SPREAD_PARTNERS: [&str; 4] = ["p1", "p2", "p3", "p4"];

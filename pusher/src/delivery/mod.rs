@@ -53,6 +53,7 @@ mod call;
 mod discover;
 mod embeds;
 mod held;
+mod redelivery;
 mod run;
 mod tree_call;
 
@@ -62,8 +63,6 @@ use run::Run;
 
 /// How many records' last pushed `seq` each partner remembers (about 100 bytes each).
 const REMEMBERED_RECORDS: usize = 100_000;
-/// After the last redelivered message, this long without another one ends the redelivery run.
-const REDELIVERY_QUIET: Duration = Duration::from_millis(200);
 /// A 404 triggers a new discovery at most this often.
 const REDISCOVERY_MIN_GAP: Duration = Duration::from_secs(30);
 
@@ -346,12 +345,15 @@ impl Worker {
         });
         let mut abandoned = false;
         let concurrency = self.partner().concurrency;
-        let prefetch = usize::from(self.partner().prefetch);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if run.end.is_none() {
-                let hold = run.redelivery_open && run.held.len() < prefetch;
+                if run.redelivery.window_full(run.held.len()) {
+                    self.widen_redelivery_window(&channel, &mut consumer, &mut run)
+                        .await;
+                }
+                let hold = run.redelivery.is_open();
                 while run.calls.len() < concurrency {
                     let Some((key, batch)) = run.lanes.next_ready(hold) else {
                         break;
@@ -363,10 +365,7 @@ impl Worker {
             }
             let deadline = run.deadline;
             let ack_due = run.held.next_due().map(tokio::time::Instant::from_std);
-            let redelivery_quiet = run
-                .last_redelivered
-                .filter(|_| run.redelivery_open)
-                .map(|at| at + REDELIVERY_QUIET);
+            let redelivery_quiet = run.redelivery.quiet_at().filter(|_| run.end.is_none());
             tokio::select! {
                 Some(joined) = run.calls.join_next(), if !run.calls.is_empty() => {
                     match joined {
@@ -397,12 +396,12 @@ impl Worker {
                     self.set_status(|s| { s.unacked = unacked; s.in_flight = in_flight; s.oldest_published = oldest; });
                     tracing::trace!(
                         partner = %self.partner().id, unacked, in_flight,
-                        waiting = run.lanes.waiting(), redelivery_open = run.redelivery_open,
+                        waiting = run.lanes.waiting(), redelivery_open = run.redelivery.is_open(),
                         "delivery state"
                     );
                 }
                 _ = sleep_until(redelivery_quiet), if redelivery_quiet.is_some() => {
-                    run.redelivery_open = false;
+                    self.check_redelivery_quiet(&channel, &mut consumer, &mut run).await;
                 }
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     tracing::warn!(partner = %self.partner().id, abandoned = run.calls.len(), "calls still in flight at the end of the grace period: abandoned, their messages return to the queue");
@@ -440,6 +439,79 @@ impl Worker {
             self.lanes = Some(run.lanes);
         }
         end
+    }
+
+    /// The window is full of redelivered messages while their run is open: a pusher with a
+    /// larger prefetch held more. Widen it (see [`redelivery`]) so that the rest can arrive.
+    async fn widen_redelivery_window(
+        &mut self,
+        channel: &Channel,
+        consumer: &mut lapin::Consumer,
+        run: &mut Run,
+    ) {
+        let (queue, tag) = (self.partner().queue.clone(), self.consumer_tag.clone());
+        if matches!(redelivery::ready(channel, &queue).await, Ok(0)) {
+            // Nothing else in the queue: the run is all here (the window was just its size).
+            return self.complete_redelivery(consumer, run).await;
+        }
+        let prefetch = self.partner().prefetch;
+        match run
+            .redelivery
+            .widen(channel, consumer, &queue, &tag, prefetch)
+            .await
+        {
+            Ok(Some(taken)) => {
+                tracing::info!(partner = %self.partner().id, held = run.held.len(), "the prefetch window is full of redelivered messages: consuming with a wider window until the redelivered run has arrived");
+                for delivery in taken {
+                    self.accept(run, delivery);
+                }
+            }
+            Ok(None) => {
+                tracing::warn!(partner = %self.partner().id, held = run.held.len(), "redelivered messages still fill the widest window: sending them now; a record among them may reach the partner in an older state than a stopped pusher sent it. Give every pusher the same partner.prefetch");
+                run.redelivery.close();
+            }
+            Err(e) => run.finish(
+                End::ChannelLost(format!("cannot widen the consumer's window: {e}")),
+                Duration::ZERO,
+            ),
+        }
+    }
+
+    /// No delivery for a moment while the redelivered run is open: complete when the queue
+    /// has nothing ready (what was delivered before the answer is taken first).
+    async fn check_redelivery_quiet(
+        &mut self,
+        channel: &Channel,
+        consumer: &mut lapin::Consumer,
+        run: &mut Run,
+    ) {
+        let queue = self.partner().queue.clone();
+        match run.redelivery.check_quiet(channel, &queue).await {
+            redelivery::Quiet::Complete => self.complete_redelivery(consumer, run).await,
+            redelivery::Quiet::Waiting => {}
+            redelivery::Quiet::GaveUp => {
+                tracing::warn!(partner = %self.partner().id, "messages stayed ready in the queue without being delivered while the redelivered run was open: sending what arrived");
+                run.redelivery.close();
+            }
+        }
+    }
+
+    /// The redelivered run has all arrived: what the consumer buffered is taken, then the run
+    /// closes and its records may be sent.
+    async fn complete_redelivery(&mut self, consumer: &mut lapin::Consumer, run: &mut Run) {
+        let (taken, ended) = redelivery::buffered(consumer).await;
+        for delivery in taken {
+            self.accept(run, delivery);
+        }
+        match ended {
+            None => {}
+            Some(Ok(())) => run.finish(
+                End::ChannelLost("the consumer was cancelled by the broker".into()),
+                Duration::ZERO,
+            ),
+            Some(Err(e)) => run.finish(End::ChannelLost(e.to_string()), Duration::ZERO),
+        }
+        run.redelivery.close();
     }
 
     /// Down for too long, a message held too long, endpoints due for a refresh.
@@ -483,11 +555,7 @@ impl Worker {
         let now = Instant::now();
         run.held.insert(tag, delivery.acker.clone(), now);
         run.oldest.received(now, *delivery.properties.timestamp());
-        if delivery.redelivered {
-            run.last_redelivered = Some(tokio::time::Instant::now());
-        } else {
-            run.redelivery_open = false;
-        }
+        run.redelivery.delivered(delivery.redelivered);
         let raw = Arc::new(Raw {
             body: delivery.data,
             properties: delivery.properties,

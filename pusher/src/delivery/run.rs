@@ -7,6 +7,7 @@ use lapin::Acker;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::redelivery::Redelivery;
 use super::{CallDone, End};
 use crate::ack_window::AckWindow;
 use crate::config::RetryPolicy;
@@ -28,13 +29,9 @@ pub(super) struct Run {
     pub(super) failing_since: Option<Instant>,
     /// Whether any call succeeded in this phase (resets the pause backoff).
     pub(super) delivered_any: bool,
-    /// Redelivered messages (returned by a pusher that stopped or died) come first, at the
-    /// head of the queue; while they arrive, their records wait so each record's redelivered
-    /// run is coalesced into its newest state: the partner may already hold that state, and
-    /// must not get an older one first. Closed by the first fresh delivery, a full prefetch
-    /// window, or a quiet moment after the last redelivery.
-    pub(super) redelivery_open: bool,
-    pub(super) last_redelivered: Option<tokio::time::Instant>,
+    /// The redelivered run at the queue's head: while it is open, records holding a
+    /// redelivered change wait (see [`Redelivery`]).
+    pub(super) redelivery: Redelivery,
     pub(super) end: Option<End>,
     pub(super) deadline: Option<tokio::time::Instant>,
 }
@@ -45,8 +42,7 @@ impl Run {
         Run {
             lanes,
             delivered_any: false,
-            redelivery_open: true,
-            last_redelivered: None,
+            redelivery: Redelivery::new(prefetch),
             held: AckWindow::new(prefetch),
             oldest: OldestHeld::default(),
             pushed_since_tick: 0,
