@@ -192,6 +192,8 @@ pub struct PartnerConfig {
     pub connect_timeout: Duration,
     pub discovery_refresh: Duration,
     pub retry: RetryPolicy,
+    /// When the partner's backlog is too large and it is cut off (see `backlog`).
+    pub backlog: BacklogPolicy,
     /// Queue the bridge's exchange fills for this partner.
     pub queue: String,
     /// Queue of what this partner permanently refused, or what could not be sent.
@@ -352,6 +354,10 @@ struct RawPartner {
     discovery_refresh_secs: u64,
     #[serde(default)]
     retry: RawRetry,
+    #[serde(default = "default_backlog_limit")]
+    backlog_limit: u64,
+    #[serde(default = "default_true")]
+    auto_resync: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -382,6 +388,23 @@ impl Default for RawRetry {
             max_hold_secs: default_max_hold_secs(),
         }
     }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_backlog_limit() -> u64 {
+    1_000_000
+}
+
+/// One partner's backlog bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BacklogPolicy {
+    /// Messages ready in the partner's queue at which it is cut off; 0: never.
+    pub limit: u64,
+    /// Once a cut-off partner has drained its queue, bind it again and ask the bridge for its
+    /// re-sync (otherwise an operator runs `pusher sync`).
+    pub auto_resync: bool,
 }
 
 fn default_broker_url() -> String {
@@ -867,6 +890,10 @@ impl Config {
                     probe_interval: Duration::from_secs(r.probe_interval_secs),
                     max_probe_interval: Duration::from_secs(r.max_probe_interval_secs),
                     max_hold: Duration::from_secs(r.max_hold_secs),
+                },
+                backlog: BacklogPolicy {
+                    limit: p.backlog_limit,
+                    auto_resync: p.auto_resync,
                 },
             }));
         }

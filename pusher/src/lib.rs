@@ -20,6 +20,7 @@
 
 pub mod ack_window;
 pub mod assignment;
+pub mod backlog;
 pub mod broker_links;
 pub mod cdr_ledger;
 pub mod composite;

@@ -109,6 +109,8 @@ pub struct PartnerMetrics {
     unacked: AtomicI64,
     active_here: AtomicBool,
     paused: AtomicBool,
+    /// Cut off for its backlog (see `backlog`), as the consuming pusher last saw it.
+    cut_off: AtomicBool,
     /// Publish time of the oldest message held by the consuming pusher; 0 unknown.
     oldest_published: AtomicU64,
 }
@@ -126,6 +128,7 @@ impl Default for PartnerMetrics {
             unacked: AtomicI64::new(-1),
             active_here: AtomicBool::new(false),
             paused: AtomicBool::new(false),
+            cut_off: AtomicBool::new(false),
             oldest_published: AtomicU64::new(0),
         }
     }
@@ -173,6 +176,11 @@ impl PartnerMetrics {
     }
 
     /// Queue depths from passive declarations (`None`: the queue does not exist).
+    /// Whether the partner is cut off for its backlog.
+    pub fn set_cut_off(&self, cut_off: bool) {
+        self.cut_off.store(cut_off, Relaxed);
+    }
+
     pub fn set_depths(&self, ready: Option<u32>, parked: Option<u32>) {
         self.ready
             .store(ready.map(i64::from).unwrap_or(-1), Relaxed);
@@ -505,6 +513,15 @@ impl PusherMetrics {
         );
         each(&mut out, "cdc_pusher_partner_paused", &|p| {
             Some(if p.paused.load(Relaxed) { 1.0 } else { 0.0 })
+        });
+        out.family(
+            "cdc_pusher_partner_cut_off",
+            Kind::Gauge,
+            "1 while the partner is cut off because its backlog reached backlog_limit (its queue \
+             is unbound and it needs a re-sync), else 0; set by the pusher consuming it.",
+        );
+        each(&mut out, "cdc_pusher_partner_cut_off", &|p| {
+            Some(if p.cut_off.load(Relaxed) { 1.0 } else { 0.0 })
         });
         out.family(
             "cdc_pusher_partner_active",

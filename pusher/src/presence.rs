@@ -43,6 +43,9 @@ pub struct PartnerStatus {
     /// is paused: the message then waits at the head of the queue, still the oldest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oldest_published: Option<u64>,
+    /// Set while the partner is cut off for its backlog (see `backlog`): why and since when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_off: Option<String>,
 }
 
 /// One presence announcement.

@@ -52,6 +52,8 @@ pub struct PartnerRow {
     /// Its age in seconds now; `None` when unknown or when nothing waits (see
     /// [`PartnerRow::nothing_waits`]).
     pub oldest_age_s: Option<u64>,
+    /// Set while the partner is cut off for its backlog (its marker in `pusher.state_dir`).
+    pub cut_off: Option<String>,
 }
 
 impl PartnerRow {
@@ -161,6 +163,15 @@ pub async fn partners(config: &Config) -> anyhow::Result<Vec<PartnerRow>> {
             last_success: None,
             oldest_published: None,
             oldest_age_s: None,
+            cut_off: crate::backlog::load(&config.pusher.state_dir, &partner.id)
+                .unwrap_or_else(|e| {
+                    Some(crate::backlog::CutOff {
+                        at: e.to_string(),
+                        ready: 0,
+                        limit: 0,
+                    })
+                })
+                .map(|cut| cut.describe()),
         };
         for a in heard.values() {
             if let Some(s) = a.partners.get(&partner.id) {
@@ -280,7 +291,10 @@ pub fn render_table(rows: &[PartnerRow]) -> String {
             opt(r.parked.map(u64::from)),
             opt(r.consumers.map(u64::from)),
             r.active_pusher.clone().unwrap_or_else(|| "-".into()),
-            r.state.clone(),
+            match &r.cut_off {
+                Some(_) => format!("CUT OFF ({})", r.state),
+                None => r.state.clone(),
+            },
             endpoint_cell(r),
         ]);
     }
@@ -634,6 +648,7 @@ mod tests {
             last_success: None,
             oldest_published: None,
             oldest_age_s: None,
+            cut_off: None,
         }
     }
 

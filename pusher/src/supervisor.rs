@@ -53,6 +53,8 @@ struct Running {
     stop: watch::Sender<bool>,
     handle: JoinHandle<WorkerExit>,
     releasing: bool,
+    /// The partner's backlog watcher (see `backlog`), stopped with the worker.
+    _backlog: SessionTask,
 }
 
 /// Runs until `stop` turns true; returns an error only for what a restart cannot fix. Keeps
@@ -157,11 +159,22 @@ pub async fn setup(config: &Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!(config.broker.explain(&e)))?;
     for partner in &config.partners {
-        topology::declare_partner(&connection, &config.broker, partner).await?;
-        println!(
-            "partner {}: queue {} bound to {}, parking queue {}",
-            partner.id, partner.queue, config.broker.exchange, partner.parking_queue
-        );
+        let cut_off = crate::backlog::load(&config.pusher.state_dir, &partner.id)?;
+        topology::declare_partner(&connection, &config.broker, partner, cut_off.is_none()).await?;
+        match cut_off {
+            None => println!(
+                "partner {}: queue {} bound to {}, parking queue {}",
+                partner.id, partner.queue, config.broker.exchange, partner.parking_queue
+            ),
+            Some(cut) => println!(
+                "partner {}: queue {} left UNBOUND: {} (run `pusher sync {}`), parking queue {}",
+                partner.id,
+                partner.queue,
+                cut.describe(),
+                partner.id,
+                partner.parking_queue
+            ),
+        }
     }
     tls_connect::broker::close(&connection, "done").await;
     Ok(())
@@ -223,7 +236,12 @@ async fn session(
     let name = config.pusher.name.clone();
     let connection = &links.consume;
     for partner in &config.partners {
-        let declared = topology::declare_partner(connection, &config.broker, partner);
+        // A cut-off partner's queue stays unbound until its re-sync (see `backlog`).
+        let bind = !matches!(
+            crate::backlog::load(&config.pusher.state_dir, &partner.id),
+            Ok(Some(_))
+        );
+        let declared = topology::declare_partner(connection, &config.broker, partner, bind);
         match unless_stopped(stop, declared).await {
             None => return Ok(SessionEnd::Stopped),
             Some(Ok(())) => {}
@@ -549,6 +567,13 @@ fn start_worker(
             ..PartnerStatus::default()
         };
     }
+    let backlog = SessionTask(tokio::spawn(crate::backlog::watch(
+        config.clone(),
+        partner.clone(),
+        connection.clone(),
+        status.clone(),
+        metrics.partner(&partner.id),
+    )));
     let worker = Worker::new(
         partner.clone(),
         connection.clone(),
@@ -567,5 +592,6 @@ fn start_worker(
         stop,
         handle,
         releasing: false,
+        _backlog: backlog,
     })
 }

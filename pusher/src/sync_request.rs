@@ -32,6 +32,8 @@ pub enum SyncRequestError {
     NotConfirmed(String),
     #[error(transparent)]
     Topology(#[from] topology::TopologyError),
+    #[error(transparent)]
+    Backlog(#[from] crate::backlog::BacklogError),
 }
 
 /// How long the broker may take to confirm the request.
@@ -65,7 +67,9 @@ pub async fn request(
             url: url.clone(),
             error: config.broker.explain(&e),
         })?;
-    topology::declare_partner(&connection, &config.broker, partner).await?;
+    // A re-sync (not a cancel) binds a cut-off partner's queue again.
+    let bind = !cancel || crate::backlog::load(&config.pusher.state_dir, &partner.id)?.is_none();
+    topology::declare_partner(&connection, &config.broker, partner, bind).await?;
     let action = if cancel {
         SyncAction::Cancel {
             queue: partner.queue.clone(),
@@ -104,6 +108,10 @@ pub async fn request(
     .await;
     tls_connect::broker::close(&connection, "done").await;
     result?;
+    if !cancel {
+        // Re-synced: a cut-off partner is whole again once the sync has run.
+        crate::backlog::clear(&config.pusher.state_dir, &partner.id)?;
+    }
     Ok(Requested {
         request,
         queue: partner.queue.clone(),

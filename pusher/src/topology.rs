@@ -252,6 +252,7 @@ pub async fn declare_partner(
     connection: &Connection,
     broker: &BrokerConfig,
     partner: &PartnerConfig,
+    bind: bool,
 ) -> Result<(), TopologyError> {
     let broker_major = broker_major_version(&broker.url, &broker.tls).await?;
     let channel = open(connection, &partner.queue).await?;
@@ -280,6 +281,10 @@ pub async fn declare_partner(
         .map_err(|source| {
             mismatch_or_broker(&partner.queue, source, partner_queue_fix(&partner.queue))
         })?;
+    if !bind {
+        tls_connect::broker::close_channel(&channel, "declared").await;
+        return Ok(());
+    }
     channel
         .queue_bind(
             ShortString::from(partner.queue.as_str()),

@@ -275,3 +275,24 @@ impl fmt::Display for BridgeConfig {
         write!(f, "{}", self.broker.tls.section("broker.tls"))
     }
 }
+
+/// A bridge for the tests of initial syncs: capturing `ocpi`, `source.start` as given, initial syncs on with
+/// the signal table where the test's `cdc` user has its grants and small chunks (a sync
+/// interleaves with a writer's changes), into the queues of the pusher's `queue_prefix`.
+pub fn syncing_bridge_toml(
+    db: &crate::mariadb::MariaDb,
+    url: &str,
+    (exchange, queue_prefix): (&str, &str),
+    start: &str,
+) -> String {
+    let bridge_toml = bridge_config(db.port(), url, exchange)
+        .with(|c| {
+            c.source.start = start.into();
+            c.capture.databases = vec!["ocpi".into()];
+        })
+        .to_toml();
+    format!(
+        "{bridge_toml}\n[sync]\ndatabase = \"app\"\nchunk_size = 16\nprogress_secs = 2\n\
+         queue_prefix = \"{queue_prefix}\"\n"
+    )
+}

@@ -112,6 +112,10 @@ pub struct PartnerEntry {
     pub probe_interval_secs: u64,
     pub max_probe_interval_secs: u64,
     pub max_hold_secs: u64,
+    /// `backlog_limit`; `None` leaves the pusher's default.
+    pub backlog_limit: Option<u64>,
+    /// `auto_resync`; `None` leaves the pusher's default (true).
+    pub auto_resync: Option<bool>,
 }
 
 /// The example mapping shipped in `config/ocpi-example/mapping.toml`.
@@ -177,6 +181,8 @@ pub fn partner_entry(id: &str, partner: &OcpiPartner, token_env: &str) -> Partne
         probe_interval_secs: 1,
         max_probe_interval_secs: 5,
         max_hold_secs: 1200,
+        backlog_limit: None,
+        auto_resync: None,
     }
 }
 
@@ -273,6 +279,12 @@ impl PusherConfig {
             let _ = writeln!(out, "prefetch = {}", p.prefetch);
             let _ = writeln!(out, "request_timeout_ms = {}", p.request_timeout_ms);
             let _ = writeln!(out, "connect_timeout_ms = {}", p.connect_timeout_ms);
+            if let Some(limit) = p.backlog_limit {
+                let _ = writeln!(out, "backlog_limit = {limit}");
+            }
+            if let Some(auto) = p.auto_resync {
+                let _ = writeln!(out, "auto_resync = {auto}");
+            }
             let _ = writeln!(out, "[partner.retry]");
             let _ = writeln!(out, "initial_backoff_ms = {}", p.initial_backoff_ms);
             let _ = writeln!(out, "max_backoff_ms = {}", p.max_backoff_ms);

@@ -33,12 +33,13 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use serde_json::Value;
+use system_tests::config::syncing_bridge_toml;
 use system_tests::example_mapping::last_updated_of;
 use system_tests::ocpi_partner::module_requests;
 use system_tests::{
-    bridge_config, differences, drain_received, partner_entry, pusher_config, queue_len,
-    shared_amqp_url, BridgeProcess, BrokerCleanup, DatabaseEntry, MariaDb, OcpiPartner,
-    PartnerOptions, PusherProcess, RecordedRequest,
+    differences, drain_received, partner_entry, pusher_config, queue_len, shared_amqp_url,
+    BridgeProcess, BrokerCleanup, DatabaseEntry, MariaDb, OcpiPartner, PartnerOptions,
+    PusherProcess, RecordedRequest,
 };
 
 /// Upper bound for the partners to catch up with the database (never asserted as a timing).
@@ -403,27 +404,6 @@ fn example_database() -> MariaDb {
         ));
     });
     db
-}
-
-/// The bridge of these tests: capturing `ocpi`, `source.start` as given, initial syncs on with
-/// the signal table where the test's `cdc` user has its grants and small chunks (a sync
-/// interleaves with a writer's changes), into the queues of the pusher's `queue_prefix`.
-fn syncing_bridge_toml(
-    db: &MariaDb,
-    url: &str,
-    (exchange, queue_prefix): (&str, &str),
-    start: &str,
-) -> String {
-    let bridge_toml = bridge_config(db.port(), url, exchange)
-        .with(|c| {
-            c.source.start = start.into();
-            c.capture.databases = vec!["ocpi".into()];
-        })
-        .to_toml();
-    format!(
-        "{bridge_toml}\n[sync]\ndatabase = \"app\"\nchunk_size = 16\nprogress_secs = 2\n\
-         queue_prefix = \"{queue_prefix}\"\n"
-    )
 }
 
 /// `pusher ARGS` run to its end (at most 60 s) on `config`: its exit status and output.
