@@ -194,3 +194,39 @@ pub(super) async fn buffered(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_delivery_ends_the_run_and_a_redelivered_one_keeps_it_open() {
+        let mut run = Redelivery::new(20);
+        assert!(run.is_open());
+        run.delivered(true);
+        assert!(run.is_open());
+        assert!(run.quiet_at().is_some());
+        run.delivered(false);
+        assert!(!run.is_open());
+        assert!(run.quiet_at().is_none(), "a closed run has no quiet check");
+        run.delivered(true);
+        assert!(!run.is_open(), "a closed run never opens again");
+    }
+
+    #[test]
+    fn the_window_is_full_only_while_the_run_is_open() {
+        let mut run = Redelivery::new(20);
+        assert!(!run.window_full(19));
+        assert!(run.window_full(20));
+        run.close();
+        assert!(!run.window_full(20));
+    }
+
+    #[test]
+    fn each_widened_consumer_has_a_tag_of_its_own() {
+        let mut run = Redelivery::new(20);
+        assert_eq!(run.consumer_tag("p/a"), "p/a");
+        run.widened = 2;
+        assert_eq!(run.consumer_tag("p/a"), "p/a#2");
+    }
+}
