@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lapin::options::QueueDeclareOptions;
 use lapin::types::{FieldTable, ShortString};
 use lapin::Connection;
 use serde::{Deserialize, Serialize};
@@ -252,16 +251,7 @@ impl Watcher {
     /// Messages ready in the partner's queue.
     async fn ready(&self) -> Result<u64, BacklogError> {
         let channel = self.channel().await?;
-        let declared = channel
-            .queue_declare(
-                ShortString::from(self.partner.queue.as_str()),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await;
+        let declared = crate::topology::passive_declare(&channel, &self.partner.queue).await;
         tls_connect::broker::close_channel(&channel, "checked").await;
         declared.map(|q| u64::from(q.message_count())).map_err(|e| {
             BacklogError::Broker(format!(

@@ -983,16 +983,7 @@ async fn queue_depth(
 ) -> Result<u32, ParkedError> {
     // A refused passive declaration closes its channel: use one of its own.
     let channel = open_channel(connection, "a channel").await?;
-    let declared = channel
-        .queue_declare(
-            ShortString::from(queue),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await;
+    let declared = crate::topology::passive_declare(&channel, queue).await;
     match declared {
         Ok(q) => {
             close_channel(channel).await;

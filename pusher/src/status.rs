@@ -15,8 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt;
-use lapin::options::QueueDeclareOptions;
-use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties};
 use serde::{Deserialize, Serialize};
 
@@ -102,17 +100,7 @@ async fn passive(
     if channel.as_ref().is_none_or(|c| !c.status().connected()) {
         *channel = connection.create_channel().await.ok();
     }
-    let declared = channel
-        .as_ref()?
-        .queue_declare(
-            ShortString::from(queue),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await;
+    let declared = crate::topology::passive_declare(channel.as_ref()?, queue).await;
     match declared {
         Ok(q) => Some((q.message_count(), q.consumer_count())),
         Err(_) => {

@@ -5,8 +5,8 @@
 //! live changes so no record ever goes back to an older state.
 
 use change_message::sync_request::{requests_queue, SyncAction, SyncRequest};
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
-use lapin::types::{FieldTable, ShortString};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::ShortString;
 use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties};
 
 use std::time::Duration;
@@ -133,16 +133,7 @@ async fn publish(
     };
     let channel = connection.create_channel().await.map_err(broker_error)?;
     // The bridge owns the queue and its arguments: only check that it is there.
-    let exists = channel
-        .queue_declare(
-            ShortString::from(queue),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await;
+    let exists = topology::passive_declare(&channel, queue).await;
     if exists.is_err() {
         return Err(SyncRequestError::NoRequestsQueue(
             queue.to_string(),

@@ -302,6 +302,21 @@ pub async fn declare_partner(
     Ok(())
 }
 
+/// A passive declaration of `queue` on `channel`: whether it exists, and its ready messages and
+/// consumers. A queue that does not exist closes the channel (404).
+pub async fn passive_declare(channel: &Channel, queue: &str) -> Result<lapin::Queue, lapin::Error> {
+    channel
+        .queue_declare(
+            ShortString::from(queue),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+}
+
 async fn open(connection: &Connection, what: &str) -> Result<Channel, TopologyError> {
     connection
         .create_channel()

@@ -22,9 +22,7 @@ use std::time::Duration;
 
 use futures_lite::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Consumer};
 use tokio::time::Instant;
@@ -166,15 +164,7 @@ impl Redelivery {
 /// How many messages `queue` has ready (a passive declare, answered after every delivery the
 /// broker sent on `channel` before it).
 pub(super) async fn ready(channel: &Channel, queue: &str) -> Result<u32, lapin::Error> {
-    channel
-        .queue_declare(
-            ShortString::from(queue),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
+    crate::topology::passive_declare(channel, queue)
         .await
         .map(|q| q.message_count())
 }
