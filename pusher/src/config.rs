@@ -194,6 +194,8 @@ pub struct PartnerConfig {
     pub retry: RetryPolicy,
     /// When the partner's backlog is too large and it is cut off (see `backlog`).
     pub backlog: BacklogPolicy,
+    /// A sync's CDRs older than what the CDR ledger remembers (see [`OldCdrsInSync`]).
+    pub old_cdrs_in_sync: OldCdrsInSync,
     /// Queue the bridge's exchange fills for this partner.
     pub queue: String,
     /// Queue of what this partner permanently refused, or what could not be sent.
@@ -358,6 +360,8 @@ struct RawPartner {
     backlog_limit: u64,
     #[serde(default = "default_true")]
     auto_resync: bool,
+    #[serde(default)]
+    old_cdrs_in_sync: OldCdrsInSync,
 }
 
 #[derive(Debug, Deserialize)]
@@ -395,6 +399,20 @@ fn default_true() -> bool {
 }
 fn default_backlog_limit() -> u64 {
     1_000_000
+}
+
+/// What a sync does with a CDR the partner's CDR ledger cannot vouch for: one older than the
+/// newest entry the ledger dropped for its age (`cdr_ledger_days`), which the partner may have
+/// been sent before. CDRs the ledger can tell about are never affected: delivered ones are
+/// never POSTed again, unknown recent ones are POSTed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OldCdrsInSync {
+    /// Acknowledge it without a POST (logged, `cdc_pusher_cdrs_not_resent_total`).
+    #[default]
+    Skip,
+    /// Park it with that reason, for a person to check the partner and replay it.
+    Park,
 }
 
 /// One partner's backlog bound.
@@ -895,6 +913,7 @@ impl Config {
                     limit: p.backlog_limit,
                     auto_resync: p.auto_resync,
                 },
+                old_cdrs_in_sync: p.old_cdrs_in_sync,
             }));
         }
         if pusher.name.trim().is_empty() {

@@ -97,6 +97,8 @@ pub struct PartnerMetrics {
     pushes: AtomicU64,
     failures: [AtomicU64; 5],
     parked: AtomicU64,
+    /// CDRs of a sync not POSTed: older than what the CDR ledger remembers.
+    cdrs_not_resent: AtomicU64,
     /// Composite objects read from the source database.
     database_reads: AtomicU64,
     /// Bits of an f64, set by the rate sampler.
@@ -121,6 +123,7 @@ impl Default for PartnerMetrics {
             pushes: AtomicU64::new(0),
             failures: Default::default(),
             parked: AtomicU64::new(0),
+            cdrs_not_resent: AtomicU64::new(0),
             database_reads: AtomicU64::new(0),
             pushes_rate: AtomicU64::new(0f64.to_bits()),
             ready: AtomicI64::new(-1),
@@ -165,6 +168,15 @@ impl PartnerMetrics {
 
     pub fn parked(&self, n: u64) {
         self.parked.fetch_add(n, Relaxed);
+    }
+
+    /// One CDR of a sync acknowledged without a POST (`old_cdrs_in_sync = "skip"`).
+    pub fn cdr_not_resent(&self) {
+        self.cdrs_not_resent.fetch_add(1, Relaxed);
+    }
+
+    pub fn cdrs_not_resent(&self) -> u64 {
+        self.cdrs_not_resent.load(Relaxed)
     }
 
     pub fn pushes(&self) -> u64 {
@@ -474,6 +486,15 @@ impl PusherMetrics {
         );
         each(&mut out, "cdc_pusher_parked_total", &|p| {
             Some(p.parked.load(Relaxed) as f64)
+        });
+        out.family(
+            "cdc_pusher_cdrs_not_resent_total",
+            Kind::Counter,
+            "CDRs of a sync acknowledged without a POST: older than the partner's CDR ledger \
+             remembers, so the partner may hold them (old_cdrs_in_sync = \"skip\").",
+        );
+        each(&mut out, "cdc_pusher_cdrs_not_resent_total", &|p| {
+            Some(p.cdrs_not_resent.load(Relaxed) as f64)
         });
         out.family(
             "cdc_pusher_backlog_messages",

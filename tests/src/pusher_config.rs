@@ -116,6 +116,8 @@ pub struct PartnerEntry {
     pub backlog_limit: Option<u64>,
     /// `auto_resync`; `None` leaves the pusher's default (true).
     pub auto_resync: Option<bool>,
+    /// `old_cdrs_in_sync` ("skip" or "park"); `None` leaves the pusher's default ("skip").
+    pub old_cdrs_in_sync: Option<&'static str>,
 }
 
 /// The example mapping shipped in `config/ocpi-example/mapping.toml`.
@@ -183,6 +185,7 @@ pub fn partner_entry(id: &str, partner: &OcpiPartner, token_env: &str) -> Partne
         max_hold_secs: 1200,
         backlog_limit: None,
         auto_resync: None,
+        old_cdrs_in_sync: None,
     }
 }
 
@@ -281,6 +284,9 @@ impl PusherConfig {
             let _ = writeln!(out, "connect_timeout_ms = {}", p.connect_timeout_ms);
             if let Some(limit) = p.backlog_limit {
                 let _ = writeln!(out, "backlog_limit = {limit}");
+            }
+            if let Some(old) = p.old_cdrs_in_sync {
+                let _ = writeln!(out, "old_cdrs_in_sync = {}", q(old));
             }
             if let Some(auto) = p.auto_resync {
                 let _ = writeln!(out, "auto_resync = {auto}");

@@ -1090,6 +1090,77 @@ async fn cdr_post_that_times_out_is_parked_as_unknown_outcome_and_never_posted_t
     rig.cleanup().await;
 }
 
+/// A sync of CDRs after the ledger dropped entries for their age (`cdr_ledger_days`): a CDR the
+/// ledger knows as delivered is not POSTed; one updated after the newest entry it dropped
+/// cannot have been sent before, and is POSTed; one older than that may be at the partner
+/// already and is not POSTed (counted) with the default `old_cdrs_in_sync = "skip"`, or is
+/// parked with that reason with `"park"`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_after_the_ledgers_retention_posts_only_the_cdrs_the_partner_cannot_hold() {
+    for (choice, parked) in [(None, 0), (Some("park"), 1)] {
+        let mut rig = Rig::new(|p| p.old_cdrs_in_sync = choice).await;
+        let state_dir = system_tests::util::fresh_dir("pusher-cdr-resync-state");
+        rig.cfg.state_dir = Some(state_dir.display().to_string());
+        // What a compaction leaves: entries up to 12:00:00 dropped; KNOWN delivered (at a time
+        // no retention drops).
+        let (known_key, delivered_at) = ("cdrs/NL/EXA/KNOWN", "2099-01-01T00:00:00Z");
+        std::fs::write(
+            state_dir.join(format!("{PARTNER}.cdr-ledger.jsonl")),
+            format!(
+                "{{\"key\":\"\",\"state\":\"forgotten\",\"at\":\"2026-02-01T12:00:00Z\"}}\n\
+                 {{\"key\":{known_key:?},\"state\":\"delivered\",\"at\":\"{delivered_at}\"}}\n"
+            ),
+        )
+        .expect("the ledger written");
+        let mut pusher = rig.start().await;
+        // last_updated: 12:00:01 (OLD, KNOWN: within the hour of clock skew allowed), 14:00:01.
+        let synced = |id: &str, version: u32, seq: u64| {
+            let Message::Change(mut change) = cdr_insert(id, seq) else {
+                unreachable!("cdr_insert builds a change")
+            };
+            change.after = system_tests::changes::cdr_row(id, version)
+                .as_object()
+                .cloned();
+            change.snapshot = Some(change_message::SnapshotMark {
+                sync_id: "resync-1".into(),
+            });
+            Message::Change(change)
+        };
+        rig.publish(&[
+            synced("KNOWN", 1, 1),
+            synced("OLD", 1, 2),
+            synced("NEW", 7201, 3),
+        ])
+        .await;
+        wait_until!(
+            rig,
+            pusher,
+            "the recent CDR was POSTed",
+            rig.accepted_cdrs("NEW") == 1
+        );
+        rig.stop_and_check_all_acked(&mut pusher, parked).await;
+        for id in ["KNOWN", "OLD"] {
+            assert!(
+                rig.cdr_posts(id).is_empty(),
+                "CDR {id} was POSTed ({choice:?}) though the partner may hold it\n{}",
+                report(&rig.partner, &pusher)
+            );
+        }
+        let log = pusher.log();
+        let said = match choice {
+            None => "not POSTed (old_cdrs_in_sync",
+            Some(_) => "replay this message if the CDR is missing (old_cdrs_in_sync",
+        };
+        assert!(
+            log.contains("CDR cdrs/NL/EXA/OLD comes from a sync and is older")
+                && log.contains(said),
+            "no line saying why CDR OLD was not POSTed ({said})\n{}",
+            report(&rig.partner, &pusher)
+        );
+        rig.cleanup().await;
+    }
+}
+
 // ---- SIGTERM ---------------------------------------------------------------------------------
 
 /// SIGTERM while five calls are in flight (the partner answers after 2 s, within the grace

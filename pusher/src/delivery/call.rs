@@ -3,12 +3,14 @@
 //! decides what happens to the deliveries next.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use change_message::RowChange;
 use uuid::Uuid;
 
 use super::{CallResult, Shared};
-use crate::cdr_ledger::CdrState;
+use crate::cdr_ledger::{CdrLedger, CdrState};
+use crate::config::OldCdrsInSync;
 use crate::lanes::{coalesce, Pending};
 use crate::mapping::{self, render};
 use crate::metrics::FailureClass;
@@ -67,7 +69,11 @@ impl Shared {
         let base = base.as_str();
         let is_cdr_post = plan.method == mapping::Method::Post;
         if is_cdr_post {
-            if let Some(result) = self.before_cdr_post(&plan.record_id, batch, net.seq).await {
+            let from_sync = snapshot.then(|| cdr_last_updated(&plan));
+            if let Some(result) = self
+                .before_cdr_post(&plan.record_id, batch, net.seq, from_sync)
+                .await
+            {
                 return result;
             }
         }
@@ -195,8 +201,15 @@ impl Shared {
         outcome
     }
 
-    /// The CDR guard: `Some(result)` when the POST must not happen.
-    async fn before_cdr_post(&self, id: &str, batch: &[Pending], seq: u64) -> Option<CallResult> {
+    /// The CDR guard: `Some(result)` when the POST must not happen. `from_sync`: the CDR comes
+    /// from a sync, with its `last_updated` (`None` inside: unreadable).
+    async fn before_cdr_post(
+        &self,
+        id: &str,
+        batch: &[Pending],
+        seq: u64,
+        from_sync: Option<Option<SystemTime>>,
+    ) -> Option<CallResult> {
         let Some(ledger) = &self.ledger else {
             return Some(CallResult::Retry {
                 reason: "the CDR ledger is not open".into(),
@@ -204,7 +217,8 @@ impl Shared {
             });
         };
         let mut ledger = ledger.lock().await;
-        match ledger.state(id) {
+        let state = crate::disk_work::off_worker(|| ledger.state(id));
+        match state {
             Some(CdrState::Delivered { .. }) => Some(CallResult::Delivered {
                 seq,
                 note: Some(format!(
@@ -221,13 +235,51 @@ impl Shared {
                 );
                 Some(self.park(batch, &reason).await)
             }
-            None => match crate::disk_work::off_worker(|| ledger.record_attempt(id)) {
-                Ok(()) => None,
-                Err(e) => Some(CallResult::Retry {
-                    reason: format!("cannot write the CDR ledger: {e}"),
-                    retry_after: None,
-                }),
-            },
+            None => {
+                if let Some(forgotten) = from_sync.and_then(|t| older_than_ledger(t, &ledger)) {
+                    drop(ledger);
+                    return Some(self.old_cdr_in_sync(id, batch, seq, forgotten).await);
+                }
+                match crate::disk_work::off_worker(|| ledger.record_attempt(id)) {
+                    Ok(()) => None,
+                    Err(e) => Some(CallResult::Retry {
+                        reason: format!("cannot write the CDR ledger: {e}"),
+                        retry_after: None,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// A CDR of a sync that the ledger cannot vouch for: skipped or parked, as configured.
+    async fn old_cdr_in_sync(
+        &self,
+        id: &str,
+        batch: &[Pending],
+        seq: u64,
+        forgotten: SystemTime,
+    ) -> CallResult {
+        let why = format!(
+            "CDR {id} comes from a sync and is older than what this partner's CDR ledger \
+             remembers (it dropped entries up to {}, after cdr_ledger_days), so the partner may \
+             hold it already",
+            crate::cdr_ledger::format_time(forgotten)
+        );
+        match self.partner.old_cdrs_in_sync {
+            OldCdrsInSync::Skip => {
+                self.metrics.cdr_not_resent();
+                CallResult::Delivered {
+                    seq,
+                    note: Some(format!("{why}: not POSTed (old_cdrs_in_sync = \"skip\")")),
+                }
+            }
+            OldCdrsInSync::Park => {
+                let reason = format!(
+                    "{why}. Check the partner and replay this message if the CDR is missing \
+                     (old_cdrs_in_sync = \"park\")"
+                );
+                self.park(batch, &reason).await
+            }
         }
     }
 
@@ -325,4 +377,26 @@ pub(super) fn with_query(url: &str, query: &[(String, String)]) -> String {
         out.push_str(&utf8_percent_encode(v, QUERY).to_string());
     }
     out
+}
+
+/// How far a CDR's `last_updated` may be ahead of the moment it was POSTed (clocks of the
+/// application and of the pusher differ) and still be taken as a proof.
+const CLOCK_SKEW: Duration = Duration::from_secs(3600);
+
+/// The `last_updated` of a CDR request; `None` when missing or unreadable.
+fn cdr_last_updated(plan: &mapping::PlannedRequest) -> Option<SystemTime> {
+    let text = plan.body.as_ref()?.get("last_updated")?.as_str()?;
+    crate::cdr_ledger::parse_time(text)
+}
+
+/// `Some(forgotten)` when the ledger cannot tell whether a CDR last updated at `last_updated`
+/// (`None`: unknown) was POSTed before: it dropped entries up to `forgotten`, and a CDR is
+/// POSTed after its `last_updated`, so only one updated before that (within the clock skew) can
+/// have had its entry dropped.
+fn older_than_ledger(last_updated: Option<SystemTime>, ledger: &CdrLedger) -> Option<SystemTime> {
+    let forgotten = ledger.forgotten_before()?;
+    match last_updated {
+        Some(t) if t > forgotten + CLOCK_SKEW => None,
+        _ => Some(forgotten),
+    }
 }

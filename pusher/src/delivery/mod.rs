@@ -410,7 +410,9 @@ impl Worker {
                 }
             }
         }
-        run.calls.abort_all();
+        // Wait for the aborted calls to be gone: none may record a CDR attempt or send after
+        // this worker's messages go back to the queue for the next owner.
+        run.calls.shutdown().await;
         self.flush_acks(&mut run, true).await;
         self.report_pushed(&mut run);
         if run.delivered_any {

@@ -20,7 +20,17 @@
 //!
 //! Pushers that can take over a partner from each other must share the state directory
 //! (`pusher.state_dir`): a pusher that cannot see the ledger of the pusher before it would POST
-//! CDRs again. Only the pusher currently holding a partner opens that partner's ledger.
+//! CDRs again.
+//!
+//! More than one process writes a ledger: during a hand-over the pusher giving the partner up
+//! records the outcome of its last calls while its successor has the ledger open already, and
+//! `pusher parked replay` appends releases ([`release`]). So the ledger in memory is never
+//! trusted to be complete: before a CDR without a *delivered* entry is POSTed (or parked as
+//! attempted), [`CdrLedger::state`] reads the lines other processes appended since it last
+//! looked. A CDR whose POST another pusher started before the hand-over is therefore seen as
+//! attempted, never POSTed a second time. The lock file `<partner>.cdr-ledger.lock`
+//! ([`file_lock`]) keeps a compaction (which renames a new file over the ledger) from happening
+//! while anyone appends or reads; a handle that finds the file replaced reads it again whole.
 //!
 //! The file is `<state_dir>/<partner>.cdr-ledger.jsonl`, JSON Lines, appended to and never edited
 //! in place; a later line for a key overrides earlier ones:
@@ -29,6 +39,7 @@
 //! {"key":"<record key>","state":"attempted","at":"2024-05-01T12:00:00Z","location":null}
 //! {"key":"<record key>","state":"delivered","at":"2024-05-01T12:00:01Z","location":"https://..."}
 //! {"key":"<record key>","state":"cleared","at":"2024-05-01T12:00:02Z","location":null}
+//! {"key":"","state":"forgotten","at":"2024-04-01T00:00:00Z","location":null}
 //! ```
 //!
 //! Releasing a CDR for a replay: `pusher parked replay` is how a person says "I checked the
@@ -36,15 +47,17 @@
 //! unknown outcome is recorded as *attempted*, and would be parked again. [`release`] appends a
 //! `cleared` line for such a CDR (never touching *delivered* ones: a CDR the partner confirmed
 //! is never POSTed again, whoever asks), and the pusher holding the partner picks it up without
-//! a restart: before trusting an *attempted* entry, [`CdrLedger::state`] reads what other
-//! processes appended since it last looked. `release` only appends (whole lines, one write,
-//! fsynced) and never rewrites the file; if a pusher compacted the file at that very moment (its
-//! rename would orphan the appended line), `release` sees its line missing and appends again.
+//! a restart.
 //!
 //! A crash while appending leaves at most a torn last line; it is ignored (with a warning) and
 //! cut off when the ledger is opened. Entries older than the retention are dropped when the ledger
 //! is opened, by rewriting the file (temporary file, fsync, rename, fsync of the directory); the
-//! file is rewritten only when something was dropped or repaired.
+//! file is rewritten only when something was dropped or repaired. What was dropped is remembered
+//! as one `forgotten` line: the time of the newest entry dropped ([`CdrLedger::forgotten_before`]).
+//! A CDR the partner was sent before it is unknown to the ledger, which is what a re-sync of
+//! CDRs needs to know (see `old_cdrs_in_sync` in the partner's configuration).
+
+mod file_lock;
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -54,6 +67,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use change_message::calendar::{civil_from_days, days_from_civil};
 use serde::{Deserialize, Serialize};
+
+use file_lock::LedgerLock;
 
 /// File name suffix after the partner id.
 const FILE_SUFFIX: &str = ".cdr-ledger.jsonl";
@@ -172,15 +187,17 @@ pub enum LedgerError {
         /// The ledger file.
         path: PathBuf,
     },
-    /// A release was appended but did not stay in the file (a pusher rewrote it each time).
+    /// The lock file next to the ledger could not be opened or locked.
     #[error(
-        "cannot release CDRs in the ledger {}: the cleared entries kept disappearing (a pusher \
-         was rewriting the file); run the replay again",
+        "cannot lock the CDR ledger {}: {source}; check that pusher.state_dir is writable by \
+         the pusher and is on a filesystem with file locks (a local disk, or NFSv4)",
         path.display()
     )]
-    ReleaseLost {
+    Lock {
         /// The ledger file.
         path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
     },
 }
 
@@ -204,11 +221,13 @@ pub enum Release {
 pub struct CdrLedger {
     path: PathBuf,
     file: File,
-    entries: HashMap<String, CdrState>,
-    /// Set after a failed append: the file's tail is unknown until it is reopened.
+    lock: LedgerLock,
+    known: Known,
+    /// Set after a failed append (or a ledger found damaged by another process): the file's
+    /// tail is unknown until it is reopened.
     poisoned: bool,
-    /// How far the file has been read: lines after it were appended since (by this pusher, or
-    /// by a `pusher parked replay` releasing CDRs).
+    /// How far the file has been read: lines after it were appended since (by this pusher, by
+    /// the pusher that held the partner before, or by a `pusher parked replay`).
     read_to: u64,
 }
 
@@ -219,6 +238,8 @@ enum LineState {
     Attempted,
     Delivered,
     Cleared,
+    /// Entries recorded at or before `at` were dropped by a compaction (no key).
+    Forgotten,
 }
 
 /// One line of the file.
@@ -229,6 +250,14 @@ struct Line {
     at: String,
     #[serde(default)]
     location: Option<String>,
+}
+
+/// What the lines of a ledger file come to.
+#[derive(Debug, Default)]
+struct Known {
+    entries: HashMap<String, CdrState>,
+    /// The newest time of an entry dropped for its age: what was recorded before is unknown.
+    forgotten_before: Option<SystemTime>,
 }
 
 impl CdrLedger {
@@ -244,6 +273,14 @@ impl CdrLedger {
             path: path.clone(),
             source,
         };
+        let lock_err = |source| LedgerError::Lock {
+            path: path.clone(),
+            source,
+        };
+        let lock = LedgerLock::open(&lock_path(&path)).map_err(lock_err)?;
+        // Alone from reading to renaming: a line appended in between would not be in the
+        // rewritten file.
+        let alone = lock.exclusive().map_err(lock_err)?;
 
         let (bytes, existed) = match fs::read(&path) {
             Ok(bytes) => (bytes, true),
@@ -251,14 +288,8 @@ impl CdrLedger {
             Err(e) => return Err(open_err(e)),
         };
         let parsed = parse(&path, &bytes)?;
-        let mut entries = parsed.entries;
-
-        let cutoff = SystemTime::now().checked_sub(retention);
-        let before = entries.len();
-        if let Some(cutoff) = cutoff {
-            entries.retain(|_, state| state.at() >= cutoff);
-        }
-        let dropped = before - entries.len();
+        let mut known = parsed.known;
+        let dropped = known.drop_older(SystemTime::now().checked_sub(retention));
 
         let mut read_to = bytes.len() as u64;
         if dropped > 0 || parsed.needs_repair {
@@ -266,31 +297,28 @@ impl CdrLedger {
                 tracing::info!(
                     path = %path.display(),
                     dropped,
-                    kept = entries.len(),
+                    kept = known.entries.len(),
                     "dropping CDR ledger entries older than the retention"
                 );
             }
-            read_to = rewrite(dir, &path, &entries).map_err(|source| LedgerError::Compact {
+            read_to = rewrite(dir, &path, &known).map_err(|source| LedgerError::Compact {
                 path: path.clone(),
                 source,
             })?;
         }
 
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(open_err)?;
+        let file = open_for_append(&path).map_err(open_err)?;
         if !existed {
             // The new file's directory entry must be durable before the first attempt is
             // trusted, or a crash could lose the whole file along with its fsynced lines.
             sync_dir(dir).map_err(open_err)?;
         }
+        drop(alone);
         Ok(CdrLedger {
             path,
             file,
-            entries,
+            lock,
+            known,
             poisoned: false,
             read_to,
         })
@@ -298,24 +326,53 @@ impl CdrLedger {
 
     /// What is known about the CDR with this record key; `None`: it may be POSTed.
     ///
-    /// An *attempted* entry is checked against the file first: a person may have released it
-    /// for a replay ([`release`]) while this pusher held the ledger open.
+    /// Anything but *delivered* (which is final) is checked against the file first: another
+    /// pusher may have recorded an attempt of it before handing the partner over, or a person
+    /// may have released it for a replay ([`release`]) while this pusher held the ledger open.
+    /// Reads the disk: call it off the async workers.
     pub fn state(&mut self, key: &str) -> Option<CdrState> {
-        if matches!(self.entries.get(key), Some(CdrState::Attempted { .. })) {
+        if !matches!(
+            self.known.entries.get(key),
+            Some(CdrState::Delivered { .. })
+        ) {
             self.catch_up();
         }
-        self.entries.get(key).cloned()
+        self.known.entries.get(key).cloned()
     }
 
-    /// Applies the complete lines appended to the file since it was last read. Lines this
-    /// pusher wrote itself are applied again, which changes nothing: the file's order is the
-    /// truth either way. A failure keeps the state in memory, which is the cautious one (an
-    /// attempted CDR stays attempted and is parked rather than POSTed).
+    /// The newest time of an entry dropped for its age: a CDR POSTed before it is unknown to
+    /// the ledger. `None` while nothing was ever dropped (the ledger knows every POST).
+    pub fn forgotten_before(&self) -> Option<SystemTime> {
+        self.known.forgotten_before
+    }
+
+    /// Applies the complete lines appended to the file since it was last read (the whole file
+    /// when another process compacted it). Lines this pusher wrote itself are applied again,
+    /// which changes nothing: the file's order is the truth either way. A failure keeps the
+    /// state in memory and poisons the ledger where appending could lose a line.
     fn catch_up(&mut self) {
-        use std::io::{Read as _, Seek as _, SeekFrom};
         if self.poisoned {
             return;
         }
+        let _shared = match self.lock.shared() {
+            Ok(held) => held,
+            Err(error) => {
+                tracing::warn!(path = %self.path.display(), %error, "cannot lock the CDR ledger to read its new lines; keeping what is known");
+                return;
+            }
+        };
+        match file_lock::still_names(&self.file, &self.path) {
+            Ok(true) => self.read_new_lines(),
+            Ok(false) => self.reload(),
+            Err(error) => {
+                tracing::warn!(path = %self.path.display(), %error, "cannot check the CDR ledger file; keeping what is known");
+            }
+        }
+    }
+
+    /// The lines appended since `read_to`, from the file this handle has open.
+    fn read_new_lines(&mut self) {
+        use std::io::{Read as _, Seek as _, SeekFrom};
         let mut tail = Vec::new();
         let mut file = &self.file;
         let read = file
@@ -334,9 +391,7 @@ impl CdrLedger {
                 continue;
             }
             match parse_line(raw) {
-                Ok((state, key, at, location)) => {
-                    apply(&mut self.entries, state, key, at, location)
-                }
+                Ok((state, key, at, location)) => self.known.apply(state, key, at, location),
                 Err(reason) => {
                     tracing::warn!(path = %self.path.display(), reason, "ignoring an unreadable line appended to the CDR ledger")
                 }
@@ -345,12 +400,42 @@ impl CdrLedger {
         self.read_to += end as u64 + 1;
     }
 
+    /// Another process replaced the file (a compaction when it took the partner over) or
+    /// removed it: read the new one whole, and append to it from now on. Called with the
+    /// shared lock held, so no compaction runs meanwhile.
+    fn reload(&mut self) {
+        let fail = |ledger: &mut CdrLedger, why: String| {
+            tracing::error!(path = %ledger.path.display(), why, "the CDR ledger was replaced and cannot be read again: no CDR is POSTed until the pusher is restarted");
+            ledger.poisoned = true;
+        };
+        let bytes = match fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) => return fail(self, format!("cannot read it: {e}")),
+        };
+        let parsed = match parse(&self.path, &bytes) {
+            // A torn last line of another process would have our next line glued to it.
+            Ok(parsed) if parsed.needs_repair => {
+                return fail(self, "it ends with a torn line".into())
+            }
+            Ok(parsed) => parsed,
+            Err(e) => return fail(self, e.to_string()),
+        };
+        match open_for_append(&self.path) {
+            Ok(file) => self.file = file,
+            Err(e) => return fail(self, format!("cannot open it: {e}")),
+        }
+        tracing::info!(path = %self.path.display(), entries = parsed.known.entries.len(), "the CDR ledger was rewritten by another pusher: read again");
+        self.known = parsed.known;
+        self.read_to = bytes.len() as u64;
+    }
+
     /// Durably records that a POST is about to be sent. The caller POSTs only after this
     /// returned `Ok`, so a crash at any later point leaves the CDR marked as attempted.
     pub fn record_attempt(&mut self, key: &str) -> Result<(), LedgerError> {
         let at = now_seconds();
         self.append(key, LineState::Attempted, None, at)?;
-        self.entries
+        self.known
+            .entries
             .insert(key.to_string(), CdrState::Attempted { at });
         Ok(())
     }
@@ -363,7 +448,7 @@ impl CdrLedger {
     ) -> Result<(), LedgerError> {
         let at = now_seconds();
         self.append(key, LineState::Delivered, location, at)?;
-        self.entries.insert(
+        self.known.entries.insert(
             key.to_string(),
             CdrState::Delivered {
                 at,
@@ -378,18 +463,18 @@ impl CdrLedger {
     pub fn forget(&mut self, key: &str) -> Result<(), LedgerError> {
         let at = now_seconds();
         self.append(key, LineState::Cleared, None, at)?;
-        self.entries.remove(key);
+        self.known.entries.remove(key);
         Ok(())
     }
 
     /// Number of CDRs with a state (attempted or delivered).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.known.entries.len()
     }
 
     /// Whether no CDR has a state.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.known.entries.is_empty()
     }
 
     /// The ledger file, for log messages that send a person to check it.
@@ -397,8 +482,9 @@ impl CdrLedger {
         &self.path
     }
 
-    /// Appends one line and fsyncs it; the in-memory state is only changed by the caller after
-    /// this succeeded.
+    /// Appends one line and fsyncs it, into the file the path names now (never into one a
+    /// compaction has replaced); the in-memory state is only changed by the caller after this
+    /// succeeded.
     fn append(
         &mut self,
         key: &str,
@@ -406,15 +492,26 @@ impl CdrLedger {
         location: Option<&str>,
         at: SystemTime,
     ) -> Result<(), LedgerError> {
+        let write_err = |path: &Path, source| LedgerError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let text = line_text(key, state, location, at).map_err(|e| write_err(&self.path, e))?;
+        let _shared = self.lock.shared().map_err(|source| LedgerError::Lock {
+            path: self.path.clone(),
+            source,
+        })?;
+        if !self.poisoned
+            && !file_lock::still_names(&self.file, &self.path)
+                .map_err(|e| write_err(&self.path, e))?
+        {
+            self.reload();
+        }
         if self.poisoned {
             return Err(LedgerError::Poisoned {
                 path: self.path.clone(),
             });
         }
-        let text = line_text(key, state, location, at).map_err(|source| LedgerError::Write {
-            path: self.path.clone(),
-            source,
-        })?;
         let result = self
             .file
             .write_all(text.as_bytes())
@@ -424,13 +521,66 @@ impl CdrLedger {
             // A partial line may now end the file, and after a failed fsync the page cache is
             // not to be trusted: refuse further appends until the ledger is reopened.
             self.poisoned = true;
-            return Err(LedgerError::Write {
-                path: self.path.clone(),
-                source,
-            });
+            return Err(write_err(&self.path, source));
         }
         Ok(())
     }
+}
+
+impl Known {
+    /// One line's effect on the state.
+    fn apply(&mut self, state: LineState, key: String, at: SystemTime, location: Option<String>) {
+        match state {
+            LineState::Attempted => {
+                self.entries.insert(key, CdrState::Attempted { at });
+            }
+            LineState::Delivered => {
+                self.entries
+                    .insert(key, CdrState::Delivered { at, location });
+            }
+            LineState::Cleared => {
+                self.entries.remove(&key);
+            }
+            LineState::Forgotten => self.forgot(at),
+        }
+    }
+
+    fn forgot(&mut self, at: SystemTime) {
+        self.forgotten_before = Some(self.forgotten_before.map_or(at, |t| t.max(at)));
+    }
+
+    /// Drops the entries recorded before `cutoff`, remembering the newest of them; returns how
+    /// many were dropped.
+    fn drop_older(&mut self, cutoff: Option<SystemTime>) -> usize {
+        let Some(cutoff) = cutoff else {
+            return 0;
+        };
+        let old: Vec<(String, SystemTime)> = self
+            .entries
+            .iter()
+            .filter(|(_, state)| state.at() < cutoff)
+            .map(|(key, state)| (key.clone(), state.at()))
+            .collect();
+        for (key, at) in &old {
+            self.entries.remove(key);
+            self.forgot(*at);
+        }
+        old.len()
+    }
+}
+
+/// The ledger file opened for appending and for reading what others appended.
+fn open_for_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)
+}
+
+/// The lock file of the ledger at `path`: `<partner>.cdr-ledger.lock` beside it.
+fn lock_path(path: &Path) -> PathBuf {
+    path.with_extension("lock")
 }
 
 /// One serialized line, newline included.
@@ -453,14 +603,14 @@ fn line_text(
 
 /// The replayed content of a ledger file.
 struct Parsed {
-    entries: HashMap<String, CdrState>,
+    known: Known,
     /// The file ends with a torn or garbled line (or without a newline) and must be rewritten
     /// before appending, or the next line would be glued onto it.
     needs_repair: bool,
 }
 
 fn parse(path: &Path, bytes: &[u8]) -> Result<Parsed, LedgerError> {
-    let mut entries = HashMap::new();
+    let mut known = Known::default();
     let mut needs_repair = !bytes.is_empty() && !bytes.ends_with(b"\n");
     let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
     let last_content = lines
@@ -492,33 +642,12 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Parsed, LedgerError> {
                 })
             }
         };
-        apply(&mut entries, state, key, at, location);
+        known.apply(state, key, at, location);
     }
     Ok(Parsed {
-        entries,
+        known,
         needs_repair,
     })
-}
-
-/// One line's effect on the state.
-fn apply(
-    entries: &mut HashMap<String, CdrState>,
-    state: LineState,
-    key: String,
-    at: SystemTime,
-    location: Option<String>,
-) {
-    match state {
-        LineState::Attempted => {
-            entries.insert(key, CdrState::Attempted { at });
-        }
-        LineState::Delivered => {
-            entries.insert(key, CdrState::Delivered { at, location });
-        }
-        LineState::Cleared => {
-            entries.remove(&key);
-        }
-    }
 }
 
 /// The ledger file of `partner` in `dir`; refuses ids that would not make a plain file name.
@@ -531,32 +660,37 @@ fn ledger_path(dir: &Path, partner: &str) -> Result<PathBuf, LedgerError> {
     Ok(dir.join(format!("{partner}{FILE_SUFFIX}")))
 }
 
-/// How often [`release`] appends again when its lines vanished under a concurrent rewrite.
-const RELEASE_ATTEMPTS: usize = 3;
-
 /// Releases the CDRs `keys` of `partner` for a replay: each one recorded as *attempted* gets a
 /// `cleared` line, so its next delivery is POSTed (by a running pusher too, see
 /// [`CdrLedger::state`]). *Delivered* CDRs stay as they are. Never creates nor rewrites the
-/// file, so it is safe while a pusher holds the ledger open. Returns what it found per key.
+/// ledger, so it is safe while a pusher holds it open; it holds the ledger's shared lock from
+/// reading to appending, so no compaction can drop its lines. Returns what it found per key.
 pub fn release(
     dir: &Path,
     partner: &str,
     keys: &[String],
 ) -> Result<Vec<(String, Release)>, LedgerError> {
     let path = ledger_path(dir, partner)?;
-    let read = |path: &Path| -> Result<HashMap<String, CdrState>, LedgerError> {
-        match fs::read(path) {
-            Ok(bytes) => Ok(parse(path, &bytes)?.entries),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(HashMap::new()),
-            Err(source) => Err(LedgerError::Open {
-                path: path.to_path_buf(),
-                source,
-            }),
-        }
+    if !path.exists() {
+        return Ok(keys
+            .iter()
+            .map(|key| (key.clone(), Release::NotRecorded))
+            .collect());
+    }
+    let lock_err = |source| LedgerError::Lock {
+        path: path.clone(),
+        source,
     };
-    let entries = read(&path)?;
+    let lock = LedgerLock::open(&lock_path(&path)).map_err(lock_err)?;
+    let _shared = lock.shared().map_err(lock_err)?;
+    let entries = match fs::read(&path) {
+        Ok(bytes) => parse(&path, &bytes)?.known.entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => HashMap::new(),
+        Err(source) => return Err(LedgerError::Open { path, source }),
+    };
     let mut found = Vec::with_capacity(keys.len());
-    let mut to_clear: Vec<&str> = Vec::new();
+    let mut text = String::new();
+    let mut cleared: Vec<&str> = Vec::new();
     for key in keys {
         let outcome = match entries.get(key) {
             None => Release::NotRecorded,
@@ -564,41 +698,28 @@ pub fn release(
                 location: location.clone(),
             },
             Some(CdrState::Attempted { .. }) => {
-                if !to_clear.contains(&key.as_str()) {
-                    to_clear.push(key);
+                if !cleared.contains(&key.as_str()) {
+                    cleared.push(key);
+                    let line = line_text(key, LineState::Cleared, None, now_seconds()).map_err(
+                        |source| LedgerError::Write {
+                            path: path.clone(),
+                            source,
+                        },
+                    )?;
+                    text.push_str(&line);
                 }
                 Release::Released
             }
         };
         found.push((key.clone(), outcome));
     }
-    for _ in 0..RELEASE_ATTEMPTS {
-        if to_clear.is_empty() {
-            return Ok(found);
-        }
-        let mut text = String::new();
-        for key in &to_clear {
-            let line =
-                line_text(key, LineState::Cleared, None, now_seconds()).map_err(|source| {
-                    LedgerError::Write {
-                        path: path.clone(),
-                        source,
-                    }
-                })?;
-            text.push_str(&line);
-        }
+    if !text.is_empty() {
         append_once(&path, &text).map_err(|source| LedgerError::Write {
             path: path.clone(),
             source,
         })?;
-        let now = read(&path)?;
-        to_clear.retain(|key| matches!(now.get(*key), Some(CdrState::Attempted { .. })));
     }
-    if to_clear.is_empty() {
-        Ok(found)
-    } else {
-        Err(LedgerError::ReleaseLost { path })
-    }
+    Ok(found)
 }
 
 /// Appends `text` to an existing file in one write and fsyncs it.
@@ -618,10 +739,13 @@ fn parse_line(raw: &[u8]) -> Result<(LineState, String, SystemTime, Option<Strin
 
 /// Writes the entries to a temporary file and renames it over the ledger, so a crash leaves
 /// either the old or the new file, never a mix. Returns the new file's length.
-fn rewrite(dir: &Path, path: &Path, entries: &HashMap<String, CdrState>) -> io::Result<u64> {
-    let mut sorted: Vec<(&String, &CdrState)> = entries.iter().collect();
+fn rewrite(dir: &Path, path: &Path, known: &Known) -> io::Result<u64> {
+    let mut sorted: Vec<(&String, &CdrState)> = known.entries.iter().collect();
     sorted.sort_by(|a, b| a.1.at().cmp(&b.1.at()).then_with(|| a.0.cmp(b.0)));
     let mut text = String::new();
+    if let Some(at) = known.forgotten_before {
+        text.push_str(&line_text("", LineState::Forgotten, None, at)?);
+    }
     for (key, state) in sorted {
         let line = match state {
             CdrState::Attempted { at } => line_text(key, LineState::Attempted, None, *at)?,
@@ -669,6 +793,20 @@ fn now_seconds() -> SystemTime {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// A ledger time as the ledger writes it, for messages.
+pub fn format_time(at: SystemTime) -> String {
+    format_rfc3339(at)
+}
+
+/// An OCPI DateTime (`YYYY-MM-DDTHH:MM:SS[.fraction][Z]`, UTC), to whole seconds.
+pub fn parse_time(text: &str) -> Option<SystemTime> {
+    if text.ends_with('Z') {
+        parse_rfc3339(text)
+    } else {
+        parse_rfc3339(&format!("{text}Z"))
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds).
@@ -863,8 +1001,85 @@ mod tests {
             Some(CdrState::Delivered { .. })
         ));
         let text = fs::read_to_string(dir.file("acme")).unwrap();
-        assert_eq!(text, line("fresh", "delivered", &now));
+        let forgotten =
+            r#"{"key":"","state":"forgotten","at":"2000-01-01T00:00:05Z","location":null}"#;
+        assert_eq!(
+            text,
+            format!("{forgotten}\n{}", line("fresh", "delivered", &now))
+        );
         assert!(!dir.0.join(format!("acme{FILE_SUFFIX}.tmp")).exists());
+        let newest_dropped = parse_rfc3339("2000-01-01T00:00:05Z");
+        assert_eq!(ledger.forgotten_before(), newest_dropped);
+        drop(ledger);
+        let reopened = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        assert_eq!(reopened.forgotten_before(), newest_dropped);
+    }
+
+    #[test]
+    fn a_ledger_that_never_dropped_anything_forgot_nothing() {
+        let dir = TestDir::new();
+        let mut ledger = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        ledger.record_attempt("cdr-1").unwrap();
+        ledger.record_delivered("cdr-1", None).unwrap();
+        drop(ledger);
+        let reopened = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        assert_eq!(reopened.forgotten_before(), None);
+    }
+
+    #[test]
+    fn a_cdr_the_previous_owner_attempted_after_this_pusher_opened_the_ledger_is_not_posted() {
+        // The hand-over: the new owner opens the ledger while the old one still sends.
+        let dir = TestDir::new();
+        let mut new_owner = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        let mut old_owner = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        old_owner.record_attempt("cdr-in-flight").unwrap();
+        old_owner.record_attempt("cdr-done").unwrap();
+        old_owner.record_delivered("cdr-done", None).unwrap();
+        assert!(matches!(
+            new_owner.state("cdr-in-flight"),
+            Some(CdrState::Attempted { .. })
+        ));
+        assert!(matches!(
+            new_owner.state("cdr-done"),
+            Some(CdrState::Delivered { .. })
+        ));
+        assert_eq!(new_owner.state("cdr-never-sent"), None);
+    }
+
+    #[test]
+    fn a_line_the_previous_owner_appends_survives_the_new_owners_compaction() {
+        let dir = TestDir::new();
+        fs::create_dir_all(&dir.0).unwrap();
+        fs::write(
+            dir.file("acme"),
+            line("old", "delivered", "2000-01-01T00:00:00Z"),
+        )
+        .unwrap();
+        let mut old_owner = CdrLedger::open(&dir.0, "acme", 100_000 * DAY).unwrap();
+        // The new owner, with the usual retention, compacts the file (renames a new one over it).
+        let mut new_owner = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        old_owner.record_attempt("cdr-in-flight").unwrap();
+        old_owner.record_delivered("cdr-in-flight", None).unwrap();
+        old_owner.record_attempt("cdr-cut-off").unwrap();
+
+        assert!(matches!(
+            new_owner.state("cdr-in-flight"),
+            Some(CdrState::Delivered { .. })
+        ));
+        assert!(matches!(
+            new_owner.state("cdr-cut-off"),
+            Some(CdrState::Attempted { .. })
+        ));
+        let mut later = CdrLedger::open(&dir.0, "acme", 30 * DAY).unwrap();
+        assert!(matches!(
+            later.state("cdr-in-flight"),
+            Some(CdrState::Delivered { .. })
+        ));
+        assert!(matches!(
+            later.state("cdr-cut-off"),
+            Some(CdrState::Attempted { .. })
+        ));
+        assert!(later.forgotten_before().is_some());
     }
 
     #[test]
