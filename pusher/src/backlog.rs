@@ -2,7 +2,9 @@
 //! a memory or disk alarm stops every partner (and the bridge).
 //!
 //! The pusher consuming a partner checks its queue every [`CHECK_EVERY`]. When the messages
-//! ready reach `backlog_limit`, the partner is **cut off**: its queue is unbound from the
+//! ready reach `backlog_limit`, or their bytes reach `backlog_limit_bytes` (read from the
+//! broker's management API, [`crate::management`], so only with `broker.management_url`; AMQP
+//! tells counts, not bytes), the partner is **cut off**: its queue is unbound from the
 //! bridge's exchange (it receives nothing more; the other partners are untouched), a marker
 //! file `<state_dir>/<partner>.cut-off.json` records when and why (pushers that can take a
 //! partner over share `state_dir`, so whoever holds it next knows), the pusher logs an error,
@@ -44,14 +46,24 @@ pub struct CutOff {
     pub ready: u64,
     /// `backlog_limit` then.
     pub limit: u64,
+    /// Bytes ready then, where the management API told them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// `backlog_limit_bytes` then, where it applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_bytes: Option<u64>,
 }
 
 impl CutOff {
     /// One line for logs and status.
     pub fn describe(&self) -> String {
+        let bytes = match (self.bytes, self.limit_bytes) {
+            (Some(bytes), Some(limit)) => format!(", {bytes} bytes (backlog_limit_bytes {limit})"),
+            _ => String::new(),
+        };
         format!(
-            "cut off at {} with {} messages waiting (backlog_limit {}): its queue receives \
-             nothing until it is re-synced",
+            "cut off at {} with {} messages waiting (backlog_limit {}){bytes}: its queue \
+             receives nothing until it is re-synced",
             self.at, self.ready, self.limit
         )
     }
@@ -85,6 +97,8 @@ pub fn load(state_dir: &Path, partner: &str) -> Result<Option<CutOff>, BacklogEr
                 at: "unknown".into(),
                 ready: 0,
                 limit: 0,
+                bytes: None,
+                limit_bytes: None,
             }
         }))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -145,7 +159,12 @@ pub async fn watch(
         status,
         metrics,
         next_resync: Instant::now(),
+        bytes_unknown: false,
     };
+    let limit_bytes = watcher.partner.backlog.limit_bytes;
+    if limit_bytes > 0 && watcher.config.broker.management.is_none() {
+        tracing::info!(partner = %watcher.partner.id, backlog_limit = watcher.partner.backlog.limit, backlog_limit_bytes = limit_bytes, "the partner's backlog is bounded in messages only: a bound in bytes needs broker.management_url");
+    }
     loop {
         tokio::time::sleep(CHECK_EVERY).await;
         if let Err(e) = watcher.check().await {
@@ -161,6 +180,8 @@ struct Watcher {
     status: Arc<Mutex<PartnerStatus>>,
     metrics: Arc<PartnerMetrics>,
     next_resync: Instant,
+    /// The last question to the management API failed (said once, until it answers again).
+    bytes_unknown: bool,
 }
 
 impl Watcher {
@@ -168,10 +189,12 @@ impl Watcher {
         let state_dir = &self.config.pusher.state_dir;
         let marker = load(state_dir, &self.partner.id)?;
         let ready = self.ready().await?;
+        let bytes = self.ready_bytes().await;
+        let backlog = &self.partner.backlog;
+        let over = (backlog.limit > 0 && ready >= backlog.limit)
+            || bytes.is_some_and(|b| backlog.limit_bytes > 0 && b >= backlog.limit_bytes);
         match marker {
-            None if self.partner.backlog.limit > 0 && ready >= self.partner.backlog.limit => {
-                self.cut_off(ready).await
-            }
+            None if over => self.cut_off(ready, bytes).await,
             None => {
                 self.show(None);
                 Ok(())
@@ -188,11 +211,14 @@ impl Watcher {
         }
     }
 
-    async fn cut_off(&mut self, ready: u64) -> Result<(), BacklogError> {
+    async fn cut_off(&mut self, ready: u64, bytes: Option<u64>) -> Result<(), BacklogError> {
+        let limit_bytes = self.partner.backlog.limit_bytes;
         let cut = CutOff {
             at: now_rfc3339(),
             ready,
             limit: self.partner.backlog.limit,
+            bytes,
+            limit_bytes: bytes.map(|_| limit_bytes),
         };
         save(&self.config.pusher.state_dir, &self.partner.id, &cut)?;
         self.unbind().await?;
@@ -201,9 +227,11 @@ impl Watcher {
             queue = %self.partner.queue,
             ready,
             limit = self.partner.backlog.limit,
+            bytes = bytes.map_or_else(|| "unknown".to_string(), |b| b.to_string()),
+            limit_bytes,
             auto_resync = self.partner.backlog.auto_resync,
-            "partner CUT OFF: its backlog reached backlog_limit, so its queue no longer receives \
-             changes (the other partners are not affected). What waits in the queue is still \
+            "partner CUT OFF: its backlog reached backlog_limit or backlog_limit_bytes, so its \
+             queue no longer receives changes (the other partners are not affected). What waits in the queue is still \
              delivered; the partner needs a re-sync when it is back: {}",
             if self.partner.backlog.auto_resync {
                 "it is asked for automatically once the queue has drained"
@@ -261,6 +289,29 @@ impl Watcher {
         })
     }
 
+    /// Bytes ready in the partner's queue, where a bound in bytes applies and the management
+    /// API answers; a failure is said once (the message bound still applies meanwhile).
+    async fn ready_bytes(&mut self) -> Option<u64> {
+        let api = self.config.broker.management.as_ref()?;
+        if self.partner.backlog.limit_bytes == 0 {
+            return None;
+        }
+        match api.queue_bytes(&self.partner.queue).await {
+            Ok(bytes) => {
+                if std::mem::take(&mut self.bytes_unknown) {
+                    tracing::info!(partner = %self.partner.id, "the management API answers again: the backlog is bounded in bytes too");
+                }
+                Some(bytes.ready)
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut self.bytes_unknown, true) {
+                    tracing::warn!(partner = %self.partner.id, error = %e, "the backlog's bytes are unknown: only backlog_limit (messages) applies until the management API answers");
+                }
+                None
+            }
+        }
+    }
+
     async fn unbind(&self) -> Result<(), BacklogError> {
         let channel = self.channel().await?;
         let unbound = channel
@@ -307,7 +358,12 @@ mod tests {
             at: "2026-12-03T10:00:00Z".into(),
             ready: 1200,
             limit: 1000,
+            bytes: Some(5000),
+            limit_bytes: Some(4096),
         };
+        assert!(cut
+            .describe()
+            .contains("5000 bytes (backlog_limit_bytes 4096)"));
         assert_eq!(load(&dir, "acme").unwrap(), None);
         save(&dir, "acme", &cut).unwrap();
         assert_eq!(load(&dir, "acme").unwrap(), Some(cut));
@@ -315,6 +371,20 @@ mod tests {
         clear(&dir, "acme").unwrap();
         assert_eq!(load(&dir, "acme").unwrap(), None);
         clear(&dir, "acme").unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_marker_written_before_bytes_were_bounded_is_read() {
+        let dir = std::env::temp_dir().join(format!("backlog-test-old-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            marker_path(&dir, "acme"),
+            br#"{"at":"2026-12-03T10:00:00Z","ready":1200,"limit":1000}"#,
+        )
+        .unwrap();
+        let cut = load(&dir, "acme").unwrap().unwrap();
+        assert_eq!((cut.ready, cut.bytes), (1200, None));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

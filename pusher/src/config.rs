@@ -108,6 +108,12 @@ pub struct BrokerConfig {
     /// `[broker.tls]`: verification choice, CA file and client certificate of `amqps://` URLs.
     #[serde(default)]
     pub tls: TlsConfig,
+    /// The management HTTP API (`http://host:15672`), for the backlog bound in bytes.
+    #[serde(default)]
+    pub management_url: Option<String>,
+    /// Resolved from `management_url` and `url`.
+    #[serde(skip)]
+    pub management: Option<crate::management::ManagementApi>,
 }
 
 impl BrokerConfig {
@@ -358,6 +364,8 @@ struct RawPartner {
     retry: RawRetry,
     #[serde(default = "default_backlog_limit")]
     backlog_limit: u64,
+    #[serde(default = "default_backlog_limit_bytes")]
+    backlog_limit_bytes: u64,
     #[serde(default = "default_true")]
     auto_resync: bool,
     #[serde(default)]
@@ -400,6 +408,9 @@ fn default_true() -> bool {
 fn default_backlog_limit() -> u64 {
     1_000_000
 }
+fn default_backlog_limit_bytes() -> u64 {
+    1 << 30
+}
 
 /// What a sync does with a CDR the partner's CDR ledger cannot vouch for: one older than the
 /// newest entry the ledger dropped for its age (`cdr_ledger_days`), which the partner may have
@@ -420,6 +431,9 @@ pub enum OldCdrsInSync {
 pub struct BacklogPolicy {
     /// Messages ready in the partner's queue at which it is cut off; 0: never.
     pub limit: u64,
+    /// Bytes ready in the partner's queue at which it is cut off (read from the management
+    /// API, so only with `broker.management_url`); 0: never.
+    pub limit_bytes: u64,
     /// Once a cut-off partner has drained its queue, bind it again and ask the bridge for its
     /// re-sync (otherwise an operator runs `pusher sync`).
     pub auto_resync: bool,
@@ -513,6 +527,8 @@ impl Default for BrokerConfig {
             pusher_users: Vec::new(),
             senders: Arc::default(),
             tls: TlsConfig::default(),
+            management_url: None,
+            management: None,
         }
     }
 }
@@ -635,6 +651,13 @@ impl Config {
             &broker.bridge_users,
             &broker.pusher_users,
         ));
+        broker.management = match broker.management_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => Some(
+                crate::management::ManagementApi::new(url, &broker.url)
+                    .map_err(|message| invalid("broker.management_url".into(), message))?,
+            ),
+        };
         let tls_invalid = |e: tls_connect::TlsConfigError| invalid(e.key, e.message);
         broker
             .tls
@@ -911,6 +934,7 @@ impl Config {
                 },
                 backlog: BacklogPolicy {
                     limit: p.backlog_limit,
+                    limit_bytes: p.backlog_limit_bytes,
                     auto_resync: p.auto_resync,
                 },
                 old_cdrs_in_sync: p.old_cdrs_in_sync,

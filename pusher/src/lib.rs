@@ -29,6 +29,7 @@ pub mod delivery;
 pub mod disk_work;
 pub mod http_endpoints;
 pub mod lanes;
+pub mod management;
 pub mod mapping;
 pub mod metrics;
 pub mod ocpi;

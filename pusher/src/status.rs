@@ -157,6 +157,8 @@ pub async fn partners(config: &Config) -> anyhow::Result<Vec<PartnerRow>> {
                         at: e.to_string(),
                         ready: 0,
                         limit: 0,
+                        bytes: None,
+                        limit_bytes: None,
                     })
                 })
                 .map(|cut| cut.describe()),

@@ -32,6 +32,8 @@ pub struct PusherConfig {
     pub metrics_listen: String,
     /// `[bridge] status_url` for `pusher status`; `None` leaves the pusher's default.
     pub bridge_status_url: Option<String>,
+    /// `[broker] management_url`; `None`: left out.
+    pub management_url: Option<String>,
     /// `[database]`: where composite objects are read (mappings with `[[table.children]]`).
     /// Without it, a partner whose `modules` is empty gets no Locations (see
     /// [`PusherConfig::to_toml`]).
@@ -114,6 +116,8 @@ pub struct PartnerEntry {
     pub max_hold_secs: u64,
     /// `backlog_limit`; `None` leaves the pusher's default.
     pub backlog_limit: Option<u64>,
+    /// `backlog_limit_bytes`; `None` leaves the pusher's default.
+    pub backlog_limit_bytes: Option<u64>,
     /// `auto_resync`; `None` leaves the pusher's default (true).
     pub auto_resync: Option<bool>,
     /// `old_cdrs_in_sync` ("skip" or "park"); `None` leaves the pusher's default ("skip").
@@ -145,6 +149,7 @@ pub fn pusher_config(amqp_url: &str) -> PusherConfig {
         log_level: "info,pusher=debug".into(),
         metrics_listen: String::new(),
         bridge_status_url: None,
+        management_url: None,
         database: None,
         source_time_zone: None,
         partners: Vec::new(),
@@ -186,6 +191,7 @@ pub fn partner_entry(id: &str, partner: &OcpiPartner, token_env: &str) -> Partne
         backlog_limit: None,
         auto_resync: None,
         old_cdrs_in_sync: None,
+        backlog_limit_bytes: None,
     }
 }
 
@@ -227,6 +233,9 @@ impl PusherConfig {
         let _ = writeln!(out, "queue_prefix = {}", q(&self.queue_prefix));
         let _ = writeln!(out, "delivery_limit = {}", self.delivery_limit);
         let _ = writeln!(out, "presence_exchange = {}", q(&self.presence_exchange));
+        if let Some(url) = &self.management_url {
+            let _ = writeln!(out, "management_url = {}", q(url));
+        }
         let _ = writeln!(out, "\n[pusher]");
         let _ = writeln!(out, "name = {}", q(&self.name));
         if let Some(dir) = &self.state_dir {
@@ -284,6 +293,9 @@ impl PusherConfig {
             let _ = writeln!(out, "connect_timeout_ms = {}", p.connect_timeout_ms);
             if let Some(limit) = p.backlog_limit {
                 let _ = writeln!(out, "backlog_limit = {limit}");
+            }
+            if let Some(limit) = p.backlog_limit_bytes {
+                let _ = writeln!(out, "backlog_limit_bytes = {limit}");
             }
             if let Some(old) = p.old_cdrs_in_sync {
                 let _ = writeln!(out, "old_cdrs_in_sync = {}", q(old));

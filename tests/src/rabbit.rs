@@ -585,13 +585,25 @@ impl RabbitNode {
     /// whose VM never comes up (no pid within [`RABBIT_PID_TIMEOUT`], nothing logged: seen
     /// rarely on busy machines) is given up and another started on another port.
     pub fn start() -> RabbitNode {
-        RabbitNode::start_inner(None, "")
+        RabbitNode::start_inner(None, "", false)
     }
 
     /// [`RabbitNode::start`] with `settings` (lines of rabbitmq.conf, e.g.
     /// `max_message_size = 131072`) added to its configuration.
     pub fn start_with_settings(settings: &str) -> RabbitNode {
-        RabbitNode::start_inner(None, settings)
+        RabbitNode::start_inner(None, settings, false)
+    }
+
+    /// [`RabbitNode::start`] with the management plugin listening on
+    /// [`RabbitNode::management_url`] (port + 2), its statistics sampled every second.
+    pub fn start_with_management() -> RabbitNode {
+        RabbitNode::start_inner(None, "", true)
+    }
+
+    /// `http://127.0.0.1:PORT` of the management API of a node started with
+    /// [`RabbitNode::start_with_management`].
+    pub fn management_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port + 2)
     }
 
     /// [`RabbitNode::start`] with a TLS listener too (on [`RabbitNode::tls_port`]) that shows
@@ -605,6 +617,7 @@ impl RabbitNode {
                 require_client_certificate: false,
             }),
             "",
+            false,
         )
     }
 
@@ -618,12 +631,13 @@ impl RabbitNode {
                 require_client_certificate: true,
             }),
             "",
+            false,
         )
     }
 
-    fn start_inner(tls: Option<TlsListener>, settings: &str) -> RabbitNode {
+    fn start_inner(tls: Option<TlsListener>, settings: &str, management: bool) -> RabbitNode {
         for attempt in 1.. {
-            let mut node = RabbitNode::prepare(tls, settings);
+            let mut node = RabbitNode::prepare(tls, settings, management);
             match node.launch() {
                 Ok(()) => return node,
                 Err(why) if attempt < 3 => {
@@ -637,14 +651,26 @@ impl RabbitNode {
     }
 
     /// A node's directory, port and name, not started.
-    fn prepare(tls: Option<TlsListener>, settings: &str) -> RabbitNode {
+    fn prepare(tls: Option<TlsListener>, settings: &str, management: bool) -> RabbitNode {
         let dir = fresh_dir("rabbit");
         // Ephemeral ports start at 32768: stay below so that port + 20000 is a valid port and
         // unlikely to be taken by outgoing connections.
-        let port = free_port_with_offsets(20_000..32_000, &[1, 20_000]);
+        let port = free_port_with_offsets(20_000..32_000, &[1, 2, 20_000]);
         let node = format!("t{port}@localhost");
-        std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("write enabled_plugins");
+        let plugins = if management {
+            "[rabbitmq_management].\n"
+        } else {
+            "[].\n"
+        };
+        std::fs::write(dir.join("enabled_plugins"), plugins).expect("write enabled_plugins");
         let mut conf = String::from("loopback_users = none\n");
+        if management {
+            conf.push_str(&format!(
+                "management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {}\n\
+                 collect_statistics_interval = 1000\n",
+                port + 2
+            ));
+        }
         let tls_port = tls.map(|tls| {
             // Copied into the node's directory, which becomes the rabbitmq user's.
             let copy = |from: &Path, name: &str| {

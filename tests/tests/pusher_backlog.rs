@@ -9,15 +9,21 @@
 //!   bridge for its re-sync: both partners end equal to the database, nothing parked, and the
 //!   partner is no longer shown cut off.
 //!
+//! - `a_partner_whose_waiting_bytes_reach_backlog_limit_bytes_is_cut_off`: on a private broker
+//!   with the management plugin, partner `big` (no bound in messages, 10,000 bytes) is down
+//!   while 60 tariff changes (about 40 KB) wait: the pusher reads their bytes from the
+//!   management API and cuts the partner off, and `pusher partners` says it was for its bytes.
+//!
 //! Deadlines are generous (a shared 2-core machine): nothing here asserts a timing.
 
 use std::time::{Duration, Instant};
 
+use system_tests::changes::tariff_insert;
 use system_tests::config::syncing_bridge_toml;
 use system_tests::pusher_cli::{env_refs, partners_json, row, setup_queues};
 use system_tests::{
-    differences, partner_entry, pusher_config, queue_len, shared_amqp_url, BridgeProcess,
-    BrokerCleanup, MariaDb, OcpiPartner, PartnerOptions, PusherProcess,
+    differences, partner_entry, publish_messages, pusher_config, queue_len, shared_amqp_url,
+    BridgeProcess, BrokerCleanup, MariaDb, OcpiPartner, PartnerOptions, PusherProcess, RabbitNode,
 };
 
 const TOKEN_ENV: &str = "PUSHER_BACKLOG_TOKEN";
@@ -149,5 +155,52 @@ async fn a_partner_down_past_its_backlog_limit_is_cut_off_and_re_synced_when_bac
         );
     }
     assert!(block(|| differences(&db, "ocpi", &other)).is_empty());
+    pusher.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_whose_waiting_bytes_reach_backlog_limit_bytes_is_cut_off() {
+    let node = block(RabbitNode::start_with_management);
+    let url = node.amqp_url();
+    let big = OcpiPartner::start(PartnerOptions::v221()).await;
+    let mut entry = partner_entry("big", &big, TOKEN_ENV);
+    entry.backlog_limit = Some(0);
+    entry.backlog_limit_bytes = Some(10_000);
+    entry.down_after_secs = 3;
+    let state_dir = system_tests::util::fresh_dir("pusher-backlog-bytes-state");
+    let cfg = pusher_config(&url)
+        .with(|c| {
+            c.state_dir = Some(state_dir.display().to_string());
+            c.management_url = Some(node.management_url());
+        })
+        .partner(entry);
+    let env = vec![(TOKEN_ENV.to_string(), big.options().token.clone())];
+    setup_queues(&cfg, &env_refs(&env));
+    big.go_down().await;
+    let mut pusher = PusherProcess::start_with_env(&cfg.to_toml(), &env_refs(&env));
+    let changes: Vec<_> = (0..60u32)
+        .map(|i| tariff_insert(&format!("BB{i:03}"), 1, u64::from(i) + 1))
+        .collect();
+    publish_messages(&url, &cfg.exchange, &changes).await;
+
+    let logs = || pusher.log_tail(40);
+    wait_until("partner `big` cut off for its bytes", &logs, async || {
+        pusher.log().contains("partner CUT OFF")
+    })
+    .await;
+    let rows = partners_json(&cfg, &env).await;
+    let shown = row(&rows, "big")["cut_off"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        shown.contains("bytes (backlog_limit_bytes 10000)"),
+        "`pusher partners` does not say `big` was cut off for its bytes: {rows:#?}\n{}",
+        logs()
+    );
+    assert!(
+        queue_len(&url, &cfg.queue("big")).await >= 1,
+        "what waited must stay in the queue"
+    );
     pusher.terminate();
 }
