@@ -574,6 +574,66 @@ async fn replay_after_the_fix_delivers_the_parked_changes_and_the_partner_ends_a
     rig.cleanup().await;
 }
 
+/// A replay holds one window of parked messages at a time (`--window`, for a parking queue of
+/// millions): five versions of each of five tariffs are parked interleaved (25 messages) and
+/// replayed in windows of 4. The parking queue ends empty, every tariff reaches its newest
+/// version, and no tariff's PUTs go back to an older one across windows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_in_windows_smaller_than_the_parking_queue_delivers_everything_in_order() {
+    let rig = Rig::new().await;
+    let mut pusher = rig.start().await;
+    rig.partner.set_mode(Mode::Ocpi(2001));
+    let mut changes = Vec::new();
+    for version in 1..=5u32 {
+        for t in 0..5 {
+            let (id, seq) = (format!("W{t}"), u64::from(version) * 10 + t);
+            changes.push(match version {
+                1 => tariff_insert(&id, version, seq),
+                _ => tariff_update(&id, version, seq),
+            });
+        }
+    }
+    rig.publish(&changes).await;
+    wait_until!(
+        rig,
+        pusher,
+        "the 25 rejected changes were parked",
+        rig.parked_count().await == 25
+    );
+    rig.partner.clear_mode();
+    let before_replay = rig.partner.requests().len();
+
+    let (status, out) = rig.command(&["parked", "replay", PARTNER, "--yes", "--window", "4"]);
+    assert!(
+        status.success() && out.contains("replayed 25 parked message(s)"),
+        "`pusher parked replay --yes --window 4` did not replay all 25:\n{out}"
+    );
+    wait_until!(
+        rig,
+        pusher,
+        "every tariff reached its newest version",
+        (0..5).all(|t| rig.stored_tariff(&format!("W{t}")) == Some(5))
+    );
+    wait_len(&rig.url, &rig.parking(), 0).await;
+    wait_len(&rig.url, &rig.queue(), 0).await;
+    rig.stop(&mut pusher);
+    for t in 0..5 {
+        let versions: Vec<u64> = rig
+            .tariff_puts(&format!("W{t}"))
+            .iter()
+            .filter(|r| r.seq >= before_replay)
+            .filter_map(|r| r.body.as_ref().and_then(tariff_version))
+            .collect();
+        assert!(
+            versions.windows(2).all(|w| w[0] <= w[1]),
+            "tariff W{t} went back to an older version across windows: PUT versions \
+             {versions:?}\n{}",
+            rig.report(&pusher)
+        );
+    }
+    rig.cleanup().await;
+}
+
 /// A CDR POST the partner refuses is parked; replayed once the partner takes it, it is POSTed
 /// again exactly once, and a second replay finds nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,8 +39,7 @@ use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
 use change_message::{Message, RowChange};
 use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
@@ -55,6 +54,9 @@ use crate::parking::{
 };
 use crate::senders::{self, first_publisher};
 use crate::topology;
+
+mod read;
+use read::ParkedReader;
 
 /// Header of a replayed message: when it was replayed (RFC 3339 UTC).
 pub const HEADER_REPLAYED_AT: &str = "x-replayed-at";
@@ -94,6 +96,10 @@ pub enum ParkedCommand {
         /// At most this many parked messages, oldest first.
         #[arg(long)]
         limit: Option<usize>,
+        /// Messages read, merged per record and published at a time (with at most 64 MiB of
+        /// bodies): the memory the replay holds, however many messages are parked.
+        #[arg(long, default_value_t = read::WINDOW_MESSAGES, value_parser = clap::value_parser!(usize))]
+        window: usize,
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
@@ -261,9 +267,15 @@ pub async fn run(config: &Config, command: ParkedCommand) -> Result<(), ParkedEr
             partner,
             table,
             limit,
+            window,
             yes,
         } => {
-            let done = replay(config, &partner, table.as_deref(), limit, yes).await?;
+            let selection = Selection {
+                table: table.as_deref(),
+                limit,
+                window: window.max(1),
+            };
+            let done = replay(config, &partner, selection, yes).await?;
             print!("{}", render_replayed(&partner, &done));
             Ok(())
         }
@@ -280,31 +292,25 @@ pub async fn run(config: &Config, command: ParkedCommand) -> Result<(), ParkedEr
 }
 
 /// Lists up to `limit` parked messages of `partner`, oldest first, and counts them all. Every
-/// message read goes back to its place.
+/// message read goes back to its place. Holds a description per message shown, no bodies.
 pub async fn list(config: &Config, partner: &str, limit: usize) -> Result<Listing, ParkedError> {
     let partner = find_partner(config, partner)?;
     let connection = connect(config).await?;
     let result = async {
-        let ready = queue_depth(&connection, &partner, &partner.parking_queue).await?;
+        let ready = queue_depth(&connection, &partner, &partner.parking_queue).await? as usize;
         let warning = parking_arguments_warning(&connection, config, &partner).await;
         let channel = open_channel(&connection, "a channel to read parked messages").await?;
-        let (held, remaining) = read(&channel, &partner.parking_queue, limit).await?;
-        let total = if limit == 0 {
-            ready as usize
-        } else {
-            held.len() + remaining
-        };
+        let mut reader = ParkedReader::new(&channel, &partner.parking_queue, limit.min(ready));
+        let mut messages = Vec::new();
+        while let Some(held) = reader.next().await? {
+            messages.push(describe(messages.len() + 1, &held));
+        }
         // Closing the channel hands every message read back to the head of the queue.
         close_channel(channel).await;
-        let messages = held
-            .iter()
-            .enumerate()
-            .map(|(i, h)| describe(i + 1, h))
-            .collect::<Vec<_>>();
         Ok(Listing {
             partner: partner.id.clone(),
             queue: partner.parking_queue.clone(),
-            total,
+            total: ready.max(messages.len()),
             shown: messages.len(),
             messages,
             warning,
@@ -315,78 +321,89 @@ pub async fn list(config: &Config, partner: &str, limit: usize) -> Result<Listin
     result
 }
 
-/// Replays the parked messages of `partner` selected by `table` and `limit` into its queue
-/// (see the module documentation); asks first unless `yes`.
+/// Which parked messages a replay takes, and how many it holds at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Selection<'a> {
+    /// Only messages of this table.
+    pub table: Option<&'a str>,
+    /// At most this many, oldest first.
+    pub limit: Option<usize>,
+    /// Messages per window (see [`replay`]).
+    pub window: usize,
+}
+
+/// Replays the parked messages of `partner` chosen by `selection` into its queue (see the
+/// module documentation); asks first unless `yes`. Works one window of `selection.window`
+/// messages (or [`read::WINDOW_BYTES`] of bodies) at a time: a window is merged per record,
+/// published with confirms and removed before the next is read, so a record parked in two
+/// windows goes out as two messages, in order.
 pub async fn replay(
     config: &Config,
     partner: &str,
-    table: Option<&str>,
-    limit: Option<usize>,
+    selection: Selection<'_>,
     yes: bool,
 ) -> Result<Replayed, ParkedError> {
+    let Selection {
+        table,
+        limit,
+        window,
+    } = selection;
     let partner = find_partner(config, partner)?;
     refuse_without_terminal("replay", &partner.id, yes)?;
     let connection = connect(config).await?;
     let result = async {
         queue_depth(&connection, &partner, &partner.queue).await?;
-        queue_depth(&connection, &partner, &partner.parking_queue).await?;
+        // Everything ready now; what is parked later is behind and never read.
+        let ready = queue_depth(&connection, &partner, &partner.parking_queue).await? as usize;
         if let Some(warning) = parking_arguments_warning(&connection, config, &partner).await {
             eprintln!("warning: {warning}");
         }
-        let channel = open_channel(&connection, "a channel to replay parked messages").await?;
-        // Everything ready now; what is parked later is behind and never read.
-        let (held, _) = read(&channel, &partner.parking_queue, usize::MAX).await?;
-        let plan = plan_replay(&held, &partner, table, limit);
-        drop(held);
         let mut outcome = Replayed {
             parked: 0,
             published: 0,
             queue: partner.queue.clone(),
             cdrs: Vec::new(),
         };
-        if plan.parked == 0 {
-            close_channel(channel).await;
-            return Ok(outcome);
-        }
-        let cdr_count = plan.messages.iter().filter(|m| m.cdr.is_some()).count();
-        let mut question = format!(
-            "partner {}: {} parked message(s) ({}) will be published again to {} as {} \
-             message(s), one per record carrying its newest parked state",
-            partner.id,
-            plan.parked,
-            tally(&plan.by_table),
-            partner.queue,
-            plan.messages.len()
-        );
-        if cdr_count > 0 {
-            let _ = write!(
-                question,
-                "; {cdr_count} CDR(s) among them are released in the CDR ledger, so the pusher \
-                 POSTs them again unless the ledger records the partner already took them"
-            );
-        }
         if !yes {
-            confirm(&question, plan.parked, "replayed")?;
+            let survey = survey(&connection, &partner, table, limit, ready).await?;
+            if survey.parked == 0 {
+                return Ok(outcome);
+            }
+            confirm(&survey.question(&partner), survey.parked, "replayed")?;
         }
-        let keys: Vec<String> = plan.messages.iter().filter_map(|m| m.cdr.clone()).collect();
-        if !keys.is_empty() {
-            outcome.cdrs = cdr_ledger::release(&config.pusher.state_dir, &partner.id, &keys)?;
+        let channel = open_channel(&connection, "a channel to replay parked messages").await?;
+        let mut reader = ParkedReader::new(&channel, &partner.parking_queue, ready);
+        let mut left = limit.unwrap_or(usize::MAX);
+        while left > 0 {
+            let held = reader.window(window, read::WINDOW_BYTES).await?;
+            if held.is_empty() {
+                break;
+            }
+            let plan = plan_replay(&held, &partner, table, Some(left));
+            drop(held);
+            left -= plan.parked;
+            let keys: Vec<String> = plan.messages.iter().filter_map(|m| m.cdr.clone()).collect();
+            if !keys.is_empty() {
+                let released = cdr_ledger::release(&config.pusher.state_dir, &partner.id, &keys)?;
+                outcome.cdrs.extend(released);
+            }
+            publish_plan(
+                &channel,
+                &partner.queue,
+                config.broker.senders.own(),
+                &plan,
+                &mut outcome,
+            )
+            .await?;
         }
-        publish_plan(
-            &channel,
-            &partner.queue,
-            config.broker.senders.own(),
-            &plan,
-            &mut outcome,
-        )
-        .await?;
-        // A graceful close makes sure the broker processed every ack before we report.
+        // A graceful close makes sure the broker processed every ack before we report; what
+        // was read and not selected goes back to the head of the parking queue.
         channel
             .close(200, ShortString::from("replayed"))
             .await
             .map_err(|source| ParkedError::ReplayStopped {
                 replayed: outcome.published,
-                planned: plan.messages.len(),
+                planned: outcome.published,
                 reason: format!(
                     "the broker did not confirm the removal from the parking queue ({source}); \
                      replayed messages may still be listed there too"
@@ -397,6 +414,69 @@ pub async fn replay(
     .await;
     close_connection(connection).await;
     result
+}
+
+/// What a replay would take, counted before asking: bodies are read and dropped.
+struct Survey {
+    parked: usize,
+    by_table: BTreeMap<String, usize>,
+    cdrs: usize,
+}
+
+impl Survey {
+    fn question(&self, partner: &PartnerConfig) -> String {
+        let mut question = format!(
+            "partner {}: {} parked message(s) ({}) will be published again to {}, the states \
+             of one record as one message of its newest parked state",
+            partner.id,
+            self.parked,
+            tally(&self.by_table),
+            partner.queue,
+        );
+        if self.cdrs > 0 {
+            let _ = write!(
+                question,
+                "; {} CDR(s) among them are released in the CDR ledger, so the pusher POSTs \
+                 them again unless the ledger records the partner already took them",
+                self.cdrs
+            );
+        }
+        question
+    }
+}
+
+/// Counts what a replay of `table`/`limit` would take from the `ready` messages, on a channel
+/// of its own that hands them all back.
+async fn survey(
+    connection: &Connection,
+    partner: &PartnerConfig,
+    table: Option<&str>,
+    limit: Option<usize>,
+    ready: usize,
+) -> Result<Survey, ParkedError> {
+    let channel = open_channel(connection, "a channel to count parked messages").await?;
+    let mut reader = ParkedReader::new(&channel, &partner.parking_queue, ready);
+    let mut survey = Survey {
+        parked: 0,
+        by_table: BTreeMap::new(),
+        cdrs: 0,
+    };
+    let limit = limit.unwrap_or(usize::MAX);
+    while survey.parked < limit {
+        let Some(held) = reader.next().await? else {
+            break;
+        };
+        if table.is_some_and(|t| !table_matches(&held, t)) {
+            continue;
+        }
+        survey.parked += 1;
+        *survey.by_table.entry(table_of(&held)).or_insert(0) += 1;
+        if let Ok(Message::Change(change)) = Message::from_slice(&held.body) {
+            survey.cdrs += usize::from(cdr_key(partner, &change).is_some());
+        }
+    }
+    close_channel(channel).await;
+    Ok(survey)
 }
 
 /// Discards the parked messages of `partner` (after asking, unless `yes`); returns how many,
@@ -410,21 +490,21 @@ pub async fn discard(
     refuse_without_terminal("discard", &partner.id, yes)?;
     let connection = connect(config).await?;
     let result = async {
-        queue_depth(&connection, &partner, &partner.parking_queue).await?;
+        let ready = queue_depth(&connection, &partner, &partner.parking_queue).await? as usize;
         let channel = open_channel(&connection, "a channel to discard parked messages").await?;
         // Everything ready now; the count shown is what this channel holds, and only that is
-        // removed: what is parked meanwhile is behind it and never read.
-        let (held, _) = read(&channel, &partner.parking_queue, usize::MAX).await?;
-        let count = held.len();
-        let Some(last) = held.last().map(|h| h.tag) else {
+        // removed: what is parked meanwhile is behind it and never read. Counts, no bodies.
+        let mut reader = ParkedReader::new(&channel, &partner.parking_queue, ready);
+        let (mut count, mut last, mut by_table) = (0, None, BTreeMap::new());
+        while let Some(held) = reader.next().await? {
+            count += 1;
+            last = Some(held.tag);
+            *by_table.entry(table_of(&held)).or_insert(0) += 1;
+        }
+        let Some(last) = last else {
             close_channel(channel).await;
             return Ok((0, partner.parking_queue.clone()));
         };
-        let mut by_table = BTreeMap::new();
-        for h in &held {
-            *by_table.entry(table_of(h)).or_insert(0) += 1;
-        }
-        drop(held);
         if !yes {
             let question = format!(
                 "partner {}: {count} parked message(s) in {} ({}) will be DISCARDED for good",
@@ -631,7 +711,7 @@ async fn publish_plan(
     plan: &ReplayPlan,
     outcome: &mut Replayed,
 ) -> Result<(), ParkedError> {
-    let planned = plan.messages.len();
+    let planned = outcome.published + plan.messages.len();
     let stopped = |outcome: &Replayed, reason: String| ParkedError::ReplayStopped {
         replayed: outcome.published,
         planned,
@@ -706,38 +786,6 @@ async fn publish_plan(
         }
     }
     Ok(())
-}
-
-/// Reads up to `max` messages from `queue` and holds them; also returns how many stayed
-/// behind (ready) according to the last read.
-async fn read(
-    channel: &Channel,
-    queue: &str,
-    max: usize,
-) -> Result<(Vec<Held>, usize), ParkedError> {
-    let mut held = Vec::new();
-    let mut remaining = 0;
-    while held.len() < max {
-        let got = channel
-            .basic_get(ShortString::from(queue), BasicGetOptions { no_ack: false })
-            .await
-            .map_err(|source| ParkedError::Broker {
-                what: format!("reading parked messages from {queue}"),
-                source,
-            })?;
-        let Some(message) = got else {
-            remaining = 0;
-            break;
-        };
-        remaining = message.message_count as usize;
-        let delivery = message.delivery;
-        held.push(Held {
-            tag: delivery.delivery_tag,
-            body: delivery.data,
-            properties: delivery.properties,
-        });
-    }
-    Ok((held, remaining))
 }
 
 /// How `list` shows one held message.
