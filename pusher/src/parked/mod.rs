@@ -492,14 +492,25 @@ pub async fn discard(
     let result = async {
         let ready = queue_depth(&connection, &partner, &partner.parking_queue).await? as usize;
         let channel = open_channel(&connection, "a channel to discard parked messages").await?;
-        // Everything ready now; the count shown is what this channel holds, and only that is
-        // removed: what is parked meanwhile is behind it and never read. Counts, no bodies.
+        // Everything ready now, and only that is removed: what is parked meanwhile is behind
+        // it and never read. Counts, no bodies. Asked first, the count shown is what this
+        // channel holds until the answer; with --yes each window is removed as it is read (a
+        // queue holding many messages unacked hands out the next ones slowly).
         let mut reader = ParkedReader::new(&channel, &partner.parking_queue, ready);
         let (mut count, mut last, mut by_table) = (0, None, BTreeMap::new());
-        while let Some(held) = reader.next().await? {
-            count += 1;
-            last = Some(held.tag);
-            *by_table.entry(table_of(&held)).or_insert(0) += 1;
+        loop {
+            let window = reader.window(read::WINDOW_MESSAGES, read::WINDOW_BYTES).await?;
+            let Some(newest) = window.last().map(|h| h.tag) else {
+                break;
+            };
+            count += window.len();
+            last = Some(newest);
+            for held in &window {
+                *by_table.entry(table_of(held)).or_insert(0) += 1;
+            }
+            if yes {
+                remove_up_to(&channel, &partner.parking_queue, newest).await?;
+            }
         }
         let Some(last) = last else {
             close_channel(channel).await;
@@ -516,18 +527,8 @@ pub async fn discard(
                 close_channel(channel).await;
                 return Err(e);
             }
+            remove_up_to(&channel, &partner.parking_queue, last).await?;
         }
-        // Exactly the messages held: every tag up to `last` on this channel, and no other.
-        channel
-            .basic_ack(last, BasicAckOptions { multiple: true })
-            .await
-            .map_err(|source| ParkedError::Broker {
-                what: format!(
-                    "removing the parked messages from {}",
-                    partner.parking_queue
-                ),
-                source,
-            })?;
         channel
             .close(200, ShortString::from("discarded"))
             .await
@@ -543,6 +544,17 @@ pub async fn discard(
     .await;
     close_connection(connection).await;
     result
+}
+
+/// Removes every message up to delivery tag `last` held on `channel`, and no other.
+async fn remove_up_to(channel: &Channel, queue: &str, last: u64) -> Result<(), ParkedError> {
+    channel
+        .basic_ack(last, BasicAckOptions { multiple: true })
+        .await
+        .map_err(|source| ParkedError::Broker {
+            what: format!("removing the parked messages from {queue}"),
+            source,
+        })
 }
 
 /// Which parked messages a replay publishes, merged per record, in what order.
