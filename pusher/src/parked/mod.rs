@@ -499,7 +499,9 @@ pub async fn discard(
         let mut reader = ParkedReader::new(&channel, &partner.parking_queue, ready);
         let (mut count, mut last, mut by_table) = (0, None, BTreeMap::new());
         loop {
-            let window = reader.window(read::WINDOW_MESSAGES, read::WINDOW_BYTES).await?;
+            let window = reader
+                .window(read::WINDOW_MESSAGES, read::WINDOW_BYTES)
+                .await?;
             let Some(newest) = window.last().map(|h| h.tag) else {
                 break;
             };
