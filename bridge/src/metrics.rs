@@ -147,6 +147,26 @@ pub struct BridgeMetrics {
     too_large_markers: AtomicU64,
     /// The last binlog headroom measurement ([`crate::binlog_headroom`]) and when it was made.
     headroom: Mutex<Option<(Headroom, Instant)>>,
+    /// The last [`ANSWERS_KEPT`] sync requests answered, newest last.
+    sync_answers: Mutex<std::collections::VecDeque<SyncAnswer>>,
+}
+
+/// How many answered sync requests `/status` keeps.
+const ANSWERS_KEPT: usize = 50;
+
+/// What the bridge answered to one sync request: `pusher sync` looks for its request here, so
+/// a refusal reaches the operator who asked, not only the bridge's log.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncAnswer {
+    pub request_id: String,
+    pub queue: String,
+    /// "accepted" or "refused".
+    pub outcome: &'static str,
+    /// Why it was refused, and what to do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When, RFC 3339 UTC.
+    pub at: String,
 }
 
 impl Default for BridgeMetrics {
@@ -176,6 +196,27 @@ impl BridgeMetrics {
             keyless_skipped: Mutex::new(BTreeMap::new()),
             too_large_markers: AtomicU64::new(0),
             headroom: Mutex::new(None),
+            sync_answers: Mutex::new(std::collections::VecDeque::new()),
+        }
+    }
+
+    /// Records the answer to a sync request (`reason` set: refused), for `/status`.
+    pub fn sync_request_answered(&self, request_id: &str, queue: &str, reason: Option<String>) {
+        if let Ok(mut answers) = self.sync_answers.lock() {
+            if answers.len() == ANSWERS_KEPT {
+                answers.pop_front();
+            }
+            answers.push_back(SyncAnswer {
+                request_id: request_id.to_string(),
+                queue: queue.to_string(),
+                outcome: if reason.is_some() {
+                    "refused"
+                } else {
+                    "accepted"
+                },
+                reason,
+                at: crate::time_format::now_rfc3339(),
+            });
         }
     }
 
@@ -381,6 +422,11 @@ impl BridgeMetrics {
                 .syncs
                 .as_deref()
                 .map(|state| state.all().into_iter().map(SyncView::from).collect())
+                .unwrap_or_default(),
+            sync_requests: self
+                .sync_answers
+                .lock()
+                .map(|answers| answers.iter().rev().cloned().collect())
                 .unwrap_or_default(),
         }
     }
@@ -644,6 +690,8 @@ pub struct BridgeStatus {
     pub unconfirmed: u64,
     /// Running, waiting, then recently ended syncs (newest first).
     pub syncs: Vec<SyncView>,
+    /// The last sync requests answered (newest first), refused ones with their reason.
+    pub sync_requests: Vec<SyncAnswer>,
 }
 
 #[derive(Debug, Clone, Serialize)]

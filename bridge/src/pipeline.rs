@@ -180,6 +180,7 @@ async fn stream(
             tasks.push(tokio::spawn(requests::serve(
                 shared.clone(),
                 filter.clone(),
+                metrics.clone(),
                 tasks_stop.clone(),
             )));
             tasks.push(tokio::spawn(requests::clean_signals(

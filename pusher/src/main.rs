@@ -196,16 +196,7 @@ async fn main() -> ExitCode {
             config,
             cancel,
         } => match load(&config) {
-            Ok(config) => pusher::sync_request::request(&config, &partner, cancel)
-                .await
-                .map(|done| {
-                    let verb = if cancel { "cancel of its sync" } else { "initial sync" };
-                    println!(
-                        "partner {partner}: queue {} declared and bound; {verb} requested (request {}); follow it with `bridge sync status`",
-                        done.queue, done.request.request_id
-                    );
-                })
-                .map_err(Into::into),
+            Ok(config) => sync_and_wait(&config, &partner, cancel).await,
             Err(e) => Err(e),
         },
         Command::Status { config, json } => match load_for_inspection(&config) {
@@ -250,6 +241,39 @@ async fn main() -> ExitCode {
             tracing::error!("{e:#}");
             eprintln!("pusher: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `pusher sync`: requests the sync, then shows the bridge's answer; a refusal is an error.
+async fn sync_and_wait(
+    config: &pusher::config::Config,
+    partner: &str,
+    cancel: bool,
+) -> anyhow::Result<()> {
+    use pusher::sync_request::{answer, request, Answer, ANSWER_WAIT};
+    let done = request(config, partner, cancel).await?;
+    let verb = if cancel {
+        "cancel of its sync"
+    } else {
+        "initial sync"
+    };
+    let id = &done.request.request_id;
+    println!(
+        "partner {partner}: queue {} declared and bound; {verb} requested (request {id})",
+        done.queue
+    );
+    match answer(config, id, ANSWER_WAIT).await {
+        Answer::Accepted => {
+            println!("the bridge accepted it; follow it with `bridge sync status`");
+            Ok(())
+        }
+        Answer::Refused(reason) => Err(anyhow::anyhow!(
+            "the bridge refused the sync request {id}: {reason}"
+        )),
+        Answer::NotSeen(why) => {
+            println!("its answer is not known yet: {why}");
+            Ok(())
         }
     }
 }

@@ -179,3 +179,103 @@ async fn publish(
         Confirmation::Nack(_) => Err(SyncRequestError::NotConfirmed("refused".into())),
     }
 }
+
+/// How long `pusher sync` waits for the bridge to answer its request in `/status`.
+pub const ANSWER_WAIT: Duration = Duration::from_secs(10);
+
+/// What the bridge answered to a request, as its `/status` (`[bridge] status_url`) lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Recorded: the sync starts (or is cancelled) as requested.
+    Accepted,
+    /// Refused, with the bridge's reason (which says what to fix).
+    Refused(String),
+    /// No answer seen: why (the bridge's status unreachable, or the request still waiting).
+    NotSeen(String),
+}
+
+/// Waits up to `wait` for the bridge's answer to request `request_id`. An unreachable status
+/// endpoint ends the wait at once: the request stays queued for the bridge either way.
+pub async fn answer(config: &Config, request_id: &str, wait: Duration) -> Answer {
+    let url = &config.bridge.status_url;
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+    {
+        Ok(client) => client,
+        Err(e) => return Answer::NotSeen(format!("cannot build an HTTP client ({e})")),
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let status: Result<serde_json::Value, String> = async {
+            let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+            if !response.status().is_success() {
+                return Err(format!("it answered HTTP {}", response.status()));
+            }
+            response.json().await.map_err(|e| e.to_string())
+        }
+        .await;
+        match status {
+            Err(e) => {
+                return Answer::NotSeen(format!(
+                    "the bridge's status at {url} cannot be read ({e}): the request stays \
+                     queued until a bridge takes it up; see the bridge's log or `bridge sync \
+                     status` ([bridge] status_url points `pusher sync` at the bridge)"
+                ))
+            }
+            Ok(status) => {
+                if let Some(answer) = find_answer(&status, request_id) {
+                    return answer;
+                }
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Answer::NotSeen(format!(
+                "the bridge at {url} has not answered it within {} s (busy, or its [sync] is \
+                 off); see its log or `bridge sync status`",
+                wait.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The answer to `request_id` in a bridge `/status` document, if it lists one.
+fn find_answer(status: &serde_json::Value, request_id: &str) -> Option<Answer> {
+    let answers = status.get("sync_requests")?.as_array()?;
+    let found = answers
+        .iter()
+        .find(|a| a.get("request_id").and_then(|v| v.as_str()) == Some(request_id))?;
+    match found.get("outcome").and_then(|v| v.as_str()) {
+        Some("accepted") => Some(Answer::Accepted),
+        _ => Some(Answer::Refused(
+            found
+                .get("reason")
+                .and_then(|v| v.as_str())
+                .unwrap_or("no reason given")
+                .to_string(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod answer_tests {
+    use super::*;
+
+    #[test]
+    fn the_answer_to_a_request_is_found_by_its_id_in_the_bridge_status() {
+        let status = serde_json::json!({"state": "streaming", "sync_requests": [
+            {"request_id": "r2", "queue": "x.p1", "outcome": "refused", "reason": "queue x.p1 is outside sync.queue_prefix \"ocpi.\"", "at": "t"},
+            {"request_id": "r1", "queue": "ocpi.p1", "outcome": "accepted", "at": "t"}
+        ]});
+        assert_eq!(find_answer(&status, "r1"), Some(Answer::Accepted));
+        assert!(
+            matches!(find_answer(&status, "r2"), Some(Answer::Refused(r)) if r.contains("queue_prefix"))
+        );
+        assert_eq!(find_answer(&status, "r3"), None);
+        assert_eq!(
+            find_answer(&serde_json::json!({"state": "streaming"}), "r1"),
+            None
+        );
+    }
+}

@@ -637,11 +637,31 @@ async fn pusher_status_shows_the_bridge_and_each_partner_backlog_oldest_message_
     )
     .await;
 
-    // The sync of `synced`.
+    // A request for a queue outside the bridge's sync.queue_prefix is refused by the bridge:
+    // `pusher sync` shows the refusal and fails (it used to say "requested" and exit 0).
+    let outside = cfg
+        .clone()
+        .with(|c| c.queue_prefix = format!("outside-{}", c.queue_prefix));
+    let _outside_names = BrokerCleanup::of_pusher(&url, &outside);
+    let (exit, out) = block(|| {
+        PusherProcess::run_to_exit_with_env(&outside.to_toml(), &["sync", "synced"], &env, WAIT)
+    });
+    assert!(
+        !exit.success()
+            && out.contains("the bridge refused the sync request")
+            && out.contains("queue_prefix"),
+        "`pusher sync` of a queue the bridge refuses did not fail with the bridge's reason:\n{out}\n{}",
+        context()
+    );
+
+    // The sync of `synced`: the bridge accepts it, and `pusher sync` says so.
     let (exit, out) = block(|| {
         PusherProcess::run_to_exit_with_env(&cfg.to_toml(), &["sync", "synced"], &env, WAIT)
     });
-    assert!(exit.success(), "`pusher sync synced` failed: {out}");
+    assert!(
+        exit.success() && out.contains("the bridge accepted it"),
+        "`pusher sync synced` failed or did not show the bridge's answer: {out}"
+    );
     eventually(
         WAIT,
         "every synced tariff PUT to the synced partner",

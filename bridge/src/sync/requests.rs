@@ -9,6 +9,7 @@ use super::signal;
 use super::trust::{self, TrustError};
 use crate::capture_filter::CaptureFilter;
 use crate::config::{redact_url, Config};
+use crate::metrics::BridgeMetrics;
 use crate::preflight;
 use crate::source::sql_values::table_layout;
 use change_message::sync_request::{requests_queue, SyncAction, SyncRequest};
@@ -257,6 +258,7 @@ async fn record(
 pub async fn serve(
     config: Arc<Config>,
     filter: Arc<CaptureFilter>,
+    metrics: Arc<BridgeMetrics>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut delay = Duration::from_millis(500);
@@ -264,7 +266,7 @@ pub async fn serve(
         if *stop.borrow() {
             return;
         }
-        match serve_once(&config, &filter, &mut stop).await {
+        match serve_once(&config, &filter, &metrics, &mut stop).await {
             Ok(()) => return,
             Err(error) => {
                 tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "sync requests: reconnecting");
@@ -281,6 +283,7 @@ pub async fn serve(
 async fn serve_once(
     config: &Config,
     filter: &CaptureFilter,
+    metrics: &BridgeMetrics,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), RequestError> {
     let url = &config.broker.url;
@@ -338,6 +341,11 @@ async fn serve_once(
         let user_id = delivery.properties.user_id().as_ref().map(|u| u.as_str());
         if let Err(error) = trust::check_requester(&requesters, user_id) {
             tracing::error!(request_id = %request.request_id, queue = %request.action.queue(), user = user_id.unwrap_or("(none)"), %error, "sync request refused");
+            metrics.sync_request_answered(
+                &request.request_id,
+                request.action.queue(),
+                Some(error.to_string()),
+            );
             let _ = delivery.ack(BasicAckOptions::default()).await;
             continue;
         }
@@ -374,6 +382,11 @@ async fn serve_once(
             }
             Err(error) => {
                 tracing::error!(request_id = %request.request_id, queue = %request.action.queue(), %error, "sync request refused");
+                metrics.sync_request_answered(
+                    &request.request_id,
+                    request.action.queue(),
+                    Some(error.to_string()),
+                );
                 let _ = delivery.ack(BasicAckOptions::default()).await;
                 continue;
             }
@@ -382,6 +395,7 @@ async fn serve_once(
         match record(config, conn, &request).await {
             Ok(()) => {
                 tracing::info!(request_id = %request.request_id, queue = %request.action.queue(), action = ?request.action, "sync request accepted");
+                metrics.sync_request_answered(&request.request_id, request.action.queue(), None);
                 let _ = delivery.ack(BasicAckOptions::default()).await;
             }
             Err(error) => {
