@@ -1412,9 +1412,13 @@ async fn locations_created_with_their_evses_and_connectors_in_one_transaction_ar
         })
         .await;
     let requests = module_requests(&partner.double);
+    // At most one call per change: the pusher never sends more than it was given. How many of
+    // a tree's changes one call covers depends on how many were in the pusher's window when
+    // the call began (timing: on a loaded machine a Connector can come after its EVSE's PUT,
+    // and the EVSE goes out again), so fewer is not asserted.
     assert!(
-        requests.len() <= locations + evses,
-        "{} requests for {locations} sites: {:#?}",
+        requests.len() <= expected,
+        "{} requests for {expected} changes of {locations} sites: {:#?}",
         requests.len(),
         summary(&requests)
     );
