@@ -202,6 +202,28 @@ async fn wait_for_checkpoint(bridge: &mut BridgeProcess) {
     }
 }
 
+/// Waits until the bridge's checkpoint records a GTID state: it has read part of the stream
+/// (the checkpoint it saves at start, before reading, has none).
+async fn wait_for_checkpoint_with_gtid(bridge: &mut BridgeProcess) {
+    let path = bridge.dir().join("bridge.checkpoint.json");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let gtid = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .and_then(|c| c["gtid"].as_str().map(str::to_string));
+        if gtid.is_some_and(|g| !g.is_empty()) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline && bridge.is_running(),
+            "the bridge's checkpoint never recorded a GTID state:\n{}",
+            bridge.log_tail(40)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn read_checkpoint(bridge_dir: &Path) -> Value {
     let path = bridge_dir.join("bridge.checkpoint.json");
     let text = std::fs::read_to_string(&path)
@@ -274,6 +296,9 @@ async fn after_a_failover_to_the_promoted_replica_the_bridge_resumes_by_gtid_and
     while progress.load(Ordering::Relaxed) < 4_000 && !writer.is_finished() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Mid-stream: the bridge has read part of what was written (on a loaded machine the writer
+    // can be done with 4,000 before the bridge read the first transaction).
+    wait_for_checkpoint_with_gtid(&mut bridge).await;
     // The bridge's host goes down mid-stream: its checkpoint is behind what the primary holds.
     bridge.kill9();
     let mut committed = writer.await.expect("writer on the primary");
