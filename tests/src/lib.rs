@@ -20,6 +20,7 @@ pub mod pusher_cli;
 pub mod pusher_config;
 pub mod rabbit;
 pub mod service_process;
+pub mod stalling_proxy;
 pub mod tls;
 pub mod util;
 pub mod workload;

@@ -19,6 +19,7 @@ use system_tests::changes::{
 use system_tests::pusher_cli::{
     env_refs, partners_json, pusher_cmd, row, settled_owners, wait_for_rows, ACTIVE,
 };
+use system_tests::stalling_proxy::{StallingProxy, Stalls};
 use system_tests::util::send_signal;
 use system_tests::{
     delete_exchange, delete_queue, logs_of, partner_entry, publish_messages, pusher_config,
@@ -241,6 +242,116 @@ async fn killing_the_active_pusher_mid_stream_lets_the_other_finish_in_order_wit
     eprintln!("[{:?}] done ({puts} tariff PUTs)", t0.elapsed());
 }
 
+/// Publishes `run` changes of one tariff and has `a` hold them all unacked while it sends
+/// version 1 and then the newest to a slow partner; then kills `a`. Returns how many messages
+/// came back to the queue, redelivered.
+async fn kill_a_pusher_holding_a_run(
+    url: &str,
+    base: &PusherConfig,
+    partner: &OcpiPartner,
+    a: &mut PusherProcess,
+    id: &str,
+    run: u32,
+) -> u32 {
+    let messages: Vec<Message> = (1..=run)
+        .map(|v| {
+            if v == 1 {
+                tariff_insert(id, v, u64::from(v))
+            } else {
+                tariff_update(id, v, u64::from(v))
+            }
+        })
+        .collect();
+    partner.set_mode(Mode::Slow(Duration::from_secs(2)));
+    publish_messages(url, &base.exchange, &messages).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stored_version(partner, id) != Some(run) {
+        assert!(
+            Instant::now() < deadline,
+            "the first pusher did not deliver version {run}: PUT versions {:?}\n{}",
+            versions_per_tariff(&partner.requests()),
+            a.log_tail(40)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    a.kill9();
+    partner.clear_mode();
+    let redelivered = queue_len(url, &base.queue("p1")).await;
+    assert!(
+        redelivered > 20,
+        "only {redelivered} messages came back when the first pusher was killed (its acks went \
+         out first): this test proves nothing"
+    );
+    redelivered
+}
+
+/// Starts a pusher under `base`'s exchange as `pusher-a` and waits until it consumes p1.
+async fn first_owner(base: &PusherConfig, env: &[(String, String)]) -> PusherProcess {
+    let a = start(&named(base, "pusher-a"), env);
+    wait_for_rows(
+        base,
+        env,
+        Duration::from_secs(60),
+        "pusher-a consuming p1",
+        &[&a],
+        |rows| settled_owners(rows).is_some(),
+    )
+    .await;
+    a
+}
+
+/// One tariff's run of changes on partner p1, and where it is pushed.
+#[derive(Clone, Copy)]
+struct RunScene<'a> {
+    url: &'a str,
+    base: &'a PusherConfig,
+    env: &'a [(String, String)],
+    partner: &'a OcpiPartner,
+    id: &'a str,
+    run: u32,
+}
+
+/// After `b` took p1 over and drained it: the tariff's PUTs never went back, it ends at `run`,
+/// nothing was parked, and `b` widened its window (else the case was not exercised).
+async fn assert_run_sent_in_order(scene: &RunScene<'_>, b: &PusherProcess, redelivered: u32) {
+    let RunScene {
+        url,
+        base,
+        env,
+        partner,
+        id,
+        run,
+    } = *scene;
+    wait_for_rows(
+        base,
+        env,
+        Duration::from_secs(120),
+        "p1 drained by pusher-b",
+        &[b],
+        |rows| {
+            let r = row(rows, "p1");
+            r["active_pusher"] == "pusher-b" && r["ready"] == 0 && r["unacked"] == 0
+        },
+    )
+    .await;
+    let versions = versions_per_tariff(&partner.requests())
+        .remove(id)
+        .unwrap_or_default();
+    assert!(
+        versions.windows(2).all(|w| w[0] <= w[1]),
+        "tariff {id} went back to an older version after the take-over (PUT versions in arrival \
+         order: {versions:?}; {redelivered} redelivered)\n{}",
+        b.log_tail(40)
+    );
+    assert_eq!(stored_version(partner, id), Some(run));
+    assert_eq!(queue_len(url, &base.parking_queue("p1")).await, 0);
+    assert!(
+        b.log().contains("wider window"),
+        "pusher-b never widened its window, so the case was not exercised:\n{}",
+        b.log_tail(40)
+    );
+}
+
 /// The stopped pusher's redelivered run must have arrived whole before the next owner sends any
 /// record of it, also when the next owner's prefetch window is smaller than the run (it widens
 /// its window rather than sending the first 20 of 50 changes of a tariff the partner already
@@ -253,79 +364,74 @@ async fn a_successor_with_a_smaller_prefetch_waits_for_the_whole_redelivered_run
     let env = env_of(&partner);
     let base = pusher_config(&url).partner(partner_entry("p1", &partner, TOKEN_ENV));
     setup(&base, &env).await;
-    let mut a = start(&named(&base, "pusher-a"), &env);
-    wait_for_rows(
-        &base,
-        &env,
-        Duration::from_secs(60),
-        "pusher-a consuming p1",
-        &[&a],
-        |rows| settled_owners(rows).is_some(),
-    )
-    .await;
-
-    // One tariff changed 50 times; a slow partner makes pusher-a hold all 50 unacked while it
-    // sends version 1, then the newest, 50.
+    let mut a = first_owner(&base, &env).await;
     let id = tariff_id(0);
-    let messages: Vec<Message> = (1..=RUN)
-        .map(|v| {
-            if v == 1 {
-                tariff_insert(&id, v, u64::from(v))
-            } else {
-                tariff_update(&id, v, u64::from(v))
-            }
-        })
-        .collect();
-    partner.set_mode(Mode::Slow(Duration::from_secs(2)));
-    publish_messages(&url, &base.exchange, &messages).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while stored_version(&partner, &id) != Some(RUN) {
-        assert!(
-            Instant::now() < deadline,
-            "pusher-a did not deliver version {RUN}: PUT versions {:?}\n{}",
-            versions_per_tariff(&partner.requests()),
-            a.log_tail(40)
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    a.kill9();
-    partner.clear_mode();
-    let redelivered = queue_len(&url, &base.queue("p1")).await;
-    assert!(
-        redelivered > 20,
-        "only {redelivered} messages came back when pusher-a was killed (its acks went out \
-         first): this test proves nothing"
-    );
+    let redelivered = kill_a_pusher_holding_a_run(&url, &base, &partner, &mut a, &id, RUN).await;
 
     let small = named(&base, "pusher-b").with(|c| c.partners[0].prefetch = 20);
     let mut b = start(&small, &env);
-    wait_for_rows(
-        &base,
-        &env,
-        Duration::from_secs(60),
-        "p1 drained by pusher-b",
-        &[&b],
-        |rows| {
-            let r = row(rows, "p1");
-            r["active_pusher"] == "pusher-b" && r["ready"] == 0 && r["unacked"] == 0
-        },
-    )
-    .await;
-    let versions = versions_per_tariff(&partner.requests())
-        .remove(&id)
-        .unwrap_or_default();
-    assert!(
-        versions.windows(2).all(|w| w[0] <= w[1]),
-        "tariff {id} went back to an older version after the take-over (PUT versions in arrival \
-         order: {versions:?}; {redelivered} redelivered)\n{}",
-        b.log_tail(40)
+    let scene = RunScene {
+        url: &url,
+        base: &base,
+        env: &env,
+        partner: &partner,
+        id: &id,
+        run: RUN,
+    };
+    assert_run_sent_in_order(&scene, &b, redelivered).await;
+    b.terminate();
+}
+
+/// A broker that pauses for longer than the 200 ms after which the next owner asks the queue
+/// whether its redelivered run is complete: the successor (prefetch 10, so the 200-change run
+/// comes in 20 windows) reaches the broker through a proxy that stalls for 400 ms after every
+/// 3 KB the broker sends, so the pauses fall inside its windows. The queue's answer comes after
+/// the stalled deliveries, and the broker still has redelivered messages ready, so the hold
+/// stays closed until the whole run has arrived, and the partner never goes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_pausing_for_longer_than_the_quiet_period_does_not_end_a_redelivered_run_early() {
+    const RUN: u32 = 200;
+    let node = tokio::task::block_in_place(system_tests::RabbitNode::start);
+    let url = node.amqp_url();
+    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
+    let env = env_of(&partner);
+    let base = pusher_config(&url).partner(partner_entry("p1", &partner, TOKEN_ENV));
+    setup(&base, &env).await;
+    let mut a = first_owner(&base, &env).await;
+    let id = tariff_id(0);
+    let redelivered = kill_a_pusher_holding_a_run(&url, &base, &partner, &mut a, &id, RUN).await;
+
+    let stalls = Stalls {
+        every_bytes: 3 * 1024,
+        pause: Duration::from_millis(400),
+        at_most: 40,
+    };
+    let proxy = StallingProxy::start(node.port(), stalls).await;
+    let small = named(&base, "pusher-b").with(|c| {
+        c.broker_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port());
+        c.partners[0].prefetch = 10;
+        c.partners[0].concurrency = 4;
+    });
+    let mut b = start(&small, &env);
+    let scene = RunScene {
+        url: &url,
+        base: &base,
+        env: &env,
+        partner: &partner,
+        id: &id,
+        run: RUN,
+    };
+    assert_run_sent_in_order(&scene, &b, redelivered).await;
+    eprintln!(
+        "{} stalls of {:?}; pusher-b widened its window {} times",
+        proxy.stalls(),
+        stalls.pause,
+        b.log().matches("wider window").count()
     );
-    assert_eq!(stored_version(&partner, &id), Some(RUN));
-    assert_eq!(queue_len(&url, &base.parking_queue("p1")).await, 0);
     assert!(
-        b.log().contains("wider window"),
-        "pusher-b never widened its window, so the case was not exercised:\n{}",
-        b.log_tail(40)
+        proxy.stalls() > 5,
+        "the proxy stalled only {} times: this test proves nothing",
+        proxy.stalls()
     );
     b.terminate();
 }
