@@ -1,11 +1,11 @@
-//! Several pushers side by side, and what operators see and get told: take-over after a crash,
-//! fair spread of partners, `pusher partners`, a partner missing a module, loud configuration
-//! errors.
+//! Several pushers side by side, and what operators see and get told: take-over after a crash
+//! (redelivered runs, also on a broker that pauses inside them), CDRs across a hand-over, fair
+//! spread of partners, `pusher partners`, a partner missing a module, loud configuration errors.
 //!
 //! Every test uses its own exchange, queue prefix and presence exchange (see `pusher_config`),
 //! so tests run side by side on the shared broker.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use change_message::Message;
@@ -13,9 +13,10 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use serde_json::Value;
 use system_tests::changes::{
-    stored_tariff_version as stored_version, tariff_insert, tariff_puts, tariff_update,
+    cdr_insert, stored_tariff_version as stored_version, tariff_insert, tariff_puts, tariff_update,
     versions_per_tariff,
 };
+use system_tests::chaos::verdict::{duplicate_cdrs, parked};
 use system_tests::pusher_cli::{
     env_refs, partners_json, pusher_cmd, row, settled_owners, wait_for_rows, ACTIVE,
 };
@@ -434,6 +435,141 @@ async fn a_broker_pausing_for_longer_than_the_quiet_period_does_not_end_a_redeli
         proxy.stalls()
     );
     b.terminate();
+}
+
+/// A partner handed from one live pusher to another while its CDR POSTs hang: the old owner
+/// abandons them at the end of its grace period (their messages return to the queue), and the
+/// new owner, which opened the shared ledger before those attempts were written, must see them
+/// and park the CDRs as of unknown outcome rather than POST them a second time. The partner
+/// that stays keeps its calls and gets every CDR once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_handed_over_with_cdr_posts_in_flight_never_gets_a_cdr_twice() {
+    const CDRS: usize = 4;
+    let doubles = [
+        OcpiPartner::start(PartnerOptions::v221()).await,
+        OcpiPartner::start(PartnerOptions::v221()).await,
+    ];
+    let url = shared_amqp_url();
+    let env = env_of(&doubles[0]);
+    let state_dir = system_tests::util::fresh_dir("shared-state");
+    let base = pusher_config(&url)
+        .partner(partner_entry("p1", &doubles[0], TOKEN_ENV))
+        .partner(partner_entry("p2", &doubles[1], TOKEN_ENV))
+        .with(|c| {
+            c.state_dir = Some(state_dir.display().to_string());
+            c.shutdown_grace_ms = 1000;
+        });
+    setup(&base, &env).await;
+    let a = start(&named(&base, "pusher-a"), &env);
+    let owned_by = |load: &'static [(&'static str, usize)]| {
+        move |rows: &[Value]| {
+            settled_owners(rows).is_some_and(|owners| {
+                owners.len() == 2
+                    && load_of(&owners) == load.iter().map(|(n, k)| (n.to_string(), *k)).collect()
+            })
+        }
+    };
+    wait_for_rows(
+        &base,
+        &env,
+        Duration::from_secs(60),
+        "pusher-a owning both partners",
+        &[&a],
+        owned_by(&[("pusher-a", 2)]),
+    )
+    .await;
+
+    // Every POST hangs for longer than the grace period (1 s), answered within the timeout (5 s).
+    for double in &doubles {
+        double.set_mode(Mode::Slow(Duration::from_secs(3)));
+    }
+    let cdrs: Vec<Message> = (0..CDRS)
+        .map(|i| cdr_insert(&format!("CDR{i}"), i as u64 + 1))
+        .collect();
+    publish_messages(&url, &base.exchange, &cdrs).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while doubles.iter().any(|d| d.state(true).cdrs.len() < CDRS) {
+        assert!(
+            Instant::now() < deadline,
+            "pusher-a did not POST every CDR to both partners\n{}",
+            a.log_tail(40)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // pusher-b joins: one partner moves to it while pusher-a's POSTs to it hang.
+    let b = start(&named(&base, "pusher-b"), &env);
+    let rows = wait_for_rows(
+        &base,
+        &env,
+        Duration::from_secs(60),
+        "one partner on each pusher",
+        &[&a, &b],
+        owned_by(&[("pusher-a", 1), ("pusher-b", 1)]),
+    )
+    .await;
+    let moved = if row(&rows, "p1")["active_pusher"] == "pusher-b" {
+        0
+    } else {
+        1
+    };
+    let stayed = 1 - moved;
+    for double in &doubles {
+        double.clear_mode();
+    }
+    wait_for_rows(
+        &base,
+        &env,
+        Duration::from_secs(60),
+        "both queues drained",
+        &[&a, &b],
+        |rows| {
+            ["p1", "p2"].iter().all(|id| {
+                let r = row(rows, id);
+                r["ready"] == 0 && r["unacked"] == 0
+            })
+        },
+    )
+    .await;
+
+    let all: BTreeSet<String> = (0..CDRS).map(|i| format!("CDR{i}")).collect();
+    for (i, double) in doubles.iter().enumerate() {
+        let id = format!("p{}", i + 1);
+        let posted = double.state(true).cdrs;
+        let (unknown_outcome, other_parked) = parked(&base, &env, &id).await;
+        assert_eq!(
+            duplicate_cdrs(&posted),
+            0,
+            "{id} got a CDR twice ({}): POSTed ids {:?}; parked with an unknown outcome: \
+             {unknown_outcome:?}\npusher-b:\n{}",
+            if i == moved {
+                "the partner that moved"
+            } else {
+                "the partner that stayed"
+            },
+            posted.iter().map(|c| c["id"].clone()).collect::<Vec<_>>(),
+            b.log_tail(40)
+        );
+        assert!(
+            other_parked.is_empty(),
+            "{id}: parked for another reason: {other_parked:?}"
+        );
+        if i == stayed {
+            assert!(
+                unknown_outcome.is_empty(),
+                "{id} stayed with pusher-a, yet {unknown_outcome:?} were parked"
+            );
+        } else {
+            assert_eq!(
+                unknown_outcome,
+                all,
+                "{id} moved while pusher-a's POSTs of every CDR hung: pusher-b must park each \
+                 one as of unknown outcome\npusher-b:\n{}",
+                b.log_tail(40)
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&state_dir);
 }
 
 // ---- 2. fair spread ----------------------------------------------------------------------------
