@@ -26,6 +26,18 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
+/// Seconds since 1970-01-01T00:00:00Z as RFC 3339 UTC text, `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn rfc3339_from_unix_seconds(secs: i64) -> String {
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,6 +49,12 @@ mod tests {
             assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
         }
         assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(rfc3339_from_unix_seconds(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_from_unix_seconds(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(
+            rfc3339_from_unix_seconds(951_825_599),
+            "2000-02-29T11:59:59Z"
+        );
         assert_eq!(days_from_civil(2024, 2, 29), 19_782);
         assert_eq!(civil_from_days(-719_468), (0, 3, 1));
     }

@@ -378,6 +378,14 @@ pub struct PartnerStatusRow {
 
 /// Reads the bridge's `/status`: the raw JSON (for `--json`) and its typed view.
 async fn fetch_bridge(url: &str) -> Result<(serde_json::Value, BridgeView), String> {
+    let value = fetch_bridge_json(url).await?;
+    let view = serde_json::from_value(value.clone())
+        .map_err(|e| format!("{url} did not answer the bridge's status JSON: {e}"))?;
+    Ok((value, view))
+}
+
+/// The bridge's `/status` document as JSON; the error says what failed, naming `url`.
+pub(crate) async fn fetch_bridge_json(url: &str) -> Result<serde_json::Value, String> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
         .build()
@@ -390,13 +398,10 @@ async fn fetch_bridge(url: &str) -> Result<(serde_json::Value, BridgeView), Stri
     if !response.status().is_success() {
         return Err(format!("{url} answered HTTP {}", response.status()));
     }
-    let value: serde_json::Value = response
+    response
         .json()
         .await
-        .map_err(|e| format!("{url} did not answer the bridge's status JSON: {e}"))?;
-    let view = serde_json::from_value(value.clone())
-        .map_err(|e| format!("{url} did not answer the bridge's status JSON: {e}"))?;
-    Ok((value, view))
+        .map_err(|e| format!("{url} did not answer the bridge's status JSON: {e}"))
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

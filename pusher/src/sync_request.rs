@@ -198,27 +198,13 @@ pub enum Answer {
 /// endpoint ends the wait at once: the request stays queued for the bridge either way.
 pub async fn answer(config: &Config, request_id: &str, wait: Duration) -> Answer {
     let url = &config.bridge.status_url;
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(3))
-        .build()
-    {
-        Ok(client) => client,
-        Err(e) => return Answer::NotSeen(format!("cannot build an HTTP client ({e})")),
-    };
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let status: Result<serde_json::Value, String> = async {
-            let response = client.get(url).send().await.map_err(|e| e.to_string())?;
-            if !response.status().is_success() {
-                return Err(format!("it answered HTTP {}", response.status()));
-            }
-            response.json().await.map_err(|e| e.to_string())
-        }
-        .await;
+        let status = crate::status::fetch_bridge_json(url).await;
         match status {
             Err(e) => {
                 return Answer::NotSeen(format!(
-                    "the bridge's status at {url} cannot be read ({e}): the request stays \
+                    "the bridge's status cannot be read ({e}): the request stays \
                      queued until a bridge takes it up; see the bridge's log or `bridge sync \
                      status` ([bridge] status_url points `pusher sync` at the bridge)"
                 ))

@@ -800,29 +800,13 @@ pub fn format_time(at: SystemTime) -> String {
     format_rfc3339(at)
 }
 
-/// An OCPI DateTime (`YYYY-MM-DDTHH:MM:SS[.fraction][Z]`, UTC), to whole seconds.
-pub fn parse_time(text: &str) -> Option<SystemTime> {
-    if text.ends_with('Z') {
-        parse_rfc3339(text)
-    } else {
-        parse_rfc3339(&format!("{text}Z"))
-    }
-}
-
 /// `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds).
 fn format_rfc3339(at: SystemTime) -> String {
     let secs = match at.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
     };
-    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    )
+    change_message::calendar::rfc3339_from_unix_seconds(secs)
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction]Z`; the fraction is ignored.

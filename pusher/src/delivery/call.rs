@@ -386,7 +386,7 @@ const CLOCK_SKEW: Duration = Duration::from_secs(3600);
 /// The `last_updated` of a CDR request; `None` when missing or unreadable.
 fn cdr_last_updated(plan: &mapping::PlannedRequest) -> Option<SystemTime> {
     let text = plan.body.as_ref()?.get("last_updated")?.as_str()?;
-    crate::cdr_ledger::parse_time(text)
+    mapping::instant(text).map(mapping::Instant::to_system_time)
 }
 
 /// `Some(forgotten)` when the ledger cannot tell whether a CDR last updated at `last_updated`

@@ -399,15 +399,7 @@ fn ten_seconds_ago() -> Option<mapping::Instant> {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
         - 10;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = change_message::calendar::civil_from_days(days);
-    let text = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    );
-    mapping::instant(&text)
+    mapping::instant(&change_message::calendar::rfc3339_from_unix_seconds(secs))
 }
 
 /// The column that feeds the mapping's top-level `last_updated`.

@@ -133,6 +133,17 @@ impl Instant {
     pub(crate) fn secs(self) -> i64 {
         self.secs
     }
+
+    /// The same instant as a [`std::time::SystemTime`], to the nanosecond.
+    pub(crate) fn to_system_time(self) -> std::time::SystemTime {
+        let since = std::time::Duration::new(self.secs.unsigned_abs(), 0);
+        let base = if self.secs >= 0 {
+            std::time::UNIX_EPOCH + since
+        } else {
+            std::time::UNIX_EPOCH - since
+        };
+        base + std::time::Duration::from_nanos(u64::from(self.nanos))
+    }
 }
 
 struct Parsed {
@@ -290,6 +301,24 @@ pub(crate) fn instant(s: &str) -> Option<Instant> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_instant_becomes_the_same_system_time_with_its_offset_and_fraction() {
+        let t = instant("2026-03-29T03:30:00.25+02:00")
+            .unwrap()
+            .to_system_time();
+        let since = t.duration_since(std::time::UNIX_EPOCH).unwrap();
+        assert_eq!(since.as_secs(), 1_774_747_800);
+        assert_eq!(since.subsec_millis(), 250);
+        let before = instant("1969-12-31T23:59:59Z").unwrap().to_system_time();
+        assert_eq!(
+            std::time::UNIX_EPOCH
+                .duration_since(before)
+                .unwrap()
+                .as_secs(),
+            1
+        );
+    }
 
     fn c(v: Value, conv: Conversion) -> Result<Value, String> {
         let utc = SourceTimeZone::utc();

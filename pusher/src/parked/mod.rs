@@ -1187,15 +1187,7 @@ fn first_death(properties: &BasicProperties) -> Option<Death> {
 
 /// Seconds since the epoch as RFC 3339 UTC.
 fn rfc3339_from_secs(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    let (y, m, d) = change_message::calendar::civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    change_message::calendar::rfc3339_from_unix_seconds(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
