@@ -353,33 +353,42 @@ async fn assert_run_sent_in_order(scene: &RunScene<'_>, b: &PusherProcess, redel
     );
 }
 
+/// On broker `url`: a first owner of p1 holding `run` changes of one tariff is killed, the
+/// successor (as `successor` configures `pusher-b`) takes over, and the run must reach the
+/// partner in order (see [`assert_run_sent_in_order`]). Returns the successor, still running.
+async fn take_over_a_killed_run(
+    url: &str,
+    run: u32,
+    successor: impl FnOnce(PusherConfig) -> PusherConfig,
+) -> PusherProcess {
+    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
+    let env = env_of(&partner);
+    let base = pusher_config(url).partner(partner_entry("p1", &partner, TOKEN_ENV));
+    setup(&base, &env).await;
+    let mut a = first_owner(&base, &env).await;
+    let id = tariff_id(0);
+    let redelivered = kill_a_pusher_holding_a_run(url, &base, &partner, &mut a, &id, run).await;
+    let b = start(&successor(named(&base, "pusher-b")), &env);
+    let scene = RunScene {
+        url,
+        base: &base,
+        env: &env,
+        partner: &partner,
+        id: &id,
+        run,
+    };
+    assert_run_sent_in_order(&scene, &b, redelivered).await;
+    b
+}
+
 /// The stopped pusher's redelivered run must have arrived whole before the next owner sends any
 /// record of it, also when the next owner's prefetch window is smaller than the run (it widens
 /// its window rather than sending the first 20 of 50 changes of a tariff the partner already
 /// holds at version 50).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_successor_with_a_smaller_prefetch_waits_for_the_whole_redelivered_run() {
-    const RUN: u32 = 50;
-    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
     let url = shared_amqp_url();
-    let env = env_of(&partner);
-    let base = pusher_config(&url).partner(partner_entry("p1", &partner, TOKEN_ENV));
-    setup(&base, &env).await;
-    let mut a = first_owner(&base, &env).await;
-    let id = tariff_id(0);
-    let redelivered = kill_a_pusher_holding_a_run(&url, &base, &partner, &mut a, &id, RUN).await;
-
-    let small = named(&base, "pusher-b").with(|c| c.partners[0].prefetch = 20);
-    let mut b = start(&small, &env);
-    let scene = RunScene {
-        url: &url,
-        base: &base,
-        env: &env,
-        partner: &partner,
-        id: &id,
-        run: RUN,
-    };
-    assert_run_sent_in_order(&scene, &b, redelivered).await;
+    let mut b = take_over_a_killed_run(&url, 50, |c| c.with(|c| c.partners[0].prefetch = 20)).await;
     b.terminate();
 }
 
@@ -391,38 +400,22 @@ async fn a_successor_with_a_smaller_prefetch_waits_for_the_whole_redelivered_run
 /// stays closed until the whole run has arrived, and the partner never goes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_pausing_for_longer_than_the_quiet_period_does_not_end_a_redelivered_run_early() {
-    const RUN: u32 = 200;
     let node = tokio::task::block_in_place(system_tests::RabbitNode::start);
-    let url = node.amqp_url();
-    let partner = OcpiPartner::start(PartnerOptions::v221()).await;
-    let env = env_of(&partner);
-    let base = pusher_config(&url).partner(partner_entry("p1", &partner, TOKEN_ENV));
-    setup(&base, &env).await;
-    let mut a = first_owner(&base, &env).await;
-    let id = tariff_id(0);
-    let redelivered = kill_a_pusher_holding_a_run(&url, &base, &partner, &mut a, &id, RUN).await;
-
     let stalls = Stalls {
         every_bytes: 3 * 1024,
         pause: Duration::from_millis(400),
         at_most: 40,
     };
     let proxy = StallingProxy::start(node.port(), stalls).await;
-    let small = named(&base, "pusher-b").with(|c| {
-        c.broker_url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port());
-        c.partners[0].prefetch = 10;
-        c.partners[0].concurrency = 4;
-    });
-    let mut b = start(&small, &env);
-    let scene = RunScene {
-        url: &url,
-        base: &base,
-        env: &env,
-        partner: &partner,
-        id: &id,
-        run: RUN,
-    };
-    assert_run_sent_in_order(&scene, &b, redelivered).await;
+    let through_proxy = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port());
+    let mut b = take_over_a_killed_run(&node.amqp_url(), 200, |c| {
+        c.with(|c| {
+            c.broker_url = through_proxy;
+            c.partners[0].prefetch = 10;
+            c.partners[0].concurrency = 4;
+        })
+    })
+    .await;
     eprintln!(
         "{} stalls of {:?}; pusher-b widened its window {} times",
         proxy.stalls(),
