@@ -57,8 +57,12 @@ pub struct Config {
     /// no partner's mapping may have `[[table.children]]`).
     pub database: Option<DatabaseConfig>,
     /// `[source] time_zone`: the zone DATETIME values are written in (every partner's mapping
-    /// reads them so).
+    /// reads them so). With `"server"`, UTC until [`Config::set_source_time_zone`] applies the
+    /// zone read from the server.
     pub source_time_zone: SourceTimeZone,
+    /// `[source] time_zone = "server"`: the zone is the source server's, read through
+    /// `[database]` at start ([`crate::source_time_zone`]).
+    pub source_time_zone_from_server: bool,
     pub partners: Vec<Arc<PartnerConfig>>,
 }
 
@@ -258,6 +262,9 @@ pub struct RetryPolicy {
     /// broker's consumer timeout closes the channel itself.
     pub max_hold: Duration,
 }
+
+/// `[source] time_zone` that means: read it from the source server.
+pub const TIME_ZONE_FROM_SERVER: &str = "server";
 
 /// `[source]`: what the pusher must know of the database the bridge captures.
 #[derive(Debug, Default, Deserialize)]
@@ -716,10 +723,30 @@ impl Config {
                 ),
             ));
         }
-        let source_time_zone = match raw.source.unwrap_or_default().time_zone {
+        let zone_setting = raw.source.unwrap_or_default().time_zone;
+        let source_time_zone_from_server = zone_setting
+            .as_deref()
+            .is_some_and(|z| z.trim().eq_ignore_ascii_case(TIME_ZONE_FROM_SERVER));
+        let source_time_zone = match zone_setting {
             None => SourceTimeZone::utc(),
-            Some(text) => SourceTimeZone::parse(&text)
-                .map_err(|problem| invalid("source.time_zone".into(), problem))?,
+            Some(_) if source_time_zone_from_server => {
+                if raw.database.is_none() {
+                    return Err(invalid(
+                        "source.time_zone".into(),
+                        "\"server\" reads the zone from the source database, and there is no \
+                         [database] section: add one (a user with no grants is enough), or write \
+                         the zone, such as \"Europe/Amsterdam\""
+                            .into(),
+                    ));
+                }
+                SourceTimeZone::utc()
+            }
+            Some(text) => SourceTimeZone::parse(&text).map_err(|problem| {
+                invalid(
+                    "source.time_zone".into(),
+                    format!("{problem}, or \"server\" to read it from the source database"),
+                )
+            })?,
         };
 
         if raw.partners.is_empty() {
@@ -1016,8 +1043,18 @@ impl Config {
             bridge,
             database,
             source_time_zone,
+            source_time_zone_from_server,
             partners,
         })
+    }
+
+    /// Makes `zone` the source's time zone, for every partner's mapping.
+    pub fn set_source_time_zone(&mut self, zone: SourceTimeZone) {
+        for partner in &mut self.partners {
+            let partner = Arc::make_mut(partner);
+            Arc::make_mut(&mut partner.mapping).set_time_zone(&zone);
+        }
+        self.source_time_zone = zone;
     }
 
     pub fn partner(&self, id: &str) -> Option<&Arc<PartnerConfig>> {
@@ -1285,6 +1322,34 @@ mapping = "{}"
             .to_string();
         assert!(
             err.contains("source.time_zone") && err.contains("Europe/Amsterdam"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_time_zone_from_the_server_needs_the_database_and_applies_to_every_mapping() {
+        let from_server = format!("[source]\ntime_zone = \"server\"\n{}", partner_toml(""));
+        let mut config = Config::parse(&from_server, Path::new("p.toml"), &env_with_token).unwrap();
+        assert!(config.source_time_zone_from_server);
+        assert!(
+            config.source_time_zone.is_utc(),
+            "UTC until the server is read"
+        );
+        config.set_source_time_zone(SourceTimeZone::parse("Europe/Amsterdam").unwrap());
+        for table in &config.partners[0].mapping.tables {
+            assert_eq!(
+                table.time_zone.name(),
+                "Europe/Amsterdam",
+                "{}",
+                table.table
+            );
+        }
+        let without_db = from_server.replace("[database]\nuser = \"ocpi_reader\"\n", "");
+        let err = Config::parse(&without_db, Path::new("p.toml"), &env_with_token)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("source.time_zone") && err.contains("[database]"),
             "{err}"
         );
     }

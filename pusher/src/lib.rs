@@ -9,6 +9,7 @@
 //! - [`lanes`]: per-record order, concurrency across records, coalescing;
 //! - [`composite`], [`source_db`] and [`tree_clock`]: Location trees read whole from the source
 //!   database, never sent older than what the partner holds;
+//! - [`source_time_zone`]: the zone DATETIME values are read in, from the server when asked;
 //! - [`ack_window`]: unacked deliveries and their gathered acks;
 //! - [`mapping`] and [`ocpi`]: from a change to an OCPI call, and the call itself;
 //! - [`parking`]: what cannot be delivered, kept with its reason;
@@ -38,6 +39,7 @@ pub mod parking;
 pub mod presence;
 pub mod senders;
 pub mod source_db;
+pub mod source_time_zone;
 pub mod status;
 pub mod supervisor;
 pub mod sync_request;

@@ -101,7 +101,7 @@ fn load_for_inspection(path: &std::path::Path) -> anyhow::Result<Config> {
         .with_context(|| format!("cannot use configuration {}", path.display()))
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(mut config: Config) -> anyhow::Result<()> {
     tracing::info!(
         broker = %pusher::config::redact_url(&config.broker.url),
         tls = %config.broker.tls.describe(),
@@ -156,6 +156,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     });
+    let mut stopping = stop_rx.clone();
+    tokio::select! {
+        resolved = pusher::source_time_zone::resolve(&mut config) => resolved?,
+        _ = stopping.wait_for(|stop| *stop) => {
+            tracing::info!("pusher stopped before it started");
+            return Ok(());
+        }
+    }
     let metrics = Arc::new(PusherMetrics::new(
         config.partners.iter().map(|p| p.id.as_str()),
     ));

@@ -342,6 +342,21 @@ impl DbSession<'_> {
         self.run(&what, &sql, params).await
     }
 
+    /// The server's global time zone settings: `@@global.time_zone` and `@@system_time_zone`
+    /// (what `SYSTEM` stands for), as the server writes them.
+    pub async fn time_zone_settings(&mut self) -> Result<(String, String), DbError> {
+        let sql = "SELECT @@global.time_zone AS time_zone, @@system_time_zone AS system_time_zone";
+        let rows = self.run("the server's time zone", sql, Vec::new()).await?;
+        let text = |name: &str| {
+            rows.first()
+                .and_then(|row| row.get(name))
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        Ok((text("time_zone"), text("system_time_zone")))
+    }
+
     /// Runs one wait of [`replica_wait`]: the server waits at most 80% of the read limit, so
     /// that its answer comes before the read limit ends the query.
     async fn wait(&mut self, query: &replica_wait::WaitQuery) -> Result<(), DbError> {

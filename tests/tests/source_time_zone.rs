@@ -10,7 +10,8 @@
 //!   the instant it was written at.
 //! - `the_spring_change_is_crossed_and_a_local_time_in_the_gap_reads_as_after_it`: updates
 //!   across 2026-03-29 01:00Z (02:00 CET becomes 03:00 CEST), and a value written as the
-//!   non-existent 02:30 local.
+//!   non-existent 02:30 local; this pusher has `time_zone = "server"` and reads the zone from
+//!   the server.
 
 use std::time::{Duration, Instant};
 
@@ -26,10 +27,11 @@ use system_tests::{
 const DELIVERY: Duration = Duration::from_secs(120);
 
 /// A private MariaDB in Europe/Amsterdam with the example schema, the bridge, one pusher
-/// reading DATETIME values in that zone, and a strict 2.2.1 partner.
+/// reading DATETIME values in the zone `[source] time_zone` gives (the name, or `"server"`),
+/// and a strict 2.2.1 partner.
 /// Field order is drop order: processes first, then the database, then the broker names.
 struct AmsterdamChain {
-    _pusher: PusherProcess,
+    pusher: PusherProcess,
     bridge: BridgeProcess,
     db: MariaDb,
     partner: OcpiPartner,
@@ -37,7 +39,7 @@ struct AmsterdamChain {
 }
 
 impl AmsterdamChain {
-    async fn start() -> AmsterdamChain {
+    async fn start(time_zone: &str) -> AmsterdamChain {
         let db = MariaDb::start();
         tokio::task::block_in_place(|| {
             db.load_example_schema_unlogged();
@@ -52,7 +54,7 @@ impl AmsterdamChain {
         let cfg = pusher_config(&url)
             .with(|c| {
                 c.database = Some(DatabaseEntry::reader(db.port()));
-                c.source_time_zone = Some("Europe/Amsterdam".into());
+                c.source_time_zone = Some(time_zone.into());
             })
             .partner(partner_entry("ams", &partner, token_env));
         let names = BrokerCleanup::of_pusher(&url, &cfg);
@@ -68,7 +70,7 @@ impl AmsterdamChain {
         );
         let pusher = PusherProcess::start_with_env(&cfg.to_toml(), &env);
         AmsterdamChain {
-            _pusher: pusher,
+            pusher,
             bridge,
             db,
             partner,
@@ -175,7 +177,7 @@ fn millis(at: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_updated_is_the_true_instant_and_never_goes_back_across_the_autumn_change() {
-    let chain = AmsterdamChain::start().await;
+    let chain = AmsterdamChain::start("Europe/Amsterdam").await;
     // Local: 02:20, 02:30, 02:40, 02:50 CEST, then 02:00, 02:10, 02:20, 02:30, 02:40 CET.
     let times = [
         "2026-10-25T00:20:00Z",
@@ -202,7 +204,8 @@ async fn last_updated_is_the_true_instant_and_never_goes_back_across_the_autumn_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_spring_change_is_crossed_and_a_local_time_in_the_gap_reads_as_after_it() {
-    let chain = AmsterdamChain::start().await;
+    // The zone as the server tells it, not as configured.
+    let chain = AmsterdamChain::start("server").await;
     // Local: 01:40, 01:50 CET, then 03:00, 03:10 CEST (02:00-03:00 never happens).
     let times = [
         "2026-03-29T00:40:00Z",
@@ -225,4 +228,12 @@ async fn the_spring_change_is_crossed_and_a_local_time_in_the_gap_reads_as_after
         .object("tariffs", &["NL", "EXA", "TZ1"])
         .expect("the partner holds the tariff");
     assert_eq!(held["currency"], "EUR");
+    assert!(
+        chain
+            .pusher
+            .log()
+            .contains("read in the source server's zone"),
+        "the pusher did not say it read the server's zone:\n{}",
+        chain.pusher.log_tail(20)
+    );
 }

@@ -50,7 +50,8 @@ pub(super) async fn warn_unless_utc(conn: &mut mysql_async::Conn) -> Result<(), 
             "the database server's time zone is {zone}, not UTC: DATETIME values are published \
              as written, in that zone; set the pushers' [source] time_zone to the zone the \
              application writes them in (an IANA name such as Europe/Amsterdam, not an \
-             abbreviation), or OCPI last_updated is off by its offset; or run the server with \
+             abbreviation), or to \"server\" to read it from this server, or OCPI last_updated is \
+             off by its offset; or run the server with \
              time_zone = '+00:00' (README \"Time zones\")"
         );
     }
