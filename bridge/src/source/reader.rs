@@ -13,8 +13,8 @@ use super::table_map::TableMap;
 use super::table_schema::SchemaError;
 use super::table_schema::{TableSchema, WireColumn};
 use super::{
-    approx_size, split_change, Boundary, CapturedRow, GtidState, SignalRow, SourceError,
-    SourceEvent, SourceParams, StartAt, Undecodable,
+    column_bytes, split_change, Boundary, CapturedRow, GtidState, SignalRow, SourceError,
+    SourceEvent, SourceParams, StartAt, Undecodable, CHANGE_OVERHEAD,
 };
 use change_message::Row;
 use futures_lite::StreamExt;
@@ -704,7 +704,7 @@ impl Reader {
             for (op, key, before, after, changed) in split_change(&schema, before, after) {
                 let approx_bytes = before.as_ref().map_or(0, |(_, n)| *n)
                     + after.as_ref().map_or(0, |(_, n)| *n)
-                    + 256;
+                    + CHANGE_OVERHEAD;
                 out.push(SourceEvent::Row(Box::new(CapturedRow {
                     database: database.clone(),
                     table: table.clone(),
@@ -769,7 +769,7 @@ impl Reader {
                     .decode(cell)
                     .map_err(|cause| undecodable(index, cause.to_string()))?,
             };
-            bytes += spec.name.len() + approx_size(&value);
+            bytes += column_bytes(&spec.name, &value);
             row.insert(spec.name.clone(), value);
         }
         Ok((row, bytes))

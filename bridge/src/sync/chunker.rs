@@ -81,19 +81,6 @@ pub fn after_params(after: &[KeyValue]) -> Vec<mysql_async::Value> {
     params
 }
 
-fn approx_bytes(row: &Row) -> usize {
-    row.iter()
-        .map(|(k, v)| {
-            k.len()
-                + match v {
-                    Value::String(s) => s.len() + 8,
-                    _ => 16,
-                }
-        })
-        .sum::<usize>()
-        + 256
-}
-
 pub async fn run(ctx: Arc<ScanContext>, scan: Scan) {
     if !scan.delay.is_zero() {
         tokio::time::sleep(scan.delay).await;
@@ -286,7 +273,7 @@ fn decode_rows(
             .collect();
         let key_text = Value::Object(key.clone()).to_string();
         out.push(SnapshotRow {
-            bytes: approx_bytes(&after),
+            bytes: crate::source::row_bytes(&after) + crate::source::CHANGE_OVERHEAD,
             key,
             key_text,
             after,
