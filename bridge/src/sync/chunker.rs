@@ -271,7 +271,7 @@ fn decode_rows(
                 )
             })
             .collect();
-        let key_text = Value::Object(key.clone()).to_string();
+        let key_text = super::tracker::key_text(&key);
         out.push(SnapshotRow {
             bytes: crate::source::row_bytes(&after) + crate::source::CHANGE_OVERHEAD,
             key,

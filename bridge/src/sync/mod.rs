@@ -143,9 +143,8 @@ impl SyncEngine {
 
     /// Every live change of a captured table, before it is queued.
     pub fn on_change(&mut self, row: &CapturedRow) {
-        self.tracker.on_change(&row.database, &row.table, || {
-            serde_json::Value::Object(row.key.clone()).to_string()
-        });
+        self.tracker
+            .on_change(&row.database, &row.table, || tracker::key_text(&row.key));
     }
 
     /// A report of a reader task.

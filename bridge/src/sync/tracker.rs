@@ -30,6 +30,12 @@ pub struct SnapshotRow {
     pub bytes: usize,
 }
 
+/// A record key as compact JSON, as [`SnapshotRow::key_text`] holds it (serialized from the map
+/// itself: no copy of the key per row).
+pub fn key_text(key: &Row) -> String {
+    serde_json::to_string(key).unwrap_or_default()
+}
+
 /// The rows of one chunk, handed over before its high watermark is written.
 #[derive(Debug, Clone)]
 pub struct ChunkRows {
@@ -400,6 +406,19 @@ impl Tracker {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_key_text_is_the_compact_json_of_the_key_in_column_order() {
+        let key = json!({ "country_code": "NL", "id": "A\"1", "n": 7 })
+            .as_object()
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            key_text(&key),
+            serde_json::Value::Object(key.clone()).to_string()
+        );
+        assert_eq!(key_text(&key), r#"{"country_code":"NL","id":"A\"1","n":7}"#);
+    }
 
     fn row(id: i64, v: i64) -> SnapshotRow {
         let key = json!({ "id": id }).as_object().cloned().unwrap();
