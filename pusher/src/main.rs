@@ -156,14 +156,6 @@ async fn run(mut config: Config) -> anyhow::Result<()> {
             }
         }
     });
-    let mut stopping = stop_rx.clone();
-    tokio::select! {
-        resolved = pusher::source_time_zone::resolve(&mut config) => resolved?,
-        _ = stopping.wait_for(|stop| *stop) => {
-            tracing::info!("pusher stopped before it started");
-            return Ok(());
-        }
-    }
     let metrics = Arc::new(PusherMetrics::new(
         config.partners.iter().map(|p| p.id.as_str()),
     ));
@@ -176,6 +168,15 @@ async fn run(mut config: Config) -> anyhow::Result<()> {
         pusher::http_endpoints::spawn(listener, metrics.clone());
         tokio::spawn(pusher::metrics::sample_rates(metrics.clone()));
         tracing::info!(%address, "serving /metrics, /healthz and /readyz");
+    }
+    // Before anything is delivered (the endpoints above already answer meanwhile).
+    let mut stopping = stop_rx.clone();
+    tokio::select! {
+        resolved = pusher::source_time_zone::resolve(&mut config) => resolved?,
+        _ = stopping.wait_for(|stop| *stop) => {
+            tracing::info!("pusher stopped before it started");
+            return Ok(());
+        }
     }
     let result = pusher::supervisor::run(Arc::new(config), stop_rx, metrics.clone()).await;
     metrics.set_phase(Phase::Stopped, "");
