@@ -1298,6 +1298,12 @@ mapping = "{}"
         assert!(err.contains("twice"), "{err}");
     }
 
+    fn assert_every_table_reads_in(config: &Config, zone: &str) {
+        for table in &config.partners[0].mapping.tables {
+            assert_eq!(table.time_zone.name(), zone, "{}", table.table);
+        }
+    }
+
     #[test]
     fn the_source_time_zone_reaches_every_mapping_and_an_unknown_zone_names_the_key() {
         let utc = Config::parse(&partner_toml(""), Path::new("p.toml"), &env_with_token).unwrap();
@@ -1308,14 +1314,7 @@ mapping = "{}"
         );
         let config = Config::parse(&zoned, Path::new("p.toml"), &env_with_token).unwrap();
         assert_eq!(config.source_time_zone.name(), "Europe/Amsterdam");
-        for table in &config.partners[0].mapping.tables {
-            assert_eq!(
-                table.time_zone.name(),
-                "Europe/Amsterdam",
-                "{}",
-                table.table
-            );
-        }
+        assert_every_table_reads_in(&config, "Europe/Amsterdam");
         let bad = format!("[source]\ntime_zone = \"CEST\"\n{}", partner_toml(""));
         let err = Config::parse(&bad, Path::new("p.toml"), &env_with_token)
             .unwrap_err()
@@ -1336,14 +1335,7 @@ mapping = "{}"
             "UTC until the server is read"
         );
         config.set_source_time_zone(SourceTimeZone::parse("Europe/Amsterdam").unwrap());
-        for table in &config.partners[0].mapping.tables {
-            assert_eq!(
-                table.time_zone.name(),
-                "Europe/Amsterdam",
-                "{}",
-                table.table
-            );
-        }
+        assert_every_table_reads_in(&config, "Europe/Amsterdam");
         let without_db = from_server.replace("[database]\nuser = \"ocpi_reader\"\n", "");
         let err = Config::parse(&without_db, Path::new("p.toml"), &env_with_token)
             .unwrap_err()
