@@ -26,7 +26,8 @@ pub struct Stalls {
     pub at_most: u32,
 }
 
-/// A running proxy; it stops accepting and forwarding when dropped.
+/// A running proxy. Dropped, it stops accepting; connections already made run on until either
+/// side closes them.
 pub struct StallingProxy {
     port: u16,
     stalled: Arc<AtomicU32>,
